@@ -1,0 +1,71 @@
+/*
+ * logging: one JSON object per line, per connection (DESIGN §7).
+ *
+ * A sink is shared by all workers. Each record is formatted into a local
+ * buffer and written with one write(2) under the sink's lock, so lines never
+ * interleave. Writes block rather than drop: a denial is never lost because
+ * the reader is slow.
+ */
+#ifndef EGRESSD_LOG_H
+#define EGRESSD_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define LOG_LINE_MAX 4096
+#define LOG_MAX_ALPN 8
+
+struct log_sink;
+
+/* path "-" (or NULL) is stdout; anything else is opened for append. */
+struct log_sink *log_sink_open(const char *path, char *err, size_t errlen);
+/* Reopen the same path (after rotation). Keeps the old fd on failure. */
+int log_sink_reopen(struct log_sink *s, char *err, size_t errlen);
+void log_sink_close(struct log_sink *s);
+
+struct log_sink_stats {
+	uint64_t lines, failures;
+};
+void log_sink_stats(struct log_sink *s, struct log_sink_stats *out);
+
+/*
+ * The decision record. Every key of the schema is always written; pointers
+ * left NULL (and sockaddrs with family AF_UNSPEC) become JSON null.
+ */
+struct log_record {
+	uint64_t ts_us;                 /* wall clock, microseconds since epoch */
+	const char *event;              /* allow, deny, error, redirect */
+	const char *reason;
+	const char *listener;
+	const struct sockaddr *src;
+	const struct sockaddr *orig_dst;
+	const char *name;               /* may hold raw bytes: escaped */
+	size_t name_len;                /* 0: strlen(name) */
+	int port;                       /* -1: null */
+	const char *proto;
+	size_t nalpn;                   /* alpn: null when has_alpn is 0 */
+	int has_alpn;
+	const char *alpn[LOG_MAX_ALPN];
+	size_t alpn_len[LOG_MAX_ALPN];
+	const char *rule;               /* "file:line" */
+	const char *rule_name;          /* written as "rule_name" */
+	const struct sockaddr *upstream;
+	uint64_t bytes_in, bytes_out;   /* from the client, to the client */
+	double duration_ms;
+	const char *conn;               /* connection id */
+	const char *detail;             /* optional extra text; key "detail" */
+};
+
+/* Format into buf (at least LOG_LINE_MAX); returns the length with '\n'. */
+size_t log_format(const struct log_record *r, char *buf, size_t buflen);
+/* Format and write one line. Returns 0, or -1 (counted as a failure). */
+int log_write(struct log_sink *s, const struct log_record *r);
+/* Write a free-form operational message as a JSON line (event "notice"). */
+void log_notice(struct log_sink *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Microseconds since the epoch, from CLOCK_REALTIME. */
+uint64_t log_now_us(void);
+
+#endif

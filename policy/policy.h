@@ -1,0 +1,139 @@
+/*
+ * policy: allow-list files in, an immutable compiled snapshot out, and a
+ * pure decide() over it.
+ *
+ * A snapshot is built whole and validated whole; if anything is wrong no
+ * snapshot is returned and every problem has been reported as
+ * file:line:column. A snapshot is reference-counted and never changes, so
+ * workers can share it and a reload can swap it without locks on the
+ * connection path.
+ */
+#ifndef EGRESSD_POLICY_H
+#define EGRESSD_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define POL_NAME_MAX 253
+#define POL_MAX_PORTS 32
+
+enum pol_severity {
+	POL_NOTICE = 0,         /* e.g. a skipped document kind */
+	POL_WARNING,
+	POL_ERROR,              /* makes the load fail */
+};
+
+/* Called once per diagnostic. file may be NULL when no file is involved. */
+typedef void (*pol_report_fn)(void *arg, enum pol_severity sev,
+    const char *file, unsigned line, unsigned col, const char *msg);
+
+enum pol_action {
+	POL_ALLOW = 0,
+	POL_DENY,
+};
+
+enum pol_pattern_kind {
+	POL_PAT_EXACT = 0,      /* example.com            */
+	POL_PAT_SUBDOMAINS,     /* *.example.com: any depth, not the apex */
+	POL_PAT_DOMAIN,         /* .example.com: apex and any subdomain */
+	POL_PAT_ANY,            /* *: any name (not a connection without one) */
+};
+
+enum pol_proto {
+	POL_PROTO_TLS = 0,
+	POL_PROTO_HTTP,
+	POL_PROTO_CONNECT,
+};
+
+/* One host pattern of one rule, as loaded. Read-only for callers. */
+struct pol_rule {
+	enum pol_action action;
+	enum pol_pattern_kind kind;
+	const char *pattern;    /* as normalised: "*.example.com" */
+	const char *suffix;     /* the name part: "example.com"; "" for ANY */
+	const char *file;       /* file the rule came from */
+	unsigned line, col;     /* where the pattern stands in it */
+	const char *name;       /* a name for the rule: "allow[2]" or metadata.name */
+	size_t nports;          /* 0: default ports (see pol_decide) */
+	uint16_t ports[POL_MAX_PORTS];
+	int allow_private;      /* resolved addresses may be non-public */
+};
+
+struct pol_snapshot;
+
+/*
+ * Load and compile the policy from files and directories. A directory
+ * contributes its *.yaml and *.yml files in name order. Relative paths are
+ * taken relative to base_dir (NULL: the current directory). Every
+ * diagnostic goes to report. Returns NULL when anything is an error,
+ * including no file at all; the caller then keeps what it had.
+ */
+struct pol_snapshot *pol_load(const char *const *paths, size_t npaths,
+    const char *base_dir, pol_report_fn report, void *arg);
+
+/* Same, from one YAML text in memory (tests and fuzzing); name labels it. */
+struct pol_snapshot *pol_load_buffer(const char *name, const char *text,
+    size_t len, pol_report_fn report, void *arg);
+
+/* Reference counting is atomic: any thread may ref or unref. */
+struct pol_snapshot *pol_snapshot_ref(struct pol_snapshot *s);
+void pol_snapshot_unref(struct pol_snapshot *s);
+
+size_t pol_snapshot_rule_count(const struct pol_snapshot *s);
+const struct pol_rule *pol_snapshot_rule(const struct pol_snapshot *s, size_t i);
+/* Set by the owner (the daemon counts reloads); starts at 0. */
+void pol_snapshot_set_generation(struct pol_snapshot *s, uint64_t gen);
+uint64_t pol_snapshot_generation(const struct pol_snapshot *s);
+
+enum pol_reason {
+	POL_R_ALLOWED = 0,
+	POL_R_NOT_ALLOWED,      /* no rule admits the name */
+	POL_R_DENIED_BY_RULE,   /* a deny rule matches the name (and port) */
+	POL_R_PORT_NOT_ALLOWED, /* a rule admits the name, none admits the port */
+};
+
+struct pol_request {
+	const char *name;       /* normalised host name; NULL or "" when none */
+	uint16_t port;
+	enum pol_proto proto;
+	const struct sockaddr *src;     /* may be NULL */
+};
+
+struct pol_verdict {
+	int allow;                      /* 1 allow, 0 deny */
+	enum pol_reason reason;
+	const struct pol_rule *rule;    /* the deciding rule, NULL for not_allowed */
+};
+
+/*
+ * Decide a request. Pure: depends only on the snapshot and the request.
+ *  - deny rules win: a deny rule whose pattern matches the name, and whose
+ *    ports include the port (a deny rule without ports covers every port),
+ *    denies with denied_by_rule;
+ *  - otherwise the most specific allow rule that matches the name and
+ *    admits the port allows (exact, then the longest suffix, then "*"); an
+ *    allow rule without ports admits 443 for tls/connect and 80 for http;
+ *  - a name matched by allow rules none of which admits the port is
+ *    port_not_allowed; no match at all is not_allowed.
+ * The cost depends on the number of labels in the name, not on the number
+ * of rules.
+ */
+void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
+    struct pol_verdict *out);
+
+/*
+ * Parse one host pattern as the loader does (lower-cases, drops one
+ * trailing dot). On success fills *kind and writes the normalised pattern
+ * into out (POL_NAME_MAX + 3 bytes) and returns 0; on failure returns -1
+ * with a one-line hint in err.
+ */
+int pol_pattern_parse(const char *in, enum pol_pattern_kind *kind,
+    char *out, size_t outlen, char *err, size_t errlen);
+
+const char *pol_reason_str(enum pol_reason r);
+const char *pol_action_str(enum pol_action a);
+const char *pol_pattern_kind_str(enum pol_pattern_kind k);
+const char *pol_proto_str(enum pol_proto p);
+
+#endif
