@@ -1,0 +1,93 @@
+#!/bin/sh
+# The built-in example: egressd between curl and a local TLS server, all on
+# loopback, with its own DNS server (dnsmasq) and test certificates. Runs in
+# the foreground and prints its log; Ctrl-C stops everything it started.
+#
+#   gateway   127.0.0.1:8443  (TLS listener)
+#   DNS       127.0.0.1:5353  (dnsmasq: *.demo.test)
+#   upstream  127.0.0.2:8444  (openssl s_server for api.demo.test)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+EGRESSD=${EGRESSD:-$top/egressd}
+D=$(mktemp -d "${TMPDIR:-/tmp}/egressd-demo.XXXXXX")
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$D"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+for prog in dnsmasq openssl curl; do
+	command -v $prog >/dev/null || { echo "demo: $prog is missing: run ./bootstrap.sh deps" >&2; exit 1; }
+done
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$D/ca.key" -out "$D/ca.pem" -days 30 -subj "/CN=egressd demo CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/api.key" \
+    -out "$D/api.csr" -subj "/CN=api.demo.test" 2>/dev/null
+printf 'subjectAltName=DNS:api.demo.test\n' > "$D/api.ext"
+openssl x509 -req -in "$D/api.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial \
+    -days 30 -extfile "$D/api.ext" -out "$D/api.pem" 2>/dev/null
+
+dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --bind-interfaces --listen-address=127.0.0.1 --port=5353 --local=/test/ \
+    --host-record=api.demo.test,127.0.0.2 --host-record=blocked.demo.test,127.0.0.3 \
+    --host-record=metadata.demo.test,169.254.169.254 --pid-file= \
+    --user=root --group=root --log-facility=/dev/null &
+pids="$pids $!"
+openssl s_server -accept 127.0.0.2:8444 -cert "$D/api.pem" -key "$D/api.key" \
+    -www -quiet >/dev/null 2>&1 &
+pids="$pids $!"
+
+cat > "$D/allow.yaml" <<YAML
+# Names the demo's clients may reach. Deny rules win over allow rules.
+allow:
+  - hosts: ["api.demo.test"]
+    ports: [8444]
+    allow_private: true          # the demo upstream lives on loopback
+  - hosts: ["*.demo.test"]       # any other demo name, but never private addresses
+    ports: [8444]
+deny:
+  - hosts: ["blocked.demo.test"]
+YAML
+cat > "$D/egressd.yaml" <<YAML
+listeners:
+  - name: tls
+    address: 127.0.0.1:8443
+    protocol: tls
+    upstream_port: 8444
+workers: auto
+dns:
+  servers: ["127.0.0.1:5353"]
+policy:
+  files: ["allow.yaml"]
+log:
+  path: "-"
+timeouts: {hello: 10s, dns: 5s, connect: 5s, idle: 1h}
+YAML
+cp "$D/ca.pem" "${TMPDIR:-/tmp}/egressd-demo-ca.pem"
+
+cat >&2 <<MSG
+egressd demo: gateway on 127.0.0.1:8443, configuration in $D/egressd.yaml
+Try, from another terminal:
+
+  # allowed: a real TLS handshake with the upstream, verified end to end
+  curl --cacert /tmp/egressd-demo-ca.pem --connect-to api.demo.test:8444:127.0.0.1:8443 https://api.demo.test:8444/
+
+  # denied by rule: curl prints "tlsv1 alert access denied"
+  curl --cacert /tmp/egressd-demo-ca.pem --connect-to blocked.demo.test:8444:127.0.0.1:8443 https://blocked.demo.test:8444/
+
+  # not on the allow-list at all
+  curl --cacert /tmp/egressd-demo-ca.pem --connect-to example.com:8444:127.0.0.1:8443 https://example.com:8444/
+
+  # allowed name, but it resolves to the cloud metadata address: private_address
+  curl --cacert /tmp/egressd-demo-ca.pem --connect-to metadata.demo.test:8444:127.0.0.1:8443 https://metadata.demo.test:8444/
+
+Each connection prints one JSON line below. Ctrl-C stops the demo.
+
+MSG
+"$EGRESSD" -c "$D/egressd.yaml" &
+pids="$pids $!"
+wait $!

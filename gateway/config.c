@@ -1,0 +1,499 @@
+/*
+ * The daemon configuration file. Every key is documented in docs/config.md;
+ * unknown keys and wrong types are errors at their file:line:column, and
+ * every error is reported before the load fails.
+ */
+#include "gateway/gwconfig.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "dns/dns.h"
+#include "policy/yamldoc.h"
+
+#define DEFAULT_HELLO_MS        (10 * 1000)
+#define DEFAULT_DNS_MS          (5 * 1000)
+#define DEFAULT_CONNECT_MS      (5 * 1000)
+#define DEFAULT_IDLE_MS         (3600 * 1000)
+#define DEFAULT_DRAIN_MS        (30 * 1000)
+#define DEFAULT_MAX_CONNECTIONS 10000
+
+struct cfg_load {
+	struct ydoc_ctx cx;
+	struct gw_config *c;
+	int seen_doc;
+};
+
+const char *
+gw_proto_str(enum gw_proto p)
+{
+	switch (p) {
+	case GW_PROTO_TLS:
+		return "tls";
+	}
+	return "unknown";
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+static uint16_t
+sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+/* Join a relative path onto the config file's directory. */
+static char *
+path_join(const char *dir, const char *p)
+{
+	char *out;
+
+	if (p[0] == '/' || dir == NULL || dir[0] == '\0' || strcmp(dir, ".") == 0)
+		return xstrdup(p);
+	if (asprintf(&out, "%s/%s", dir, p) < 0)
+		abort();
+	return out;
+}
+
+static int
+key_in(const char *k, const char *const *keys)
+{
+	for (size_t i = 0; keys[i] != NULL; i++)
+		if (strcmp(k, keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Check a mapping's keys against the allowed set; report each unknown or
+ * repeated key. Returns the number of problems.
+ */
+static int
+check_keys(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *map,
+    const char *where, const char *const *allowed)
+{
+	int bad = 0;
+
+	YDOC_FOREACH_PAIR(doc, map, p) {
+		yaml_node_t *k = YDOC_NODE(doc, p->key);
+		const char *ks = ydoc_text(k);
+		int known = 0;
+		char list[256] = "";
+
+		if (ks == NULL) {
+			ydoc_error(&l->cx, k, "%s: keys must be strings", where);
+			bad++;
+			continue;
+		}
+		for (size_t i = 0; allowed[i] != NULL; i++) {
+			if (strcmp(ks, allowed[i]) == 0)
+				known = 1;
+			if (i > 0)
+				strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+			strncat(list, allowed[i], sizeof(list) - strlen(list) - 1);
+		}
+		if (!known) {
+			ydoc_error(&l->cx, k, "%s: unknown key '%s' (expected one of: %s)",
+			    where, ks, list);
+			bad++;
+			continue;
+		}
+		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+			const char *qs = ydoc_text(YDOC_NODE(doc, q->key));
+
+			if (qs != NULL && strcmp(qs, ks) == 0) {
+				ydoc_error(&l->cx, k, "%s: key '%s' given twice", where, ks);
+				bad++;
+				break;
+			}
+		}
+	}
+	return bad;
+}
+
+static int
+string_list(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n,
+    const char *what, char **out, size_t max, size_t *count, const char *dir)
+{
+	if (ydoc_is_sequence(&l->cx, n, what) != 0)
+		return -1;
+	YDOC_FOREACH_ITEM(doc, n, it) {
+		yaml_node_t *v = YDOC_NODE(doc, *it);
+		const char *s;
+
+		if (ydoc_scalar(&l->cx, v, what, &s) != 0)
+			return -1;
+		if (s[0] == '\0') {
+			ydoc_error(&l->cx, v, "%s: empty string", what);
+			return -1;
+		}
+		if (*count == max) {
+			ydoc_error(&l->cx, v, "%s: at most %zu entries", what, max);
+			return -1;
+		}
+		out[(*count)++] = dir ? path_join(dir, s) : xstrdup(s);
+	}
+	return 0;
+}
+
+static void
+load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "name", "address", "protocol",
+	    "upstream_port", NULL };
+	struct gw_config *c = l->c;
+	struct gw_listener_conf *lc;
+	int have_addr = 0;
+
+	if (ydoc_is_mapping(&l->cx, n, "listeners[]") != 0)
+		return;
+	check_keys(l, doc, n, "listener", keys);
+	if (c->nlisteners == GW_MAX_LISTENERS) {
+		ydoc_error(&l->cx, n, "at most %d listeners", GW_MAX_LISTENERS);
+		return;
+	}
+	lc = &c->listeners[c->nlisteners++];
+	lc->line = n->start_mark.line + 1;
+	lc->proto = GW_PROTO_TLS;
+	lc->upstream_port = 443;
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		const char *s;
+		unsigned long u;
+
+		if (k == NULL)
+			continue;  /* reported by check_keys */
+		if (strcmp(k, "name") == 0) {
+			if (ydoc_scalar(&l->cx, v, "listener name", &s) != 0)
+				continue;
+			if (s[0] == '\0' || strlen(s) > 64 ||
+			    strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(s)) {
+				ydoc_error(&l->cx, v, "listener name must be 1-64 "
+				    "letters, digits, '-', '_' or '.'");
+				continue;
+			}
+			for (size_t i = 0; i + 1 < c->nlisteners; i++)
+				if (strcmp(c->listeners[i].name, s) == 0)
+					ydoc_error(&l->cx, v, "listener name '%s' "
+					    "used twice", s);
+			lc->name = xstrdup(s);
+		} else if (strcmp(k, "address") == 0) {
+			if (ydoc_scalar(&l->cx, v, "listener address", &s) != 0)
+				continue;
+			have_addr = 1;
+			if (dns_addr_parse(s, 0, &lc->addr, &lc->addrlen) != 0 ||
+			    sockaddr_port(&lc->addr) == 0) {
+				ydoc_error(&l->cx, v, "listener address '%s' must be "
+				    "IP:PORT or [IPv6]:PORT", s);
+				continue;
+			}
+			lc->address_text = xstrdup(s);
+		} else if (strcmp(k, "protocol") == 0) {
+			if (ydoc_scalar(&l->cx, v, "listener protocol", &s) != 0)
+				continue;
+			if (strcmp(s, "tls") == 0)
+				lc->proto = GW_PROTO_TLS;
+			else
+				ydoc_error(&l->cx, v, "listener protocol '%s' is not "
+				    "supported (supported: tls)", s);
+		} else if (strcmp(k, "upstream_port") == 0) {
+			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
+				continue;
+			if (u == 0) {
+				ydoc_error(&l->cx, v, "upstream_port must be 1-65535");
+				continue;
+			}
+			lc->upstream_port = (uint16_t)u;
+		}
+	}
+	if (!have_addr)
+		ydoc_error(&l->cx, n, "listener: 'address' is required");
+	if (lc->name == NULL) {
+		char def[32];
+
+		snprintf(def, sizeof(def), "listener%zu", c->nlisteners - 1);
+		lc->name = xstrdup(def);
+	}
+}
+
+static void
+load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "servers", "min_ttl", "max_ttl",
+	    "negative_ttl", NULL };
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(&l->cx, n, "dns") != 0)
+		return;
+	check_keys(l, doc, n, "dns", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		uint64_t ms;
+
+		if (k == NULL)
+			continue;  /* reported by check_keys */
+		if (strcmp(k, "servers") == 0) {
+			if (string_list(l, doc, v, "dns.servers", c->dns_servers,
+			    8, &c->ndns_servers, NULL) != 0)
+				continue;
+			YDOC_FOREACH_ITEM(doc, v, it) {
+				yaml_node_t *item = YDOC_NODE(doc, *it);
+				const char *text = ydoc_text(item);
+				struct sockaddr_storage ss;
+				socklen_t sl;
+
+				if (text != NULL && text[0] != '\0' &&
+				    dns_addr_parse(text, 53, &ss, &sl) != 0)
+					ydoc_error(&l->cx, item, "dns.servers: '%s' is "
+					    "not IP, IP:PORT or [IPv6]:PORT", text);
+			}
+		} else if (k != NULL && strcmp(k, "servers") != 0 &&
+		    (strcmp(k, "min_ttl") == 0 || strcmp(k, "max_ttl") == 0 ||
+		    strcmp(k, "negative_ttl") == 0) &&
+		    ydoc_duration_ms(&l->cx, v, k, &ms) == 0) {
+			uint32_t secs = ms / 1000 > UINT32_MAX ? UINT32_MAX :
+			    (uint32_t)(ms / 1000);
+
+			if (strcmp(k, "min_ttl") == 0)
+				c->dns_min_ttl = secs;
+			else if (strcmp(k, "max_ttl") == 0)
+				c->dns_max_ttl = secs;
+			else
+				c->dns_neg_ttl = secs;
+		}
+	}
+	if (c->dns_max_ttl != 0 && c->dns_min_ttl > c->dns_max_ttl)
+		ydoc_error(&l->cx, n, "dns: min_ttl is larger than max_ttl");
+}
+
+static void
+load_timeouts(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "hello", "dns", "connect", "idle",
+	    "drain", NULL };
+	struct gw_timeouts *t = &l->c->timeouts;
+
+	if (ydoc_is_mapping(&l->cx, n, "timeouts") != 0)
+		return;
+	check_keys(l, doc, n, "timeouts", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		uint64_t ms;
+
+		if (k == NULL)
+			continue;  /* reported by check_keys */
+		if (k == NULL || !key_in(k, keys) ||
+		    ydoc_duration_ms(&l->cx, v, k, &ms) != 0)
+			continue;
+		if (ms == 0 && strcmp(k, "drain") != 0) {
+			ydoc_error(&l->cx, v, "timeouts.%s must be more than 0", k);
+			continue;
+		}
+		if (strcmp(k, "hello") == 0)
+			t->hello_ms = ms;
+		else if (strcmp(k, "dns") == 0)
+			t->dns_ms = ms;
+		else if (strcmp(k, "connect") == 0)
+			t->connect_ms = ms;
+		else if (strcmp(k, "idle") == 0)
+			t->idle_ms = ms;
+		else
+			t->drain_ms = ms;
+	}
+}
+
+static void
+load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *arg)
+{
+	static const char *const keys[] = { "listeners", "workers", "dns",
+	    "policy", "log", "timeouts", "max_connections", NULL };
+	static const char *const policy_keys[] = { "files", NULL };
+	static const char *const log_keys[] = { "path", NULL };
+	struct cfg_load *l = arg;
+	struct gw_config *c = l->c;
+
+	if (root == NULL)
+		return;
+	if (l->seen_doc++) {
+		ydoc_error(cx, root, "the configuration is one YAML document");
+		return;
+	}
+	if (ydoc_is_mapping(cx, root, "configuration") != 0)
+		return;
+	check_keys(l, doc, root, "configuration", keys);
+	YDOC_FOREACH_PAIR(doc, root, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		const char *s;
+		unsigned long u;
+
+		if (k == NULL)
+			continue;  /* reported by check_keys */
+		if (strcmp(k, "listeners") == 0) {
+			if (ydoc_is_sequence(cx, v, "listeners") != 0)
+				continue;
+			YDOC_FOREACH_ITEM(doc, v, it)
+				load_listener(l, doc, YDOC_NODE(doc, *it));
+		} else if (strcmp(k, "workers") == 0) {
+			s = ydoc_text(v);
+			if (s != NULL && strcmp(s, "auto") == 0) {
+				c->workers = 0;
+			} else if (ydoc_uint(cx, v, "workers (a number or 'auto')",
+			    256, &u) == 0) {
+				if (u == 0)
+					ydoc_error(cx, v, "workers must be 1-256 or 'auto'");
+				c->workers = (int)u;
+			}
+		} else if (strcmp(k, "dns") == 0) {
+			load_dns(l, doc, v);
+		} else if (strcmp(k, "policy") == 0) {
+			if (ydoc_is_mapping(cx, v, "policy") != 0 ||
+			    check_keys(l, doc, v, "policy", policy_keys) != 0)
+				continue;
+			YDOC_FOREACH_PAIR(doc, v, q)
+				(void)string_list(l, doc, YDOC_NODE(doc, q->value),
+				    "policy.files", c->policy_paths,
+				    GW_MAX_POLICY_PATHS, &c->npolicy, c->dir);
+		} else if (strcmp(k, "log") == 0) {
+			if (ydoc_is_mapping(cx, v, "log") != 0 ||
+			    check_keys(l, doc, v, "log", log_keys) != 0)
+				continue;
+			YDOC_FOREACH_PAIR(doc, v, q) {
+				if (ydoc_scalar(cx, YDOC_NODE(doc, q->value),
+				    "log.path", &s) != 0)
+					continue;
+				if (s[0] == '\0') {
+					ydoc_error(cx, YDOC_NODE(doc, q->value),
+					    "log.path: empty (use \"-\" for stdout)");
+					continue;
+				}
+				free(c->log_path);
+				c->log_path = strcmp(s, "-") == 0 ? xstrdup(s) :
+				    path_join(c->dir, s);
+			}
+		} else if (strcmp(k, "timeouts") == 0) {
+			load_timeouts(l, doc, v);
+		} else if (strcmp(k, "max_connections") == 0) {
+			if (ydoc_uint(cx, v, "max_connections", 1000000, &u) == 0) {
+				if (u == 0)
+					ydoc_error(cx, v, "max_connections must be at least 1");
+				c->max_connections = (unsigned)u;
+			}
+		}
+	}
+}
+
+static struct gw_config *
+config_new(const char *label, const char *dir)
+{
+	struct gw_config *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		abort();
+	c->path = xstrdup(label);
+	c->dir = xstrdup(dir ? dir : ".");
+	c->workers = 0;
+	c->log_path = xstrdup("-");
+	c->timeouts.hello_ms = DEFAULT_HELLO_MS;
+	c->timeouts.dns_ms = DEFAULT_DNS_MS;
+	c->timeouts.connect_ms = DEFAULT_CONNECT_MS;
+	c->timeouts.idle_ms = DEFAULT_IDLE_MS;
+	c->timeouts.drain_ms = DEFAULT_DRAIN_MS;
+	c->max_connections = DEFAULT_MAX_CONNECTIONS;
+	return c;
+}
+
+/* Checks that need the whole file: what must be there. */
+static void
+config_finish(struct cfg_load *l)
+{
+	struct gw_config *c = l->c;
+
+	if (l->cx.errors > 0)
+		return;
+	if (c->nlisteners == 0)
+		ydoc_error(&l->cx, NULL, "no listeners: at least one is required");
+	if (c->npolicy == 0)
+		ydoc_error(&l->cx, NULL, "policy.files: at least one policy file "
+		    "or directory is required (egressd never starts without a policy)");
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		c->workers = n < 1 ? 1 : n > 256 ? 256 : (int)n;
+	}
+}
+
+static struct gw_config *
+config_run(struct cfg_load *l, int rc)
+{
+	config_finish(l);
+	if (rc != 0 || l->cx.errors > 0) {
+		gw_config_free(l->c);
+		return NULL;
+	}
+	return l->c;
+}
+
+struct gw_config *
+gw_config_load_buffer(const char *label, const char *dir, const char *text,
+    size_t len, pol_report_fn report, void *arg)
+{
+	struct cfg_load l = { { label, report, arg, 0 }, NULL, 0 };
+
+	l.c = config_new(label, dir);
+	return config_run(&l, ydoc_parse_buffer(&l.cx, text, len, load_root, &l));
+}
+
+struct gw_config *
+gw_config_load(const char *path, pol_report_fn report, void *arg)
+{
+	struct cfg_load l = { { path, report, arg, 0 }, NULL, 0 };
+	char *copy = xstrdup(path);
+
+	l.c = config_new(path, dirname(copy));
+	free(copy);
+	return config_run(&l, ydoc_parse_file(&l.cx, path, load_root, &l));
+}
+
+void
+gw_config_free(struct gw_config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		free(c->listeners[i].name);
+		free(c->listeners[i].address_text);
+	}
+	for (size_t i = 0; i < c->ndns_servers; i++)
+		free(c->dns_servers[i]);
+	for (size_t i = 0; i < c->npolicy; i++)
+		free(c->policy_paths[i]);
+	free(c->log_path);
+	free(c->dir);
+	free(c->path);
+	free(c);
+}

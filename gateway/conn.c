@@ -1,0 +1,822 @@
+/*
+ * The per-connection state machine (DESIGN §3). Each function below moves a
+ * connection forward by one step; every way out goes through
+ * gw_conn_close(), which writes the connection's one log line.
+ */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "dns/dns.h"
+#include "gateway/gateway.h"
+#include "logging/log.h"
+
+#define PEEK_INITIAL    2048
+/* Relay backpressure (as libevent's le-proxy): stop reading one side while
+ * the other's output holds this much, resume when it falls to half. */
+#define RELAY_HIGH_WATER (256 * 1024)
+/* After a deny, wait this long for the client to read the alert and close,
+ * so it sees the alert and not a reset. */
+#define LINGER_MS       1000
+
+#define TLS_ALERT_ACCESS_DENIED   49
+#define TLS_ALERT_DECODE_ERROR    50
+#define TLS_ALERT_INTERNAL_ERROR  80
+#define NO_ALERT                  (-1)
+
+static void conn_connect_next(struct gw_conn *c);
+
+const char *
+gw_conn_state_str(enum gw_conn_state s)
+{
+	switch (s) {
+	case GW_CONN_ACCEPTED:
+		return "accepted";
+	case GW_CONN_PEEKING:
+		return "peeking";
+	case GW_CONN_DECIDED:
+		return "decided";
+	case GW_CONN_RESOLVING:
+		return "resolving";
+	case GW_CONN_CONNECTING:
+		return "connecting";
+	case GW_CONN_RELAYING:
+		return "relaying";
+	case GW_CONN_CLOSING:
+		return "closing";
+	}
+	return "unknown";
+}
+
+const char *
+gw_event_str(enum gw_event e)
+{
+	switch (e) {
+	case GW_EV_ALLOW:
+		return "allow";
+	case GW_EV_DENY:
+		return "deny";
+	case GW_EV_ERROR:
+		return "error";
+	}
+	return "unknown";
+}
+
+static uint64_t
+mono_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (int64_t)(now.tv_sec - t->tv_sec) * 1000 +
+	    (now.tv_nsec - t->tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (uint64_t)ms;
+}
+
+static void
+timer_arm(struct gw_conn *c, uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+conn_set_state(struct gw_conn *c, enum gw_conn_state s)
+{
+	c->state = s;
+}
+
+/* ---- the log line ----------------------------------------------------- */
+
+static void
+conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
+{
+	struct log_record r;
+	char rule[512];
+	struct timespec now;
+
+	memset(&r, 0, sizeof(r));
+	r.ts_us = log_now_us();
+	r.event = gw_event_str(ev);
+	r.reason = reason;
+	r.listener = c->l->conf->name;
+	r.src = (const struct sockaddr *)&c->src;
+	r.orig_dst = NULL;
+	if (c->has_name) {
+		r.name = c->name;
+		r.name_len = c->name_len;
+	}
+	r.port = c->port;
+	r.proto = gw_proto_str(c->l->conf->proto);
+	r.has_alpn = c->has_alpn;
+	r.nalpn = c->nalpn;
+	for (size_t i = 0; i < c->nalpn && i < LOG_MAX_ALPN; i++) {
+		r.alpn[i] = c->alpn_buf + c->alpn_off[i];
+		r.alpn_len[i] = c->alpn_len[i];
+	}
+	if (c->rule != NULL) {
+		snprintf(rule, sizeof(rule), "%s:%u", c->rule->file, c->rule->line);
+		r.rule = rule;
+		r.rule_name = c->rule->name;
+	}
+	if (c->upstream.ss_family != AF_UNSPEC)
+		r.upstream = (const struct sockaddr *)&c->upstream;
+	r.bytes_in = c->bytes_in;
+	r.bytes_out = c->bytes_out;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	r.duration_ms = (double)(now.tv_sec - c->start_mono.tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
+	r.conn = c->id;
+	r.detail = c->detail;
+	log_write(c->w->log, &r);
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+static void
+conn_release_upstream(struct gw_conn *c)
+{
+	if (c->ticket != NULL) {
+		dns_cancel(c->ticket);
+		c->ticket = NULL;
+	}
+	if (c->uev != NULL) {
+		event_free(c->uev);
+		c->uev = NULL;
+	}
+	if (c->ubev != NULL) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	if (c->ufd >= 0) {
+		close(c->ufd);
+		c->ufd = -1;
+	}
+	free(c->addrs);
+	c->addrs = NULL;
+	c->naddrs = c->next_addr = 0;
+}
+
+/*
+ * Release everything but the struct itself, which is freed from the
+ * worker's reaper: a callback that led here may still be on the stack.
+ */
+static void
+conn_destroy(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+
+	if (c->freeing)
+		return;
+	c->freeing = 1;
+	conn_release_upstream(c);
+	if (c->cev != NULL)
+		event_free(c->cev);
+	if (c->cbev != NULL)
+		bufferevent_free(c->cbev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	c->cev = c->timer = NULL;
+	c->cbev = NULL;
+	if (c->cfd >= 0)
+		close(c->cfd);
+	c->cfd = -1;
+	free(c->peek);
+	c->peek = NULL;
+	if (c->snap != NULL)
+		pol_snapshot_unref(c->snap);
+	c->snap = NULL;
+	c->rule = NULL;
+	TAILQ_REMOVE(&w->conns, c, entry);
+	TAILQ_INSERT_TAIL(&w->zombies, c, entry);
+	event_active(w->reap_ev, EV_READ, 0);
+	gw_worker_conn_gone(w);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	uint8_t buf[4096];
+	ssize_t n;
+
+	for (int i = 0; i < 16; i++) {
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		break;
+	}
+	conn_destroy(c);
+}
+
+void
+gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
+{
+	struct gw_worker *w = c->w;
+	int linger = 0;
+
+	if (c->freeing)
+		return;
+	if (c->state == GW_CONN_CLOSING) {
+		/* Already logged and lingering; a drain does not wait for it. */
+		if (w->draining)
+			conn_destroy(c);
+		return;
+	}
+	if (!c->logged) {
+		c->logged = 1;
+		conn_log(c, ev, reason);
+		if (ev == GW_EV_ALLOW)
+			w->counters.allowed++;
+		else if (ev == GW_EV_DENY)
+			w->counters.denied++;
+		else
+			w->counters.errors++;
+	}
+	/* A client we answered before relaying gets time to read the answer. */
+	linger = c->cbev == NULL && c->bytes_out > 0 && !w->draining;
+	conn_set_state(c, GW_CONN_CLOSING);
+	conn_release_upstream(c);
+	if (!linger) {
+		conn_destroy(c);
+		return;
+	}
+	shutdown(c->cfd, SHUT_WR);
+	if (c->cev != NULL)
+		event_free(c->cev);
+	c->cev = event_new(w->base, c->cfd, EV_READ | EV_PERSIST, linger_cb, c);
+	if (c->cev == NULL) {
+		conn_destroy(c);
+		return;
+	}
+	event_add(c->cev, NULL);
+	evtimer_del(c->timer);
+	timer_arm(c, LINGER_MS);
+}
+
+/* ---- refusing a client in its own protocol ----------------------------- */
+
+static void
+conn_send(struct gw_conn *c, const void *buf, size_t len)
+{
+	ssize_t n = send(c->cfd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n > 0)
+		c->bytes_out += (uint64_t)n;
+}
+
+/* A fatal TLS alert record: what a TLS client can print as a reason. */
+static void
+conn_send_alert(struct gw_conn *c, int alert)
+{
+	uint8_t rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+
+	rec[6] = (uint8_t)alert;
+	conn_send(c, rec, sizeof(rec));
+}
+
+static void
+conn_refuse(struct gw_conn *c, enum gw_event ev, const char *reason, int alert)
+{
+	if (alert != NO_ALERT && c->cbev == NULL)
+		conn_send_alert(c, alert);
+	gw_conn_close(c, ev, reason);
+}
+
+/*
+ * Plain text on a TLS port is most often an HTTP client pointed at the
+ * wrong port: tell it so in HTTP rather than leave it guessing.
+ */
+static void
+conn_refuse_not_tls(struct gw_conn *c)
+{
+	char body[160], msg[400];
+	int blen, mlen;
+
+	if (c->peek_len > 0 && c->peek[0] >= 'A' && c->peek[0] <= 'Z') {
+		blen = snprintf(body, sizeof(body), "egressd: listener %s expects "
+		    "TLS; this request was not sent (not_tls)\n", c->l->conf->name);
+		mlen = snprintf(msg, sizeof(msg), "HTTP/1.1 400 Bad Request\r\n"
+		    "Content-Type: text/plain\r\nConnection: close\r\n"
+		    "Content-Length: %d\r\n\r\n%s", blen, body);
+		if (mlen > 0 && (size_t)mlen < sizeof(msg))
+			conn_send(c, msg, (size_t)mlen);
+	}
+	gw_conn_close(c, GW_EV_DENY, "not_tls");
+}
+
+/* ---- relay -------------------------------------------------------------- */
+
+static int
+conn_relay_done(struct gw_conn *c)
+{
+	return c->c_eof && c->u_eof &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
+}
+
+/* Half-close: once one side has finished and everything it sent is
+ * written, pass the FIN on to the other side. */
+static void
+conn_pass_fin(struct gw_conn *c)
+{
+	if (c->c_eof && !c->u_shut &&
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
+		c->u_shut = 1;
+		shutdown(c->ufd, SHUT_WR);
+	}
+	if (c->u_eof && !c->c_shut &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		c->c_shut = 1;
+		shutdown(c->cfd, SHUT_WR);
+	}
+	if (conn_relay_done(c))
+		gw_conn_close(c, GW_EV_ALLOW, "allowed");
+}
+
+static void
+relay_read_cb(struct bufferevent *src, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct bufferevent *dst = src == c->cbev ? c->ubev : c->cbev;
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer *out = bufferevent_get_output(dst);
+	size_t n = evbuffer_get_length(in);
+
+	if (src == c->cbev)
+		c->bytes_in += n;
+	else
+		c->bytes_out += n;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
+		bufferevent_disable(src, EV_READ);
+		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	}
+}
+
+static void
+relay_write_cb(struct bufferevent *dst, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct bufferevent *src = dst == c->cbev ? c->ubev : c->cbev;
+	int src_eof = src == c->cbev ? c->c_eof : c->u_eof;
+
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (!src_eof && !(bufferevent_get_enabled(src) & EV_READ)) {
+		bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
+		bufferevent_enable(src, EV_READ);
+	}
+	conn_pass_fin(c);
+}
+
+static void
+relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	int client = bev == c->cbev;
+
+	if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		c->detail = strerror(err);
+		gw_conn_close(c, GW_EV_ALLOW, client ? "client_reset" : "upstream_reset");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		bufferevent_disable(bev, EV_READ);
+		if (client)
+			c->c_eof = 1;
+		else
+			c->u_eof = 1;
+		conn_pass_fin(c);
+	}
+}
+
+static void
+conn_relay(struct gw_conn *c)
+{
+	struct event_base *base = c->w->base;
+
+	event_free(c->uev);
+	c->uev = NULL;
+	evtimer_del(c->timer);
+	if (c->cev != NULL) {
+		event_free(c->cev);
+		c->cev = NULL;
+	}
+	c->cbev = bufferevent_socket_new(base, c->cfd, 0);
+	c->ubev = bufferevent_socket_new(base, c->ufd, 0);
+	if (c->cbev == NULL || c->ubev == NULL) {
+		c->detail = "out of memory";
+		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	/* The peeked bytes go first and unchanged; then everything else. */
+	if (evbuffer_add(bufferevent_get_output(c->ubev), c->peek, c->peek_len) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	free(c->peek);
+	c->peek = NULL;
+	c->peek_cap = 0;
+	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	conn_set_state(c, GW_CONN_RELAYING);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	timer_arm(c, c->w->cfg->timeouts.idle_ms);
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+static void
+connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == 0) {
+		conn_relay(c);
+		return;
+	}
+	c->detail = strerror(err);
+	c->last_connect_timeout = 0;
+	event_free(c->uev);
+	c->uev = NULL;
+	close(c->ufd);
+	c->ufd = -1;
+	conn_connect_next(c);
+}
+
+static void
+conn_connect_next(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+
+	evtimer_del(c->timer);
+	while (c->next_addr < c->naddrs) {
+		struct sockaddr_storage *sa = &c->addrs[c->next_addr++];
+		socklen_t len = sa->ss_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		int fd;
+
+		memcpy(&c->upstream, sa, sizeof(*sa));
+		fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			c->detail = strerror(errno);
+			if (errno == EMFILE || errno == ENFILE) {
+				conn_refuse(c, GW_EV_ERROR, "overloaded",
+				    TLS_ALERT_INTERNAL_ERROR);
+				return;
+			}
+			continue;
+		}
+		if (connect(fd, (struct sockaddr *)sa, len) != 0 &&
+		    errno != EINPROGRESS) {
+			c->detail = strerror(errno);
+			close(fd);
+			continue;
+		}
+		c->ufd = fd;
+		c->uev = event_new(w->base, fd, EV_WRITE, connect_cb, c);
+		if (c->uev == NULL) {
+			c->detail = "out of memory";
+			conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+			return;
+		}
+		event_add(c->uev, NULL);
+		conn_set_state(c, GW_CONN_CONNECTING);
+		timer_arm(c, w->cfg->timeouts.connect_ms);
+		return;
+	}
+	conn_refuse(c, GW_EV_ERROR,
+	    c->last_connect_timeout ? "connect_timeout" : "connect_failed",
+	    TLS_ALERT_INTERNAL_ERROR);
+}
+
+/* ---- resolve ------------------------------------------------------------ */
+
+static void
+conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
+{
+	char *detail = c->w->detail_buf;
+	enum dns_addr_class refused = DNS_ADDR_PUBLIC;
+	char first_refused[64] = "";
+	size_t n = 0;
+
+	evtimer_del(c->timer);
+	if (ans->status != DNS_OK) {
+		conn_refuse(c, GW_EV_ERROR, dns_status_str(ans->status),
+		    TLS_ALERT_INTERNAL_ERROR);
+		return;
+	}
+	c->addrs = calloc(ans->naddrs ? ans->naddrs : 1, sizeof(*c->addrs));
+	if (c->addrs == NULL) {
+		conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+		return;
+	}
+	/* Only addresses the name resolved to, and only public ones unless
+	 * the deciding rule says otherwise: the client never picks. */
+	for (size_t i = 0; i < ans->naddrs; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
+		enum dns_addr_class cls = dns_addr_classify(sa);
+
+		if (cls != DNS_ADDR_PUBLIC && !c->rule->allow_private) {
+			if (refused == DNS_ADDR_PUBLIC) {
+				refused = cls;
+				dns_addr_format(sa, first_refused, sizeof(first_refused));
+			}
+			continue;
+		}
+		memcpy(&c->addrs[n], sa, sizeof(c->addrs[n]));
+		if (sa->sa_family == AF_INET)
+			((struct sockaddr_in *)&c->addrs[n])->sin_port = htons(c->port);
+		else
+			((struct sockaddr_in6 *)&c->addrs[n])->sin6_port = htons(c->port);
+		n++;
+	}
+	c->naddrs = n;
+	if (n == 0) {
+		/* The worker's buffer: the line is written before anything else
+		 * runs on this worker. */
+		snprintf(detail, sizeof(c->w->detail_buf), "%.180s resolves to %s (%s)", c->name,
+		    first_refused, dns_addr_class_str(refused));
+		c->detail = detail;
+		conn_refuse(c, GW_EV_DENY, "private_address", TLS_ALERT_ACCESS_DENIED);
+		c->detail = NULL;
+		return;
+	}
+	conn_connect_next(c);
+}
+
+static void
+conn_dns_cb(void *arg, const struct dns_answer *ans)
+{
+	struct gw_conn *c = arg;
+
+	c->ticket = NULL;
+	conn_on_answer(c, ans);
+}
+
+static void
+conn_resolve(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+	struct dns_answer ans;
+
+	conn_set_state(c, GW_CONN_RESOLVING);
+	/* The client waits for our answer; what it may still send stays in
+	 * the kernel until the relay starts. */
+	event_del(c->cev);
+	if (dns_lookup_cached(w->dns, c->name, &ans)) {
+		conn_on_answer(c, &ans);
+		return;
+	}
+	c->ticket = dns_resolve(w->dns, c->name, conn_dns_cb, c);
+	if (c->ticket == NULL) {
+		conn_refuse(c, GW_EV_ERROR, "dns_failure", TLS_ALERT_INTERNAL_ERROR);
+		return;
+	}
+	/* The resolver reports its own timeout; this only backs it up. */
+	timer_arm(c, w->cfg->timeouts.dns_ms + 1000);
+}
+
+/* ---- decide --------------------------------------------------------------- */
+
+static void
+conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
+{
+	size_t off = 0;
+
+	c->ech = h->ech;
+	c->has_alpn = h->alpn_count > 0;
+	for (size_t i = 0; i < h->alpn_count && c->nalpn < 8; i++) {
+		size_t len = h->alpn[i].len;
+
+		if (len > 255 || off + len > sizeof(c->alpn_buf))
+			break;
+		memcpy(c->alpn_buf + off, h->alpn[i].ptr, len);
+		c->alpn_off[c->nalpn] = (uint8_t)off;
+		c->alpn_len[c->nalpn] = (uint8_t)len;
+		c->nalpn++;
+		off += len;
+		if (off > 255)
+			break;
+	}
+	if (h->has_sni) {
+		c->has_name = 1;
+		if (sni_name_normalize(h->name.ptr, h->name.len, c->name) == 0) {
+			c->name_len = 0;
+		} else {
+			/* Keep the raw bytes for the log; the writer escapes them. */
+			c->name_len = h->name.len < SNI_NAME_MAX ? h->name.len : SNI_NAME_MAX;
+			memcpy(c->name, h->name.ptr, c->name_len);
+			c->name[c->name_len] = '\0';
+			c->has_name = 2;
+		}
+	}
+}
+
+static void
+conn_decide(struct gw_conn *c, const struct sni_hello *h)
+{
+	struct gw_worker *w = c->w;
+	struct pol_request req;
+	struct pol_verdict v;
+
+	evtimer_del(c->timer);
+	conn_take_hello(c, h);
+	conn_set_state(c, GW_CONN_DECIDED);
+	if (!c->has_name) {
+		conn_refuse(c, GW_EV_DENY, "no_sni", TLS_ALERT_ACCESS_DENIED);
+		return;
+	}
+	if (c->has_name == 2) {
+		c->detail = "server_name is not a valid host name";
+		conn_refuse(c, GW_EV_DENY, "malformed_hello", TLS_ALERT_DECODE_ERROR);
+		return;
+	}
+	c->snap = pol_snapshot_ref(w->snap);
+	memset(&req, 0, sizeof(req));
+	req.name = c->name;
+	req.port = c->port;
+	req.proto = POL_PROTO_TLS;
+	req.src = (const struct sockaddr *)&c->src;
+	pol_decide(c->snap, &req, &v);
+	c->rule = v.rule;
+	if (!v.allow) {
+		conn_refuse(c, GW_EV_DENY, pol_reason_str(v.reason),
+		    TLS_ALERT_ACCESS_DENIED);
+		return;
+	}
+	conn_resolve(c);
+}
+
+/* ---- peek ------------------------------------------------------------------ */
+
+static void
+peek_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_worker *w = c->w;
+	struct sni_hello h;
+	ssize_t n;
+
+	if (c->peek_len == c->peek_cap) {
+		size_t cap = c->peek_cap ? c->peek_cap * 2 : PEEK_INITIAL;
+		uint8_t *p;
+
+		if (cap > SNI_PEEK_MAX)
+			cap = SNI_PEEK_MAX;
+		if (cap == c->peek_cap) {
+			conn_refuse(c, GW_EV_DENY, "hello_too_large",
+			    TLS_ALERT_DECODE_ERROR);
+			return;
+		}
+		p = realloc(c->peek, cap);
+		if (p == NULL) {
+			conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+			return;
+		}
+		c->peek = p;
+		c->peek_cap = cap;
+	}
+	n = recv(fd, c->peek + c->peek_len, c->peek_cap - c->peek_len, 0);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		c->detail = strerror(errno);
+		gw_conn_close(c, GW_EV_ERROR, "client_reset");
+		return;
+	}
+	if (n == 0) {
+		c->detail = c->peek_len ? "client closed during the ClientHello" :
+		    "client closed before sending anything";
+		gw_conn_close(c, GW_EV_ERROR, "client_closed");
+		return;
+	}
+	c->peek_len += (size_t)n;
+	c->bytes_in += (uint64_t)n;
+	switch (sni_parse_hello(c->peek, c->peek_len, w->scratch,
+	    sizeof(w->scratch), &h)) {
+	case SNI_NEED_MORE:
+		return;
+	case SNI_OK:
+		conn_decide(c, &h);
+		return;
+	case SNI_ERROR:
+		break;
+	}
+	switch (h.error) {
+	case SNI_ERR_NOT_TLS:
+		conn_refuse_not_tls(c);
+		break;
+	case SNI_ERR_TOO_LARGE:
+		conn_refuse(c, GW_EV_DENY, "hello_too_large", TLS_ALERT_DECODE_ERROR);
+		break;
+	default:
+		conn_refuse(c, GW_EV_DENY, "malformed_hello", TLS_ALERT_DECODE_ERROR);
+		break;
+	}
+}
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	uint64_t idle, quiet;
+
+	switch (c->state) {
+	case GW_CONN_ACCEPTED:
+	case GW_CONN_PEEKING:
+	case GW_CONN_DECIDED:
+		/* A client that says nothing is not told anything either. */
+		gw_conn_close(c, GW_EV_DENY, "hello_timeout");
+		break;
+	case GW_CONN_RESOLVING:
+		conn_refuse(c, GW_EV_ERROR, "dns_timeout", TLS_ALERT_INTERNAL_ERROR);
+		break;
+	case GW_CONN_CONNECTING:
+		c->last_connect_timeout = 1;
+		c->detail = "connect timed out";
+		event_free(c->uev);
+		c->uev = NULL;
+		close(c->ufd);
+		c->ufd = -1;
+		conn_connect_next(c);
+		break;
+	case GW_CONN_RELAYING:
+		idle = c->w->cfg->timeouts.idle_ms;
+		quiet = mono_ms_since(&c->last_active);
+		if (quiet >= idle)
+			gw_conn_close(c, GW_EV_ALLOW, "idle_timeout");
+		else
+			timer_arm(c, idle - quiet);
+		break;
+	case GW_CONN_CLOSING:
+		conn_destroy(c);
+		break;
+	}
+}
+
+/* ---- accept ---------------------------------------------------------------- */
+
+void
+gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int salen)
+{
+	struct gw_worker *w = l->w;
+	struct gw_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->l = l;
+	c->cfd = fd;
+	c->ufd = -1;
+	if (salen > 0 && (size_t)salen <= sizeof(c->src))
+		memcpy(&c->src, sa, (size_t)salen);
+	c->port = l->conf->upstream_port;
+	snprintf(c->id, sizeof(c->id), "w%u-%08llx", w->id,
+	    (unsigned long long)++w->conn_seq);
+	c->start_us = log_now_us();
+	clock_gettime(CLOCK_MONOTONIC, &c->start_mono);
+	c->last_active = c->start_mono;
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	w->nconns++;
+	w->counters.accepted++;
+	c->cev = event_new(w->base, fd, EV_READ | EV_PERSIST, peek_cb, c);
+	c->timer = evtimer_new(w->base, timer_cb, c);
+	if (c->cev == NULL || c->timer == NULL) {
+		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	conn_set_state(c, GW_CONN_PEEKING);
+	event_add(c->cev, NULL);
+	timer_arm(c, w->cfg->timeouts.hello_ms);
+}

@@ -1,0 +1,100 @@
+/*
+ * One client connection, end to end (DESIGN §3):
+ *
+ *   ACCEPTED -> PEEKING -> DECIDED -> RESOLVING -> CONNECTING -> RELAYING
+ *
+ * and from any of them to CLOSING. Every exit goes through gw_conn_close(),
+ * which writes exactly one log line; a denied client is then given a short
+ * linger so the alert is read before the socket goes away.
+ */
+#ifndef EGRESSD_GW_CONN_H
+#define EGRESSD_GW_CONN_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "policy/policy.h"
+#include "sni/sni.h"
+
+struct gw_worker;
+struct gw_listener;
+struct bufferevent;
+struct dns_ticket;
+struct dns_answer;
+
+enum gw_conn_state {
+	GW_CONN_ACCEPTED = 0,
+	GW_CONN_PEEKING,
+	GW_CONN_DECIDED,
+	GW_CONN_RESOLVING,
+	GW_CONN_CONNECTING,
+	GW_CONN_RELAYING,
+	GW_CONN_CLOSING,
+};
+
+/* How a connection ended: the log's event and reason. */
+enum gw_event {
+	GW_EV_ALLOW = 0,
+	GW_EV_DENY,
+	GW_EV_ERROR,
+};
+
+#define GW_ALPN_BUF 96
+
+struct gw_conn {
+	TAILQ_ENTRY(gw_conn) entry;
+	struct gw_worker *w;
+	const struct gw_listener *l;
+	enum gw_conn_state state;
+	char id[24];
+
+	int cfd, ufd;
+	struct sockaddr_storage src;
+	struct sockaddr_storage upstream;       /* AF_UNSPEC until connected */
+
+	/* What the client sent before the decision; forwarded first. */
+	uint8_t *peek;
+	size_t peek_len, peek_cap;
+
+	struct event *cev;              /* client readable: peek, linger */
+	struct event *uev;              /* upstream writable: connect */
+	struct event *timer;            /* the current state's timeout */
+	struct bufferevent *cbev, *ubev;
+	struct dns_ticket *ticket;
+
+	/* Facts for the decision and the log. */
+	struct pol_snapshot *snap;      /* holds a reference once decided */
+	const struct pol_rule *rule;
+	char name[SNI_NAME_MAX + 1];
+	size_t name_len;                /* raw bytes kept when invalid */
+	int has_name;
+	uint16_t port;
+	int has_alpn, ech;
+	size_t nalpn;
+	uint8_t alpn_off[8], alpn_len[8];
+	char alpn_buf[GW_ALPN_BUF];
+
+	/* Upstream candidates, in the order they will be tried. */
+	struct sockaddr_storage *addrs;
+	size_t naddrs, next_addr;
+	int last_connect_timeout;
+
+	uint64_t bytes_in, bytes_out;
+	uint64_t start_us;              /* wall clock, for the log */
+	struct timespec start_mono, last_active;
+	unsigned c_eof:1, u_eof:1, c_shut:1, u_shut:1, logged:1, freeing:1;
+	const char *detail;
+};
+
+/* Take over an accepted socket (non-blocking). Closes it on failure. */
+void gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa,
+    int salen);
+/* End a connection: one log line, then release (or linger after a deny). */
+void gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason);
+
+const char *gw_conn_state_str(enum gw_conn_state s);
+const char *gw_event_str(enum gw_event e);
+
+#endif

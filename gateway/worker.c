@@ -1,0 +1,364 @@
+/*
+ * Workers: one thread, one event_base, one resolver and one set of
+ * listening sockets each (SO_REUSEPORT spreads connections across them).
+ * The main thread talks to a worker only through gw_worker_drain() and
+ * gw_worker_set_policy(), which hand over a request under a lock and wake
+ * the worker's loop.
+ */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "dns/dns.h"
+#include "gateway/conn.h"
+#include "logging/log.h"
+#include "policy/policy.h"
+
+/* After the process runs out of descriptors, accept rests this long. */
+#define ACCEPT_REST_MS 250
+
+static int
+listen_socket(const struct gw_listener_conf *lc, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd = socket(lc->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+		goto fail;
+	if (lc->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0)
+		goto fail;
+	if (listen(fd, 1024) != 0)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "listener %s: cannot listen on %s: %s", lc->name,
+	    lc->address_text, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void
+worker_set_accepting(struct gw_worker *w, int on)
+{
+	if (w->accepting == on || w->draining)
+		return;
+	w->accepting = on;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev == NULL)
+			continue;
+		if (on)
+			evconnlistener_enable(w->listeners[i].lev);
+		else
+			evconnlistener_disable(w->listeners[i].lev);
+	}
+	if (!on)
+		w->counters.accept_pauses++;
+}
+
+static void
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct gw_listener *l = arg;
+	struct gw_worker *w = l->w;
+
+	gw_conn_accept(l, fd, sa, salen);
+	if (w->nconns >= w->max_conns)
+		worker_set_accepting(w, 0);
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+
+	if (w->nconns < w->max_conns)
+		worker_set_accepting(w, 1);
+}
+
+/*
+ * accept() failed. Out of descriptors or memory is overload: say so once
+ * per pause, rest, and try again; the pending connections wait in the
+ * kernel's backlog rather than being dropped.
+ */
+static void
+accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct gw_listener *l = arg;
+	struct gw_worker *w = l->w;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct log_record r;
+	struct timeval tv = { 0, ACCEPT_REST_MS * 1000 };
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.ts_us = log_now_us();
+	r.event = "error";
+	r.reason = "overloaded";
+	r.listener = l->conf->name;
+	r.port = -1;
+	r.proto = gw_proto_str(l->conf->proto);
+	r.detail = strerror(err);
+	log_write(w->log, &r);
+	worker_set_accepting(w, 0);
+	evtimer_add(w->resume_ev, &tv);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_conn *c;
+
+	while ((c = TAILQ_FIRST(&w->zombies)) != NULL) {
+		TAILQ_REMOVE(&w->zombies, c, entry);
+		free(c);
+	}
+}
+
+static void
+drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_conn *c;
+
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		gw_conn_close(c, c->state == GW_CONN_RELAYING ? GW_EV_ALLOW :
+		    GW_EV_ERROR, "draining");
+}
+
+static void
+worker_start_drain(struct gw_worker *w)
+{
+	struct timeval tv;
+	uint64_t ms = w->cfg->timeouts.drain_ms;
+
+	if (w->draining)
+		return;
+	w->draining = 1;
+	for (size_t i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev != NULL)
+			evconnlistener_free(w->listeners[i].lev);
+		w->listeners[i].lev = NULL;
+	}
+	evtimer_del(w->resume_ev);
+	if (w->nconns == 0) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	evtimer_add(w->drain_ev, &tv);
+}
+
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct pol_snapshot *snap;
+	int drain;
+
+	pthread_mutex_lock(&w->ctl_lock);
+	snap = w->ctl_snap;
+	w->ctl_snap = NULL;
+	drain = w->ctl_drain;
+	pthread_mutex_unlock(&w->ctl_lock);
+	if (snap != NULL) {
+		/* Connections already decided keep their own reference. */
+		pol_snapshot_unref(w->snap);
+		w->snap = snap;
+	}
+	if (drain)
+		worker_start_drain(w);
+}
+
+void
+gw_worker_conn_gone(struct gw_worker *w)
+{
+	w->nconns--;
+	if (w->draining) {
+		if (w->nconns == 0)
+			event_base_loopbreak(w->base);
+		return;
+	}
+	if (!w->accepting && w->nconns < w->max_conns &&
+	    !evtimer_pending(w->resume_ev, NULL))
+		worker_set_accepting(w, 1);
+}
+
+struct gw_worker *
+gw_worker_new(unsigned id, const struct gw_config *cfg, struct log_sink *log,
+    struct pol_snapshot *snap, char *err, size_t errlen)
+{
+	struct gw_worker *w = calloc(1, sizeof(*w));
+	struct dns_config dc;
+
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->id = id;
+	w->cfg = cfg;
+	w->log = log;
+	w->snap = pol_snapshot_ref(snap);
+	TAILQ_INIT(&w->conns);
+	TAILQ_INIT(&w->zombies);
+	pthread_mutex_init(&w->ctl_lock, NULL);
+	w->max_conns = cfg->max_connections / (unsigned)cfg->workers;
+	if (w->max_conns == 0)
+		w->max_conns = 1;
+	w->base = event_base_new();
+	if (w->base == NULL) {
+		snprintf(err, errlen, "cannot create an event base");
+		goto fail;
+	}
+	w->ctl_ev = event_new(w->base, -1, 0, ctl_cb, w);
+	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
+	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
+	w->resume_ev = evtimer_new(w->base, resume_cb, w);
+	if (!w->ctl_ev || !w->reap_ev || !w->drain_ev || !w->resume_ev) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+
+	memset(&dc, 0, sizeof(dc));
+	dc.nservers = cfg->ndns_servers;
+	for (size_t i = 0; i < cfg->ndns_servers; i++)
+		dc.servers[i] = cfg->dns_servers[i];
+	dc.timeout_ms = cfg->timeouts.dns_ms;
+	dc.min_ttl = cfg->dns_min_ttl;
+	dc.max_ttl = cfg->dns_max_ttl;
+	dc.neg_ttl = cfg->dns_neg_ttl;
+	w->dns = dns_resolver_new(w->base, &dc, err, errlen);
+	if (w->dns == NULL)
+		goto fail;
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct gw_listener *l = &w->listeners[i];
+
+		l->w = w;
+		l->conf = &cfg->listeners[i];
+		l->fd = listen_socket(l->conf, err, errlen);
+		if (l->fd < 0)
+			goto fail;
+		w->nlisteners++;
+		l->lev = evconnlistener_new(w->base, accept_cb, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, l->fd);
+		if (l->lev == NULL) {
+			close(l->fd);
+			l->fd = -1;
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	}
+	w->accepting = 1;
+	return w;
+fail:
+	gw_worker_join_free(w);
+	return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct gw_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int
+gw_worker_start(struct gw_worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->started = 1;
+	return 0;
+}
+
+static void
+worker_wake(struct gw_worker *w)
+{
+	event_active(w->ctl_ev, EV_READ, 0);
+}
+
+void
+gw_worker_drain(struct gw_worker *w)
+{
+	pthread_mutex_lock(&w->ctl_lock);
+	w->ctl_drain = 1;
+	pthread_mutex_unlock(&w->ctl_lock);
+	worker_wake(w);
+}
+
+void
+gw_worker_set_policy(struct gw_worker *w, struct pol_snapshot *snap)
+{
+	struct pol_snapshot *old;
+
+	pol_snapshot_ref(snap);
+	pthread_mutex_lock(&w->ctl_lock);
+	old = w->ctl_snap;
+	w->ctl_snap = snap;
+	pthread_mutex_unlock(&w->ctl_lock);
+	if (old != NULL)
+		pol_snapshot_unref(old);
+	worker_wake(w);
+}
+
+void
+gw_worker_join_free(struct gw_worker *w)
+{
+	struct gw_conn *c;
+
+	if (w == NULL)
+		return;
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	/* The loop has stopped; close what is left without waiting. */
+	w->draining = 1;
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		gw_conn_close(c, c->state == GW_CONN_RELAYING ? GW_EV_ALLOW :
+		    GW_EV_ERROR, "draining");
+	if (w->reap_ev != NULL)
+		reap_cb(-1, 0, w);
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (w->listeners[i].lev != NULL)
+			evconnlistener_free(w->listeners[i].lev);
+	if (w->dns != NULL)
+		dns_resolver_free(w->dns);
+	if (w->ctl_ev)
+		event_free(w->ctl_ev);
+	if (w->reap_ev)
+		event_free(w->reap_ev);
+	if (w->drain_ev)
+		event_free(w->drain_ev);
+	if (w->resume_ev)
+		event_free(w->resume_ev);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	if (w->ctl_snap != NULL)
+		pol_snapshot_unref(w->ctl_snap);
+	if (w->snap != NULL)
+		pol_snapshot_unref(w->snap);
+	pthread_mutex_destroy(&w->ctl_lock);
+	free(w);
+}
