@@ -166,13 +166,15 @@ ok $? "the log says the daemon stopped"
 
 # --- a DNS server that never answers -------------------------------------------
 BH=$(free_port)
-python3 - "$BH" <<'EOF' &
+python3 - "$BH" "$T/bh.ready" <<'EOF' &
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", int(sys.argv[1])))
+open(sys.argv[2], "w").write("bound\n")
 time.sleep(60)   # holds the port, never reads, never answers
 EOF
 PIDS="$PIDS $!"
+wait_for "$T/bh.ready" bound 10 || bail "the silent DNS server did not start"
 sed -e "s/127.0.0.1:$DNS_PORT/127.0.0.1:$BH/" -e "s/egressd.log/egressd2.log/" \
     -e "s/dns: 2s/dns: 1s/" "$T/egressd.yaml" > "$T/egressd2.yaml"
 LOG="$T/egressd2.log"
