@@ -46,7 +46,10 @@ struct sni_hello {
 	uint16_t client_version;        /* legacy_version of the hello */
 	int has_sni;                    /* server_name extension with a host_name */
 	struct sni_view name;           /* raw host_name bytes (not normalised) */
-	size_t alpn_count;              /* protocols offered (first SNI_MAX_ALPN kept) */
+	/* ALPN protocols kept: the first SNI_MAX_ALPN offered, so that
+	 * alpn[0..alpn_count) is always in bounds (any beyond are checked for
+	 * well-formedness but not counted). */
+	size_t alpn_count;
 	struct sni_view alpn[SNI_MAX_ALPN];
 	int ech;                        /* encrypted_client_hello offered */
 	int tls13;                      /* supported_versions offers TLS 1.3 */

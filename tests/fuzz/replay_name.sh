@@ -1,3 +1,7 @@
 #!/bin/sh
 # Replays the checked-in corpus of fuzz_name once (TAP output).
-exec "$top_builddir/tests/fuzz/fuzz_name" "$top_srcdir/tests/fuzz/corpus/name"
+# Files, not the directory: a libFuzzer build would take a directory as a
+# corpus to fuzz forever, while files given by name are just run once.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+exec "$top_builddir/tests/fuzz/fuzz_name" "$top_srcdir/tests/fuzz/corpus/name"/*

@@ -1,0 +1,509 @@
+/*
+ * TLS ClientHello parser: record reassembly, then the hello itself.
+ *
+ * Stateless by design: the caller re-parses the whole buffer each time more
+ * bytes arrive. That keeps the connection code free of parser state, costs
+ * at most one 16 KiB copy per read, and makes "every prefix of a valid hello
+ * returns NEED_MORE" a property that is easy to test and to fuzz.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "sni/sni.h"
+
+/* Caps that follow from RFC 8446 section 5.1/5.2 and from sni.h. */
+#define SNI_RECORD_MAX      (16384 + 256)   /* TLSCiphertext.length bound */
+#define SNI_MAX_RECORDS     64              /* see SNI_PEEK_MAX */
+
+#define TLS_CT_HANDSHAKE    22
+#define TLS_HS_CLIENT_HELLO 1
+
+#define EXT_SERVER_NAME         0x0000
+#define EXT_ALPN                0x0010
+#define EXT_SUPPORTED_VERSIONS  0x002b
+#define EXT_ECH                 0xfe0d
+
+#define SNI_NAME_TYPE_HOST  0
+#define TLS_VERSION_13      0x0304
+
+/*
+ * A bounds-checked read cursor over wire data. Every fetch either succeeds
+ * and advances, or fails and leaves the cursor as it was; callers never
+ * index into the buffer themselves.
+ */
+struct cur {
+	const uint8_t *p;
+	size_t len;
+};
+
+static void
+cur_init(struct cur *c, const uint8_t *p, size_t len)
+{
+	c->p = p;
+	c->len = len;
+}
+
+static int
+cur_u8(struct cur *c, uint8_t *v)
+{
+	if (c->len < 1)
+		return -1;
+	*v = c->p[0];
+	c->p += 1;
+	c->len -= 1;
+	return 0;
+}
+
+static int
+cur_u16(struct cur *c, uint16_t *v)
+{
+	if (c->len < 2)
+		return -1;
+	*v = (uint16_t)(c->p[0] << 8 | c->p[1]);
+	c->p += 2;
+	c->len -= 2;
+	return 0;
+}
+
+static int
+cur_u24(struct cur *c, uint32_t *v)
+{
+	if (c->len < 3)
+		return -1;
+	*v = (uint32_t)c->p[0] << 16 | (uint32_t)c->p[1] << 8 | c->p[2];
+	c->p += 3;
+	c->len -= 3;
+	return 0;
+}
+
+/* Take the next n bytes as a view. */
+static int
+cur_bytes(struct cur *c, size_t n, const uint8_t **v)
+{
+	if (c->len < n)
+		return -1;
+	*v = c->p;
+	c->p += n;
+	c->len -= n;
+	return 0;
+}
+
+static int
+cur_skip(struct cur *c, size_t n)
+{
+	const uint8_t *dummy;
+
+	return cur_bytes(c, n, &dummy);
+}
+
+/* Split off the next n bytes as their own cursor. */
+static int
+cur_sub(struct cur *c, size_t n, struct cur *sub)
+{
+	const uint8_t *p;
+
+	if (cur_bytes(c, n, &p) == -1)
+		return -1;
+	cur_init(sub, p, n);
+	return 0;
+}
+
+/* A vector<floor..ceil> with a u8 length prefix, as its own cursor. */
+static int
+cur_vec8(struct cur *c, struct cur *sub)
+{
+	uint8_t n;
+
+	if (cur_u8(c, &n) == -1)
+		return -1;
+	if (cur_sub(c, n, sub) == -1) {
+		/* Put the length byte back so a failed fetch changes nothing. */
+		c->p -= 1;
+		c->len += 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* A vector with a u16 length prefix, as its own cursor. */
+static int
+cur_vec16(struct cur *c, struct cur *sub)
+{
+	uint16_t n;
+
+	if (cur_u16(c, &n) == -1)
+		return -1;
+	if (cur_sub(c, n, sub) == -1) {
+		c->p -= 2;
+		c->len += 2;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * server_name (RFC 6066 section 3), extension_data:
+ *
+ *   u16  server_name_list length (must cover the extension exactly, >= 1)
+ *   repeated:
+ *     u8   name_type (0 = host_name)
+ *     u16  length, then that many bytes
+ *
+ * Only host_name is defined; other types are taken to share the u16-length
+ * layout and skipped, as nginx and OpenSSL do. The first host_name wins.
+ * A zero-length host_name is malformed (HostName<1..2^16-1>).
+ */
+static int
+parse_server_name(struct cur *ext, struct sni_hello *h)
+{
+	struct cur list;
+
+	if (cur_vec16(ext, &list) == -1 || ext->len != 0 || list.len == 0)
+		return -1;
+	while (list.len > 0) {
+		uint8_t type;
+		struct cur name;
+
+		if (cur_u8(&list, &type) == -1 || cur_vec16(&list, &name) == -1)
+			return -1;
+		if (type != SNI_NAME_TYPE_HOST)
+			continue;
+		if (name.len == 0)
+			return -1;
+		if (!h->has_sni) {
+			h->has_sni = 1;
+			h->name.ptr = name.p;
+			h->name.len = name.len;
+		}
+	}
+	return 0;
+}
+
+/*
+ * application_layer_protocol_negotiation (RFC 7301 section 3.1):
+ *
+ *   u16  protocol_name_list length (covers the extension exactly, >= 2)
+ *   repeated:
+ *     u8   length (>= 1), then the protocol name
+ *
+ * The first SNI_MAX_ALPN names are kept as views; alpn_count is how many
+ * were kept, so alpn[0..alpn_count) is always safe to walk. The rest are
+ * still checked for well-formedness.
+ */
+static int
+parse_alpn(struct cur *ext, struct sni_hello *h)
+{
+	struct cur list;
+
+	if (cur_vec16(ext, &list) == -1 || ext->len != 0 || list.len == 0)
+		return -1;
+	while (list.len > 0) {
+		struct cur proto;
+
+		if (cur_vec8(&list, &proto) == -1 || proto.len == 0)
+			return -1;
+		if (h->alpn_count < SNI_MAX_ALPN) {
+			h->alpn[h->alpn_count].ptr = proto.p;
+			h->alpn[h->alpn_count].len = proto.len;
+			h->alpn_count++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * supported_versions in a ClientHello (RFC 8446 section 4.2.1):
+ *
+ *   u8   length (covers the extension exactly, even, >= 2)
+ *   repeated: u16 ProtocolVersion
+ */
+static int
+parse_supported_versions(struct cur *ext, struct sni_hello *h)
+{
+	struct cur list;
+
+	if (cur_vec8(ext, &list) == -1 || ext->len != 0 ||
+	    list.len < 2 || list.len % 2 != 0)
+		return -1;
+	while (list.len > 0) {
+		uint16_t v;
+
+		if (cur_u16(&list, &v) == -1)
+			return -1;
+		if (v == TLS_VERSION_13)
+			h->tls13 = 1;
+	}
+	return 0;
+}
+
+/*
+ * One bit per extension type, to reject duplicates (RFC 8446 section 4.2:
+ * "There MUST NOT be more than one extension of the same type"). A bitmap
+ * keeps this linear: a 16 KiB hello can carry thousands of extensions, and
+ * a quadratic check would be re-run on every read.
+ */
+struct ext_seen {
+	uint64_t bits[65536 / 64];
+};
+
+static int
+ext_seen_test_and_set(struct ext_seen *s, uint16_t type)
+{
+	uint64_t bit = (uint64_t)1 << (type % 64);
+	uint64_t *w = &s->bits[type / 64];
+	int was = (*w & bit) != 0;
+
+	*w |= bit;
+	return was;
+}
+
+/*
+ * ClientHello body (RFC 8446 section 4.1.2, RFC 5246 section 7.4.1.2),
+ * after the 4-byte handshake header:
+ *
+ *   u16  legacy_version
+ *   32   random
+ *   u8   session_id length (0..32), then the session id
+ *   u16  cipher_suites length (even, >= 2), then the suites
+ *   u8   compression_methods length (>= 1), then the methods
+ *   [u16 extensions length, then extensions; absent in old TLS 1.0-1.2
+ *        hellos, in which case the body ends right after compression]
+ *   each extension:
+ *     u16  extension_type
+ *     u16  extension_data length, then the data
+ *
+ * The extension block must be consumed exactly and nothing may follow it.
+ * Extensions read here: server_name (0), ALPN (16), supported_versions
+ * (43), encrypted_client_hello (0xfe0d; only its presence is recorded).
+ */
+static int
+parse_client_hello(struct cur *body, struct sni_hello *h)
+{
+	struct cur v, exts;
+	struct ext_seen seen;
+
+	if (cur_u16(body, &h->client_version) == -1 ||
+	    cur_skip(body, 32) == -1)
+		return -1;
+	if (cur_vec8(body, &v) == -1 || v.len > 32)
+		return -1;
+	if (cur_vec16(body, &v) == -1 || v.len < 2 || v.len % 2 != 0)
+		return -1;
+	if (cur_vec8(body, &v) == -1 || v.len < 1)
+		return -1;
+	if (body->len == 0)
+		return 0;
+	if (cur_vec16(body, &exts) == -1 || body->len != 0)
+		return -1;
+
+	memset(&seen, 0, sizeof(seen));
+	while (exts.len > 0) {
+		uint16_t type;
+		struct cur data;
+		int rc = 0;
+
+		if (cur_u16(&exts, &type) == -1 ||
+		    cur_vec16(&exts, &data) == -1)
+			return -1;
+		if (ext_seen_test_and_set(&seen, type))
+			return -1;
+		switch (type) {
+		case EXT_SERVER_NAME:
+			rc = parse_server_name(&data, h);
+			break;
+		case EXT_ALPN:
+			rc = parse_alpn(&data, h);
+			break;
+		case EXT_SUPPORTED_VERSIONS:
+			rc = parse_supported_versions(&data, h);
+			break;
+		case EXT_ECH:
+			h->ech = 1;
+			break;
+		default:
+			break;
+		}
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The record layer (RFC 8446 section 5.1), as the client sends it:
+ *
+ *   u8   content_type (22 = handshake)
+ *   u16  legacy_record_version (major byte 3)
+ *   u16  length (1 .. 2^14 + 256)
+ *   length bytes of payload
+ *
+ * The handshake message may be split over any number of records (up to
+ * SNI_MAX_RECORDS here), each split anywhere, including inside the 4-byte
+ * handshake header:
+ *
+ *   u8   msg_type (1 = client_hello)
+ *   u24  length of the body
+ *   body
+ *
+ * Payload bytes are gathered into scratch until the whole message is there.
+ * Every check is made as soon as the bytes it needs have arrived, so junk
+ * fails early, while a prefix of a valid hello only ever gets NEED_MORE:
+ * no check below can fail on a byte that is merely absent.
+ *
+ * The first record decides whether this is TLS at all: a wrong content type
+ * or major version there is NOT_TLS (plain HTTP, SSLv2, ...). The same fault
+ * in a later record is MALFORMED: the client started speaking TLS.
+ */
+enum sni_result
+sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
+    size_t scratch_cap, struct sni_hello *out)
+{
+	struct sni_hello h;
+	struct cur rec, msg;
+	size_t have = 0, need = 4, limit;
+	int header_done = 0;
+	unsigned int nrec;
+	enum sni_error err;
+
+	memset(&h, 0, sizeof(h));
+	memset(out, 0, sizeof(*out));
+	/* A short scratch buffer lowers the cap rather than overflowing. */
+	limit = scratch == NULL ? 0 :
+	    scratch_cap < SNI_HELLO_MAX ? scratch_cap : SNI_HELLO_MAX;
+	cur_init(&rec, buf, buf == NULL ? 0 : len);
+
+	for (nrec = 0;; nrec++) {
+		uint8_t type, major, minor;
+		uint16_t rlen;
+		size_t avail;
+		struct cur pay;
+
+		/* Only reached while the message is still incomplete. */
+		if (nrec == SNI_MAX_RECORDS) {
+			err = SNI_ERR_TOO_LARGE;
+			goto fail;
+		}
+		if (cur_u8(&rec, &type) == -1)
+			return SNI_NEED_MORE;
+		if (type != TLS_CT_HANDSHAKE) {
+			err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+			goto fail;
+		}
+		if (cur_u8(&rec, &major) == -1)
+			return SNI_NEED_MORE;
+		if (major != 3) {
+			err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+			goto fail;
+		}
+		if (cur_u8(&rec, &minor) == -1)
+			return SNI_NEED_MORE;
+		if (nrec == 0)
+			h.record_version = (uint16_t)(major << 8 | minor);
+		if (cur_u16(&rec, &rlen) == -1)
+			return SNI_NEED_MORE;
+		if (rlen == 0 || rlen > SNI_RECORD_MAX) {
+			err = SNI_ERR_MALFORMED;
+			goto fail;
+		}
+
+		/* Whatever part of this record's payload has arrived. */
+		avail = rlen < rec.len ? rlen : rec.len;
+		if (cur_sub(&rec, avail, &pay) == -1) {
+			err = SNI_ERR_MALFORMED;        /* cannot happen */
+			goto fail;
+		}
+		while (pay.len > 0 && have < need) {
+			size_t n = need - have;
+			const uint8_t *p;
+			struct cur hdr;
+			uint8_t mtype;
+			uint32_t blen;
+
+			if (n > pay.len)
+				n = pay.len;
+			if (have + n > limit) {
+				err = SNI_ERR_TOO_LARGE;
+				goto fail;
+			}
+			if (cur_bytes(&pay, n, &p) == -1) {
+				err = SNI_ERR_MALFORMED;        /* cannot happen */
+				goto fail;
+			}
+			memcpy(scratch + have, p, n);
+			have += n;
+
+			/* Judge the header as far as it has arrived. */
+			cur_init(&hdr, scratch, have);
+			if (cur_u8(&hdr, &mtype) == -1 ||
+			    mtype != TLS_HS_CLIENT_HELLO) {
+				err = SNI_ERR_MALFORMED;
+				goto fail;
+			}
+			if (!header_done && cur_u24(&hdr, &blen) == 0) {
+				header_done = 1;
+				need = 4 + (size_t)blen;
+				/* Refuse as soon as the header says so. */
+				if (need > limit) {
+					err = SNI_ERR_TOO_LARGE;
+					goto fail;
+				}
+			}
+		}
+
+		/*
+		 * Wait for the end of the record even when the message is
+		 * already complete, so that raw_len always covers whole
+		 * records: that is what the caller forwards and logs.
+		 */
+		if (avail < rlen)
+			return SNI_NEED_MORE;
+		if (header_done && have == need)
+			break;
+	}
+
+	h.hello_len = need;
+	h.raw_len = len - rec.len;
+	cur_init(&msg, scratch + 4, need - 4);
+	if (parse_client_hello(&msg, &h) == -1) {
+		err = SNI_ERR_MALFORMED;
+		goto fail;
+	}
+	*out = h;
+	return SNI_OK;
+
+fail:
+	memset(out, 0, sizeof(*out));
+	out->error = err;
+	return SNI_ERROR;
+}
+
+const char *
+sni_result_str(enum sni_result r)
+{
+	switch (r) {
+	case SNI_NEED_MORE:
+		return "need_more";
+	case SNI_OK:
+		return "ok";
+	case SNI_ERROR:
+		return "error";
+	}
+	return "unknown";
+}
+
+/* These are also the daemon's log reasons: keep them stable. */
+const char *
+sni_error_str(enum sni_error e)
+{
+	switch (e) {
+	case SNI_ERR_NONE:
+		return "none";
+	case SNI_ERR_NOT_TLS:
+		return "not_tls";
+	case SNI_ERR_MALFORMED:
+		return "malformed_hello";
+	case SNI_ERR_TOO_LARGE:
+		return "hello_too_large";
+	}
+	return "unknown";
+}

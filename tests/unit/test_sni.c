@@ -1,0 +1,1022 @@
+/*
+ * Unit tests for sni/: the ClientHello parser and the host name grammar.
+ *
+ * Hellos are built here from parts (a tiny builder: extensions, padding to
+ * an exact size, framing into any record layout), so each case says what it
+ * changes, and sizes at the limits are exact rather than approximate.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sni/sni.h"
+#include "tests/unit/tap.h"
+
+#define BUF_MAX (SNI_PEEK_MAX + 2048)
+
+/* ---- byte builder ------------------------------------------------------ */
+
+struct bb {
+	uint8_t p[BUF_MAX];
+	size_t len;
+};
+
+static void
+bb_bytes(struct bb *b, const void *p, size_t n)
+{
+	if (b->len + n > sizeof(b->p)) {
+		fprintf(stderr, "test builder overflow\n");
+		abort();
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+static void
+bb_u8(struct bb *b, unsigned int v)
+{
+	uint8_t x = (uint8_t)v;
+
+	bb_bytes(b, &x, 1);
+}
+
+static void
+bb_u16(struct bb *b, unsigned int v)
+{
+	bb_u8(b, v >> 8);
+	bb_u8(b, v);
+}
+
+static void
+bb_u24(struct bb *b, unsigned int v)
+{
+	bb_u8(b, v >> 16);
+	bb_u16(b, v);
+}
+
+static void
+bb_fill(struct bb *b, unsigned int v, size_t n)
+{
+	while (n-- > 0)
+		bb_u8(b, v);
+}
+
+/* ---- extensions -------------------------------------------------------- */
+
+static void
+ext_raw(struct bb *e, unsigned int type, const void *data, size_t n)
+{
+	bb_u16(e, type);
+	bb_u16(e, (unsigned int)n);
+	bb_bytes(e, data, n);
+}
+
+/* server_name with one entry of the given type. */
+static void
+ext_sni_typed(struct bb *e, unsigned int name_type, const char *name)
+{
+	size_t n = strlen(name);
+
+	bb_u16(e, 0);
+	bb_u16(e, (unsigned int)(n + 5));
+	bb_u16(e, (unsigned int)(n + 3));
+	bb_u8(e, name_type);
+	bb_u16(e, (unsigned int)n);
+	bb_bytes(e, name, n);
+}
+
+static void
+ext_sni(struct bb *e, const char *name)
+{
+	ext_sni_typed(e, 0, name);
+}
+
+/* ALPN from a comma-separated list. */
+static void
+ext_alpn(struct bb *e, const char *csv)
+{
+	struct bb l = { .len = 0 };
+	const char *s = csv;
+
+	while (*s != '\0') {
+		size_t n = strcspn(s, ",");
+
+		bb_u8(&l, (unsigned int)n);
+		bb_bytes(&l, s, n);
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	bb_u16(e, 16);
+	bb_u16(e, (unsigned int)(l.len + 2));
+	bb_u16(e, (unsigned int)l.len);
+	bb_bytes(e, l.p, l.len);
+}
+
+static void
+ext_versions(struct bb *e, const unsigned int *v, size_t n)
+{
+	bb_u16(e, 43);
+	bb_u16(e, (unsigned int)(1 + 2 * n));
+	bb_u8(e, (unsigned int)(2 * n));
+	for (size_t i = 0; i < n; i++)
+		bb_u16(e, v[i]);
+}
+
+static void
+ext_ech(struct bb *e)
+{
+	static const uint8_t ech[] = { 0, 0, 1, 0, 1, 0x42, 0, 4, 1, 2, 3, 4,
+	    0, 2, 9, 9 };
+
+	ext_raw(e, 0xfe0d, ech, sizeof(ech));
+}
+
+/* ---- the hello --------------------------------------------------------- */
+
+/* Fixed part of the body: version, random, session id, suites, compression. */
+#define HELLO_FIXED (2 + 32 + 1 + 32 + 2 + 4 + 1 + 1)
+
+/*
+ * A ClientHello handshake message (header included) around the given
+ * extension block. target > 0 pads with a padding extension (21) to exactly
+ * that many bytes; with_exts 0 leaves the extension block out entirely.
+ */
+static void
+msg_build(struct bb *m, const struct bb *exts, int with_exts, size_t target)
+{
+	size_t body = HELLO_FIXED + (with_exts ? 2 + exts->len : 0);
+	size_t pad = 0;
+
+	if (target > 0) {
+		if (target < 4 + body + 4)
+			abort();
+		pad = target - (4 + body + 4);
+		body += 4 + pad;
+	}
+	m->len = 0;
+	bb_u8(m, 1);
+	bb_u24(m, (unsigned int)body);
+	bb_u16(m, 0x0303);
+	bb_fill(m, 0x11, 32);
+	bb_u8(m, 32);
+	bb_fill(m, 0x22, 32);
+	bb_u16(m, 4);
+	bb_u16(m, 0x1301);
+	bb_u16(m, 0x1302);
+	bb_u8(m, 1);
+	bb_u8(m, 0);
+	if (with_exts) {
+		bb_u16(m, (unsigned int)(exts->len + (target > 0 ? 4 + pad : 0)));
+		bb_bytes(m, exts->p, exts->len);
+		if (target > 0) {
+			bb_u16(m, 21);
+			bb_u16(m, (unsigned int)pad);
+			bb_fill(m, 0, pad);
+		}
+	}
+}
+
+/*
+ * Frame a handshake message into records: sizes[0..k-1] are the payload
+ * sizes of the first k records, the last record takes the rest.
+ */
+static void
+frame(struct bb *r, const uint8_t *msg, size_t n, const size_t *sizes,
+    size_t k)
+{
+	size_t off = 0;
+
+	r->len = 0;
+	for (size_t i = 0; i <= k && off < n; i++) {
+		size_t sz = i < k ? sizes[i] : n - off;
+
+		if (sz > n - off)
+			sz = n - off;
+		bb_u8(r, 22);
+		bb_u16(r, 0x0301);
+		bb_u16(r, (unsigned int)sz);
+		bb_bytes(r, msg + off, sz);
+		off += sz;
+	}
+}
+
+static void
+frame1(struct bb *r, const struct bb *m)
+{
+	frame(r, m->p, m->len, NULL, 0);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Passes a char array to tap_is_str, which tests its argument for NULL. */
+static const char *
+str(const char *s)
+{
+	return s;
+}
+
+static uint8_t scratch[SNI_HELLO_MAX];
+static uint8_t scratch2[SNI_HELLO_MAX];
+/* Holds the reference parse that growth results are compared against. */
+static uint8_t scratch_want[SNI_HELLO_MAX];
+
+static void
+alpn_join(const struct sni_hello *h, char *s, size_t cap)
+{
+	size_t off = 0;
+
+	s[0] = '\0';
+	for (size_t i = 0; i < h->alpn_count && i < SNI_MAX_ALPN; i++) {
+		int w = snprintf(s + off, cap - off, "%s%.*s", i ? "," : "",
+		    (int)h->alpn[i].len, (const char *)h->alpn[i].ptr);
+
+		if (w < 0 || (size_t)w >= cap - off)
+			return;
+		off += (size_t)w;
+	}
+}
+
+static void
+name_str(const struct sni_hello *h, char *s, size_t cap)
+{
+	snprintf(s, cap, "%.*s", h->has_sni ? (int)h->name.len : 0,
+	    h->has_sni ? (const char *)h->name.ptr : "");
+}
+
+static int
+view_inside(struct sni_view v, const uint8_t *base, size_t n)
+{
+	return v.ptr >= base && v.ptr + v.len <= base + n;
+}
+
+static int
+hello_zero(const struct sni_hello *h)
+{
+	static const struct sni_hello z;
+
+	return memcmp(h, &z, sizeof(z)) == 0;
+}
+
+/*
+ * Every proper prefix must be NEED_MORE with nothing filled in. step > 1
+ * samples (for the 16 KiB cases), always including the last few bytes.
+ */
+static void
+check_prefixes(const char *what, const uint8_t *p, size_t n, size_t step)
+{
+	struct sni_hello h;
+	size_t bad = 0, first = 0;
+	enum sni_result r = SNI_NEED_MORE;
+
+	for (size_t i = 0; i < n; i += (i + 8 >= n) ? 1 : step) {
+		r = sni_parse_hello(p, i, scratch, sizeof(scratch), &h);
+		if (r != SNI_NEED_MORE || !hello_zero(&h)) {
+			if (bad++ == 0)
+				first = i;
+		}
+	}
+	if (!tap_ok(bad == 0, "%s: every prefix is need_more", what))
+		tap_diag("  %zu bad prefixes, first at %zu: %s/%s", bad, first,
+		    sni_result_str(r), sni_error_str(h.error));
+}
+
+/* Grow one buffer a chunk at a time, as the gateway does, reusing scratch. */
+static void
+check_growth(const char *what, const uint8_t *p, size_t n, size_t chunk,
+    const struct sni_hello *want)
+{
+	static uint8_t grow[BUF_MAX];
+	struct sni_hello h;
+	size_t len = 0, ok_at = 0;
+	int bad = 0;
+	char a[512], b[512];
+
+	while (len < n) {
+		size_t c = chunk < n - len ? chunk : n - len;
+		enum sni_result r;
+
+		memcpy(grow + len, p + len, c);
+		len += c;
+		r = sni_parse_hello(grow, len, scratch2, sizeof(scratch2), &h);
+		if (r == SNI_OK && ok_at == 0)
+			ok_at = len;
+		else if (r != (len == n ? SNI_OK : SNI_NEED_MORE))
+			bad++;
+	}
+	tap_ok(bad == 0 && ok_at == n, "%s: growth by %zu first ok at the end",
+	    what, chunk);
+	name_str(&h, a, sizeof(a));
+	name_str(want, b, sizeof(b));
+	tap_ok(h.has_sni == want->has_sni && strcmp(a, b) == 0 &&
+	    h.alpn_count == want->alpn_count && h.tls13 == want->tls13 &&
+	    h.hello_len == want->hello_len,
+	    "%s: growth by %zu agrees with the whole parse", what, chunk);
+}
+
+/* ---- extraction table --------------------------------------------------- */
+
+struct xcase {
+	const char *what;
+	void (*exts)(struct bb *);
+	int with_exts;
+	int has_sni;
+	const char *name;
+	const char *alpn;
+	size_t alpn_count;
+	int tls13;
+	int ech;
+};
+
+static const unsigned int v13[] = { 0x0a0a, 0x0304, 0x0303 };
+static const unsigned int v12[] = { 0x0303, 0x0302 };
+
+static void
+x_full(struct bb *e)
+{
+	ext_sni(e, "Example.COM");
+	ext_raw(e, 10, "\x00\x02\x00\x1d", 4);
+	ext_alpn(e, "h2,http/1.1");
+	ext_versions(e, v13, 3);
+}
+
+static void
+x_ech(struct bb *e)
+{
+	ext_raw(e, 0x1a1a, "", 0);      /* GREASE */
+	ext_sni(e, "public.example");
+	ext_ech(e);
+	ext_versions(e, v13, 3);
+	ext_raw(e, 0x2a2a, "\x00", 1);  /* GREASE */
+}
+
+static void
+x_nosni(struct bb *e)
+{
+	ext_alpn(e, "http/1.1");
+	ext_versions(e, v12, 2);
+}
+
+static void
+x_tls12(struct bb *e)
+{
+	ext_sni(e, "a.b");
+	ext_versions(e, v12, 2);
+}
+
+static void
+x_many_alpn(struct bb *e)
+{
+	ext_alpn(e, "p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,pa,pb,pc,pd,pe,pf,pg,ph");
+}
+
+static void
+x_other_type_only(struct bb *e)
+{
+	ext_sni_typed(e, 7, "not-a-host");
+}
+
+static void
+x_other_then_host(struct bb *e)
+{
+	static const uint8_t sn[] = { 0, 19,
+	    7, 0, 3, 'x', 'y', 'z',
+	    0, 0, 4, 'h', 'o', 's', 't',
+	    0, 0, 3, 'a', 'l', 't' };
+
+	ext_raw(e, 0, sn, sizeof(sn));
+}
+
+static void
+x_empty(struct bb *e)
+{
+	(void)e;
+}
+
+static void
+x_long_name(struct bb *e)
+{
+	char n[300];
+
+	memset(n, 'a', 280);
+	n[280] = '\0';
+	ext_sni(e, n);
+}
+
+static const struct xcase xcases[] = {
+	{ "sni+alpn+tls13", x_full, 1, 1, "Example.COM", "h2,http/1.1", 2, 1, 0 },
+	{ "ech+grease", x_ech, 1, 1, "public.example", "", 0, 1, 1 },
+	{ "no sni", x_nosni, 1, 0, "", "http/1.1", 1, 0, 0 },
+	{ "tls12 versions", x_tls12, 1, 1, "a.b", "", 0, 0, 0 },
+	{ "18 alpn, 16 kept", x_many_alpn, 1, 0, "",
+	    "p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,pa,pb,pc,pd,pe,pf", 16, 0, 0 },
+	{ "server_name with a non-host_name type only", x_other_type_only, 1,
+	    0, "", "", 0, 0, 0 },
+	{ "server_name: other type, then two host_names", x_other_then_host,
+	    1, 1, "host", "", 0, 0, 0 },
+	{ "empty extension block", x_empty, 1, 0, "", "", 0, 0, 0 },
+	{ "no extension block", x_empty, 0, 0, "", "", 0, 0, 0 },
+	/* Raw: the parser does not judge the name, sni_name_normalize does. */
+	{ "280-byte name passed raw", x_long_name, 1, 1, NULL, "", 0, 0, 0 },
+};
+
+static void
+check_fields(const char *what, const struct xcase *c, const uint8_t *p,
+    size_t n, size_t hello_len)
+{
+	struct sni_hello h;
+	enum sni_result r;
+	char name[512], alpn[512];
+
+	r = sni_parse_hello(p, n, scratch, sizeof(scratch), &h);
+	if (!tap_is_str(sni_result_str(r), "ok", "%s: ok", what))
+		tap_diag("  error %s", sni_error_str(h.error));
+	name_str(&h, name, sizeof(name));
+	alpn_join(&h, alpn, sizeof(alpn));
+	tap_is_int(h.has_sni, c->has_sni, "%s: has_sni", what);
+	if (c->name != NULL)
+		tap_is_str(str(name), c->name, "%s: name", what);
+	else
+		tap_is_int(h.name.len, 280, "%s: name length", what);
+	tap_is_str(str(alpn), c->alpn, "%s: alpn", what);
+	tap_is_int(h.alpn_count, c->alpn_count, "%s: alpn_count", what);
+	tap_is_int(h.tls13, c->tls13, "%s: tls13", what);
+	tap_is_int(h.ech, c->ech, "%s: ech", what);
+	tap_is_int(h.hello_len, hello_len, "%s: hello_len", what);
+	tap_is_int(h.raw_len, n, "%s: raw_len", what);
+	tap_is_int(h.record_version, 0x0301, "%s: record_version", what);
+	tap_is_int(h.client_version, 0x0303, "%s: client_version", what);
+	tap_is_int(h.error, SNI_ERR_NONE, "%s: error none", what);
+	tap_ok((!h.has_sni || view_inside(h.name, scratch, sizeof(scratch))) &&
+	    (h.alpn_count == 0 ||
+	    view_inside(h.alpn[0], scratch, sizeof(scratch))),
+	    "%s: views lie in scratch", what);
+}
+
+static void
+test_extraction(void)
+{
+	static struct bb e, m, r;
+	struct sni_hello want;
+
+	for (size_t i = 0; i < sizeof(xcases) / sizeof(xcases[0]); i++) {
+		const struct xcase *c = &xcases[i];
+		char what[128];
+		size_t two[] = { 0 }, three[] = { 1, 0 };
+
+		e.len = 0;
+		c->exts(&e);
+		msg_build(&m, &e, c->with_exts, 0);
+
+		frame1(&r, &m);
+		check_fields(c->what, c, r.p, r.len, m.len);
+		check_prefixes(c->what, r.p, r.len, 1);
+		sni_parse_hello(r.p, r.len, scratch_want, sizeof(scratch_want),
+		    &want);
+		check_growth(c->what, r.p, r.len, 1, &want);
+
+		/* Two records: split in the middle of the body. */
+		two[0] = m.len / 2;
+		frame(&r, m.p, m.len, two, 1);
+		snprintf(what, sizeof(what), "%s [2 records]", c->what);
+		check_fields(what, c, r.p, r.len, m.len);
+		check_prefixes(what, r.p, r.len, 1);
+
+		/* Three records: split inside the handshake header too. */
+		three[1] = m.len - 3;
+		frame(&r, m.p, m.len, three, 2);
+		snprintf(what, sizeof(what), "%s [3 records]", c->what);
+		check_fields(what, c, r.p, r.len, m.len);
+		check_prefixes(what, r.p, r.len, 1);
+	}
+}
+
+/* ---- record limits ------------------------------------------------------ */
+
+static void
+test_many_records(void)
+{
+	static struct bb e, m, r;
+	struct sni_hello h;
+	size_t ones[64];
+	enum sni_result res;
+	char name[64];
+
+	for (size_t i = 0; i < 64; i++)
+		ones[i] = 1;
+	e.len = 0;
+	ext_sni(&e, "many.example");
+	ext_alpn(&e, "h2");
+	msg_build(&m, &e, 1, 0);
+
+	/* 63 one-byte records and one more with the rest: 64 in all. */
+	frame(&r, m.p, m.len, ones, 63);
+	res = sni_parse_hello(r.p, r.len, scratch_want, sizeof(scratch_want),
+	    &h);
+	name_str(&h, name, sizeof(name));
+	tap_is_str(sni_result_str(res), "ok", "64 records: ok");
+	tap_is_str(str(name), "many.example", "64 records: name");
+	tap_is_int(h.raw_len, m.len + 5 * 64, "64 records: raw_len");
+	tap_ok(h.raw_len <= SNI_PEEK_MAX, "64 records fit in SNI_PEEK_MAX");
+	check_prefixes("64 records", r.p, r.len, 1);
+	check_growth("64 records", r.p, r.len, 1, &h);
+	check_growth("64 records", r.p, r.len, 7, &h);
+
+	/* 64 one-byte records leave the message incomplete: a 65th is refused. */
+	frame(&r, m.p, m.len, ones, 64);
+	res = sni_parse_hello(r.p, r.len, scratch, sizeof(scratch), &h);
+	tap_is_str(sni_result_str(res), "error", "65 records: error");
+	tap_is_str(sni_error_str(h.error), "hello_too_large",
+	    "65 records: hello_too_large");
+	/* Decided without waiting for the 65th record. */
+	res = sni_parse_hello(r.p, 64 * 6, scratch, sizeof(scratch), &h);
+	tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+	    "65 records: refused once 64 records are in");
+}
+
+static void
+test_size_limits(void)
+{
+	static struct bb e, m, r;
+	struct sni_hello h;
+	enum sni_result res;
+	size_t split[] = { 9000 };
+	char name[64];
+
+	e.len = 0;
+	ext_sni(&e, "big.example");
+	ext_versions(&e, v13, 3);
+
+	msg_build(&m, &e, 1, SNI_HELLO_MAX);
+	tap_is_int(m.len, SNI_HELLO_MAX, "built a hello of exactly SNI_HELLO_MAX");
+	frame1(&r, &m);
+	res = sni_parse_hello(r.p, r.len, scratch_want, sizeof(scratch_want),
+	    &h);
+	name_str(&h, name, sizeof(name));
+	tap_is_str(sni_result_str(res), "ok", "SNI_HELLO_MAX, 1 record: ok");
+	tap_is_str(str(name), "big.example", "SNI_HELLO_MAX, 1 record: name");
+	tap_is_int(h.hello_len, SNI_HELLO_MAX, "SNI_HELLO_MAX: hello_len");
+	check_prefixes("SNI_HELLO_MAX, 1 record", r.p, r.len, 61);
+	check_growth("SNI_HELLO_MAX, 1 record", r.p, r.len, 1000, &h);
+	/* A scratch buffer one byte short cannot hold it. */
+	res = sni_parse_hello(r.p, r.len, scratch, SNI_HELLO_MAX - 1, &h);
+	tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+	    "short scratch: hello_too_large, no overflow");
+
+	/* Too small even for the handshake header. */
+	res = sni_parse_hello(r.p, r.len, scratch, 3, &h);
+	tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+	    "3-byte scratch: hello_too_large, no overflow");
+
+	frame(&r, m.p, m.len, split, 1);
+	res = sni_parse_hello(r.p, r.len, scratch, sizeof(scratch), &h);
+	tap_is_str(sni_result_str(res), "ok", "SNI_HELLO_MAX, 2 records: ok");
+	tap_is_int(h.raw_len, SNI_HELLO_MAX + 10, "SNI_HELLO_MAX, 2 records: raw_len");
+	check_prefixes("SNI_HELLO_MAX, 2 records", r.p, r.len, 61);
+
+	msg_build(&m, &e, 1, SNI_HELLO_MAX + 1);
+	frame(&r, m.p, m.len, split, 1);
+	res = sni_parse_hello(r.p, r.len, scratch, sizeof(scratch), &h);
+	tap_is_str(sni_error_str(h.error), "hello_too_large",
+	    "SNI_HELLO_MAX + 1: hello_too_large");
+	tap_is_int(res, SNI_ERROR, "SNI_HELLO_MAX + 1: error");
+	/* Refused from the handshake header alone. */
+	res = sni_parse_hello(r.p, 9, scratch, sizeof(scratch), &h);
+	tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+	    "SNI_HELLO_MAX + 1: refused after 9 bytes");
+	res = sni_parse_hello(r.p, 8, scratch, sizeof(scratch), &h);
+	tap_is_int(res, SNI_NEED_MORE, "SNI_HELLO_MAX + 1: 8 bytes need_more");
+	/* Header split over records: 2 bytes, then 2. */
+	{
+		size_t hs[] = { 2 };
+
+		frame(&r, m.p, m.len, hs, 1);
+		res = sni_parse_hello(r.p, 14, scratch, sizeof(scratch), &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+		    "SNI_HELLO_MAX + 1, split header: refused after 14 bytes");
+	}
+
+	/* A 16 MiB announcement is refused the same way. */
+	{
+		static const uint8_t huge[] = { 22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff };
+
+		res = sni_parse_hello(huge, sizeof(huge), scratch,
+		    sizeof(scratch), &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_TOO_LARGE,
+		    "u24 max length: hello_too_large");
+	}
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+struct ecase {
+	const char *what;
+	const uint8_t *p;
+	size_t n;
+	enum sni_result res;
+	enum sni_error err;
+};
+
+static void
+run_ecase(const struct ecase *c)
+{
+	struct sni_hello h;
+	enum sni_result r;
+
+	r = sni_parse_hello(c->p, c->n, scratch, sizeof(scratch), &h);
+	if (!tap_ok(r == c->res && h.error == c->err, "%s: %s/%s", c->what,
+	    sni_result_str(c->res), sni_error_str(c->err)))
+		tap_diag("  got %s/%s", sni_result_str(r), sni_error_str(h.error));
+	if (r == SNI_ERROR)
+		tap_ok(h.has_sni == 0 && h.alpn_count == 0 && h.hello_len == 0,
+		    "%s: nothing else filled on error", c->what);
+}
+
+static void
+test_not_tls(void)
+{
+	static const uint8_t get[] = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+	static const uint8_t sslv2[] = { 0x80, 0x2e, 0x01, 0x03, 0x01, 0x00,
+	    0x15, 0x00, 0x00, 0x00, 0x10 };
+	static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 40 };
+	static const uint8_t major1[] = { 22, 1, 0 };
+	static const uint8_t major2[] = { 22, 2, 0, 0, 5, 1, 0, 0, 1, 0 };
+	static const uint8_t zero[] = { 0 };
+	static const uint8_t one[] = { 22 };
+	static const uint8_t two[] = { 22, 3 };
+	static const uint8_t hdr[] = { 22, 3, 1, 0, 0x40 };
+	static const uint8_t reclen0[] = { 22, 3, 1, 0, 0 };
+	static const uint8_t recbig[] = { 22, 3, 1, 0x41, 0x01 };
+	static const uint8_t recmax[] = { 22, 3, 1, 0x41, 0x00, 1 };
+	static const uint8_t server[] = { 22, 3, 3, 0, 4, 2, 0, 0, 0 };
+	static const uint8_t early_type[] = { 22, 3, 1, 0, 100, 11 };
+	static const uint8_t empty_body[] = { 22, 3, 1, 0, 4, 1, 0, 0, 0 };
+	const struct ecase cases[] = {
+		{ "0 bytes", zero, 0, SNI_NEED_MORE, SNI_ERR_NONE },
+		{ "1 byte 0x16", one, 1, SNI_NEED_MORE, SNI_ERR_NONE },
+		{ "0x16 0x03", two, 2, SNI_NEED_MORE, SNI_ERR_NONE },
+		{ "record header only", hdr, 5, SNI_NEED_MORE, SNI_ERR_NONE },
+		{ "first byte 0x00", zero, 1, SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "GET / request", get, sizeof(get) - 1, SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "GET, first byte only", get, 1, SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "SSLv2 hello", sslv2, sizeof(sslv2), SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "alert record", alert, sizeof(alert), SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "record major 1", major1, sizeof(major1), SNI_ERROR, SNI_ERR_NOT_TLS },
+		{ "record major 2, whole", major2, sizeof(major2), SNI_ERROR,
+		    SNI_ERR_NOT_TLS },
+		{ "record length 0", reclen0, sizeof(reclen0), SNI_ERROR,
+		    SNI_ERR_MALFORMED },
+		{ "record length 16641", recbig, sizeof(recbig), SNI_ERROR,
+		    SNI_ERR_MALFORMED },
+		{ "record length 16640, 1 byte in", recmax, sizeof(recmax),
+		    SNI_NEED_MORE, SNI_ERR_NONE },
+		{ "ServerHello", server, sizeof(server), SNI_ERROR,
+		    SNI_ERR_MALFORMED },
+		{ "wrong handshake type, first byte", early_type,
+		    sizeof(early_type), SNI_ERROR, SNI_ERR_MALFORMED },
+		{ "empty ClientHello body", empty_body, sizeof(empty_body),
+		    SNI_ERROR, SNI_ERR_MALFORMED },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_ecase(&cases[i]);
+}
+
+/*
+ * Malformed hellos: a valid hello with one thing changed. Each mutation
+ * edits the message (m) or the record stream (r) in place.
+ */
+static void
+test_malformed(void)
+{
+	static struct bb e, m, r;
+	struct ecase c;
+	size_t off;
+	size_t two[] = { 40 };
+
+#define BASE(build) do {                                \
+		e.len = 0;                              \
+		build;                                  \
+		msg_build(&m, &e, 1, 0);                \
+	} while (0)
+#define RUN(name, errv) do {                            \
+		c.what = (name);                        \
+		c.p = r.p;                              \
+		c.n = r.len;                            \
+		c.res = SNI_ERROR;                      \
+		c.err = (errv);                         \
+		run_ecase(&c);                          \
+	} while (0)
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[0] = 2;
+	frame1(&r, &m);
+	RUN("handshake type 2", SNI_ERR_MALFORMED);
+
+	/* A 33-byte session id, everything else consistent. */
+	BASE(ext_sni(&e, "x.example"));
+	off = 4 + 2 + 32 + 1 + 32;
+	memmove(m.p + off + 1, m.p + off, m.len - off);
+	m.p[off] = 0x22;
+	m.len++;
+	m.p[4 + 2 + 32] = 33;
+	m.p[3]++;
+	frame1(&r, &m);
+	RUN("session_id length 33", SNI_ERR_MALFORMED);
+
+	/* Offset of the extension block length inside the message. */
+	off = 4 + HELLO_FIXED;
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[4 + 2 + 32 + 1 + 32] = 0xff;        /* cipher_suites length */
+	frame1(&r, &m);
+	RUN("cipher_suites length overruns", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[4 + 2 + 32 + 1 + 32 + 1] = 3;       /* odd cipher_suites length */
+	frame1(&r, &m);
+	RUN("cipher_suites odd length", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off - 2] = 0;                       /* compression_methods length */
+	frame1(&r, &m);
+	RUN("no compression methods", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off + 1]++;                         /* extensions length + 1 */
+	frame1(&r, &m);
+	RUN("extensions length overruns", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off + 1]--;                         /* extensions length - 1 */
+	frame1(&r, &m);
+	RUN("extensions length short by one", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off + 2 + 3]++;                     /* server_name ext length + 1 */
+	frame1(&r, &m);
+	RUN("server_name ext length mismatch", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off + 2 + 4 + 1]--;                 /* server_name list length - 1 */
+	frame1(&r, &m);
+	RUN("server_name list length mismatch", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.p[off + 2 + 4 + 2 + 1 + 1] = 0xf0;    /* host_name length overruns */
+	frame1(&r, &m);
+	RUN("host_name length overruns", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"); ext_sni(&e, "y.example"));
+	frame1(&r, &m);
+	RUN("duplicate server_name", SNI_ERR_MALFORMED);
+
+	BASE(ext_alpn(&e, "h2"); ext_raw(&e, 5, "", 0); ext_alpn(&e, "h2"));
+	frame1(&r, &m);
+	RUN("duplicate ALPN", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, ""));
+	frame1(&r, &m);
+	RUN("zero-length host_name", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 0, "\x00\x00", 2));
+	frame1(&r, &m);
+	RUN("empty server_name list", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 0, "", 0));
+	frame1(&r, &m);
+	RUN("empty server_name extension", SNI_ERR_MALFORMED);
+
+	BASE(ext_alpn(&e, "h2,,x"));
+	frame1(&r, &m);
+	RUN("empty ALPN protocol", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 16, "\x00\x00", 2));
+	frame1(&r, &m);
+	RUN("empty ALPN list", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 16, "\x00\x03\x05h2", 5));
+	frame1(&r, &m);
+	RUN("ALPN name overruns its list", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 43, "\x03\x03\x04\x03", 4));
+	frame1(&r, &m);
+	RUN("supported_versions odd length", SNI_ERR_MALFORMED);
+
+	BASE(ext_raw(&e, 43, "\x04\x03\x04", 3));
+	frame1(&r, &m);
+	RUN("supported_versions overruns", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	bb_u8(&m, 0);                           /* trailing byte after extensions */
+	m.p[3]++;
+	frame1(&r, &m);
+	RUN("byte after extension block", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	bb_u8(&e, 0);                           /* truncated extension header */
+	msg_build(&m, &e, 1, 0);
+	frame1(&r, &m);
+	RUN("truncated extension header", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.len = 4 + 10;                         /* message cut inside random */
+	m.p[1] = 0;
+	m.p[2] = 0;
+	m.p[3] = 10;
+	frame1(&r, &m);
+	RUN("body shorter than its fields", SNI_ERR_MALFORMED);
+
+	BASE(ext_sni(&e, "x.example"));
+	m.len = 4 + HELLO_FIXED - 2;            /* ends after cipher_suites */
+	m.p[1] = 0;
+	m.p[2] = 0;
+	m.p[3] = HELLO_FIXED - 2;
+	frame1(&r, &m);
+	RUN("body ends before compression_methods", SNI_ERR_MALFORMED);
+
+	/* Record-layer faults after the first record. */
+	BASE(ext_sni(&e, "x.example"));
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40 + 1] = 2;                    /* second record major 2 */
+	RUN("second record major 2", SNI_ERR_MALFORMED);
+
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40] = 23;                       /* application data in the middle */
+	RUN("application_data record in the middle", SNI_ERR_MALFORMED);
+
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40] = 20;                       /* change_cipher_spec */
+	RUN("change_cipher_spec record in the middle", SNI_ERR_MALFORMED);
+
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40 + 3] = 0;                    /* second record length 0 */
+	r.p[5 + 40 + 4] = 0;
+	RUN("zero-length record in the middle", SNI_ERR_MALFORMED);
+
+	frame(&r, m.p, m.len, two, 1);
+	r.p[0] = 23;
+	RUN("first record application_data", SNI_ERR_NOT_TLS);
+
+	/* A record longer than the message holds trailing bytes: still ok. */
+	frame1(&r, &m);
+	bb_fill(&r, 0, 3);
+	r.p[4] += 3;
+	{
+		struct sni_hello h;
+		enum sni_result res;
+
+		res = sni_parse_hello(r.p, r.len, scratch, sizeof(scratch), &h);
+		tap_is_str(sni_result_str(res), "ok",
+		    "trailing bytes in the last record: ok");
+		tap_is_int(h.raw_len, r.len, "trailing bytes: raw_len whole record");
+		res = sni_parse_hello(r.p, r.len - 1, scratch, sizeof(scratch),
+		    &h);
+		tap_is_str(sni_result_str(res), "need_more",
+		    "trailing bytes: need_more until the record ends");
+	}
+#undef BASE
+#undef RUN
+}
+
+/* Bytes that follow a complete hello (the client's next flight) are not ours. */
+static void
+test_followed(void)
+{
+	static struct bb e, m, r;
+	struct sni_hello h;
+	enum sni_result res;
+
+	e.len = 0;
+	ext_sni(&e, "next.example");
+	msg_build(&m, &e, 1, 0);
+	frame1(&r, &m);
+	bb_bytes(&r, "\x17\x03\x03\x00\x01X", 6);
+	res = sni_parse_hello(r.p, r.len, scratch, sizeof(scratch), &h);
+	tap_is_str(sni_result_str(res), "ok", "hello followed by more: ok");
+	tap_is_int(h.raw_len, r.len - 6, "hello followed by more: raw_len");
+}
+
+static void
+test_strings(void)
+{
+	tap_is_str(sni_result_str(SNI_NEED_MORE), "need_more", "result str need_more");
+	tap_is_str(sni_result_str(SNI_OK), "ok", "result str ok");
+	tap_is_str(sni_result_str(SNI_ERROR), "error", "result str error");
+	tap_is_str(sni_error_str(SNI_ERR_NONE), "none", "error str none");
+	tap_is_str(sni_error_str(SNI_ERR_NOT_TLS), "not_tls", "error str not_tls");
+	tap_is_str(sni_error_str(SNI_ERR_MALFORMED), "malformed_hello",
+	    "error str malformed_hello");
+	tap_is_str(sni_error_str(SNI_ERR_TOO_LARGE), "hello_too_large",
+	    "error str hello_too_large");
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+struct ncase {
+	const char *in;
+	size_t len;             /* 0: strlen(in) */
+	const char *want;       /* NULL: rejected */
+};
+
+static void
+test_names(void)
+{
+	static char l63[64], l64[65], n253[254], n254[255], n253dot[255];
+	char out[SNI_NAME_MAX + 1];
+
+	memset(l63, 'a', 63);
+	memset(l64, 'b', 64);
+	/* 253 = 3 labels of 63 + 1 of 61, with 3 dots. */
+	snprintf(n253, sizeof(n253), "%s.%s.%s.%.61s", l63, l63, l63, l63);
+	snprintf(n254, sizeof(n254), "%s.%s.%s.%.62s", l63, l63, l63, l63);
+	snprintf(n253dot, sizeof(n253dot), "%s.", n253);
+
+	const struct ncase cases[] = {
+		{ "example.com", 0, "example.com" },
+		{ "WWW.Example.COM", 0, "www.example.com" },
+		{ "example.com.", 0, "example.com" },
+		{ "example.com..", 0, NULL },
+		{ ".", 0, NULL },
+		{ "", 0, NULL },
+		{ "a..b", 0, NULL },
+		{ ".a", 0, NULL },
+		{ l63, 0, l63 },
+		{ l64, 0, NULL },
+		{ n253, 0, n253 },
+		{ n253dot, 0, n253 },
+		{ n254, 0, NULL },
+		{ "-a.com", 0, NULL },
+		{ "a-.com", 0, NULL },
+		{ "a.-b", 0, NULL },
+		{ "a-b.c-d", 0, "a-b.c-d" },
+		{ "exa\0mple.com", 12, NULL },
+		{ "example.com\0", 12, NULL },
+		{ "1.2.3.4", 0, NULL },
+		{ "1.2.3.4.", 0, NULL },
+		{ "127.1", 0, NULL },
+		{ "2130706433", 0, NULL },
+		{ "0x7f000001", 0, NULL },
+		{ "0X7F.0.0.1", 0, NULL },
+		{ "1.2.3.4.example", 0, "1.2.3.4.example" },
+		{ "123.example", 0, "123.example" },
+		{ "::1", 0, NULL },
+		{ "[::1]", 0, NULL },
+		{ "2001:db8::1", 0, NULL },
+		{ "_dmarc.Example.com", 0, "_dmarc.example.com" },
+		{ "a_b.example", 0, "a_b.example" },
+		{ "xn--bcher-kva.example", 0, "xn--bcher-kva.example" },
+		{ "XN--BCHER-KVA.ch", 0, "xn--bcher-kva.ch" },
+		{ "b\xc3\xbc" "cher.example", 0, NULL },
+		{ "caf\xe9.example", 0, NULL },
+		{ "a b.example", 0, NULL },
+		{ "a/b.example", 0, NULL },
+		{ "a:443", 0, NULL },
+		{ "localhost", 0, "localhost" },
+		{ "0x.example", 0, "0x.example" },
+		{ "x.0x", 0, "x.0x" },
+		{ "x.0xg1", 0, "x.0xg1" },
+		{ "x.0x1f", 0, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct ncase *c = &cases[i];
+		size_t n = c->len ? c->len : strlen(c->in);
+		char label[80];
+		int rc;
+
+		snprintf(label, sizeof(label), "name %zu \"%.40s%s\" (%zu bytes)",
+		    i, c->in, n > 40 ? "..." : "", n);
+		rc = sni_name_normalize((const uint8_t *)c->in, n, out);
+		if (c->want == NULL) {
+			tap_ok(rc == -1 && out[0] == '\0', "%s rejected", label);
+		} else {
+			tap_is_int(rc, 0, "%s accepted", label);
+			tap_is_str(str(out), c->want, "%s normalised", label);
+		}
+	}
+
+	/* In place, as a caller normalising its own copy would. */
+	{
+		char buf[SNI_NAME_MAX + 1] = "Mixed.Case.";
+
+		tap_is_int(sni_name_normalize((const uint8_t *)buf, strlen(buf),
+		    buf), 0, "in place: accepted");
+		tap_is_str(str(buf), "mixed.case", "in place: normalised");
+	}
+}
+
+int
+main(void)
+{
+	test_strings();
+	test_extraction();
+	test_many_records();
+	test_size_limits();
+	test_not_tls();
+	test_malformed();
+	test_followed();
+	test_names();
+	return tap_done();
+}
