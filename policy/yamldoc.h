@@ -31,6 +31,9 @@ void ydoc_warning(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt,
  * Parse every document of a YAML stream. For each document calls fn with
  * its root node (NULL for an empty document). Syntax errors are reported
  * with their position. Returns 0 when the whole stream parsed, -1 if not.
+ * A document using YAML anchors/aliases is reported as an error and not
+ * passed to fn, so fn always sees a plain tree (no sharing, no cycles).
+ * Errors reported so far are counted in cx->errors either way.
  */
 typedef void (*ydoc_fn)(struct ydoc_ctx *cx, yaml_document_t *doc,
     yaml_node_t *root, void *arg);

@@ -1,0 +1,425 @@
+/*
+ * The compiled snapshot and the decision over it.
+ *
+ * Every pattern but "*" has a name part (its suffix): "example.com" for
+ * example.com, *.example.com and .example.com alike. All of them go into
+ * one hash table keyed by that suffix, each key holding its rules in file
+ * order. A decision looks up the full name (exact patterns, and domain
+ * patterns matching their apex), then each proper suffix from the longest
+ * ("a.b.example.com" -> "b.example.com" -> "example.com" -> "com") for
+ * subdomain and domain patterns, then the short list of "*" rules. So the
+ * cost is a handful of lookups per label of the name, whatever the number
+ * of rules.
+ *
+ * Specificity, most specific first, which is also the walk order:
+ *   1. an exact pattern equal to the name;
+ *   2. a domain pattern (.example.com) whose suffix is the name itself:
+ *      it names exactly this name, but also others, so it ranks after 1;
+ *   3. subdomain and domain patterns by suffix length, longest first;
+ *      at one suffix, *.x and .x rank equal and file order decides;
+ *   4. "*".
+ * Deny rules are looked for along the same walk and win regardless of
+ * specificity; the verdict names the most specific one that applies.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy-int.h"
+
+#define CHUNK_SIZE (64u * 1024)
+
+const char *pol_reason_str(enum pol_reason r)
+{
+	switch (r) {
+	case POL_R_ALLOWED:
+		return "allowed";
+	case POL_R_NOT_ALLOWED:
+		return "not_allowed";
+	case POL_R_DENIED_BY_RULE:
+		return "denied_by_rule";
+	case POL_R_PORT_NOT_ALLOWED:
+		return "port_not_allowed";
+	}
+	return "unknown";
+}
+
+const char *pol_action_str(enum pol_action a)
+{
+	switch (a) {
+	case POL_ALLOW:
+		return "allow";
+	case POL_DENY:
+		return "deny";
+	}
+	return "unknown";
+}
+
+const char *pol_pattern_kind_str(enum pol_pattern_kind k)
+{
+	switch (k) {
+	case POL_PAT_EXACT:
+		return "exact";
+	case POL_PAT_SUBDOMAINS:
+		return "subdomains";
+	case POL_PAT_DOMAIN:
+		return "domain";
+	case POL_PAT_ANY:
+		return "any";
+	}
+	return "unknown";
+}
+
+const char *pol_proto_str(enum pol_proto p)
+{
+	switch (p) {
+	case POL_PROTO_TLS:
+		return "tls";
+	case POL_PROTO_HTTP:
+		return "http";
+	case POL_PROTO_CONNECT:
+		return "connect";
+	}
+	return "unknown";
+}
+
+/* FNV-1a: keys come from the policy, so no need for a keyed hash. */
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct pol_snapshot *pol_snap_new(void)
+{
+	struct pol_snapshot *s = calloc(1, sizeof(*s));
+
+	if (s != NULL)
+		s->refs = 1;
+	return s;
+}
+
+static const char *snap_strdup(struct pol_snapshot *s, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	struct pol_chunk *c = s->chunks;
+	char *p;
+
+	if (c == NULL || c->size - c->used < n) {
+		size_t size = n > CHUNK_SIZE ? n : CHUNK_SIZE;
+
+		c = malloc(sizeof(*c) + size);
+		if (c == NULL)
+			return NULL;
+		c->size = size;
+		c->used = 0;
+		/* A big string gets its own chunk; keep filling the current one. */
+		if (s->chunks != NULL && n > CHUNK_SIZE) {
+			c->next = s->chunks->next;
+			s->chunks->next = c;
+		} else {
+			c->next = s->chunks;
+			s->chunks = c;
+		}
+	}
+	p = c->data + c->used;
+	memcpy(p, str, n);
+	c->used += n;
+	return p;
+}
+
+int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
+{
+	struct pol_rule *nr;
+
+	if (s->nrules >= POL_MAX_RULES)
+		return -1;
+	if (s->nrules == s->rules_cap) {
+		size_t cap = s->rules_cap ? s->rules_cap * 2 : 64;
+		struct pol_rule *p = realloc(s->rules, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		s->rules = p;
+		s->rules_cap = cap;
+	}
+	nr = &s->rules[s->nrules];
+	*nr = *r;
+	if (nr->nports > POL_MAX_PORTS)
+		nr->nports = POL_MAX_PORTS;
+	nr->pattern = snap_strdup(s, r->pattern);
+	if (nr->pattern == NULL)
+		return -1;
+	switch (r->kind) {
+	case POL_PAT_SUBDOMAINS:
+		nr->suffix = nr->pattern + 2;
+		break;
+	case POL_PAT_DOMAIN:
+		nr->suffix = nr->pattern + 1;
+		break;
+	case POL_PAT_ANY:
+		nr->suffix = nr->pattern + strlen(nr->pattern);
+		break;
+	default:
+		nr->suffix = nr->pattern;
+		break;
+	}
+	if (r->file == NULL) {
+		nr->file = NULL;
+	} else if (s->last_file != NULL && strcmp(r->file, s->last_file) == 0) {
+		nr->file = s->last_file;
+	} else {
+		nr->file = snap_strdup(s, r->file);
+		if (nr->file == NULL)
+			return -1;
+		s->last_file = nr->file;
+	}
+	if (r->name == NULL) {
+		nr->name = NULL;
+	} else if (s->last_name != NULL && strcmp(r->name, s->last_name) == 0) {
+		nr->name = s->last_name;
+	} else {
+		nr->name = snap_strdup(s, r->name);
+		if (nr->name == NULL)
+			return -1;
+		s->last_name = nr->name;
+	}
+	s->nrules++;
+	return 0;
+}
+
+static struct pol_slot *slot_find(const struct pol_snapshot *s, const char *key,
+    size_t keylen, uint32_t h)
+{
+	size_t mask = s->nslots - 1;
+
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct pol_slot *sl = &s->slots[i];
+
+		if (sl->key == NULL)
+			return sl;
+		if (sl->hash == h && sl->keylen == keylen &&
+		    memcmp(sl->key, key, keylen) == 0)
+			return sl;
+	}
+}
+
+int pol_snap_compile(struct pol_snapshot *s)
+{
+	size_t nslots = 16, named = 0, nany = 0;
+	uint32_t pos = 0;
+
+	for (size_t i = 0; i < s->nrules; i++) {
+		if (s->rules[i].kind == POL_PAT_ANY)
+			nany++;
+		else
+			named++;
+	}
+	/* Load factor at most 1/2 keeps probe chains short. */
+	while (nslots < named * 2)
+		nslots *= 2;
+	s->nslots = nslots;
+	s->slots = calloc(nslots, sizeof(*s->slots));
+	s->idx = malloc((named ? named : 1) * sizeof(*s->idx));
+	s->any = malloc((nany ? nany : 1) * sizeof(*s->any));
+	if (s->slots == NULL || s->idx == NULL || s->any == NULL)
+		return -1;
+
+	/* Count per key, then lay the groups out, then fill in rule order. */
+	for (size_t i = 0; i < s->nrules; i++) {
+		const struct pol_rule *r = &s->rules[i];
+		size_t len = strlen(r->suffix);
+		uint32_t h = hash_bytes(r->suffix, len);
+		struct pol_slot *sl;
+
+		if (r->kind == POL_PAT_ANY) {
+			s->any[s->nany++] = (uint32_t)i;
+			continue;
+		}
+		sl = slot_find(s, r->suffix, len, h);
+		if (sl->key == NULL) {
+			sl->key = r->suffix;
+			sl->keylen = len;
+			sl->hash = h;
+		}
+		sl->count++;
+	}
+	for (size_t i = 0; i < nslots; i++) {
+		s->slots[i].start = pos;
+		pos += s->slots[i].count;
+		s->slots[i].count = 0;
+	}
+	for (size_t i = 0; i < s->nrules; i++) {
+		const struct pol_rule *r = &s->rules[i];
+		size_t len = strlen(r->suffix);
+		struct pol_slot *sl;
+
+		if (r->kind == POL_PAT_ANY)
+			continue;
+		sl = slot_find(s, r->suffix, len, hash_bytes(r->suffix, len));
+		s->idx[sl->start + sl->count++] = (uint32_t)i;
+	}
+	return 0;
+}
+
+struct pol_snapshot *pol_snapshot_ref(struct pol_snapshot *s)
+{
+	if (s != NULL)
+		__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return s;
+}
+
+void pol_snapshot_unref(struct pol_snapshot *s)
+{
+	struct pol_chunk *c, *next;
+
+	if (s == NULL)
+		return;
+	/* Release/acquire so the last owner sees every other's reads done. */
+	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (c = s->chunks; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(s->rules);
+	free(s->slots);
+	free(s->idx);
+	free(s->any);
+	free(s);
+}
+
+size_t pol_snapshot_rule_count(const struct pol_snapshot *s)
+{
+	return s != NULL ? s->nrules : 0;
+}
+
+const struct pol_rule *pol_snapshot_rule(const struct pol_snapshot *s, size_t i)
+{
+	if (s == NULL || i >= s->nrules)
+		return NULL;
+	return &s->rules[i];
+}
+
+void pol_snapshot_set_generation(struct pol_snapshot *s, uint64_t gen)
+{
+	s->generation = gen;
+}
+
+uint64_t pol_snapshot_generation(const struct pol_snapshot *s)
+{
+	return s->generation;
+}
+
+static int rule_admits_port(const struct pol_rule *r, uint16_t port,
+    enum pol_proto proto)
+{
+	if (r->nports == 0) {
+		if (r->action == POL_DENY)
+			return 1;
+		return port == (proto == POL_PROTO_HTTP ? 80 : 443);
+	}
+	for (size_t i = 0; i < r->nports; i++)
+		if (r->ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* The first of each kind of hit along the walk is the most specific. */
+struct pol_walk {
+	uint16_t port;
+	enum pol_proto proto;
+	const struct pol_rule *deny;            /* deny rule covering the port */
+	const struct pol_rule *allow;           /* allow rule admitting the port */
+	const struct pol_rule *allow_name;      /* allow rule matching the name */
+};
+
+static void walk_rule(struct pol_walk *w, const struct pol_rule *r)
+{
+	int port_ok = rule_admits_port(r, w->port, w->proto);
+
+	if (r->action == POL_DENY) {
+		if (port_ok && w->deny == NULL)
+			w->deny = r;
+		return;
+	}
+	if (w->allow_name == NULL)
+		w->allow_name = r;
+	if (port_ok && w->allow == NULL)
+		w->allow = r;
+}
+
+/* Visits the rules filed under key whose kind is in the mask. */
+static void walk_key(const struct pol_snapshot *s, struct pol_walk *w,
+    const char *key, size_t keylen, unsigned kinds)
+{
+	const struct pol_slot *sl;
+
+	sl = slot_find(s, key, keylen, hash_bytes(key, keylen));
+	if (sl->key == NULL)
+		return;
+	for (uint32_t i = 0; i < sl->count; i++) {
+		const struct pol_rule *r = &s->rules[s->idx[sl->start + i]];
+
+		if (kinds & (1u << r->kind))
+			walk_rule(w, r);
+	}
+}
+
+void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
+    struct pol_verdict *out)
+{
+	char name[POL_NAME_MAX + 2];
+	struct pol_walk w = { .port = req->port, .proto = req->proto };
+	size_t len;
+
+	out->allow = 0;
+	out->reason = POL_R_NOT_ALLOWED;
+	out->rule = NULL;
+	if (s == NULL || req->name == NULL)
+		return;
+	/*
+	 * Callers pass normalised names; normalising again costs little and
+	 * keeps a careless caller from slipping past a rule by case or a dot.
+	 * A name too long to be valid matches nothing, not even "*".
+	 */
+	len = strnlen(req->name, sizeof(name));
+	if (len == sizeof(name))
+		return;
+	for (size_t i = 0; i <= len; i++) {
+		char c = req->name[i];
+
+		name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	if (len > 0 && name[len - 1] == '.')
+		name[--len] = '\0';
+	if (len == 0 || len > POL_NAME_MAX)
+		return;
+
+	if (s->nslots > 0) {
+		walk_key(s, &w, name, len, 1u << POL_PAT_EXACT);
+		walk_key(s, &w, name, len, 1u << POL_PAT_DOMAIN);
+		for (const char *p = memchr(name, '.', len); p != NULL;
+		    p = memchr(p + 1, '.', len - (size_t)(p + 1 - name)))
+			walk_key(s, &w, p + 1, len - (size_t)(p + 1 - name),
+			    (1u << POL_PAT_SUBDOMAINS) | (1u << POL_PAT_DOMAIN));
+	}
+	for (size_t i = 0; i < s->nany; i++)
+		walk_rule(&w, &s->rules[s->any[i]]);
+
+	if (w.deny != NULL) {
+		out->reason = POL_R_DENIED_BY_RULE;
+		out->rule = w.deny;
+	} else if (w.allow != NULL) {
+		out->allow = 1;
+		out->reason = POL_R_ALLOWED;
+		out->rule = w.allow;
+	} else if (w.allow_name != NULL) {
+		out->reason = POL_R_PORT_NOT_ALLOWED;
+		out->rule = w.allow_name;
+	}
+}
