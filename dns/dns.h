@@ -51,13 +51,20 @@ struct dns_answer {
 struct dns_resolver;
 struct dns_ticket;
 
-/* Called once per ticket (unless cancelled), on the resolver's event_base. */
+/*
+ * Called once per ticket (unless cancelled), on the resolver's event_base.
+ * The ticket is released just before its callback runs: forget the pointer
+ * then, and do not dns_cancel() it from or after the callback.
+ */
 typedef void (*dns_cb)(void *arg, const struct dns_answer *ans);
 
 /* Returns NULL with a message in err when the channel cannot be set up. */
 struct dns_resolver *dns_resolver_new(struct event_base *base,
     const struct dns_config *cfg, char *err, size_t errlen);
-/* Pending callbacks are not called. */
+/*
+ * Pending callbacks are not called and outstanding tickets die with the
+ * resolver. Not from inside a dns_cb; the event_base must still exist.
+ */
 void dns_resolver_free(struct dns_resolver *r);
 
 /*
@@ -69,13 +76,24 @@ int dns_lookup_cached(struct dns_resolver *r, const char *name, struct dns_answe
 /*
  * Start an asynchronous lookup of A and AAAA records (DNS only: never
  * /etc/hosts). The callback always runs later, from the event loop, never
- * from inside this call. Returns NULL when the lookup cannot be started.
+ * from inside this call. Returns NULL when the lookup cannot be started,
+ * including for a name that is not a host name (LDH, '_' and dots, at most
+ * 253 bytes; matched case-insensitively, one trailing dot ignored).
  */
 struct dns_ticket *dns_resolve(struct dns_resolver *r, const char *name,
     dns_cb cb, void *arg);
-/* The callback of this ticket will not be called; the ticket is released. */
+/*
+ * The callback of this ticket will not be called; the ticket is released.
+ * NULL is ignored.
+ */
 void dns_cancel(struct dns_ticket *t);
 
+/*
+ * queries: lookups sent to c-ares (concurrent lookups of a name share one);
+ * hits/misses: dns_lookup_cached() answers and misses, plus dns_resolve()
+ * calls answered from the cache; failures: lookups that ended in
+ * DNS_FAILURE or DNS_TIMEOUT.
+ */
 struct dns_stats {
 	uint64_t queries, hits, misses, failures;
 };
