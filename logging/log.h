@@ -34,9 +34,10 @@ void log_sink_stats(struct log_sink *s, struct log_sink_stats *out);
  * left NULL (and sockaddrs with family AF_UNSPEC) become JSON null.
  */
 struct log_record {
-	uint64_t ts_us;                 /* wall clock, microseconds since epoch */
+	uint64_t ts_us;                 /* wall clock, microseconds since epoch; 0: now */
 	const char *event;              /* allow, deny, error, redirect */
 	const char *reason;
+	int would_deny;                 /* report mode: denied by policy, let through */
 	const char *listener;
 	const struct sockaddr *src;
 	const struct sockaddr *orig_dst;

@@ -1,0 +1,614 @@
+/*
+ * logging/log.c: the JSON-lines decision log (DESIGN §7).
+ *
+ * A line is built in a caller-side buffer, then written under the sink's
+ * lock in one write loop, so concurrent workers never interleave bytes and
+ * a reopen (log rotation) never splits a line between two files.
+ *
+ * Much of what is logged comes off the wire (SNI, Host, ALPN), so every
+ * string is escaped completely: quotes, backslashes, control bytes and any
+ * byte that is not part of valid UTF-8. A hostile name can neither break
+ * the line nor add keys. Each string has an output budget, and the budgets
+ * add up to less than LOG_LINE_MAX, so a line never exceeds it: an
+ * over-long value is cut at a character boundary and marked.
+ *
+ * This module keeps its own address formatter: the leaves do not include
+ * each other's headers (DESIGN §2), and the format is the same as dns's.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "logging/log.h"
+
+/* Output budgets per string value, escapes and marker included. */
+#define LOG_CAP_NAME    1024
+#define LOG_CAP_DETAIL  1024
+#define LOG_CAP_RULE    256
+#define LOG_CAP_SHORT   96      /* event, reason, listener, proto, rule_name, conn */
+#define LOG_CAP_ALPN    64      /* each of up to LOG_MAX_ALPN */
+#define LOG_CAP_NOTICE  2048
+#define LOG_ADDR_MAX    56      /* "[" 45 "]:" 5, rounded up */
+#define LOG_TS_LEN      24      /* 2026-11-22T10:00:00.123Z */
+#define LOG_NUM_MAX     21      /* uint64 or "-999999999999999.999" */
+
+#define LOG_TRUNC_MARK  "...(truncated)"
+
+#define LOG_KEYS \
+	"{\"ts\":,\"event\":,\"reason\":,\"listener\":,\"src\":,\"orig_dst\":," \
+	"\"name\":,\"port\":,\"proto\":,\"alpn\":,\"rule\":,\"rule_name\":," \
+	"\"upstream\":,\"bytes_in\":,\"bytes_out\":,\"duration_ms\":,\"conn\":," \
+	"\"detail\":}\n"
+
+/* Worst case of every value at its budget, with quotes, plus the NUL. */
+#define LOG_WORST (sizeof(LOG_KEYS) - 1 + \
+	(LOG_TS_LEN + 2) + \
+	6 * (LOG_CAP_SHORT + 2) + \
+	3 * (LOG_ADDR_MAX + 2) + \
+	(LOG_CAP_NAME + 2) + 6 + \
+	(2 + LOG_MAX_ALPN * (LOG_CAP_ALPN + 3)) + \
+	(LOG_CAP_RULE + 2) + \
+	3 * LOG_NUM_MAX + \
+	(LOG_CAP_DETAIL + 2) + 1)
+_Static_assert(LOG_WORST <= LOG_LINE_MAX, "log budgets exceed LOG_LINE_MAX");
+
+struct log_sink {
+	pthread_mutex_t lock;
+	int fd;
+	int owns_fd;            /* 0 for stdout, which we never close */
+	char *path;             /* NULL for stdout */
+	uint64_t lines, failures;
+};
+
+/* A bounded output buffer: appends past the end only set overflow. */
+struct log_buf {
+	char *p;
+	size_t len, cap;
+	int overflow;
+};
+
+static void
+log_put(struct log_buf *b, const char *s, size_t n)
+{
+	if (b->overflow || n > b->cap - b->len) {
+		b->overflow = 1;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+log_puts(struct log_buf *b, const char *s)
+{
+	log_put(b, s, strlen(s));
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0 when it is not one.
+ */
+static size_t
+log_utf8_len(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * The escaped form of the character at s: writes it to out (at least 6
+ * bytes) and returns its length; *used is how many input bytes it took.
+ */
+static size_t
+log_escape_one(const unsigned char *s, size_t left, char *out, size_t *used)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c = s[0];
+	size_t n;
+
+	*used = 1;
+	if (c == '"' || c == '\\') {
+		out[0] = '\\';
+		out[1] = (char)c;
+		return 2;
+	}
+	if (c >= 0x20 && c < 0x7f) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c >= 0x80) {
+		n = log_utf8_len(s, left);
+		if (n > 0) {
+			memcpy(out, s, n);
+			*used = n;
+			return n;
+		}
+	}
+	/* Control bytes, DEL, and stray bytes as the code point of the byte. */
+	out[0] = '\\';
+	out[1] = 'u';
+	out[2] = '0';
+	out[3] = '0';
+	out[4] = hex[c >> 4];
+	out[5] = hex[c & 0xf];
+	return 6;
+}
+
+/*
+ * A JSON string of at most cap bytes between the quotes. cut says the
+ * text was already shortened by the caller, so it is marked either way.
+ */
+static void
+log_put_str(struct log_buf *b, const char *str, size_t len, size_t cap,
+    int cut)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	char unit[6];
+	size_t i, used, n, total = 0, room;
+
+	for (i = 0; i < len && total <= cap; i += used)
+		total += log_escape_one(s + i, len - i, unit, &used);
+	if (total > cap)
+		cut = 1;
+	room = cut ? cap - (sizeof(LOG_TRUNC_MARK) - 1) : cap;
+
+	log_put(b, "\"", 1);
+	total = 0;
+	for (i = 0; i < len; i += used) {
+		n = log_escape_one(s + i, len - i, unit, &used);
+		if (total + n > room)
+			break;
+		log_put(b, unit, n);
+		total += n;
+	}
+	if (cut)
+		log_puts(b, LOG_TRUNC_MARK);
+	log_put(b, "\"", 1);
+}
+
+static void
+log_put_cstr(struct log_buf *b, const char *s, size_t cap)
+{
+	if (s == NULL)
+		log_puts(b, "null");
+	else
+		log_put_str(b, s, strlen(s), cap, 0);
+}
+
+static void
+log_put_addr(struct log_buf *b, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN], out[LOG_ADDR_MAX + 2];
+	unsigned port;
+
+	if (sa == NULL)
+		goto null;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)) == NULL)
+			goto null;
+		port = ntohs(sin->sin_port);
+		if (port != 0)
+			snprintf(out, sizeof(out), "\"%s:%u\"", ip, port);
+		else
+			snprintf(out, sizeof(out), "\"%s\"", ip);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip)) == NULL)
+			goto null;
+		port = ntohs(sin6->sin6_port);
+		if (port != 0)
+			snprintf(out, sizeof(out), "\"[%s]:%u\"", ip, port);
+		else
+			snprintf(out, sizeof(out), "\"%s\"", ip);
+	} else {
+		goto null;
+	}
+	log_puts(b, out);
+	return;
+null:
+	log_puts(b, "null");
+}
+
+static void
+log_put_u64(struct log_buf *b, uint64_t v)
+{
+	char num[LOG_NUM_MAX + 1];
+
+	snprintf(num, sizeof(num), "%" PRIu64, v);
+	log_puts(b, num);
+}
+
+/*
+ * Three decimals, built from integers: printf's "%f" follows LC_NUMERIC
+ * and would write "1,200" under some locales. JSON has no NaN or infinity.
+ */
+static void
+log_put_ms(struct log_buf *b, double ms)
+{
+	char num[LOG_NUM_MAX + 2];
+	int64_t thousandths;
+	uint64_t mag;
+
+	if (!isfinite(ms) || ms >= 1e15 || ms <= -1e15) {
+		log_puts(b, "null");
+		return;
+	}
+	thousandths = (int64_t)(ms * 1000.0 + (ms >= 0 ? 0.5 : -0.5));
+	mag = thousandths < 0 ? (uint64_t)0 - (uint64_t)thousandths :
+	    (uint64_t)thousandths;
+	snprintf(num, sizeof(num), "%s%" PRIu64 ".%03u",
+	    thousandths < 0 ? "-" : "", mag / 1000, (unsigned)(mag % 1000));
+	log_puts(b, num);
+}
+
+static void
+log_put_ts(struct log_buf *b, uint64_t ts_us)
+{
+	/* Sized for what the compiler cannot rule out; the year is checked. */
+	char ts[80];
+	time_t secs;
+	struct tm tm;
+
+	if (ts_us == 0)
+		ts_us = log_now_us();
+	secs = (time_t)(ts_us / 1000000);
+	if (gmtime_r(&secs, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+		log_puts(b, "null");
+		return;
+	}
+	snprintf(ts, sizeof(ts), "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (unsigned)((ts_us / 1000) % 1000));
+	log_puts(b, ts);
+}
+
+uint64_t
+log_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+size_t
+log_format(const struct log_record *r, char *buf, size_t buflen)
+{
+	struct log_buf b;
+	size_t i, n;
+
+	if (r == NULL || buf == NULL || buflen == 0)
+		return 0;
+	b.p = buf;
+	b.len = 0;
+	/* The line, '\n' included, stays under LOG_LINE_MAX; then a NUL. */
+	b.cap = (buflen < LOG_LINE_MAX ? buflen : LOG_LINE_MAX) - 1;
+	b.overflow = 0;
+
+	log_puts(&b, "{\"ts\":");
+	log_put_ts(&b, r->ts_us);
+	log_puts(&b, ",\"event\":");
+	log_put_cstr(&b, r->event, LOG_CAP_SHORT);
+	log_puts(&b, ",\"reason\":");
+	log_put_cstr(&b, r->reason, LOG_CAP_SHORT);
+	log_puts(&b, r->would_deny ? ",\"would_deny\":true" : ",\"would_deny\":false");
+	log_puts(&b, ",\"listener\":");
+	log_put_cstr(&b, r->listener, LOG_CAP_SHORT);
+	log_puts(&b, ",\"src\":");
+	log_put_addr(&b, r->src);
+	log_puts(&b, ",\"orig_dst\":");
+	log_put_addr(&b, r->orig_dst);
+	log_puts(&b, ",\"name\":");
+	if (r->name == NULL)
+		log_puts(&b, "null");
+	else
+		log_put_str(&b, r->name,
+		    r->name_len ? r->name_len : strlen(r->name), LOG_CAP_NAME,
+		    0);
+	log_puts(&b, ",\"port\":");
+	if (r->port < 0 || r->port > 65535)
+		log_puts(&b, "null");
+	else
+		log_put_u64(&b, (uint64_t)r->port);
+	log_puts(&b, ",\"proto\":");
+	log_put_cstr(&b, r->proto, LOG_CAP_SHORT);
+	log_puts(&b, ",\"alpn\":");
+	if (!r->has_alpn) {
+		log_puts(&b, "null");
+	} else {
+		n = r->nalpn < LOG_MAX_ALPN ? r->nalpn : LOG_MAX_ALPN;
+		log_puts(&b, "[");
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				log_puts(&b, ",");
+			if (r->alpn[i] == NULL)
+				log_puts(&b, "null");
+			else
+				log_put_str(&b, r->alpn[i], r->alpn_len[i] ?
+				    r->alpn_len[i] : strlen(r->alpn[i]),
+				    LOG_CAP_ALPN, 0);
+		}
+		log_puts(&b, "]");
+	}
+	log_puts(&b, ",\"rule\":");
+	log_put_cstr(&b, r->rule, LOG_CAP_RULE);
+	log_puts(&b, ",\"rule_name\":");
+	log_put_cstr(&b, r->rule_name, LOG_CAP_SHORT);
+	log_puts(&b, ",\"upstream\":");
+	log_put_addr(&b, r->upstream);
+	log_puts(&b, ",\"bytes_in\":");
+	log_put_u64(&b, r->bytes_in);
+	log_puts(&b, ",\"bytes_out\":");
+	log_put_u64(&b, r->bytes_out);
+	log_puts(&b, ",\"duration_ms\":");
+	log_put_ms(&b, r->duration_ms);
+	log_puts(&b, ",\"conn\":");
+	log_put_cstr(&b, r->conn, LOG_CAP_SHORT);
+	log_puts(&b, ",\"detail\":");
+	log_put_cstr(&b, r->detail, LOG_CAP_DETAIL);
+	log_puts(&b, "}\n");
+
+	/* Only a buffer smaller than LOG_LINE_MAX can get here. */
+	if (b.overflow) {
+		buf[0] = '\0';
+		return 0;
+	}
+	buf[b.len] = '\0';
+	return b.len;
+}
+
+/*
+ * Open the log file for appending. O_APPEND keeps concurrent writers (and
+ * a logrotate "copytruncate") from overwriting each other.
+ */
+static int
+log_open_path(const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	do
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0 && err != NULL && errlen > 0)
+		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+struct log_sink *
+log_sink_open(const char *path, char *err, size_t errlen)
+{
+	struct log_sink *s;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->fd = -1;
+	if (path == NULL || strcmp(path, "-") == 0) {
+		s->fd = STDOUT_FILENO;
+	} else {
+		s->path = strdup(path);
+		if (s->path == NULL) {
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		s->fd = log_open_path(path, err, errlen);
+		if (s->fd < 0)
+			goto fail;
+		s->owns_fd = 1;
+	}
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "pthread_mutex_init failed");
+		goto fail;
+	}
+	return s;
+fail:
+	if (s != NULL) {
+		if (s->owns_fd)
+			close(s->fd);
+		free(s->path);
+		free(s);
+	}
+	return NULL;
+}
+
+int
+log_sink_reopen(struct log_sink *s, char *err, size_t errlen)
+{
+	int fd, old;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (s == NULL)
+		return -1;
+	if (s->path == NULL)
+		return 0;       /* stdout: nothing to reopen */
+	/* Open outside the lock: a slow filesystem must not stall writers. */
+	fd = log_open_path(s->path, err, errlen);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	old = s->fd;
+	s->fd = fd;
+	pthread_mutex_unlock(&s->lock);
+	close(old);
+	return 0;
+}
+
+void
+log_sink_close(struct log_sink *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	if (s->owns_fd)
+		close(s->fd);
+	free(s->path);
+	free(s);
+}
+
+void
+log_sink_stats(struct log_sink *s, struct log_sink_stats *out)
+{
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	out->lines = s->lines;
+	out->failures = s->failures;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Write all of buf, waiting rather than dropping: short writes continue,
+ * EINTR retries, and a non-blocking fd (stdout handed to us that way) is
+ * polled until it drains. Called with the lock held, which is what keeps
+ * lines whole and in one file.
+ */
+static int
+log_write_all(int fd, const char *buf, size_t len)
+{
+	struct pollfd pfd;
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = write(fd, buf + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			pfd.revents = 0;
+			if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				return -1;
+			/* Errors show up in the next write(2). */
+			continue;
+		}
+		return -1;      /* EPIPE, ENOSPC, EIO, or a 0-byte write */
+	}
+	return 0;
+}
+
+static int
+log_sink_write(struct log_sink *s, const char *line, size_t len)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = log_write_all(s->fd, line, len);
+	if (rc == 0)
+		s->lines++;
+	else
+		s->failures++;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int
+log_write(struct log_sink *s, const struct log_record *r)
+{
+	char line[LOG_LINE_MAX];
+	size_t len;
+
+	if (s == NULL)
+		return -1;
+	len = log_format(r, line, sizeof(line));
+	if (len == 0) {
+		pthread_mutex_lock(&s->lock);
+		s->failures++;
+		pthread_mutex_unlock(&s->lock);
+		return -1;
+	}
+	return log_sink_write(s, line, len);
+}
+
+void
+log_notice(struct log_sink *s, const char *fmt, ...)
+{
+	char msg[LOG_CAP_NOTICE + 1], line[LOG_LINE_MAX];
+	struct log_buf b;
+	va_list ap;
+	int n;
+
+	if (s == NULL || fmt == NULL)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
+
+	b.p = line;
+	b.len = 0;
+	b.cap = sizeof(line) - 1;
+	b.overflow = 0;
+	log_puts(&b, "{\"ts\":");
+	log_put_ts(&b, 0);
+	log_puts(&b, ",\"event\":\"notice\",\"msg\":");
+	/* When vsnprintf cut it short, it is marked like any long value. */
+	log_put_str(&b, msg, strlen(msg), LOG_CAP_NOTICE,
+	    n >= (int)sizeof(msg));
+	log_puts(&b, "}\n");
+	if (b.overflow) {
+		pthread_mutex_lock(&s->lock);
+		s->failures++;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	log_sink_write(s, line, b.len);
+}
