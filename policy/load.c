@@ -30,16 +30,13 @@
 #define RULE_NAME_MAX 256
 #define QUOTE_MAX 80
 
-struct pol_loader {
-	struct pol_snapshot *snap;
-	int oom;                /* reported once, then every add is skipped */
-};
+#define MAX_SOURCES 64
 
 /*
  * Config text goes back into messages; keep them one printable line and
  * short, whatever the file holds.
  */
-static const char *quote(const char *s, char *buf, size_t size)
+const char *pol_quote(const char *s, char *buf, size_t size)
 {
 	size_t o = 0;
 
@@ -61,7 +58,7 @@ static const char *quote(const char *s, char *buf, size_t size)
 }
 
 /* "", "~" and "null" written plainly: a key present with nothing in it. */
-static int is_null(const yaml_node_t *n)
+int pol_yaml_is_null(const yaml_node_t *n)
 {
 	const char *s = ydoc_text(n);
 
@@ -98,7 +95,7 @@ static void read_keys(struct ydoc_ctx *cx, yaml_document_t *doc,
 				break;
 		if (i == nknown) {
 			ydoc_error(cx, k, "unknown key '%s' (expected one of: %s)",
-			    quote(ks, qb, sizeof(qb)), expected);
+			    pol_quote(ks, qb, sizeof(qb)), expected);
 			continue;
 		}
 		if (keys[i] != NULL) {
@@ -112,7 +109,7 @@ static void read_keys(struct ydoc_ctx *cx, yaml_document_t *doc,
 }
 
 /* Ports are 1..65535; one message for every way of getting that wrong. */
-static int read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out)
+int pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out)
 {
 	const char *s = ydoc_text(n);
 	unsigned long v = 0;
@@ -136,14 +133,55 @@ enum {
 	K_PORTS,
 	K_NAME,
 	K_ALLOW_PRIVATE,
+	K_SOURCES,
+	K_ORIGINATE_TLS,
 	K_COUNT,
 };
 
 static const char *const rule_keys[K_COUNT] = {
-	"hosts", "ports", "name", "allow_private",
+	"hosts", "ports", "name", "allow_private", "sources", "originate_tls",
 };
 
-static void add_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
+/* A non-empty list of CIDRs; fills out[] and returns how many, 0 on error. */
+static size_t read_sources(struct ydoc_ctx *cx, yaml_document_t *doc,
+    yaml_node_t *list, struct pol_cidr *out)
+{
+	char qb[POL_QUOTE_BUF];
+	size_t n = 0;
+	unsigned before = cx->errors;
+
+	if (pol_yaml_is_null(list) || (list->type == YAML_SEQUENCE_NODE &&
+	    list->data.sequence.items.top == list->data.sequence.items.start)) {
+		/* An empty list would read as "any client": say so instead. */
+		ydoc_error(cx, list, "sources must not be empty (leave it out "
+		    "for any client)");
+		return 0;
+	}
+	if (ydoc_is_sequence(cx, list, "sources") < 0)
+		return 0;
+	YDOC_FOREACH_ITEM(doc, list, it) {
+		yaml_node_t *item = YDOC_NODE(doc, *it);
+		const char *text;
+
+		if (ydoc_scalar(cx, item, "a source", &text) < 0)
+			continue;
+		if (n == MAX_SOURCES) {
+			ydoc_error(cx, item, "too many sources (at most %d)",
+			    MAX_SOURCES);
+			break;
+		}
+		if (pol_cidr_parse(text, &out[n]) < 0) {
+			ydoc_error(cx, item, "bad source '%s': expected an address "
+			    "or a CIDR such as 10.8.0.0/16, with no host bits set",
+			    pol_quote(text, qb, sizeof(qb)));
+			continue;
+		}
+		n++;
+	}
+	return cx->errors == before ? n : 0;
+}
+
+void pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
     const struct pol_rule *r)
 {
 	if (ld->oom)
@@ -165,6 +203,7 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 	yaml_node_t *vals[K_COUNT], *keys[K_COUNT];
 	char what[32], defname[32], qb[QUOTE_MAX + 16], hint[160];
 	char pattern[POL_NAME_MAX + 3];
+	struct pol_cidr sources[MAX_SOURCES];
 	struct pol_rule r;
 	const char *listname = pol_action_str(action);
 
@@ -173,11 +212,14 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 		return;
 	/* "allow_private" is read in deny rules only to say it is misplaced. */
 	read_keys(cx, doc, node, rule_keys, K_COUNT,
-	    action == POL_ALLOW ? "hosts, ports, name, allow_private" :
-	    "hosts, ports, name", vals, keys);
+	    action == POL_ALLOW ? "hosts, ports, name, sources, allow_private, "
+	    "originate_tls" : "hosts, ports, name, sources", vals, keys);
 	memset(&r, 0, sizeof(r));
 	r.action = action;
 	r.file = cx->file;
+	r.origin = "native";
+	r.resolution = POL_RES_DNS;
+	r.mode = ld->opts->mode;        /* the file's own mode comes later */
 	snprintf(defname, sizeof(defname), "%s[%zu]", listname, index);
 	r.name = defname;
 
@@ -196,10 +238,22 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 			(void)ydoc_bool(cx, vals[K_ALLOW_PRIVATE], "allow_private",
 			    &r.allow_private);
 	}
+	if (vals[K_ORIGINATE_TLS] != NULL) {
+		if (action == POL_DENY)
+			ydoc_error(cx, keys[K_ORIGINATE_TLS],
+			    "originate_tls is only valid in allow rules");
+		else
+			(void)ydoc_bool(cx, vals[K_ORIGINATE_TLS], "originate_tls",
+			    &r.originate_tls);
+	}
+	if (vals[K_SOURCES] != NULL) {
+		r.nsources = read_sources(cx, doc, vals[K_SOURCES], sources);
+		r.sources = sources;
+	}
 	if (vals[K_PORTS] != NULL) {
 		yaml_node_t *ports = vals[K_PORTS];
 
-		if (is_null(ports) || (ports->type == YAML_SEQUENCE_NODE &&
+		if (pol_yaml_is_null(ports) || (ports->type == YAML_SEQUENCE_NODE &&
 		    ports->data.sequence.items.top == ports->data.sequence.items.start)) {
 			ydoc_error(cx, ports, "ports must not be empty "
 			    "(leave it out for the default port)");
@@ -207,7 +261,7 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 			YDOC_FOREACH_ITEM(doc, ports, it) {
 				uint16_t port;
 
-				if (read_port(cx, YDOC_NODE(doc, *it), &port) < 0)
+				if (pol_read_port(cx, YDOC_NODE(doc, *it), &port) < 0)
 					continue;
 				if (r.nports == POL_MAX_PORTS) {
 					ydoc_error(cx, ports, "too many ports (at most %d)",
@@ -223,7 +277,7 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 		ydoc_error(cx, node, "missing required key 'hosts'");
 		return;
 	}
-	if (is_null(vals[K_HOSTS]) || (vals[K_HOSTS]->type == YAML_SEQUENCE_NODE &&
+	if (pol_yaml_is_null(vals[K_HOSTS]) || (vals[K_HOSTS]->type == YAML_SEQUENCE_NODE &&
 	    vals[K_HOSTS]->data.sequence.items.top ==
 	    vals[K_HOSTS]->data.sequence.items.start)) {
 		ydoc_error(cx, vals[K_HOSTS], "hosts must not be empty");
@@ -240,7 +294,7 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 		if (pol_pattern_parse(text, &r.kind, pattern, sizeof(pattern),
 		    hint, sizeof(hint)) < 0) {
 			ydoc_error(cx, h, "bad host pattern '%s': %s",
-			    quote(text, qb, sizeof(qb)), hint);
+			    pol_quote(text, qb, sizeof(qb)), hint);
 			continue;
 		}
 		/* Once anything is wrong no snapshot is built: skip the work. */
@@ -249,7 +303,7 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 		r.pattern = pattern;
 		r.line = (unsigned)h->start_mark.line + 1;
 		r.col = (unsigned)h->start_mark.column + 1;
-		add_rule(cx, ld, &r);
+		pol_loader_add(cx, ld, &r);
 	}
 }
 
@@ -258,7 +312,7 @@ static void read_rule_list(struct ydoc_ctx *cx, struct pol_loader *ld,
 {
 	size_t index = 0;
 
-	if (is_null(list))
+	if (pol_yaml_is_null(list))
 		return;
 	if (ydoc_is_sequence(cx, list, pol_action_str(action)) < 0)
 		return;
@@ -267,43 +321,44 @@ static void read_rule_list(struct ydoc_ctx *cx, struct pol_loader *ld,
 }
 
 /*
- * Kubernetes resources, by kind. Istio's ServiceEntry and Sidecar will be
- * handled here; until then every kind is skipped with a notice, which is
- * also what happens to kinds that carry no egress policy.
+ * "mode: report|enforce" in any native document of a file sets the mode of
+ * every rule of that file, Istio resources included: a team can trial a
+ * whole file. Two documents of one file that disagree are an error.
  */
-typedef void (*kind_fn)(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *root);
-
-static kind_fn kind_lookup(const char *kind)
+static void read_file_mode(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_node_t *n)
 {
-	(void)kind;
-	return NULL;
-}
+	char qb[POL_QUOTE_BUF];
+	const char *text;
+	int mode;
 
-static void read_resource(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *root, yaml_node_t *kindval)
-{
-	char qb[QUOTE_MAX + 16];
-	const char *kind;
-	kind_fn fn;
-
-	if (ydoc_scalar(cx, kindval, "kind", &kind) < 0)
+	if (ydoc_scalar(cx, n, "mode", &text) < 0)
 		return;
-	fn = kind_lookup(kind);
-	if (fn != NULL) {
-		fn(cx, ld, doc, root);
+	if (strcmp(text, "enforce") == 0) {
+		mode = POL_MODE_ENFORCE;
+	} else if (strcmp(text, "report") == 0) {
+		mode = POL_MODE_REPORT;
+	} else {
+		ydoc_error(cx, n, "mode must be enforce or report, not '%s'",
+		    pol_quote(text, qb, sizeof(qb)));
 		return;
 	}
-	ydoc_notice(cx, root, "kind %s: Istio resources are read by a later "
-	    "version; skipped", quote(kind, qb, sizeof(qb)));
+	if (ld->file_mode >= 0 && ld->file_mode != mode) {
+		ydoc_error(cx, n, "mode %s contradicts mode %s at line %u of "
+		    "this file", text, pol_mode_str((enum pol_mode)ld->file_mode),
+		    ld->file_mode_line);
+		return;
+	}
+	ld->file_mode = mode;
+	ld->file_mode_line = (unsigned)n->start_mark.line + 1;
 }
 
 static void read_document(struct ydoc_ctx *cx, yaml_document_t *doc,
     yaml_node_t *root, void *arg)
 {
-	static const char *const top_keys[] = { "allow", "deny" };
+	static const char *const top_keys[] = { "allow", "deny", "mode" };
 	struct pol_loader *ld = arg;
-	yaml_node_t *vals[2], *keys[2];
+	yaml_node_t *vals[3], *keys[3];
 
 	if (root == NULL)
 		return;
@@ -313,11 +368,13 @@ static void read_document(struct ydoc_ctx *cx, yaml_document_t *doc,
 		const char *ks = ydoc_text(YDOC_NODE(doc, p->key));
 
 		if (ks != NULL && strcmp(ks, "kind") == 0) {
-			read_resource(cx, ld, doc, root, YDOC_NODE(doc, p->value));
+			pol_k8s_read(cx, ld, doc, root);
 			return;
 		}
 	}
-	read_keys(cx, doc, root, top_keys, 2, "allow, deny", vals, keys);
+	read_keys(cx, doc, root, top_keys, 3, "allow, deny, mode", vals, keys);
+	if (vals[2] != NULL)
+		read_file_mode(cx, ld, vals[2]);
 	if (vals[0] != NULL)
 		read_rule_list(cx, ld, doc, vals[0], POL_ALLOW);
 	if (vals[1] != NULL)
@@ -329,6 +386,9 @@ static struct pol_snapshot *finish(struct pol_loader *ld, unsigned errors,
 {
 	struct ydoc_ctx cx = { .file = NULL, .report = report, .arg = arg };
 
+	pol_k8s_finish(&cx, ld, errors != 0 || ld->oom);
+	errors += cx.errors;
+	ld->snap->mode = ld->opts->mode;
 	if (errors == 0 && !ld->oom && pol_snap_compile(ld->snap) < 0) {
 		ydoc_error(&cx, NULL, "out of memory compiling the policy");
 		errors++;
@@ -340,23 +400,52 @@ static struct pol_snapshot *finish(struct pol_loader *ld, unsigned errors,
 	return ld->snap;
 }
 
+static void begin_file(struct pol_loader *ld)
+{
+	ld->file_first = pol_snapshot_rule_count(ld->snap);
+	ld->file_mode = -1;
+}
+
+/* The file's mode covers every rule it contributed, whatever the order. */
+static void end_file(struct pol_loader *ld)
+{
+	size_t n = pol_snapshot_rule_count(ld->snap);
+
+	if (ld->file_mode < 0)
+		return;
+	for (size_t i = ld->file_first; i < n; i++)
+		ld->snap->rules[i].mode = (enum pol_mode)ld->file_mode;
+}
+
 struct pol_snapshot *pol_load_buffer(const char *name, const char *text,
     size_t len, pol_report_fn report, void *arg)
 {
+	static const struct pol_load_opts defaults;
 	struct ydoc_ctx cx = {
 		.file = name != NULL ? name : "<buffer>",
 		.report = report,
 		.arg = arg,
 	};
-	struct pol_loader ld = { .snap = pol_snap_new() };
+	struct pol_loader ld = { .snap = pol_snap_new(), .opts = &defaults };
 
 	if (ld.snap == NULL) {
 		ydoc_error(&cx, NULL, "out of memory loading the policy");
 		return NULL;
 	}
+	begin_file(&ld);
 	(void)ydoc_parse_buffer(&cx, text != NULL ? text : "", text != NULL ? len : 0,
 	    read_document, &ld);
+	end_file(&ld);
 	return finish(&ld, cx.errors, report, arg);
+}
+
+const struct pol_namespace *pol_loader_namespace(const struct pol_loader *ld,
+    const char *name)
+{
+	for (size_t i = 0; i < ld->opts->nnamespaces; i++)
+		if (strcmp(ld->opts->namespaces[i].name, name) == 0)
+			return &ld->opts->namespaces[i];
+	return NULL;
 }
 
 static int has_yaml_suffix(const char *name)
@@ -377,7 +466,9 @@ static void load_file(struct pol_loader *ld, const char *path,
 {
 	struct ydoc_ctx cx = { .file = path, .report = report, .arg = arg };
 
+	begin_file(ld);
 	(void)ydoc_parse_file(&cx, path, read_document, ld);
+	end_file(ld);
 	*errors += cx.errors;
 }
 
@@ -454,8 +545,19 @@ out:
 struct pol_snapshot *pol_load(const char *const *paths, size_t npaths,
     const char *base_dir, pol_report_fn report, void *arg)
 {
+	struct pol_load_opts opts = { .base_dir = base_dir };
+
+	return pol_load_ex(paths, npaths, &opts, report, arg);
+}
+
+struct pol_snapshot *pol_load_ex(const char *const *paths, size_t npaths,
+    const struct pol_load_opts *opts, pol_report_fn report, void *arg)
+{
+	static const struct pol_load_opts defaults;
 	struct ydoc_ctx cx = { .file = NULL, .report = report, .arg = arg };
-	struct pol_loader ld = { .snap = pol_snap_new() };
+	struct pol_loader ld = { .snap = pol_snap_new(),
+	    .opts = opts != NULL ? opts : &defaults };
+	const char *base_dir = ld.opts->base_dir;
 	unsigned errors = 0;
 	size_t files = 0;
 

@@ -103,12 +103,14 @@ struct pol_snapshot *pol_snap_new(void)
 	return s;
 }
 
-static const char *snap_strdup(struct pol_snapshot *s, const char *str)
+/* Memory that lives as long as the snapshot; aligned for any field. */
+static void *snap_alloc(struct pol_snapshot *s, size_t n)
 {
-	size_t n = strlen(str) + 1;
 	struct pol_chunk *c = s->chunks;
-	char *p;
+	size_t used;
+	void *p;
 
+	n = (n + 7) & ~(size_t)7;
 	if (c == NULL || c->size - c->used < n) {
 		size_t size = n > CHUNK_SIZE ? n : CHUNK_SIZE;
 
@@ -117,7 +119,7 @@ static const char *snap_strdup(struct pol_snapshot *s, const char *str)
 			return NULL;
 		c->size = size;
 		c->used = 0;
-		/* A big string gets its own chunk; keep filling the current one. */
+		/* A big block gets its own chunk; keep filling the current one. */
 		if (s->chunks != NULL && n > CHUNK_SIZE) {
 			c->next = s->chunks->next;
 			s->chunks->next = c;
@@ -126,10 +128,63 @@ static const char *snap_strdup(struct pol_snapshot *s, const char *str)
 			s->chunks = c;
 		}
 	}
-	p = c->data + c->used;
-	memcpy(p, str, n);
-	c->used += n;
+	used = c->used;
+	p = c->data + used;
+	c->used = used + n;
 	return p;
+}
+
+static const char *snap_strdup(struct pol_snapshot *s, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	char *p = snap_alloc(s, n);
+
+	if (p != NULL)
+		memcpy(p, str, n);
+	return p;
+}
+
+/* Rules of one resource or file share strings: compare with the last. */
+static const char *snap_strdup_last(struct pol_snapshot *s, const char *str,
+    const char **last)
+{
+	if (str == NULL)
+		return NULL;
+	if (*last != NULL && strcmp(str, *last) == 0)
+		return *last;
+	*last = snap_strdup(s, str);
+	return *last;
+}
+
+static int copy_arrays(struct pol_snapshot *s, struct pol_rule *nr,
+    const struct pol_rule *r)
+{
+	if (r->nsources > 0) {
+		struct pol_cidr *c = snap_alloc(s, r->nsources * sizeof(*c));
+
+		if (c == NULL)
+			return -1;
+		memcpy(c, r->sources, r->nsources * sizeof(*c));
+		nr->sources = c;
+	} else {
+		nr->sources = NULL;
+	}
+	if (r->nendpoints > 0) {
+		struct pol_endpoint *e = snap_alloc(s, r->nendpoints * sizeof(*e));
+
+		if (e == NULL)
+			return -1;
+		for (size_t i = 0; i < r->nendpoints; i++) {
+			e[i].port = r->endpoints[i].port;
+			e[i].address = snap_strdup(s, r->endpoints[i].address);
+			if (e[i].address == NULL)
+				return -1;
+		}
+		nr->endpoints = e;
+	} else {
+		nr->endpoints = NULL;
+	}
+	return 0;
 }
 
 int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
@@ -168,26 +223,15 @@ int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
 		nr->suffix = nr->pattern;
 		break;
 	}
-	if (r->file == NULL) {
-		nr->file = NULL;
-	} else if (s->last_file != NULL && strcmp(r->file, s->last_file) == 0) {
-		nr->file = s->last_file;
-	} else {
-		nr->file = snap_strdup(s, r->file);
-		if (nr->file == NULL)
-			return -1;
-		s->last_file = nr->file;
-	}
-	if (r->name == NULL) {
-		nr->name = NULL;
-	} else if (s->last_name != NULL && strcmp(r->name, s->last_name) == 0) {
-		nr->name = s->last_name;
-	} else {
-		nr->name = snap_strdup(s, r->name);
-		if (nr->name == NULL)
-			return -1;
-		s->last_name = nr->name;
-	}
+	nr->file = snap_strdup_last(s, r->file, &s->last_file);
+	nr->name = snap_strdup_last(s, r->name, &s->last_name);
+	nr->ns = snap_strdup_last(s, r->ns, &s->last_ns);
+	if ((r->file != NULL && nr->file == NULL) ||
+	    (r->name != NULL && nr->name == NULL) ||
+	    (r->ns != NULL && nr->ns == NULL) || copy_arrays(s, nr, r) < 0)
+		return -1;
+	if (nr->origin == NULL)
+		nr->origin = "native";
 	s->nrules++;
 	return 0;
 }
@@ -329,19 +373,47 @@ static int rule_admits_port(const struct pol_rule *r, uint16_t port,
 	return 0;
 }
 
-/* The first of each kind of hit along the walk is the most specific. */
+static int rule_admits_src(const struct pol_rule *r, const struct sockaddr *src)
+{
+	if (r->nsources == 0)
+		return 1;
+	for (size_t i = 0; i < r->nsources; i++)
+		if (pol_cidr_contains(&r->sources[i], src))
+			return 1;
+	return 0;
+}
+
+/*
+ * One walk over the rules matching a name, most specific first. Deciding,
+ * the first of each kind of hit is the one that counts; listing (out !=
+ * NULL, for explain), every rule is collected whatever its ports or
+ * sources.
+ */
 struct pol_walk {
 	uint16_t port;
 	enum pol_proto proto;
+	const struct sockaddr *src;
 	const struct pol_rule *deny;            /* deny rule covering the port */
 	const struct pol_rule *allow;           /* allow rule admitting the port */
 	const struct pol_rule *allow_name;      /* allow rule matching the name */
+	const struct pol_rule **out;
+	size_t max, n;
 };
 
 static void walk_rule(struct pol_walk *w, const struct pol_rule *r)
 {
-	int port_ok = rule_admits_port(r, w->port, w->proto);
+	int port_ok;
 
+	if (w->out != NULL) {
+		if (w->n < w->max)
+			w->out[w->n] = r;
+		w->n++;
+		return;
+	}
+	/* A rule for other clients is, for this one, not there at all. */
+	if (!rule_admits_src(r, w->src))
+		return;
+	port_ok = rule_admits_port(r, w->port, w->proto);
 	if (r->action == POL_DENY) {
 		if (port_ok && w->deny == NULL)
 			w->deny = r;
@@ -370,46 +442,65 @@ static void walk_key(const struct pol_snapshot *s, struct pol_walk *w,
 	}
 }
 
-void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
-    struct pol_verdict *out)
+/*
+ * Callers pass normalised names; normalising again costs little and keeps
+ * a careless caller from slipping past a rule by case or a dot. A name
+ * too long to be valid matches nothing, not even "*". Returns the length,
+ * 0 for no usable name.
+ */
+static size_t normalise(const char *in, char name[POL_NAME_MAX + 2])
 {
-	char name[POL_NAME_MAX + 2];
-	struct pol_walk w = { .port = req->port, .proto = req->proto };
 	size_t len;
 
-	out->allow = 0;
-	out->reason = POL_R_NOT_ALLOWED;
-	out->rule = NULL;
-	if (s == NULL || req->name == NULL)
-		return;
-	/*
-	 * Callers pass normalised names; normalising again costs little and
-	 * keeps a careless caller from slipping past a rule by case or a dot.
-	 * A name too long to be valid matches nothing, not even "*".
-	 */
-	len = strnlen(req->name, sizeof(name));
-	if (len == sizeof(name))
-		return;
+	if (in == NULL)
+		return 0;
+	len = strnlen(in, POL_NAME_MAX + 2);
+	if (len == POL_NAME_MAX + 2)
+		return 0;
 	for (size_t i = 0; i <= len; i++) {
-		char c = req->name[i];
+		char c = in[i];
 
 		name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 	}
 	if (len > 0 && name[len - 1] == '.')
 		name[--len] = '\0';
-	if (len == 0 || len > POL_NAME_MAX)
-		return;
+	return len > POL_NAME_MAX ? 0 : len;
+}
 
+static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
+    const char *name, size_t len)
+{
 	if (s->nslots > 0) {
-		walk_key(s, &w, name, len, 1u << POL_PAT_EXACT);
-		walk_key(s, &w, name, len, 1u << POL_PAT_DOMAIN);
+		walk_key(s, w, name, len, 1u << POL_PAT_EXACT);
+		walk_key(s, w, name, len, 1u << POL_PAT_DOMAIN);
 		for (const char *p = memchr(name, '.', len); p != NULL;
 		    p = memchr(p + 1, '.', len - (size_t)(p + 1 - name)))
-			walk_key(s, &w, p + 1, len - (size_t)(p + 1 - name),
+			walk_key(s, w, p + 1, len - (size_t)(p + 1 - name),
 			    (1u << POL_PAT_SUBDOMAINS) | (1u << POL_PAT_DOMAIN));
 	}
 	for (size_t i = 0; i < s->nany; i++)
-		walk_rule(&w, &s->rules[s->any[i]]);
+		walk_rule(w, &s->rules[s->any[i]]);
+}
+
+void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
+    struct pol_verdict *out)
+{
+	char name[POL_NAME_MAX + 2];
+	struct pol_walk w = { .port = req->port, .proto = req->proto,
+	    .src = req->src };
+	size_t len;
+
+	out->allow = 0;
+	out->reason = POL_R_NOT_ALLOWED;
+	out->rule = NULL;
+	out->report = 0;
+	if (s == NULL)
+		return;
+	out->report = s->mode == POL_MODE_REPORT;
+	len = normalise(req->name, name);
+	if (len == 0)
+		return;
+	walk_name(s, &w, name, len);
 
 	if (w.deny != NULL) {
 		out->reason = POL_R_DENIED_BY_RULE;
@@ -422,4 +513,56 @@ void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
 		out->reason = POL_R_PORT_NOT_ALLOWED;
 		out->rule = w.allow_name;
 	}
+	/* The deciding rule's file chose the mode; with none, the policy's. */
+	if (out->allow)
+		out->report = 0;
+	else if (out->rule != NULL)
+		out->report = out->rule->mode == POL_MODE_REPORT;
+}
+
+size_t pol_matches(const struct pol_snapshot *s, const char *name,
+    const struct pol_rule **out, size_t max)
+{
+	char buf[POL_NAME_MAX + 2];
+	struct pol_walk w = { .out = out, .max = max };
+	size_t len;
+
+	if (s == NULL || out == NULL)
+		return 0;
+	len = normalise(name, buf);
+	if (len == 0)
+		return 0;
+	walk_name(s, &w, buf, len);
+	return w.n;
+}
+
+enum pol_mode pol_snapshot_mode(const struct pol_snapshot *s)
+{
+	return s != NULL ? s->mode : POL_MODE_ENFORCE;
+}
+
+const char *pol_mode_str(enum pol_mode m)
+{
+	switch (m) {
+	case POL_MODE_ENFORCE:
+		return "enforce";
+	case POL_MODE_REPORT:
+		return "report";
+	}
+	return "unknown";
+}
+
+const char *pol_resolution_str(enum pol_resolution r)
+{
+	switch (r) {
+	case POL_RES_DNS:
+		return "dns";
+	case POL_RES_NONE:
+		return "none";
+	case POL_RES_STATIC:
+		return "static";
+	case POL_RES_ENDPOINTS:
+		return "endpoints";
+	}
+	return "unknown";
 }

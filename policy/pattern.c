@@ -202,3 +202,28 @@ int pol_pattern_parse(const char *in, enum pol_pattern_kind *kind,
 	memcpy(out, buf, len + 1);
 	return 0;
 }
+
+const char *pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix,
+    char *buf, size_t len)
+{
+	switch (kind) {
+	case POL_PAT_EXACT:
+		snprintf(buf, len, "exactly %s", suffix);
+		break;
+	case POL_PAT_SUBDOMAINS:
+		snprintf(buf, len, "any subdomain of %s at any depth, not %s itself",
+		    suffix, suffix);
+		break;
+	case POL_PAT_DOMAIN:
+		snprintf(buf, len, "%s itself and any subdomain of it at any depth",
+		    suffix);
+		break;
+	case POL_PAT_ANY:
+		snprintf(buf, len, "any name (not a connection without a name)");
+		break;
+	default:
+		snprintf(buf, len, "unknown pattern kind");
+		break;
+	}
+	return buf;
+}

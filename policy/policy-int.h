@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "policy/yamldoc.h"
 
 /* Indices are 32-bit to keep the table small; this is far above need. */
 #define POL_MAX_RULES (16u * 1024 * 1024)
@@ -46,7 +47,7 @@ struct pol_snapshot {
 	 * rules of one file, share one copy (compared by content, since
 	 * the loader's buffers are reused).
 	 */
-	const char *last_file, *last_name;
+	const char *last_file, *last_name, *last_ns;
 
 	/* Compiled form: open addressing on the suffix, size a power of 2. */
 	struct pol_slot *slots;
@@ -54,15 +55,71 @@ struct pol_snapshot {
 	uint32_t *idx;          /* rule indices grouped by slot */
 	uint32_t *any;          /* indices of "*" rules, in rule order */
 	size_t nany;
+
+	enum pol_mode mode;     /* what applies when no rule decides */
 };
 
 struct pol_snapshot *pol_snap_new(void);
 /*
- * Copies r (its strings too) into the snapshot; r->suffix is derived from
- * r->pattern and r->kind. Returns 0, or -1 when out of memory or full.
+ * Copies r (its strings and arrays too, but not origin, a literal) into the
+ * snapshot; r->suffix is derived from r->pattern and r->kind. Returns 0,
+ * or -1 when out of memory or full.
  */
 int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r);
 /* Builds the lookup table; 0, or -1 when out of memory. */
 int pol_snap_compile(struct pol_snapshot *s);
+
+/*
+ * The loader's state while one policy is read; shared with the readers of
+ * Kubernetes resources (istio.c).
+ */
+struct pol_loader {
+	struct pol_snapshot *snap;
+	int oom;                /* reported once, then every add is skipped */
+	const struct pol_load_opts *opts;       /* never NULL */
+	void *k8s;              /* istio.c's state across documents and files */
+	/* The file being read: its rules start at file_first; its mode, when
+	 * a document says (-1: it does not), is applied once it is read. */
+	size_t file_first;
+	int file_mode;
+	unsigned file_mode_line;
+};
+
+/*
+ * Adds one host pattern of a rule (pol_snap_add, with errors reported).
+ * r->file, r->line, r->col, r->name must be set; r->origin must be a
+ * string literal (it is kept as is). The other strings and the
+ * sources/endpoints arrays are copied.
+ */
+void pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
+    const struct pol_rule *r);
+
+/* The namespace of the daemon's map called name, or NULL. */
+const struct pol_namespace *pol_loader_namespace(const struct pol_loader *ld,
+    const char *name);
+
+/* Config text for a message: one printable line, at most ~80 bytes. */
+const char *pol_quote(const char *s, char *buf, size_t size);
+#define POL_QUOTE_BUF 96
+
+/* "", "~", "null" written plainly: a key present with nothing in it. */
+int pol_yaml_is_null(const yaml_node_t *n);
+
+/* A port number 1..65535; reports "port must be ..." and returns -1. */
+int pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out);
+
+/*
+ * istio.c: a document with a "kind" key. Reads the Istio kinds egressd
+ * uses, skips the others with a notice, reports invalid values.
+ */
+void pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, yaml_node_t *root);
+/*
+ * Called once after every file was read and before compiling, when there
+ * were no errors: applies what spans documents (DestinationRule
+ * originate_tls onto the rules of the hosts it names). Frees ld->k8s
+ * (also called, with errors, just to free).
+ */
+void pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors);
 
 #endif

@@ -46,6 +46,37 @@ enum pol_proto {
 	POL_PROTO_CONNECT,
 };
 
+/* Enforce denies; report lets the connection through and logs
+ * "would_deny". Set for the whole policy and overridable per file. */
+enum pol_mode {
+	POL_MODE_ENFORCE = 0,
+	POL_MODE_REPORT,
+};
+
+/* Where the gateway connects for a name this rule admits (DESIGN §5). */
+enum pol_resolution {
+	POL_RES_DNS = 0,        /* resolve the requested name (native rules;
+	                         * ServiceEntry DNS/DNS_ROUND_ROBIN/DYNAMIC_DNS
+	                         * without endpoints) */
+	POL_RES_NONE,           /* ServiceEntry NONE: the original destination,
+	                         * only if the name resolves to it */
+	POL_RES_STATIC,         /* ServiceEntry STATIC: the endpoints' addresses */
+	POL_RES_ENDPOINTS,      /* ServiceEntry DNS with endpoints: resolve the
+	                         * endpoints' names */
+};
+
+/* An address range, e.g. a namespace's pod CIDR or a rule's sources. */
+struct pol_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned prefix;        /* 0..32 or 0..128 */
+	uint8_t addr[16];       /* network byte order, host bits zero */
+};
+
+struct pol_endpoint {
+	const char *address;    /* IP literal (STATIC) or host name (DNS) */
+	uint16_t port;          /* 0: the port of the request */
+};
+
 /* One host pattern of one rule, as loaded. Read-only for callers. */
 struct pol_rule {
 	enum pol_action action;
@@ -58,6 +89,35 @@ struct pol_rule {
 	size_t nports;          /* 0: default ports (see pol_decide) */
 	uint16_t ports[POL_MAX_PORTS];
 	int allow_private;      /* resolved addresses may be non-public */
+
+	enum pol_mode mode;     /* report: a deny by this rule is not enforced */
+	const char *origin;     /* "native", "ServiceEntry", "Sidecar",
+	                         * "VirtualService" */
+	const char *ns;         /* namespace of the resource; NULL if none */
+	size_t nsources;        /* 0: the rule applies to any client */
+	const struct pol_cidr *sources;
+	enum pol_resolution resolution;
+	size_t nendpoints;
+	const struct pol_endpoint *endpoints;
+	int originate_tls;      /* DestinationRule tls.mode SIMPLE / native
+	                         * originate_tls: the gateway opens TLS */
+};
+
+/* A namespace of the daemon's "namespaces:" map and its client ranges. */
+struct pol_namespace {
+	const char *name;
+	size_t ncidrs;
+	const struct pol_cidr *cidrs;
+};
+
+struct pol_load_opts {
+	const char *base_dir;           /* relative paths; NULL: cwd */
+	enum pol_mode mode;             /* for files that do not say */
+	/* Gives Sidecar "ns/host" entries and ServiceEntry namespaces a
+	 * meaning at the gateway: their rules apply to these sources. With
+	 * no map, namespace scoping cannot be enforced (a warning says so). */
+	size_t nnamespaces;
+	const struct pol_namespace *namespaces;
 };
 
 struct pol_snapshot;
@@ -71,6 +131,10 @@ struct pol_snapshot;
  */
 struct pol_snapshot *pol_load(const char *const *paths, size_t npaths,
     const char *base_dir, pol_report_fn report, void *arg);
+
+/* pol_load with options (pol_load is this with all options zero). */
+struct pol_snapshot *pol_load_ex(const char *const *paths, size_t npaths,
+    const struct pol_load_opts *opts, pol_report_fn report, void *arg);
 
 /* Same, from one YAML text in memory (tests and fuzzing); name labels it. */
 struct pol_snapshot *pol_load_buffer(const char *name, const char *text,
@@ -104,6 +168,8 @@ struct pol_verdict {
 	int allow;                      /* 1 allow, 0 deny */
 	enum pol_reason reason;
 	const struct pol_rule *rule;    /* the deciding rule, NULL for not_allowed */
+	int report;                     /* a deny in report mode: let the
+	                                 * connection through, log would_deny */
 };
 
 /*
@@ -115,12 +181,39 @@ struct pol_verdict {
  *    admits the port allows (exact, then the longest suffix, then "*"); an
  *    allow rule without ports admits 443 for tls/connect and 80 for http;
  *  - a name matched by allow rules none of which admits the port is
- *    port_not_allowed; no match at all is not_allowed.
+ *    port_not_allowed; no match at all is not_allowed;
+ *  - a rule with sources applies only when req->src lies in one of them
+ *    (never when req->src is NULL);
+ *  - a deny is marked report when the deciding deny rule is in report mode,
+ *    or, for not_allowed / port_not_allowed, when the snapshot is.
+ *    allow stays 0: the caller chooses to let it through and says so.
  * The cost depends on the number of labels in the name, not on the number
  * of rules.
  */
 void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
     struct pol_verdict *out);
+
+/*
+ * Every rule whose host pattern matches name (whatever its ports, sources
+ * or action), most specific first; at most max are stored in out. Returns
+ * how many there are in all. For "explain".
+ */
+size_t pol_matches(const struct pol_snapshot *s, const char *name,
+    const struct pol_rule **out, size_t max);
+
+/* The snapshot's own mode: what applies when no rule decides. */
+enum pol_mode pol_snapshot_mode(const struct pol_snapshot *s);
+
+/* A pattern's meaning in words: "any subdomain of example.com at any
+ * depth, not example.com itself". Returns buf. */
+const char *pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix,
+    char *buf, size_t len);
+
+/* "10.0.0.0/8", "2001:db8::/32", or a single address. 0, or -1. */
+int pol_cidr_parse(const char *text, struct pol_cidr *out);
+int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa);
+/* "10.0.0.0/8" */
+void pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len);
 
 /*
  * Parse one host pattern as the loader does (lower-cases, drops one
@@ -135,5 +228,7 @@ const char *pol_reason_str(enum pol_reason r);
 const char *pol_action_str(enum pol_action a);
 const char *pol_pattern_kind_str(enum pol_pattern_kind k);
 const char *pol_proto_str(enum pol_proto p);
+const char *pol_mode_str(enum pol_mode m);              /* enforce, report */
+const char *pol_resolution_str(enum pol_resolution r);  /* dns, none, static, endpoints */
 
 #endif

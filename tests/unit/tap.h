@@ -45,9 +45,12 @@ static void tap_diag(const char *fmt, ...)
 	(tap_ok((long long)(got) == (long long)(want), __VA_ARGS__) ? 1 : \
 	 (tap_diag("  got %lld, want %lld", (long long)(got), (long long)(want)), 0))
 
-#define tap_is_str(got, want, ...) \
-	(tap_ok((got) != NULL && strcmp((got), (want)) == 0, __VA_ARGS__) ? 1 : \
-	 (tap_diag("  got \"%s\", want \"%s\"", (got) ? (got) : "(null)", (want)), 0))
+/* got is evaluated once, so it may be an array or a call. */
+#define tap_is_str(got, want, ...) __extension__ ({ \
+	const char *tap_got_ = (got), *tap_want_ = (want); \
+	tap_ok(tap_got_ != NULL && strcmp(tap_got_, tap_want_) == 0, __VA_ARGS__) ? 1 : \
+	 (tap_diag("  got \"%s\", want \"%s\"", tap_got_ ? tap_got_ : "(null)", \
+	    tap_want_), 0); })
 
 __attribute__((unused))
 static int tap_done(void)

@@ -1,6 +1,7 @@
 /*
  * policy: patterns, loading (with the exact diagnostics), and decisions.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,7 +445,7 @@ static void test_load_errors(void)
 		{ "document not a mapping", "- a\n",
 		  "t.yaml:1:1: a policy document must be a mapping" },
 		{ "unknown top key", "allow: []\nallows: []\n",
-		  "t.yaml:2:1: unknown key 'allows' (expected one of: allow, deny)" },
+		  "t.yaml:2:1: unknown key 'allows' (expected one of: allow, deny, mode)" },
 		{ "duplicate top key", "allow: []\ndeny: []\nallow: []\n",
 		  "t.yaml:3:1: duplicate key 'allow' (first at line 1)" },
 		{ "non-string key", "[a]: 1\n",
@@ -457,14 +458,14 @@ static void test_load_errors(void)
 		  "t.yaml:2:5: allow[0] must be a mapping" },
 		{ "unknown rule key", "allow:\n  - hosts: [a.com]\n    port: [443]\n",
 		  "t.yaml:3:5: unknown key 'port' (expected one of: hosts, ports, name, "
-		  "allow_private)" },
+		  "sources, allow_private, originate_tls)" },
 		{ "unknown deny rule key", "deny:\n  - hosts: [a.com]\n    why: x\n",
-		  "t.yaml:3:5: unknown key 'why' (expected one of: hosts, ports, name)" },
+		  "t.yaml:3:5: unknown key 'why' (expected one of: hosts, ports, name, sources)" },
 		{ "duplicate rule key", "allow:\n  - hosts: [a.com]\n    hosts: [b.com]\n",
 		  "t.yaml:3:5: duplicate key 'hosts' (first at line 2)" },
 		{ "unknown key, quoted", "allow:\n  - hosts: [a.com]\n    \"x\\ty\": 1\n",
 		  "t.yaml:3:5: unknown key 'x\\x09y' (expected one of: hosts, ports, name, "
-		  "allow_private)" },
+		  "sources, allow_private, originate_tls)" },
 		{ "missing hosts", "allow:\n  - ports: [443]\n",
 		  "t.yaml:2:5: missing required key 'hosts'" },
 		{ "empty hosts", "allow:\n  - hosts: []\n",
@@ -563,9 +564,9 @@ static void test_load_ok(void)
 		"  - hosts: [one.test]\n"
 		"---\n"
 		"---\n"
-		"apiVersion: networking.istio.io/v1beta1\n"
-		"kind: ServiceEntry\n"
-		"spec: {hosts: [x]}\n"
+		"apiVersion: networking.istio.io/v1alpha3\n"
+		"kind: EnvoyFilter\n"
+		"spec: {}\n"
 		"---\n"
 		"allow:\n"
 		"  - hosts: [two.test, Three.Test.]\n"
@@ -578,8 +579,8 @@ static void test_load_ok(void)
 	s = load_str(multi, &d);
 	if (tap_ok(s != NULL, "multi-document file loads")) {
 		tap_is_int(pol_snapshot_rule_count(s), 3, "multi-document: 3 rules");
-		tap_is_str(d.text, "t.yaml:6:1: kind ServiceEntry: Istio resources are read "
-		    "by a later version; skipped", "multi-document: notice for the kind");
+		tap_is_str(d.text, "t.yaml:6:1: kind EnvoyFilter: not used by egressd; skipped",
+		    "multi-document: notice for the kind");
 		tap_is_int(d.notices, 1, "multi-document: one notice");
 		tap_is_int(d.errors, 0, "multi-document: no error");
 		r = pol_snapshot_rule(s, 0);
@@ -605,7 +606,7 @@ static void test_load_ok(void)
 	pol_snapshot_unref(s);
 	memset(&d, 0, sizeof(d));
 	s = pol_load_buffer(NULL, "x: 1\n", 5, collect, &d);
-	tap_is_str(d.text, "<buffer>:1:1: unknown key 'x' (expected one of: allow, deny)",
+	tap_is_str(d.text, "<buffer>:1:1: unknown key 'x' (expected one of: allow, deny, mode)",
 	    "NULL buffer name labelled <buffer>");
 	s = pol_load_buffer("n", "x: 1\n", 5, NULL, NULL);
 	tap_ok(s == NULL, "NULL report function is fine");
@@ -941,6 +942,286 @@ out:
 	pol_snapshot_unref(s2);
 }
 
+static struct sockaddr_storage addr_of(const char *ip)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':') != NULL) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, ip, &a->sin6_addr);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		inet_pton(AF_INET, ip, &a->sin_addr);
+	}
+	return ss;
+}
+
+static void test_cidr(void)
+{
+	static const struct { const char *in; int ok; const char *out; } cases[] = {
+		{ "10.0.0.0/8", 1, "10.0.0.0/8" },
+		{ "10.1.2.3", 1, "10.1.2.3/32" },
+		{ "0.0.0.0/0", 1, "0.0.0.0/0" },
+		{ "2001:db8::/32", 1, "2001:db8::/32" },
+		{ "::1", 1, "::1/128" },
+		{ "10.1.2.3/8", 0, NULL },      /* host bits set: a typo */
+		{ "10.0.0.0/33", 0, NULL },
+		{ "10.0.0.0/", 0, NULL },
+		{ "10.0.0.0/08", 0, NULL },
+		{ "10.0.0.0/8x", 0, NULL },
+		{ "/8", 0, NULL },
+		{ "example.com", 0, NULL },
+		{ "2001:db8::1/32", 0, NULL },
+		{ "", 0, NULL },
+	};
+	char buf[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pol_cidr c;
+		int r = pol_cidr_parse(cases[i].in, &c);
+
+		tap_is_int(r == 0, cases[i].ok, "cidr parse '%s'", cases[i].in);
+		if (r == 0 && cases[i].out != NULL) {
+			pol_cidr_format(&c, buf, sizeof(buf));
+			tap_is_str(buf, cases[i].out, "cidr format '%s'", cases[i].in);
+		}
+	}
+	{
+		static const struct { const char *cidr, *ip; int in; } m[] = {
+			{ "10.8.0.0/16", "10.8.255.1", 1 },
+			{ "10.8.0.0/16", "10.9.0.1", 0 },
+			{ "10.8.0.0/13", "10.15.1.1", 1 },
+			{ "10.8.0.0/13", "10.16.0.0", 0 },
+			{ "10.8.0.0/16", "::ffff:10.8.1.1", 1 },   /* dual stack */
+			{ "10.8.0.0/16", "2001:db8::1", 0 },
+			{ "2001:db8::/32", "2001:db8:1::5", 1 },
+			{ "2001:db8::/32", "2001:db9::5", 0 },
+			{ "2001:db8::/32", "10.8.0.1", 0 },
+			{ "0.0.0.0/0", "192.0.2.1", 1 },
+		};
+		for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+			struct pol_cidr c;
+			struct sockaddr_storage ss = addr_of(m[i].ip);
+
+			pol_cidr_parse(m[i].cidr, &c);
+			tap_is_int(pol_cidr_contains(&c, (struct sockaddr *)&ss), m[i].in,
+			    "%s in %s", m[i].ip, m[i].cidr);
+		}
+		tap_is_int(pol_cidr_contains(&(struct pol_cidr){ .family = AF_INET },
+		    NULL), 0, "no source is in no range");
+	}
+}
+
+static void decide_src(const struct pol_snapshot *s, const char *name,
+    uint16_t port, const char *src, struct pol_verdict *v)
+{
+	struct sockaddr_storage ss;
+	struct pol_request req = { .name = name, .port = port,
+	    .proto = POL_PROTO_TLS };
+
+	if (src != NULL) {
+		ss = addr_of(src);
+		req.src = (struct sockaddr *)&ss;
+	}
+	pol_decide(s, &req, v);
+}
+
+static void test_sources(void)
+{
+	static const char text[] =
+		"allow:\n"
+		"  - name: team-a\n"
+		"    hosts: [\"*.a.test\"]\n"
+		"    sources: [\"10.1.0.0/16\", \"2001:db8:a::/48\"]\n"
+		"  - name: everyone\n"
+		"    hosts: [pub.a.test]\n"
+		"deny:\n"
+		"  - name: not-b\n"
+		"    hosts: [secret.a.test]\n"
+		"    sources: [\"10.2.0.0/16\"]\n";
+	struct pol_snapshot *s;
+	struct pol_verdict v;
+	struct diags d;
+
+	s = load_str(text, &d);
+	if (!tap_ok(s != NULL, "sources: loads"))
+		return;
+	tap_is_int(pol_snapshot_rule(s, 0)->nsources, 2, "sources: two ranges kept");
+	decide_src(s, "x.a.test", 443, "10.1.3.4", &v);
+	tap_is_int(v.allow, 1, "sources: client in range is allowed");
+	decide_src(s, "x.a.test", 443, "2001:db8:a:1::9", &v);
+	tap_is_int(v.allow, 1, "sources: IPv6 client in range is allowed");
+	decide_src(s, "x.a.test", 443, "10.2.3.4", &v);
+	tap_is_str(pol_reason_str(v.reason), "not_allowed",
+	    "sources: client out of range is not_allowed");
+	decide_src(s, "x.a.test", 443, NULL, &v);
+	tap_is_int(v.allow, 0, "sources: unknown client never matches a scoped rule");
+	decide_src(s, "pub.a.test", 443, "10.2.3.4", &v);
+	tap_is_str(v.rule ? v.rule->name : "", "everyone",
+	    "sources: an unscoped rule still applies to others");
+	decide_src(s, "pub.a.test", 443, "10.1.3.4", &v);
+	tap_is_str(v.rule ? v.rule->name : "", "everyone",
+	    "sources: exact beats the scoped wildcard");
+	decide_src(s, "secret.a.test", 443, "10.2.9.9", &v);
+	tap_is_str(pol_reason_str(v.reason), "denied_by_rule",
+	    "sources: a scoped deny applies in its range");
+	decide_src(s, "secret.a.test", 443, "10.1.9.9", &v);
+	tap_is_int(v.allow, 1, "sources: a scoped deny leaves other clients alone");
+	pol_snapshot_unref(s);
+
+	s = load_str("allow:\n  - hosts: [a.test]\n    sources: []\n", &d);
+	tap_ok(s == NULL, "sources: empty list refused");
+	tap_is_str(d.text, "t.yaml:3:14: sources must not be empty (leave it out "
+	    "for any client)", "sources: empty list message");
+	s = load_str("allow:\n  - hosts: [a.test]\n    sources: [\"10.1.2.3/8\"]\n", &d);
+	tap_ok(s == NULL, "sources: host bits refused");
+	tap_is_str(d.text, "t.yaml:3:15: bad source '10.1.2.3/8': expected an "
+	    "address or a CIDR such as 10.8.0.0/16, with no host bits set",
+	    "sources: bad CIDR message");
+}
+
+static void test_modes(void)
+{
+	struct pol_snapshot *s;
+	struct pol_verdict v;
+	struct diags d;
+
+	/* Enforce by default. */
+	s = load_str("allow:\n  - hosts: [a.test]\n", &d);
+	decide_src(s, "b.test", 443, NULL, &v);
+	tap_ok(v.allow == 0 && v.report == 0, "mode: enforce by default");
+	tap_is_str(pol_mode_str(pol_snapshot_mode(s)), "enforce", "mode: snapshot enforce");
+	pol_snapshot_unref(s);
+
+	/* A file in report mode: its deny rules and its port mismatches are
+	 * reported, names nobody mentions follow the policy's mode. */
+	s = load_str("mode: report\n"
+	    "allow:\n  - hosts: [a.test]\n"
+	    "deny:\n  - hosts: [\"*.a.test\"]\n"
+	    "---\n"
+	    "deny:\n  - hosts: [z.test]\n", &d);
+	if (!tap_ok(s != NULL, "mode: report file loads"))
+		return;
+	tap_is_str(pol_mode_str(pol_snapshot_rule(s, 2)->mode), "report",
+	    "mode: a later document of the file is in the file's mode");
+	decide_src(s, "x.a.test", 443, NULL, &v);
+	tap_ok(v.allow == 0 && v.report == 1 && v.reason == POL_R_DENIED_BY_RULE,
+	    "mode: report deny rule -> would_deny");
+	decide_src(s, "a.test", 8443, NULL, &v);
+	tap_ok(v.allow == 0 && v.report == 1 && v.reason == POL_R_PORT_NOT_ALLOWED,
+	    "mode: report port_not_allowed -> would_deny");
+	decide_src(s, "a.test", 443, NULL, &v);
+	tap_ok(v.allow == 1 && v.report == 0, "mode: allow is not a report");
+	decide_src(s, "b.test", 443, NULL, &v);
+	tap_ok(v.allow == 0 && v.report == 0,
+	    "mode: not_allowed follows the policy's enforce mode");
+	pol_snapshot_unref(s);
+
+	s = load_str("mode: report\n---\nmode: enforce\n", &d);
+	tap_ok(s == NULL, "mode: contradicting documents refused");
+	tap_is_str(d.text, "t.yaml:3:7: mode enforce contradicts mode report at "
+	    "line 1 of this file", "mode: contradiction message");
+	s = load_str("mode: audit\nallow: []\n", &d);
+	tap_is_str(d.text, "t.yaml:1:7: mode must be enforce or report, not 'audit'",
+	    "mode: unknown value message");
+	pol_snapshot_unref(s);
+}
+
+static void test_matches(void)
+{
+	static const char text[] =
+		"allow:\n"
+		"  - hosts: [\"*.m.test\"]\n"
+		"  - hosts: [x.m.test]\n"
+		"    ports: [8443]\n"
+		"  - hosts: [\".m.test\", \"*\"]\n"
+		"deny:\n"
+		"  - hosts: [\"*.x.m.test\"]\n";
+	const struct pol_rule *out[8];
+	struct pol_snapshot *s;
+	struct diags d;
+	char buf[160];
+	const char *describe_buf = buf;
+	size_t n;
+
+	s = load_str(text, &d);
+	if (!tap_ok(s != NULL, "matches: loads"))
+		return;
+	n = pol_matches(s, "X.m.test.", out, 8);
+	tap_is_int(n, 4, "matches: four rules match x.m.test");
+	if (n == 4) {
+		tap_is_str(out[0]->pattern, "x.m.test", "matches: exact first");
+		tap_is_str(out[1]->pattern, "*.m.test", "matches: then the suffix, file order");
+		tap_is_str(out[2]->pattern, ".m.test", "matches: same suffix, later rule");
+		tap_is_str(out[3]->pattern, "*", "matches: * last");
+	}
+	tap_is_int(pol_matches(s, "a.x.m.test", out, 2), 4,
+	    "matches: the count is the total even when out is short");
+	tap_is_str(out[0]->pattern, "*.x.m.test", "matches: longest suffix first");
+	tap_is_int(pol_matches(s, "", out, 8), 0, "matches: no name, no rule");
+	pol_snapshot_unref(s);
+
+	pol_pattern_describe(POL_PAT_SUBDOMAINS, "example.com", buf, sizeof(buf));
+	tap_is_str(describe_buf,
+	    "any subdomain of example.com at any depth, not example.com itself",
+	    "describe: subdomains");
+	pol_pattern_describe(POL_PAT_DOMAIN, "example.com", buf, sizeof(buf));
+	tap_is_str(describe_buf,
+	    "example.com itself and any subdomain of it at any depth", "describe: domain");
+	pol_pattern_describe(POL_PAT_EXACT, "example.com", buf, sizeof(buf));
+	tap_is_str(describe_buf,
+	    "exactly example.com", "describe: exact");
+	pol_pattern_describe(POL_PAT_ANY, "", buf, sizeof(buf));
+	tap_is_str(describe_buf,
+	    "any name (not a connection without a name)", "describe: any");
+	tap_is_str(pol_resolution_str(POL_RES_STATIC), "static", "resolution names");
+}
+
+static void test_load_opts(void)
+{
+	struct pol_namespace ns = { .name = "team-a" };
+	struct pol_load_opts opts = { .mode = POL_MODE_REPORT, .nnamespaces = 1,
+	    .namespaces = &ns };
+	char dir[] = "/tmp/egressd-test-opts-XXXXXX", path[128];
+	const char *paths[] = { path };
+	struct pol_snapshot *s;
+	struct pol_verdict v;
+	struct diags d;
+	FILE *f;
+
+	if (mkdtemp(dir) == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/a.yaml", dir);
+	f = fopen(path, "w");
+	fputs("allow:\n  - hosts: [a.test]\n    originate_tls: true\n", f);
+	fclose(f);
+	memset(&d, 0, sizeof(d));
+	s = pol_load_ex(paths, 1, &opts, collect, &d);
+	if (tap_ok(s != NULL, "load_ex: loads")) {
+		tap_is_str(pol_mode_str(pol_snapshot_mode(s)), "report",
+		    "load_ex: the policy's mode comes from the options");
+		tap_is_str(pol_mode_str(pol_snapshot_rule(s, 0)->mode), "report",
+		    "load_ex: rules of a file that does not say take it too");
+		tap_is_int(pol_snapshot_rule(s, 0)->originate_tls, 1,
+		    "load_ex: originate_tls read");
+		tap_is_str(pol_snapshot_rule(s, 0)->origin, "native", "load_ex: origin");
+		decide_src(s, "b.test", 443, NULL, &v);
+		tap_ok(v.allow == 0 && v.report == 1,
+		    "load_ex: not_allowed reported in a report-mode policy");
+		pol_snapshot_unref(s);
+	}
+	unlink(path);
+	rmdir(dir);
+	s = load_str("deny:\n  - hosts: [a.test]\n    originate_tls: true\n", &d);
+	tap_is_str(d.text, "t.yaml:3:5: originate_tls is only valid in allow rules",
+	    "originate_tls in a deny rule refused");
+}
+
 int main(void)
 {
 	test_strings();
@@ -952,5 +1233,10 @@ int main(void)
 	test_yamldoc();
 	test_files();
 	test_many_rules();
+	test_cidr();
+	test_sources();
+	test_modes();
+	test_matches();
+	test_load_opts();
 	return tap_done();
 }

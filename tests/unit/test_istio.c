@@ -1,0 +1,737 @@
+/*
+ * policy/istio.c: Istio resources read into rules (kinds, fields, the
+ * exact diagnostics), namespace scoping through exportTo and Sidecar, and
+ * DestinationRule TLS origination.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "tap.h"
+
+struct diags {
+	char text[16384];       /* every diagnostic, "file:line:col: msg" */
+	char errors[8192];      /* errors only */
+	size_t len, elen;
+	unsigned nerr, nwarn, nnotice;
+};
+
+static void append(char *buf, size_t size, size_t *len, const char *line)
+{
+	int n = snprintf(buf + *len, size - *len, "%s%s", *len ? "\n" : "", line);
+
+	if (n > 0 && (size_t)n < size - *len)
+		*len += (size_t)n;
+}
+
+static void collect(void *arg, enum pol_severity sev, const char *file,
+    unsigned line, unsigned col, const char *msg)
+{
+	struct diags *d = arg;
+	char one[1200];
+
+	snprintf(one, sizeof(one), "%s:%u:%u: %s", file ? file : "-", line, col, msg);
+	append(d->text, sizeof(d->text), &d->len, one);
+	if (sev == POL_ERROR) {
+		d->nerr++;
+		append(d->errors, sizeof(d->errors), &d->elen, one);
+	} else if (sev == POL_WARNING) {
+		d->nwarn++;
+	} else {
+		d->nnotice++;
+	}
+}
+
+static struct pol_snapshot *load_str(const char *text, struct diags *d)
+{
+	memset(d, 0, sizeof(*d));
+	return pol_load_buffer("t.yaml", text, strlen(text), collect, d);
+}
+
+static char tmpdir[64];
+
+/* Writes text to a file and loads it with a namespace map. */
+static struct pol_snapshot *load_ns(const char *text, const struct pol_load_opts *o,
+    struct diags *d)
+{
+	char path[128];
+	const char *paths[1] = { path };
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/p.yaml", tmpdir);
+	f = fopen(path, "w");
+	if (f == NULL)
+		return NULL;
+	fputs(text, f);
+	fclose(f);
+	memset(d, 0, sizeof(*d));
+	return pol_load_ex(paths, 1, o, collect, d);
+}
+
+static int contains(const char *hay, const char *needle)
+{
+	return strstr(hay, needle) != NULL;
+}
+
+/* Finds the rule for a pattern and origin (NULL: any origin). */
+static const struct pol_rule *find_rule(const struct pol_snapshot *s,
+    const char *pattern, const char *origin, size_t nth)
+{
+	for (size_t i = 0; i < pol_snapshot_rule_count(s); i++) {
+		const struct pol_rule *r = pol_snapshot_rule(s, i);
+
+		if (strcmp(r->pattern, pattern) == 0 &&
+		    (origin == NULL || strcmp(r->origin, origin) == 0) && nth-- == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static const struct pol_rule *decide(const struct pol_snapshot *s,
+    const char *name, uint16_t port, enum pol_proto proto, const char *src,
+    int *allow)
+{
+	struct sockaddr_in sin;
+	struct pol_request req = { .name = name, .port = port, .proto = proto };
+	struct pol_verdict v;
+
+	if (src != NULL) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		inet_pton(AF_INET, src, &sin.sin_addr);
+		req.src = (const struct sockaddr *)&sin;
+	}
+	pol_decide(s, &req, &v);
+	*allow = v.allow;
+	return v.rule;
+}
+
+#define ALLOWED(s, name, port, src, want, ...) do { \
+	int allow_; \
+	(void)decide((s), (name), (port), POL_PROTO_TLS, (src), &allow_); \
+	tap_is_int(allow_, (want), __VA_ARGS__); \
+} while (0)
+
+/* The egress gateway task: TLS passthrough for edition.cnn.com. */
+static const char passthrough[] =
+	"apiVersion: networking.istio.io/v1\n"
+	"kind: ServiceEntry\n"
+	"metadata:\n"
+	"  name: cnn\n"
+	"spec:\n"
+	"  hosts:\n"
+	"  - edition.cnn.com\n"
+	"  ports:\n"
+	"  - number: 443\n"
+	"    name: tls\n"
+	"    protocol: TLS\n"
+	"  resolution: DNS\n"
+	"---\n"
+	"apiVersion: networking.istio.io/v1\n"
+	"kind: Gateway\n"
+	"metadata:\n"
+	"  name: istio-egressgateway\n"
+	"spec:\n"
+	"  selector:\n"
+	"    istio: egressgateway\n"
+	"  servers:\n"
+	"  - port: {number: 443, name: tls, protocol: TLS}\n"
+	"    hosts: [edition.cnn.com]\n"
+	"    tls: {mode: PASSTHROUGH}\n"
+	"---\n"
+	"apiVersion: networking.istio.io/v1\n"
+	"kind: DestinationRule\n"
+	"metadata:\n"
+	"  name: egressgateway-for-cnn\n"
+	"spec:\n"
+	"  host: istio-egressgateway.istio-system.svc.cluster.local\n"
+	"  subsets:\n"
+	"  - name: cnn\n"
+	"---\n"
+	"apiVersion: networking.istio.io/v1\n"
+	"kind: VirtualService\n"
+	"metadata:\n"
+	"  name: direct-cnn-through-egress-gateway\n"
+	"spec:\n"
+	"  hosts:\n"
+	"  - edition.cnn.com\n"
+	"  gateways:\n"
+	"  - mesh\n"
+	"  - istio-egressgateway\n"
+	"  tls:\n"
+	"  - match:\n"
+	"    - gateways: [mesh]\n"
+	"      port: 443\n"
+	"      sniHosts: [edition.cnn.com]\n"
+	"    route:\n"
+	"    - destination:\n"
+	"        host: istio-egressgateway.istio-system.svc.cluster.local\n"
+	"        subset: cnn\n"
+	"        port: {number: 443}\n"
+	"  - match:\n"
+	"    - gateways: [istio-egressgateway]\n"
+	"      port: 8443\n"
+	"      sniHosts: [edition.cnn.com]\n"
+	"    route:\n"
+	"    - destination:\n"
+	"        host: edition.cnn.com\n"
+	"        port: {number: 443}\n"
+	"      weight: 100\n";
+
+static void test_passthrough(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(passthrough, &d);
+	const struct pol_rule *r;
+
+	tap_ok(s != NULL, "egress gateway passthrough manifests load");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	tap_is_int(d.nerr, 0, "no errors");
+	tap_ok(contains(d.text, "t.yaml:14:1: kind Gateway: not used by egressd; skipped"),
+	    "Gateway skipped with a notice at its document");
+	tap_is_int(pol_snapshot_rule_count(s), 2, "one ServiceEntry rule, one gateway route");
+	r = find_rule(s, "edition.cnn.com", "ServiceEntry", 0);
+	tap_ok(r != NULL, "ServiceEntry rule present");
+	if (r != NULL) {
+		tap_is_str(r->name, "cnn", "rule name is metadata.name");
+		tap_ok(r->ns == NULL, "no metadata.namespace: ns is NULL");
+		tap_is_int(r->nports, 1, "one port");
+		tap_is_int(r->ports[0], 443, "port 443");
+		tap_is_int(r->resolution, POL_RES_DNS, "resolution DNS");
+		tap_is_int(r->line, 7, "host line");
+		tap_is_int(r->col, 5, "host column");
+		tap_is_int(r->originate_tls, 0, "no TLS origination");
+		tap_is_int(r->nsources, 0, "any client");
+	}
+	r = find_rule(s, "edition.cnn.com", "VirtualService", 0);
+	tap_ok(r != NULL, "the gateway-bound tls route is a rule");
+	if (r != NULL) {
+		tap_is_str(r->name, "direct-cnn-through-egress-gateway", "VirtualService name");
+		tap_is_int(r->nports, 1, "route port");
+		tap_is_int(r->ports[0], 8443, "port from match.port");
+		tap_is_int(r->line, 58, "sniHost line");
+	}
+	tap_ok(find_rule(s, "edition.cnn.com", "VirtualService", 1) == NULL,
+	    "the mesh-only route adds nothing");
+	ALLOWED(s, "edition.cnn.com", 443, NULL, 1, "edition.cnn.com:443 allowed");
+	ALLOWED(s, "edition.cnn.com", 8443, NULL, 1, "edition.cnn.com:8443 allowed (route)");
+	ALLOWED(s, "edition.cnn.com", 80, NULL, 0, "edition.cnn.com:80 denied");
+	ALLOWED(s, "www.cnn.com", 443, NULL, 0, "www.cnn.com denied");
+	ALLOWED(s, "cnn.com", 443, NULL, 0, "cnn.com denied");
+	tap_ok(contains(d.text, "DestinationRule") == 0,
+	    "a DestinationRule without tls says nothing");
+	pol_snapshot_unref(s);
+}
+
+static void test_wildcard(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(
+	    "apiVersion: networking.istio.io/v1alpha3\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: wikipedia, namespace: web}\n"
+	    "spec:\n"
+	    "  hosts: [\"*.wikipedia.org\"]\n"
+	    "  ports: [{number: 443, name: tls, protocol: tls}]\n", &d);
+	const struct pol_rule *r;
+
+	tap_ok(s != NULL, "wildcard ServiceEntry loads (protocol case-insensitive)");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	r = pol_snapshot_rule(s, 0);
+	tap_is_int(r->kind, POL_PAT_SUBDOMAINS, "*.wikipedia.org is a subdomain pattern");
+	tap_is_int(r->resolution, POL_RES_NONE, "default resolution is NONE");
+	tap_is_str(r->ns, "web", "namespace kept");
+	ALLOWED(s, "en.wikipedia.org", 443, NULL, 1, "en.wikipedia.org allowed");
+	ALLOWED(s, "a.b.wikipedia.org", 443, NULL, 1, "any depth allowed");
+	ALLOWED(s, "wikipedia.org", 443, NULL, 0, "the apex is not");
+	ALLOWED(s, "badwikipedia.org", 443, NULL, 0, "badwikipedia.org is not");
+	pol_snapshot_unref(s);
+
+	s = load_str(
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: dyn}\n"
+	    "spec:\n"
+	    "  hosts: [\"*.example.com\"]\n"
+	    "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+	    "  resolution: DYNAMIC_DNS\n", &d);
+	tap_ok(s != NULL && pol_snapshot_rule(s, 0)->resolution == POL_RES_DNS,
+	    "wildcard host with DYNAMIC_DNS resolves the requested name");
+	pol_snapshot_unref(s);
+}
+
+static void test_origination(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: edition-cnn-com}\n"
+	    "spec:\n"
+	    "  hosts: [edition.cnn.com]\n"
+	    "  ports:\n"
+	    "  - {number: 80, name: http-port, protocol: HTTP, targetPort: 443}\n"
+	    "  - {number: 443, name: https-port, protocol: HTTPS}\n"
+	    "  resolution: DNS\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: DestinationRule\n"
+	    "metadata: {name: edition-cnn-com}\n"
+	    "spec:\n"
+	    "  host: edition.cnn.com\n"
+	    "  trafficPolicy:\n"
+	    "    portLevelSettings:\n"
+	    "    - port: {number: 80}\n"
+	    "      tls: {mode: SIMPLE}\n", &d);
+	const struct pol_rule *r;
+	int allow;
+
+	tap_ok(s != NULL, "TLS origination manifests load");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	tap_is_int(pol_snapshot_rule_count(s), 2, "the rule is split by port");
+	r = decide(s, "edition.cnn.com", 80, POL_PROTO_HTTP, NULL, &allow);
+	tap_ok(allow && r != NULL && r->originate_tls == 1, "port 80 originates TLS");
+	r = decide(s, "edition.cnn.com", 443, POL_PROTO_TLS, NULL, &allow);
+	tap_ok(allow && r != NULL && r->originate_tls == 0, "port 443 stays passthrough");
+	pol_snapshot_unref(s);
+
+	s = load_str(
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: w}\n"
+	    "spec:\n"
+	    "  hosts: [a.example.com, b.example.com, other.test]\n"
+	    "  ports: [{number: 443, name: https, protocol: HTTPS}]\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1beta1\n"
+	    "kind: DestinationRule\n"
+	    "metadata: {name: all}\n"
+	    "spec:\n"
+	    "  host: \"*.example.com\"\n"
+	    "  trafficPolicy: {tls: {mode: MUTUAL}}\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1beta1\n"
+	    "kind: DestinationRule\n"
+	    "metadata: {name: none}\n"
+	    "spec:\n"
+	    "  host: nothing.example.org\n"
+	    "  trafficPolicy: {tls: {mode: SIMPLE}}\n", &d);
+	tap_ok(s != NULL, "wildcard DestinationRule loads");
+	if (s != NULL) {
+		tap_is_int(find_rule(s, "a.example.com", NULL, 0)->originate_tls, 1,
+		    "*.example.com DR covers a.example.com");
+		tap_is_int(find_rule(s, "b.example.com", NULL, 0)->originate_tls, 1,
+		    "*.example.com DR covers b.example.com");
+		tap_is_int(find_rule(s, "other.test", NULL, 0)->originate_tls, 0,
+		    "not other.test");
+	}
+	tap_ok(contains(d.text, "t.yaml:13:31: tls.mode MUTUAL: egressd has no client "
+	    "certificates; it originates TLS without one"), "MUTUAL warns");
+	tap_ok(contains(d.text, "t.yaml:19:9: DestinationRule host nothing.example.org "
+	    "matches no ServiceEntry or VirtualService host; its TLS settings are not used"),
+	    "a DestinationRule for an unknown host gets a notice at its host");
+	pol_snapshot_unref(s);
+}
+
+/* samples/external/aptget.yaml and github.yaml, as published. */
+static void test_samples(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata:\n"
+	    "  name: make-aptget-work\n"
+	    "spec:\n"
+	    "  hosts:\n"
+	    "  - deb.debian.org\n"
+	    "  - cdn-fastly.deb.debian.org\n"
+	    "  - security.debian.org\n"
+	    "  - archive.ubuntu.com\n"
+	    "  - security.ubuntu.com\n"
+	    "  ports:\n"
+	    "  - number: 80\n"
+	    "    name: http\n"
+	    "    protocol: HTTP\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata:\n"
+	    "  name: github-tcp\n"
+	    "spec:\n"
+	    "  hosts:\n"
+	    "  - dummy.github.com # not used\n"
+	    "  addresses: [\"140.82.112.0/20\", \"192.30.252.0/22\"]\n"
+	    "  ports:\n"
+	    "  - name: tcp\n"
+	    "    number: 22\n"
+	    "    protocol: tcp\n"
+	    "  location: MESH_EXTERNAL\n", &d);
+	int allow;
+
+	tap_ok(s != NULL, "samples/external load");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	tap_is_int(pol_snapshot_rule_count(s), 6, "one rule per host");
+	tap_is_int(d.nerr + d.nwarn + d.nnotice, 0, "no diagnostics");
+	(void)decide(s, "security.ubuntu.com", 80, POL_PROTO_HTTP, NULL, &allow);
+	tap_is_int(allow, 1, "security.ubuntu.com:80 over http allowed");
+	(void)decide(s, "security.ubuntu.com", 443, POL_PROTO_TLS, NULL, &allow);
+	tap_is_int(allow, 0, "security.ubuntu.com:443 denied");
+	(void)decide(s, "ubuntu.com", 80, POL_PROTO_HTTP, NULL, &allow);
+	tap_is_int(allow, 0, "ubuntu.com denied");
+	pol_snapshot_unref(s);
+}
+
+static void test_endpoints(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: st}\n"
+	    "spec:\n"
+	    "  hosts: [api.legacy.example]\n"
+	    "  ports: [{number: 443, name: https, protocol: TLS}]\n"
+	    "  resolution: STATIC\n"
+	    "  endpoints:\n"
+	    "  - address: 192.0.2.10\n"
+	    "  - address: 192.0.2.11\n"
+	    "    ports: {https: 8443}\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: dn}\n"
+	    "spec:\n"
+	    "  hosts: [\"*.svc.example\"]\n"
+	    "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+	    "  resolution: DNS\n"
+	    "  endpoints: [{address: lb.example.net}]\n", &d);
+	const struct pol_rule *r;
+
+	tap_ok(s != NULL, "STATIC and DNS endpoints load");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	r = find_rule(s, "api.legacy.example", NULL, 0);
+	tap_is_int(r->resolution, POL_RES_STATIC, "STATIC");
+	tap_is_int(r->nendpoints, 2, "two endpoints");
+	tap_is_str(r->endpoints[0].address, "192.0.2.10", "first address");
+	tap_is_int(r->endpoints[0].port, 0, "no port map: the request's port");
+	tap_is_int(r->endpoints[1].port, 8443, "port mapped by name");
+	r = find_rule(s, "*.svc.example", NULL, 0);
+	tap_is_int(r->resolution, POL_RES_ENDPOINTS, "DNS with endpoints");
+	tap_is_str(r->endpoints[0].address, "lb.example.net", "endpoint name");
+	pol_snapshot_unref(s);
+}
+
+#define SE_HEAD "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n" \
+	"metadata: {name: x}\nspec:\n"
+
+static void test_errors(void)
+{
+	static const struct {
+		const char *text;
+		const char *want;       /* every error, in order */
+	} cases[] = {
+		{ SE_HEAD "  hosts: [\"*\"]\n",
+		  "t.yaml:5:11: * is not a valid ServiceEntry host (a ServiceEntry "
+		  "names the hosts it admits)" },
+		{ SE_HEAD "  hosts: [10.0.0.1]\n",
+		  "t.yaml:5:11: bad host '10.0.0.1': IP addresses are not host names; "
+		  "allow the name clients connect to" },
+		{ SE_HEAD "  hosts: [192.0.2.0/24]\n",
+		  "t.yaml:5:11: bad host '192.0.2.0/24': IP addresses are not host "
+		  "names; allow the name clients connect to" },
+		{ SE_HEAD "  hosts: [\"foo*.com\"]\n",
+		  "t.yaml:5:11: bad host 'foo*.com': a wildcard must be a whole "
+		  "leftmost label, as in *.example.com" },
+		{ SE_HEAD "  hosts: [.example.com]\n",
+		  "t.yaml:5:11: bad host '.example.com': Istio hosts have no "
+		  "leading-dot form; write *.example.com (subdomains) and example.com "
+		  "(the name itself)" },
+		{ SE_HEAD "  hosts: []\n",
+		  "t.yaml:5:10: a ServiceEntry must have at least one host in spec.hosts" },
+		{ SE_HEAD "  ports: [{number: 443, name: tls}]\n",
+		  "t.yaml:5:3: a ServiceEntry must have at least one host in spec.hosts" },
+		{ SE_HEAD "  hosts: [a.example]\n  ports: [{number: 443, name: t, protocol: QUIC}]\n",
+		  "t.yaml:6:44: unsupported protocol 'QUIC' (expected HTTP, HTTPS, "
+		  "HTTP2, GRPC, GRPC-WEB, TCP, TLS, UDP, MONGO, MYSQL, REDIS)" },
+		{ SE_HEAD "  hosts: [a.example]\n  ports: [{number: 70000, name: t}]\n",
+		  "t.yaml:6:20: port must be a number from 1 to 65535" },
+		{ SE_HEAD "  hosts: [a.example]\n  ports: [{number: 443}]\n",
+		  "t.yaml:6:11: missing required key 'name'" },
+		{ SE_HEAD "  hosts: [a.example]\n  ports: [{number: 443, name: a}, "
+		  "{number: 443, name: b}]\n",
+		  "t.yaml:6:44: port 443 is defined twice" },
+		{ SE_HEAD "  hosts: [a.example]\n  resolution: DNS_RR\n",
+		  "t.yaml:6:15: unknown resolution 'DNS_RR' (expected NONE, STATIC, DNS, "
+		  "DNS_ROUND_ROBIN or DYNAMIC_DNS)" },
+		{ SE_HEAD "  hosts: [\"*.a.example\"]\n  resolution: DNS\n",
+		  "t.yaml:5:11: hosts must be FQDN if no endpoints are provided for "
+		  "resolution DNS (use NONE or DYNAMIC_DNS for wildcard hosts)" },
+		{ SE_HEAD "  hosts: [a.example]\n  endpoints: [{address: 192.0.2.1}]\n",
+		  "t.yaml:6:14: no endpoints should be provided for resolution NONE" },
+		{ SE_HEAD "  hosts: [a.example]\n  resolution: STATIC\n"
+		  "  endpoints: [{address: lb.example}]\n",
+		  "t.yaml:7:25: endpoint address 'lb.example' is not an IP address "
+		  "(required with resolution STATIC)" },
+		{ SE_HEAD "  hosts: [a.example]\n  location: OUTSIDE\n",
+		  "t.yaml:6:13: unknown location 'OUTSIDE' (expected MESH_EXTERNAL or "
+		  "MESH_INTERNAL)" },
+		{ SE_HEAD "  hosts: [a.example]\n  exportTo: [\"*\", \".\"]\n",
+		  "t.yaml:6:13: exportTo '*' cannot be combined with other entries" },
+		{ SE_HEAD "  hosts: a.example\n",
+		  "t.yaml:5:10: spec.hosts must be a list" },
+		{ "kind: ServiceEntry\nmetadata: {name: x}\n",
+		  "t.yaml:1:1: kind ServiceEntry: missing required key 'apiVersion'" },
+		{ "apiVersion: networking.istio.io/v1\nkind: [ServiceEntry]\n",
+		  "t.yaml:2:7: kind must be a string" },
+		{ "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nspec: {}\n",
+		  "t.yaml:1:1: kind ServiceEntry: missing required key 'metadata'" },
+		{ "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+		  "metadata: {namespace: Team_A, name: x}\nspec: {hosts: [a.b]}\n",
+		  "t.yaml:3:23: metadata.namespace 'Team_A' is not a valid namespace name" },
+		{ "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+		  "metadata: {name: x}\nspec:\n  host: a.example\n"
+		  "  trafficPolicy: {tls: {mode: STRICT}}\n",
+		  "t.yaml:6:31: unknown tls.mode 'STRICT' (expected DISABLE, SIMPLE, "
+		  "MUTUAL or ISTIO_MUTUAL)" },
+		{ "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+		  "metadata: {name: x, namespace: a}\nspec:\n  egress:\n"
+		  "  - hosts: [\"~team-b/*\", \"api.example.com\", \"./api\", \"./\"]\n",
+		  "t.yaml:6:13: invalid namespace '~team-b' in host '~team-b/*' (expected "
+		  "*, ., ~ or a namespace name)\n"
+		  "t.yaml:6:26: host 'api.example.com' must be of the form namespace/dnsName\n"
+		  "t.yaml:6:45: host './api': short names (non FQDN) are not allowed\n"
+		  "t.yaml:6:54: namespace and dnsName in host './' cannot be empty" },
+		{ "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		  "metadata: {name: x}\nspec:\n  hosts: [a.example]\n  gateways: [eg]\n"
+		  "  tls:\n  - match:\n    - sniHosts: [b.example]\n"
+		  "    route: [{destination: {host: b.example}}]\n",
+		  "t.yaml:9:18: SNI host 'b.example' is not within the VirtualService's hosts" },
+	};
+	struct diags d;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pol_snapshot *s = load_str(cases[i].text, &d);
+
+		tap_ok(s == NULL, "error case %zu refused", i);
+		tap_is_str(d.errors, cases[i].want, "error case %zu message", i);
+		pol_snapshot_unref(s);
+	}
+}
+
+static void test_notices(void)
+{
+	struct diags d;
+	struct pol_snapshot *s = load_str(
+	    "apiVersion: networking.istio.io/v1alpha3\n"
+	    "kind: EnvoyFilter\n"
+	    "metadata: {name: x}\n"
+	    "---\n"
+	    "apiVersion: v1\n"
+	    "kind: ConfigMap\n"
+	    "metadata: {name: y}\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v2\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: z}\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: VirtualService\n"
+	    "metadata: {name: mesh-only}\n"
+	    "spec:\n"
+	    "  hosts: [pypi.org]\n"
+	    "  tls:\n"
+	    "  - match: [{port: 443, sniHosts: [pypi.org]}]\n"
+	    "    route: [{destination: {host: pypi.org}}]\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: ok}\n"
+	    "spec:\n"
+	    "  hosts: [a.example]\n"
+	    "  location: MESH_INTERNAL\n"
+	    "  futureField: {anything: [1, 2]}\n", &d);
+
+	tap_ok(s != NULL, "skipped kinds are not errors");
+	tap_is_str(d.text,
+	    "t.yaml:1:1: kind EnvoyFilter: not used by egressd; skipped\n"
+	    "t.yaml:5:1: kind ConfigMap: not used by egressd; skipped\n"
+	    "t.yaml:9:13: kind ServiceEntry of apiVersion networking.istio.io/v2: not "
+	    "used by egressd (expected networking.istio.io/v1, v1beta1 or v1alpha3); "
+	    "skipped\n"
+	    "t.yaml:17:3: VirtualService mesh-only: no tls route is bound to a gateway "
+	    "(only to mesh); not used by egressd\n"
+	    "t.yaml:27:13: location MESH_INTERNAL: the gateway treats the service like "
+	    "MESH_EXTERNAL", "notices, with positions");
+	tap_is_int(pol_snapshot_rule_count(s), 1, "only the valid ServiceEntry is a rule");
+	pol_snapshot_unref(s);
+
+	s = load_str(
+	    "apiVersion: v1\n"
+	    "kind: List\n"
+	    "items:\n"
+	    "- apiVersion: networking.istio.io/v1\n"
+	    "  kind: ServiceEntry\n"
+	    "  metadata: {name: a, namespace: ns1}\n"
+	    "  spec: {hosts: [a.example], ports: [{number: 443, name: tls}]}\n"
+	    "- apiVersion: networking.istio.io/v1\n"
+	    "  kind: ServiceEntry\n"
+	    "  metadata: {name: b}\n"
+	    "  spec: {hosts: [b.example]}\n", &d);
+	tap_ok(s != NULL && pol_snapshot_rule_count(s) == 2,
+	    "kind: List (kubectl get -o yaml) is read item by item");
+	pol_snapshot_unref(s);
+}
+
+static const struct pol_cidr *cidr(const char *text)
+{
+	static struct pol_cidr c[8];
+	static size_t n;
+	struct pol_cidr *p = &c[n++ % 8];
+
+	pol_cidr_parse(text, p);
+	return p;
+}
+
+/*
+ * Scoping: team-a 10.1.0.0/16, team-b 10.2.0.0/16; 10.9.0.1 is in no
+ * namespace of the map.
+ */
+static void test_scoping(void)
+{
+	struct pol_cidr a, b;
+	struct pol_namespace ns[2];
+	struct pol_load_opts o = { .nnamespaces = 2, .namespaces = ns };
+	struct pol_load_opts nomap = { 0 };
+	struct diags d;
+	struct pol_snapshot *s;
+	static const char se_doc[] =
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: private, namespace: team-a}\n"
+	    "spec:\n"
+	    "  hosts: [a-only.example]\n"
+	    "  exportTo: [\".\"]\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: public, namespace: team-b}\n"
+	    "spec:\n"
+	    "  hosts: [public.example, \"*.shared.example\"]\n"
+	    "---\n"
+	    "apiVersion: networking.istio.io/v1\n"
+	    "kind: ServiceEntry\n"
+	    "metadata: {name: ghost, namespace: team-b}\n"
+	    "spec:\n"
+	    "  hosts: [ghost.example]\n"
+	    "  exportTo: [team-z]\n";
+
+	a = *cidr("10.1.0.0/16");
+	b = *cidr("10.2.0.0/16");
+	ns[0] = (struct pol_namespace){ .name = "team-a", .ncidrs = 1, .cidrs = &a };
+	ns[1] = (struct pol_namespace){ .name = "team-b", .ncidrs = 1, .cidrs = &b };
+
+	s = load_ns(se_doc, &o, &d);
+	tap_ok(s != NULL, "scoped ServiceEntries load");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	ALLOWED(s, "a-only.example", 443, "10.1.0.5", 1, "exportTo .: own namespace allowed");
+	ALLOWED(s, "a-only.example", 443, "10.2.0.5", 0, "exportTo .: other namespace denied");
+	ALLOWED(s, "a-only.example", 443, "10.9.0.1", 0, "exportTo .: unmapped client denied");
+	ALLOWED(s, "public.example", 443, "10.9.0.1", 1, "no exportTo: any client");
+	ALLOWED(s, "ghost.example", 443, "10.1.0.5", 0, "exportTo to an unmapped namespace: nobody");
+	tap_ok(contains(d.text, "p.yaml:19:14: namespace team-z is not in the namespaces: map"),
+	    "unmapped exportTo namespace warned at the entry");
+	tap_ok(contains(d.text, "p.yaml:18:3: ServiceEntry ghost: no client of the gateway "
+	    "may use it (see exportTo); skipped"), "rule admitting nobody is skipped, said");
+	pol_snapshot_unref(s);
+
+	/* A namespace-wide Sidecar in team-a imports its own and team-b's *.shared. */
+	{
+		char text[4096];
+
+		snprintf(text, sizeof(text), "%s---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: Sidecar\n"
+		    "metadata: {name: default, namespace: team-a}\n"
+		    "spec:\n"
+		    "  egress:\n"
+		    "  - hosts: [\"./*\", \"team-b/*.shared.example\", \"~/*\"]\n", se_doc);
+		s = load_ns(text, &o, &d);
+	}
+	tap_ok(s != NULL, "Sidecar loads");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	ALLOWED(s, "a-only.example", 443, "10.1.0.5", 1, "Sidecar ./*: own service kept");
+	ALLOWED(s, "x.shared.example", 443, "10.1.0.5", 1, "Sidecar team-b/*.shared.example kept");
+	ALLOWED(s, "public.example", 443, "10.1.0.5", 0, "not imported: team-a loses it");
+	ALLOWED(s, "public.example", 443, "10.2.0.5", 1, "team-b (no Sidecar) keeps it");
+	ALLOWED(s, "public.example", 443, "10.9.0.1", 0,
+	    "unmapped clients lose it once a Sidecar narrows it (fail-closed)");
+	ALLOWED(s, "x.shared.example", 443, "10.9.0.1", 1, "an imported host stays open to all");
+	tap_ok(contains(d.text, "p.yaml:26:47: host '~/*' imports nothing"),
+	    "~/ noticed");
+	pol_snapshot_unref(s);
+
+	/* Without a map nothing can be scoped: one warning, rules for all. */
+	s = load_ns(se_doc, &nomap, &d);
+	tap_ok(s != NULL, "exportTo without a namespace map loads");
+	if (s != NULL) {
+		ALLOWED(s, "a-only.example", 443, "10.2.0.5", 1,
+		    "without a map, exportTo cannot scope");
+		ALLOWED(s, "ghost.example", 443, "10.2.0.5", 1, "... for any exportTo");
+	}
+	tap_is_int(d.nwarn, 1, "warned once");
+	tap_ok(contains(d.text, "p.yaml:6:13: exportTo cannot be enforced: the daemon "
+	    "configuration has no namespaces: map, so every client may use these rules"),
+	    "the warning says why");
+	pol_snapshot_unref(s);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_istio.XXXXXX");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_passthrough();
+	test_wildcard();
+	test_origination();
+	test_samples();
+	test_endpoints();
+	test_errors();
+	test_notices();
+	test_scoping();
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/p.yaml", tmpdir);
+		unlink(path);
+		rmdir(tmpdir);
+	}
+	return tap_done();
+}
