@@ -67,23 +67,24 @@ log:
   path: "-"
 timeouts: {hello: 10s, dns: 5s, connect: 5s, idle: 1h}
 YAML
-cp "$D/ca.pem" "${TMPDIR:-/tmp}/egressd-demo-ca.pem"
+CA="${TMPDIR:-/tmp}/egressd-demo-ca.pem"
+cp "$D/ca.pem" "$CA"
 
 cat >&2 <<MSG
 egressd demo: gateway on 127.0.0.1:8443, configuration in $D/egressd.yaml
 Try, from another terminal:
 
   # allowed: a real TLS handshake with the upstream, verified end to end
-  curl --cacert /tmp/egressd-demo-ca.pem --connect-to api.demo.test:8444:127.0.0.1:8443 https://api.demo.test:8444/
+  curl --cacert $CA --connect-to api.demo.test:8444:127.0.0.1:8443 https://api.demo.test:8444/
 
   # denied by rule: curl prints "tlsv1 alert access denied"
-  curl --cacert /tmp/egressd-demo-ca.pem --connect-to blocked.demo.test:8444:127.0.0.1:8443 https://blocked.demo.test:8444/
+  curl --cacert $CA --connect-to blocked.demo.test:8444:127.0.0.1:8443 https://blocked.demo.test:8444/
 
   # not on the allow-list at all
-  curl --cacert /tmp/egressd-demo-ca.pem --connect-to example.com:8444:127.0.0.1:8443 https://example.com:8444/
+  curl --cacert $CA --connect-to example.com:8444:127.0.0.1:8443 https://example.com:8444/
 
   # allowed name, but it resolves to the cloud metadata address: private_address
-  curl --cacert /tmp/egressd-demo-ca.pem --connect-to metadata.demo.test:8444:127.0.0.1:8443 https://metadata.demo.test:8444/
+  curl --cacert $CA --connect-to metadata.demo.test:8444:127.0.0.1:8443 https://metadata.demo.test:8444/
 
 Each connection prints one JSON line below. Ctrl-C stops the demo.
 

@@ -32,6 +32,16 @@ struct cfg_load {
 	int seen_doc;
 };
 
+void
+gw_config_policy_opts(const struct gw_config *c, struct pol_load_opts *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->base_dir = NULL;   /* policy paths are already absolute or joined */
+	out->mode = c->mode;
+	out->nnamespaces = c->nnamespaces;
+	out->namespaces = c->namespaces;
+}
+
 const char *
 gw_proto_str(enum gw_proto p)
 {
@@ -238,11 +248,55 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
+/*
+ * A non-empty list of at most max CIDRs into a new array; what names it in
+ * messages. Returns the count, 0 after reporting a problem.
+ */
+static size_t
+cidr_list(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *v,
+    const char *what, size_t max, struct pol_cidr **out)
+{
+	unsigned before = l->cx.errors;
+	struct pol_cidr *cidrs;
+	size_t n_items, n = 0;
+
+	*out = NULL;
+	if (ydoc_is_sequence(&l->cx, v, what) != 0)
+		return 0;
+	n_items = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	if (n_items == 0 || n_items > max) {
+		ydoc_error(&l->cx, v, "%s: give 1 to %zu CIDRs", what, max);
+		return 0;
+	}
+	cidrs = calloc(n_items, sizeof(*cidrs));
+	if (cidrs == NULL)
+		abort();
+	YDOC_FOREACH_ITEM(doc, v, it) {
+		yaml_node_t *item = YDOC_NODE(doc, *it);
+		const char *text;
+
+		if (ydoc_scalar(&l->cx, item, "CIDR", &text) != 0)
+			continue;
+		if (pol_cidr_parse(text, &cidrs[n]) != 0) {
+			ydoc_error(&l->cx, item, "%s: '%s' is not a CIDR such as "
+			    "10.8.0.0/16 (host bits must be zero)", what, text);
+			continue;
+		}
+		n++;
+	}
+	if (l->cx.errors != before) {
+		free(cidrs);
+		return 0;
+	}
+	*out = cidrs;
+	return n;
+}
+
 static void
 load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "servers", "min_ttl", "max_ttl",
-	    "negative_ttl", NULL };
+	    "negative_ttl", "allow_ranges", "deny_ranges", NULL };
 	struct gw_config *c = l->c;
 
 	if (ydoc_is_mapping(&l->cx, n, "dns") != 0)
@@ -255,7 +309,15 @@ load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 
 		if (k == NULL)
 			continue;  /* reported by check_keys */
-		if (strcmp(k, "servers") == 0) {
+		if (strcmp(k, "allow_ranges") == 0) {
+			free(c->dns_allow_ranges);
+			c->ndns_allow = cidr_list(l, doc, v, "dns.allow_ranges",
+			    GW_MAX_RANGES, &c->dns_allow_ranges);
+		} else if (strcmp(k, "deny_ranges") == 0) {
+			free(c->dns_deny_ranges);
+			c->ndns_deny = cidr_list(l, doc, v, "dns.deny_ranges",
+			    GW_MAX_RANGES, &c->dns_deny_ranges);
+		} else if (strcmp(k, "servers") == 0) {
 			if (string_list(l, doc, v, "dns.servers", c->dns_servers,
 			    8, &c->ndns_servers, NULL) != 0)
 				continue;
@@ -287,6 +349,39 @@ load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 	if (c->dns_max_ttl != 0 && c->dns_min_ttl > c->dns_max_ttl)
 		ydoc_error(&l->cx, n, "dns: min_ttl is larger than max_ttl");
+}
+
+/* namespaces: {NAME: [CIDR, ...], ...} */
+static void
+load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	struct gw_config *c = l->c;
+	char what[128];
+
+	if (ydoc_is_mapping(&l->cx, n, "namespaces") != 0)
+		return;
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		yaml_node_t *k = YDOC_NODE(doc, p->key);
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		struct pol_cidr *cidrs;
+		const char *name;
+		size_t ncidrs;
+
+		if (ydoc_scalar(&l->cx, k, "namespace name", &name) != 0)
+			continue;
+		if (c->nnamespaces == GW_MAX_NAMESPACES) {
+			ydoc_error(&l->cx, k, "at most %d namespaces", GW_MAX_NAMESPACES);
+			return;
+		}
+		snprintf(what, sizeof(what), "namespaces.%.100s", name);
+		ncidrs = cidr_list(l, doc, v, what, GW_MAX_NS_CIDRS, &cidrs);
+		if (ncidrs == 0)
+			continue;
+		c->namespaces[c->nnamespaces].name = xstrdup(name);
+		c->namespaces[c->nnamespaces].cidrs = cidrs;
+		c->namespaces[c->nnamespaces].ncidrs = ncidrs;
+		c->nnamespaces++;
+	}
 }
 
 static void
@@ -330,8 +425,9 @@ static void
 load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *arg)
 {
 	static const char *const keys[] = { "listeners", "workers", "dns",
-	    "policy", "log", "timeouts", "max_connections", NULL };
-	static const char *const policy_keys[] = { "files", NULL };
+	    "policy", "log", "timeouts", "max_connections", "mode",
+	    "namespaces", NULL };
+	static const char *const policy_keys[] = { "files", "watch", NULL };
 	static const char *const log_keys[] = { "path", NULL };
 	struct cfg_load *l = arg;
 	struct gw_config *c = l->c;
@@ -374,10 +470,18 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 			if (ydoc_is_mapping(cx, v, "policy") != 0 ||
 			    check_keys(l, doc, v, "policy", policy_keys) != 0)
 				continue;
-			YDOC_FOREACH_PAIR(doc, v, q)
-				(void)string_list(l, doc, YDOC_NODE(doc, q->value),
-				    "policy.files", c->policy_paths,
-				    GW_MAX_POLICY_PATHS, &c->npolicy, c->dir);
+			YDOC_FOREACH_PAIR(doc, v, q) {
+				const char *pk = ydoc_text(YDOC_NODE(doc, q->key));
+				yaml_node_t *pv = YDOC_NODE(doc, q->value);
+
+				if (pk != NULL && strcmp(pk, "files") == 0)
+					(void)string_list(l, doc, pv, "policy.files",
+					    c->policy_paths, GW_MAX_POLICY_PATHS,
+					    &c->npolicy, c->dir);
+				else if (pk != NULL && strcmp(pk, "watch") == 0)
+					(void)ydoc_bool(cx, pv, "policy.watch",
+					    &c->policy_watch);
+			}
 		} else if (strcmp(k, "log") == 0) {
 			if (ydoc_is_mapping(cx, v, "log") != 0 ||
 			    check_keys(l, doc, v, "log", log_keys) != 0)
@@ -397,6 +501,17 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 			}
 		} else if (strcmp(k, "timeouts") == 0) {
 			load_timeouts(l, doc, v);
+		} else if (strcmp(k, "mode") == 0) {
+			if (ydoc_scalar(cx, v, "mode", &s) != 0)
+				continue;
+			if (strcmp(s, "enforce") == 0)
+				c->mode = POL_MODE_ENFORCE;
+			else if (strcmp(s, "report") == 0)
+				c->mode = POL_MODE_REPORT;
+			else
+				ydoc_error(cx, v, "mode must be enforce or report");
+		} else if (strcmp(k, "namespaces") == 0) {
+			load_namespaces(l, doc, v);
 		} else if (strcmp(k, "max_connections") == 0) {
 			if (ydoc_uint(cx, v, "max_connections", 1000000, &u) == 0) {
 				if (u == 0)
@@ -424,6 +539,7 @@ config_new(const char *label, const char *dir)
 	c->timeouts.idle_ms = DEFAULT_IDLE_MS;
 	c->timeouts.drain_ms = DEFAULT_DRAIN_MS;
 	c->max_connections = DEFAULT_MAX_CONNECTIONS;
+	c->policy_watch = 1;
 	return c;
 }
 
@@ -492,6 +608,12 @@ gw_config_free(struct gw_config *c)
 		free(c->dns_servers[i]);
 	for (size_t i = 0; i < c->npolicy; i++)
 		free(c->policy_paths[i]);
+	for (size_t i = 0; i < c->nnamespaces; i++) {
+		free((char *)c->namespaces[i].name);
+		free((struct pol_cidr *)c->namespaces[i].cidrs);
+	}
+	free(c->dns_allow_ranges);
+	free(c->dns_deny_ranges);
 	free(c->log_path);
 	free(c->dir);
 	free(c->path);

@@ -106,13 +106,22 @@ static void
 conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 {
 	struct log_record r;
-	char rule[512];
+	char rule[512], ended[96];
 	struct timespec now;
 
 	memset(&r, 0, sizeof(r));
 	r.ts_us = log_now_us();
 	r.event = gw_event_str(ev);
 	r.reason = reason;
+	r.would_deny = c->would_deny;
+	if (c->would_deny && ev == GW_EV_ALLOW) {
+		/* Report mode: the policy's answer is what the line is about;
+		 * how the relayed connection ended goes to detail. */
+		snprintf(ended, sizeof(ended), "report mode let it through; "
+		    "ended: %s", reason);
+		r.event = gw_event_str(GW_EV_DENY);
+		r.reason = c->deny_reason;
+	}
 	r.listener = c->l->conf->name;
 	r.src = (const struct sockaddr *)&c->src;
 	r.orig_dst = NULL;
@@ -142,6 +151,8 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
 	r.conn = c->id;
 	r.detail = c->detail;
+	if (c->would_deny && ev == GW_EV_ALLOW)
+		r.detail = ended;
 	log_write(c->w->log, &r);
 }
 
@@ -518,13 +529,48 @@ conn_connect_next(struct gw_conn *c)
 
 /* ---- resolve ------------------------------------------------------------ */
 
+static int
+in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pol_cidr_contains(&r[i], sa))
+			return 1;
+	return 0;
+}
+
+/*
+ * May the gateway connect to this resolved address? NULL if so, else why
+ * not, for the log. Precedence, first match wins:
+ *   1. dns.deny_ranges: never, not even for allow_private rules;
+ *   2. the deciding allow rule has allow_private: yes;
+ *   3. dns.allow_ranges: yes (the operator declared them reachable);
+ *   4. otherwise only public addresses.
+ */
+static const char *
+conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
+    int allow_private)
+{
+	enum dns_addr_class cls;
+
+	if (in_ranges(cfg->dns_deny_ranges, cfg->ndns_deny, sa))
+		return "in dns.deny_ranges";
+	if (allow_private)
+		return NULL;
+	cls = dns_addr_classify(sa);
+	if (cls == DNS_ADDR_PUBLIC ||
+	    in_ranges(cfg->dns_allow_ranges, cfg->ndns_allow, sa))
+		return NULL;
+	return dns_addr_class_str(cls);
+}
+
 static void
 conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 {
 	char *detail = c->w->detail_buf;
-	enum dns_addr_class refused = DNS_ADDR_PUBLIC;
+	const char *refused = NULL;
 	char first_refused[64] = "";
 	size_t n = 0;
+	int allow_private;
 
 	evtimer_del(c->timer);
 	if (ans->status != DNS_OK) {
@@ -538,14 +584,17 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		return;
 	}
 	/* Only addresses the name resolved to, and only public ones unless
-	 * the deciding rule says otherwise: the client never picks. */
+	 * the deciding allow rule says otherwise: the client never picks.
+	 * Report mode relaxes the allow-list, never this guard. */
+	allow_private = c->rule != NULL && c->rule->action == POL_ALLOW &&
+	    c->rule->allow_private;
 	for (size_t i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
-		enum dns_addr_class cls = dns_addr_classify(sa);
+		const char *why = conn_guard(c->w->cfg, sa, allow_private);
 
-		if (cls != DNS_ADDR_PUBLIC && !c->rule->allow_private) {
-			if (refused == DNS_ADDR_PUBLIC) {
-				refused = cls;
+		if (why != NULL) {
+			if (refused == NULL) {
+				refused = why;
 				dns_addr_format(sa, first_refused, sizeof(first_refused));
 			}
 			continue;
@@ -562,8 +611,10 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		/* The worker's buffer: the line is written before anything else
 		 * runs on this worker. */
 		snprintf(detail, sizeof(c->w->detail_buf), "%.180s resolves to %s (%s)", c->name,
-		    first_refused, dns_addr_class_str(refused));
+		    first_refused, refused);
 		c->detail = detail;
+		/* A real denial even in report mode: the guard is not relaxed. */
+		c->would_deny = 0;
 		conn_refuse(c, GW_EV_DENY, "private_address", TLS_ALERT_ACCESS_DENIED);
 		c->detail = NULL;
 		return;
@@ -580,21 +631,59 @@ conn_dns_cb(void *arg, const struct dns_answer *ans)
 	conn_on_answer(c, ans);
 }
 
+/* A STATIC ServiceEntry's endpoint addresses, as if DNS had answered. */
+static void
+conn_static_answer(const struct pol_rule *r,
+    struct dns_answer *ans)
+{
+	memset(ans, 0, sizeof(*ans));
+	ans->status = DNS_OK;
+	for (size_t i = 0; i < r->nendpoints && ans->naddrs < DNS_MAX_ADDRS; i++) {
+		socklen_t sl;
+
+		/* The loader accepted only IP literals here. */
+		if (dns_addr_parse(r->endpoints[i].address, 0,
+		    &ans->addrs[ans->naddrs], &sl) == 0)
+			ans->naddrs++;
+	}
+	if (ans->naddrs == 0)
+		ans->status = DNS_FAILURE;
+}
+
 static void
 conn_resolve(struct gw_conn *c)
 {
 	struct gw_worker *w = c->w;
 	struct dns_answer ans;
 
+	const struct pol_rule *r = c->rule;
+	const char *target = c->name;
+
 	conn_set_state(c, GW_CONN_RESOLVING);
 	/* The client waits for our answer; what it may still send stays in
 	 * the kernel until the relay starts. */
 	event_del(c->cev);
-	if (dns_lookup_cached(w->dns, c->name, &ans)) {
+	/*
+	 * Where to connect comes from the admitting rule (DESIGN §5), never
+	 * from the client: a ServiceEntry with STATIC resolution names its
+	 * addresses, one with DNS and endpoints names the hosts to resolve.
+	 * Everything else resolves the requested name. In report mode the
+	 * deciding rule may be a deny rule: it says nothing about where.
+	 */
+	if (r != NULL && r->action == POL_ALLOW && r->nendpoints > 0) {
+		if (r->resolution == POL_RES_STATIC) {
+			conn_static_answer(r, &ans);
+			conn_on_answer(c, &ans);
+			return;
+		}
+		if (r->resolution == POL_RES_ENDPOINTS)
+			target = r->endpoints[0].address;
+	}
+	if (dns_lookup_cached(w->dns, target, &ans)) {
 		conn_on_answer(c, &ans);
 		return;
 	}
-	c->ticket = dns_resolve(w->dns, c->name, conn_dns_cb, c);
+	c->ticket = dns_resolve(w->dns, target, conn_dns_cb, c);
 	if (c->ticket == NULL) {
 		conn_refuse(c, GW_EV_ERROR, "dns_failure", TLS_ALERT_INTERNAL_ERROR);
 		return;
@@ -666,10 +755,14 @@ conn_decide(struct gw_conn *c, const struct sni_hello *h)
 	req.src = (const struct sockaddr *)&c->src;
 	pol_decide(c->snap, &req, &v);
 	c->rule = v.rule;
-	if (!v.allow) {
+	if (!v.allow && !v.report) {
 		conn_refuse(c, GW_EV_DENY, pol_reason_str(v.reason),
 		    TLS_ALERT_ACCESS_DENIED);
 		return;
+	}
+	if (!v.allow) {
+		c->would_deny = 1;
+		c->deny_reason = pol_reason_str(v.reason);
 	}
 	conn_resolve(c);
 }

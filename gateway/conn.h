@@ -85,6 +85,8 @@ struct gw_conn {
 	uint64_t start_us;              /* wall clock, for the log */
 	struct timespec start_mono, last_active;
 	unsigned c_eof:1, u_eof:1, c_shut:1, u_shut:1, logged:1, freeing:1;
+	unsigned would_deny:1;          /* report mode let a denial through */
+	const char *deny_reason;        /* ...and this is what it would have been */
 	const char *detail;
 };
 

@@ -85,6 +85,15 @@ void gw_worker_set_policy(struct gw_worker *w, struct pol_snapshot *snap);
 /* Join the thread and free everything. */
 void gw_worker_join_free(struct gw_worker *w);
 
+/*
+ * Call cb (on base's loop) a moment after anything changes in the
+ * directories holding these policy paths.
+ */
+struct gw_watch;
+struct gw_watch *gw_watch_new(struct event_base *base, char *const *paths,
+    size_t npaths, void (*cb)(void *), void *arg, char *err, size_t errlen);
+void gw_watch_free(struct gw_watch *w);
+
 /* Called by the connection code. */
 void gw_worker_conn_gone(struct gw_worker *w);
 

@@ -14,6 +14,9 @@
 
 #define GW_MAX_LISTENERS 16
 #define GW_MAX_POLICY_PATHS 64
+#define GW_MAX_NAMESPACES 256
+#define GW_MAX_NS_CIDRS 32
+#define GW_MAX_RANGES 64
 
 enum gw_proto {
 	GW_PROTO_TLS = 0,
@@ -42,8 +45,15 @@ struct gw_config {
 	size_t ndns_servers;
 	char *dns_servers[8];
 	uint32_t dns_min_ttl, dns_max_ttl, dns_neg_ttl;
+	/* Address guard adjustments (see conn.c conn_guard for precedence). */
+	size_t ndns_allow, ndns_deny;
+	struct pol_cidr *dns_allow_ranges, *dns_deny_ranges;
 	size_t npolicy;
 	char *policy_paths[GW_MAX_POLICY_PATHS];
+	int policy_watch;               /* reload when the files change */
+	enum pol_mode mode;             /* policy mode for files that do not say */
+	size_t nnamespaces;             /* namespace -> client CIDRs */
+	struct pol_namespace namespaces[GW_MAX_NAMESPACES];
 	char *log_path;                 /* "-" is stdout */
 	struct gw_timeouts timeouts;
 	unsigned max_connections;
@@ -55,6 +65,9 @@ struct gw_config *gw_config_load(const char *path, pol_report_fn report, void *a
 struct gw_config *gw_config_load_buffer(const char *label, const char *dir,
     const char *text, size_t len, pol_report_fn report, void *arg);
 void gw_config_free(struct gw_config *c);
+
+/* The options pol_load_ex needs to read this configuration's policy. */
+void gw_config_policy_opts(const struct gw_config *c, struct pol_load_opts *out);
 
 const char *gw_proto_str(enum gw_proto p);
 

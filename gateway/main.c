@@ -35,7 +35,9 @@ struct daemon {
 	size_t nworkers;
 	struct gw_worker **workers;
 	struct event_base *base;
+	struct gw_watch *watch;
 	unsigned errors;        /* errors reported by the current load */
+	uint64_t reloads_ok, reloads_failed;
 	int reloading;          /* send diagnostics to the log too */
 };
 
@@ -92,9 +94,12 @@ report(void *arg, enum pol_severity sev, const char *file, unsigned line,
 static struct pol_snapshot *
 load_policy(struct daemon *d, const struct gw_config *cfg)
 {
+	struct pol_load_opts opts;
+
 	d->errors = 0;
-	return pol_load((const char *const *)cfg->policy_paths, cfg->npolicy,
-	    NULL, report, d);
+	gw_config_policy_opts(cfg, &opts);
+	return pol_load_ex((const char *const *)cfg->policy_paths, cfg->npolicy,
+	    &opts, report, d);
 }
 
 static void
@@ -121,27 +126,44 @@ on_drain(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(d->base);
 }
 
+/* Build a new snapshot off the connection path; swap it in only whole. */
 static void
-on_reload(evutil_socket_t sig, short what, void *arg)
+reload(struct daemon *d, const char *why)
 {
-	struct daemon *d = arg;
 	struct pol_snapshot *s;
 
 	d->reloading = 1;
 	s = load_policy(d, d->cfg);
 	d->reloading = 0;
 	if (s == NULL) {
-		log_notice(d->log, "reload failed with %u error(s); keeping policy "
-		    "generation %llu", d->errors, (unsigned long long)d->generation);
+		d->reloads_failed++;
+		log_notice(d->log, "reload (%s) failed with %u error(s); keeping "
+		    "policy generation %llu (reloads ok %llu, failed %llu)", why,
+		    d->errors, (unsigned long long)d->generation,
+		    (unsigned long long)d->reloads_ok,
+		    (unsigned long long)d->reloads_failed);
 		return;
 	}
+	d->reloads_ok++;
 	pol_snapshot_set_generation(s, ++d->generation);
 	for (size_t i = 0; i < d->nworkers; i++)
 		gw_worker_set_policy(d->workers[i], s);
 	pol_snapshot_unref(d->snap);
 	d->snap = s;
-	log_notice(d->log, "reload: policy generation %llu, %zu rules",
-	    (unsigned long long)d->generation, pol_snapshot_rule_count(s));
+	log_notice(d->log, "reload (%s): policy generation %llu, %zu rules",
+	    why, (unsigned long long)d->generation, pol_snapshot_rule_count(s));
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	reload(arg, "SIGHUP");
+}
+
+static void
+on_files_changed(void *arg)
+{
+	reload(arg, "files changed");
 }
 
 static void
@@ -183,6 +205,13 @@ run(struct daemon *d)
 	sigs[3] = evsignal_new(d->base, SIGUSR1, on_reopen, d);
 	for (size_t i = 0; i < 4; i++)
 		evsignal_add(sigs[i], NULL);
+	if (d->cfg->policy_watch) {
+		d->watch = gw_watch_new(d->base, d->cfg->policy_paths,
+		    d->cfg->npolicy, on_files_changed, d, err, sizeof(err));
+		if (d->watch == NULL)
+			log_notice(d->log, "not watching the policy files (%s); "
+			    "reload with SIGHUP", err);
+	}
 	for (size_t i = 0; i < d->nworkers; i++) {
 		if (gw_worker_start(d->workers[i]) != 0) {
 			fprintf(stderr, "egressd: cannot start worker %zu\n", i);
@@ -202,6 +231,8 @@ run(struct daemon *d)
 	event_base_dispatch(d->base);
 	rc = 0;
 out_sigs:
+	gw_watch_free(d->watch);
+	d->watch = NULL;
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigs[i]);
 out:

@@ -26,7 +26,7 @@ listeners:
   - {name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}
 workers: 2
 dns: {servers: ["127.0.0.1:$DNS_PORT"]}
-policy: {files: [policy.d]}
+policy: {files: [policy.d], watch: false}   # SIGHUP is what is tested here
 log: {path: egressd.log}
 timeouts: {drain: 3s}
 EOF
@@ -58,7 +58,7 @@ ok $? "two.test is allowed after the reload"
 # A broken reload: the running policy stays.
 echo 'allow: [{hosts: ["*bad"]}]' > "$T/policy.d/30-broken.yaml"
 kill -HUP "$EGRESSD_PID"
-wait_for "$LOG" "reload failed" 10
+wait_for "$LOG" "reload (SIGHUP) failed" 10
 ok $? "SIGHUP with a broken file: the log says the reload failed"
 grep -q '30-broken.yaml:1:' "$LOG"
 ok $? "and names the broken file with its position"

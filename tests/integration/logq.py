@@ -15,7 +15,7 @@ the given values. VALUE is read as JSON when it parses (443, null, true,
 import json
 import sys
 
-KEYS = ["ts", "event", "reason", "listener", "src", "orig_dst", "name", "port",
+KEYS = ["ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "name", "port",
         "proto", "alpn", "rule", "rule_name", "upstream", "bytes_in",
         "bytes_out", "duration_ms", "conn", "detail"]
 EVENTS = {"allow", "deny", "error", "redirect"}

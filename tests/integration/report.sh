@@ -1,0 +1,115 @@
+#!/bin/sh
+# Report mode and source scoping with real clients: a denial in report mode
+# is let through and logged as a deny with "would_deny": true; the address
+# guard is never relaxed; a rule with sources admits only those clients.
+# The test's upstreams live on loopback, which the guard refuses: the
+# config declares 127.0.0.0/8 reachable with dns.allow_ranges, and
+# 127.0.0.6 unreachable with dns.deny_ranges, which beats allow_private.
+. "$(dirname "$0")/lib.sh"
+need dnsmasq openssl curl python3
+
+make_pki known.test unknown.test meta.test scoped.test blocked.test fenced.test
+DNS_PORT=$(free_port)
+UP=$(free_port)
+GW=$(free_port)
+start_dns "$DNS_PORT" known.test=127.0.0.2 unknown.test=127.0.0.3 \
+    meta.test=169.254.169.254 scoped.test=127.0.0.4 blocked.test=127.0.0.5 \
+    fenced.test=127.0.0.6
+start_tls_www "127.0.0.2:$UP" known.test
+start_tls_www "127.0.0.3:$UP" unknown.test
+start_tls_www "127.0.0.4:$UP" scoped.test
+start_tls_www "127.0.0.5:$UP" blocked.test
+
+LOG="$T/egressd.log"
+mkdir "$T/policy.d"
+cat > "$T/policy.d/10-base.yaml" <<EOF
+allow:
+  - hosts: [known.test, fenced.test]
+    ports: [$UP]
+    allow_private: true
+  - name: scoped
+    hosts: [scoped.test]
+    ports: [$UP]
+    sources: ["127.0.0.9/32"]
+EOF
+cat > "$T/policy.d/20-trial.yaml" <<EOF
+# A deny rule being tried out: reported, not enforced.
+mode: report
+deny:
+  - hosts: [blocked.test]
+EOF
+cat > "$T/egressd.yaml" <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}
+workers: 1
+mode: report
+dns:
+  servers: ["127.0.0.1:$DNS_PORT"]
+  allow_ranges: ["127.0.0.0/8"]
+  deny_ranges: ["127.0.0.6/32"]
+policy: {files: [policy.d]}
+log: {path: egressd.log}
+EOF
+start_egressd "$T/egressd.yaml"
+CURL="curl -sS --max-time 10 --cacert $T/pki/ca.pem"
+P="$T/policy.d"
+
+out=$($CURL --connect-to "unknown.test:$UP:127.0.0.1:$GW" "https://unknown.test:$UP/" 2>&1)
+echo "$out" | grep -q s_server
+ok $? "report mode: a name no rule admits still reaches its server"
+wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=true name=unknown.test \
+    upstream="127.0.0.3:$UP" rule=null detail="report mode let it through; ended: allowed"
+ok $? "and is logged as a deny with would_deny true, the upstream and how it ended"
+
+out=$($CURL --connect-to "blocked.test:$UP:127.0.0.1:$GW" "https://blocked.test:$UP/" 2>&1)
+echo "$out" | grep -q s_server
+ok $? "a deny rule in a report-mode file does not block"
+wait_log "$LOG" 1 event=deny reason=denied_by_rule would_deny=true name=blocked.test \
+    rule="$P/20-trial.yaml:4" rule_name="deny[0]"
+ok $? "its line names the report-mode deny rule"
+
+out=$($CURL --connect-to "known.test:$UP:127.0.0.1:$GW" "https://known.test:$UP/" 2>&1)
+wait_log "$LOG" 1 event=allow reason=allowed would_deny=false name=known.test
+ok $? "an allowed name is an ordinary allow line (would_deny false)"
+
+err=$($CURL --connect-to "meta.test:$UP:127.0.0.1:$GW" "https://meta.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "report mode never relaxes the address guard: the metadata address is refused"
+wait_log "$LOG" 1 event=deny reason=private_address would_deny=false name=meta.test
+ok $? "with a real private_address deny line"
+
+err=$($CURL --connect-to "fenced.test:$UP:127.0.0.1:$GW" "https://fenced.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "dns.deny_ranges wins over a rule's allow_private"
+wait_log "$LOG" 1 event=deny reason=private_address name=fenced.test \
+    detail="fenced.test resolves to 127.0.0.6 (in dns.deny_ranges)"
+ok $? "with a private_address line naming dns.deny_ranges"
+
+# Enforce mode with the same files: the not_allowed name is refused.
+sed -i 's/^mode: report$/mode: enforce/' "$T/egressd.yaml"
+kill -TERM "$EGRESSD_PID"
+wait "$EGRESSD_PID"
+start_egressd "$T/egressd.yaml"
+err=$($CURL --connect-to "unknown.test:$UP:127.0.0.1:$GW" "https://unknown.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "mode: enforce (the default) refuses the same name"
+wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=false name=unknown.test
+ok $? "with an ordinary deny line"
+
+out=$($CURL --connect-to "blocked.test:$UP:127.0.0.1:$GW" "https://blocked.test:$UP/" 2>&1)
+wait_log "$LOG" 2 event=deny reason=denied_by_rule would_deny=true name=blocked.test
+ok $? "the report-mode file stays report-only under a global enforce"
+
+# Sources: scoped.test is admitted only from 127.0.0.9.
+err=$($CURL --connect-to "scoped.test:$UP:127.0.0.1:$GW" "https://scoped.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "a rule with sources does not admit other clients"
+wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=false name=scoped.test
+ok $? "logged as not_allowed for that client"
+out=$($CURL --interface 127.0.0.9 --connect-to "scoped.test:$UP:127.0.0.1:$GW" "https://scoped.test:$UP/" 2>&1)
+echo "$out" | grep -q s_server
+ok $? "the same name from 127.0.0.9 is admitted"
+wait_log "$LOG" 1 event=allow name=scoped.test rule_name=scoped rule="$P/10-base.yaml:6"
+ok $? "by the scoped rule"
+
+finish
