@@ -1,0 +1,433 @@
+#!/bin/sh
+# egressctl as security and ops teams use it: "check" on real policy files,
+# directories and the daemon's configuration (every rule as read, exact
+# diagnostics and warnings, exit statuses), and "explain" against the
+# daemon's own configuration (the deciding rule, the other matches and why
+# they did not decide). No network: everything here is files.
+. "$(dirname "$0")/lib.sh"
+need python3
+: "${EGRESSCTL:=$top_builddir/egressctl}"
+[ -x "$EGRESSCTL" ] || bail "no egressctl binary at $EGRESSCTL"
+
+cd "$T" || bail "no temp dir"
+
+# run ARGS...: sets OUT (stdout and stderr, in order), ERR (stderr) and RC.
+run() {
+	"$EGRESSCTL" "$@" >run.out 2>run.err
+	RC=$?
+	OUT=$(cat run.out run.err)
+	STDOUT=$(cat run.out)
+	ERR=$(cat run.err)
+}
+# has LINE DESCRIPTION: OUT holds exactly this line.
+has() {
+	printf '%s\n' "$OUT" | grep -qxF -- "$1"
+	ok $? "$2"
+}
+hasnt() {
+	! printf '%s\n' "$OUT" | grep -qF -- "$1"
+	ok $? "$2"
+}
+show() {
+	diag "exit $RC; output:"
+	diag "$OUT"
+}
+
+# ---------------------------------------------------------------- check
+cat > good.yaml <<'EOF'
+allow:
+  - name: github
+    hosts: ["api.github.com", "*.example.com"]
+    ports: [443, 8443]
+  - hosts: [".amazonaws.com"]
+  - name: mirror
+    hosts: ["MIRROR.corp.test."]
+    sources: ["10.0.0.0/8"]
+    allow_private: true
+deny:
+  - hosts: ["*.pastebin.com"]
+EOF
+run check good.yaml
+[ $RC -eq 0 ]
+ok $? "check on a good file exits 0"
+has "good.yaml:3: allow api.github.com (github, native): exactly api.github.com; ports 443, 8443; resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
+    "check prints an exact rule with its name, ports and defaults"
+has "good.yaml:3: allow *.example.com (github, native): any subdomain of example.com at any depth, not example.com itself; ports 443, 8443; resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
+    "check says what a *. wildcard means in words"
+has "good.yaml:5: allow .amazonaws.com (allow[1], native): amazonaws.com itself and any subdomain of it at any depth; ports default (443 for tls/connect, 80 for http); resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
+    "check says what a leading-dot pattern means, and shows default ports"
+has "good.yaml:7: allow mirror.corp.test (mirror, native): exactly mirror.corp.test; ports default (443 for tls/connect, 80 for http); resolution dns; sources 10.0.0.0/8; mode enforce; allow_private yes; originate_tls no" \
+    "check shows the pattern as normalised, its sources and allow_private"
+has "good.yaml:11: deny *.pastebin.com (deny[0], native): any subdomain of pastebin.com at any depth, not pastebin.com itself; ports all; sources any; mode enforce" \
+    "check shows a deny rule without ports as covering all ports"
+has "1 file, 5 rules, 0 errors, 0 warnings" "check ends with a one-line summary"
+[ -z "$ERR" ]
+ok $? "a clean file gives no diagnostics at all"
+show
+
+run check --quiet good.yaml
+[ $RC -eq 0 ] && [ -z "$OUT" ]
+ok $? "check --quiet on a good file prints nothing and exits 0"
+
+# A broken file: every error at its file:line:column, no rules, exit 1.
+cat > broken.yaml <<'EOF'
+allow:
+  - hosts: ["api.example.com", "*foo.example.com"]
+  - hosts: ["ok.example.com"]
+    ports: [70000]
+EOF
+run check broken.yaml
+[ $RC -eq 1 ]
+ok $? "check on a broken file exits 1"
+has "broken.yaml:2:32: bad host pattern '*foo.example.com': a wildcard must be a whole leftmost label: *.foo.example.com" \
+    "a bad pattern is reported as file:line:col: message with a hint"
+printf '%s\n' "$ERR" | grep -q '^broken.yaml:4:13: '
+ok $? "the bad port is reported too, at 4:13 (every error, not just the first)"
+has "1 file, 2 errors, 0 warnings: the policy does not load" "the summary says the policy does not load"
+hasnt "ok.example.com (" "no rule is listed from a policy that does not load"
+show
+
+run check good.yaml broken.yaml
+[ $RC -eq 1 ]
+ok $? "one broken file among good ones: exit 1"
+
+# Findings: duplicates, shadowed allow rules, very wide patterns.
+cat > findings.yaml <<'EOF'
+allow:
+  - name: first
+    hosts: ["api.example.com"]
+    ports: [443]
+  - name: again
+    hosts: ["api.example.com"]
+    ports: [443, 8443]
+  - name: other-port
+    hosts: ["api.example.com"]
+    ports: [8080]
+  - name: scoped
+    hosts: ["api.example.com"]
+    ports: [443]
+    sources: ["10.0.0.0/8"]
+  - name: under-deny
+    hosts: ["a.x.com", "*.deep.x.com", "x.com"]
+  - name: wide
+    hosts: ["*.com", ".co.uk", "*.example.co.uk"]
+  - name: everything
+    hosts: ["*"]
+    ports: [443]
+  - name: tls-only
+    hosts: ["b.y.com"]
+deny:
+  - hosts: ["*.x.com"]
+  - hosts: ["*.y.com"]
+    ports: [443]
+EOF
+run check findings.yaml
+[ $RC -eq 0 ]
+ok $? "warnings alone do not fail check (exit 0)"
+has "findings.yaml:6:13: warning: duplicate: allow 'api.example.com' (again) repeats findings.yaml:3 (first): same pattern, action and sources, overlapping ports; remove one" \
+    "a duplicate (same pattern, action, sources, overlapping ports) names both places"
+hasnt "(other-port) repeats" "the same pattern on other ports is not a duplicate"
+hasnt "(scoped) repeats" "the same pattern for other sources is not a duplicate"
+has "findings.yaml:16:13: warning: shadowed: allow 'a.x.com' (under-deny) never allows anything: deny '*.x.com' at findings.yaml:25 (deny[0]) covers it on all its ports and deny rules win" \
+    "deny *.x.com shadows allow a.x.com"
+has "findings.yaml:16:24: warning: shadowed: allow '*.deep.x.com' (under-deny) never allows anything: deny '*.x.com' at findings.yaml:25 (deny[0]) covers it on all its ports and deny rules win" \
+    "deny *.x.com shadows allow *.deep.x.com"
+hasnt "allow 'x.com' (under-deny) never" "deny *.x.com does not shadow the apex x.com"
+hasnt "allow 'b.y.com' (tls-only) never" \
+    "a deny on port 443 only does not shadow an allow whose default ports include 80"
+has "findings.yaml:18:13: warning: very wide: allow '*.com' (wide) admits every name under a top-level domain ('com'); allow the organisation's own domain instead" \
+    "*.com is very wide"
+has "findings.yaml:18:22: warning: very wide: allow '.co.uk' (wide) admits every name under a public suffix ('co.uk'); allow the organisation's own domain instead" \
+    ".co.uk is very wide (a well-known public suffix)"
+hasnt "'*.example.co.uk' (wide) admits" "*.example.co.uk is not very wide"
+has "findings.yaml:20:13: warning: very wide: allow '*' (everything) admits any name: this is not an allow-list; name the destinations instead" \
+    "* is very wide"
+has "1 file, 14 rules, 0 errors, 6 warnings" "the summary counts the warnings"
+show
+
+cat > denyall.yaml <<'EOF'
+allow:
+  - hosts: ["api.example.com"]
+deny:
+  - hosts: ["*"]
+EOF
+run check denyall.yaml
+has "denyall.yaml:2:13: warning: shadowed: allow 'api.example.com' (allow[0]) never allows anything: deny '*' at denyall.yaml:4 (deny[0]) covers it on all its ports and deny rules win" \
+    "deny * shadows every allow rule"
+
+# A directory: its *.yaml/*.yml files in name order, nothing else.
+mkdir policy.d
+printf 'allow:\n  - hosts: ["b.example.com"]\n' > policy.d/20-b.yaml
+printf 'allow:\n  - hosts: ["a.example.com"]\n' > policy.d/10-a.yml
+printf 'allow:\n  - hosts: ["c.example.com"]\n' > policy.d/30-c.yaml
+printf 'this is not yaml: [\n' > policy.d/README.txt
+run check policy.d
+[ $RC -eq 0 ]
+ok $? "check on a directory exits 0"
+[ "$(printf '%s\n' "$STDOUT" | sed -n 's/^\([^:]*\):.*/\1/p' | tr '\n' ' ')" = \
+    "policy.d/10-a.yml policy.d/20-b.yaml policy.d/30-c.yaml " ]
+ok $? "a directory's files are read in name order, other files skipped"
+has "3 files, 3 rules, 0 errors, 0 warnings" "the summary counts the directory's files"
+show
+
+# -c CONFIG: the daemon's config, its mode, the files it names.
+cat > egressd.yaml <<'EOF'
+listeners:
+  - {name: tls, address: "127.0.0.1:8443"}
+mode: report
+policy: {files: [good.yaml, policy.d]}
+EOF
+run check -c egressd.yaml
+[ $RC -eq 0 ]
+ok $? "check -c on a good configuration exits 0"
+has "good.yaml:3: allow api.github.com (github, native): exactly api.github.com; ports 443, 8443; resolution dns; sources any; mode report; allow_private no; originate_tls no" \
+    "check -c: files take the configuration's mode (report)"
+has "policy.d/10-a.yml:2: allow a.example.com (allow[0], native): exactly a.example.com; ports default (443 for tls/connect, 80 for http); resolution dns; sources any; mode report; allow_private no; originate_tls no" \
+    "check -c reads the directories the configuration names"
+has "5 files, 8 rules, 0 errors, 0 warnings" "check -c counts the configuration file and every policy file"
+show
+
+printf 'listeners:\n  - {address: "127.0.0.1:8443"}\npolicy: {files: [good.yaml]}\nlogs: {}\n' > badconf.yaml
+run check -c badconf.yaml
+[ $RC -eq 1 ]
+ok $? "check -c on a bad configuration exits 1"
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces)" \
+    "the configuration's error is printed as file:line:col: message"
+has "1 file, 1 error, 0 warnings: the configuration does not load" "and the summary says so"
+
+printf 'listeners:\n  - {address: "127.0.0.1:8443"}\npolicy: {files: [broken.yaml]}\n' > brokenpol.yaml
+run check -c brokenpol.yaml
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "broken.yaml:2:32: bad host pattern '*foo.example.com': a wildcard must be a whole leftmost label: *.foo.example.com"
+ok $? "check -c reports the policy file's errors at their place, exit 1"
+
+# Istio resources: origin, namespace, resolution and endpoints as read, and
+# namespace scoping with and without the daemon's namespaces: map.
+cat > mesh.yaml <<'EOF'
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata:
+  name: github
+  namespace: payments
+spec:
+  hosts: ["api.github.com"]
+  ports:
+    - {number: 443, name: tls, protocol: TLS}
+  resolution: DNS
+  exportTo: ["."]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata:
+  name: static-db
+  namespace: web
+spec:
+  hosts: ["db.corp.test"]
+  ports:
+    - {number: 5432, name: tcp, protocol: TCP}
+  resolution: STATIC
+  endpoints:
+    - address: 192.0.2.10
+    - address: 192.0.2.11
+EOF
+run check mesh.yaml
+[ $RC -eq 0 ]
+ok $? "check on Istio resources exits 0"
+has "mesh.yaml:7: allow api.github.com (github, ServiceEntry, namespace payments): exactly api.github.com; ports 443; resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
+    "a ServiceEntry rule shows its origin and namespace"
+has "mesh.yaml:19: allow db.corp.test (static-db, ServiceEntry, namespace web): exactly db.corp.test; ports 5432; resolution static; endpoints 192.0.2.10, 192.0.2.11; sources any; mode enforce; allow_private no; originate_tls no" \
+    "a STATIC ServiceEntry shows its resolution and endpoints"
+printf '%s\n' "$ERR" | grep -q "^mesh.yaml:11:13: warning: exportTo cannot be enforced"
+ok $? "without a namespaces: map, exportTo scoping is a warning at its place"
+has "mesh.yaml:7:11: notice: ServiceEntry github is in namespace payments: checked without -c CONFIG, namespace scoping is read as by a daemon with no namespaces: map (every client); check with -c CONFIG to use the daemon's map" \
+    "without -c, a notice says no namespaces: map was used"
+show
+cat > mesh-egressd.yaml <<'EOF'
+listeners:
+  - {address: "127.0.0.1:8443"}
+policy: {files: [mesh.yaml]}
+namespaces:
+  payments: ["10.8.0.0/16"]
+EOF
+run check -c mesh-egressd.yaml
+[ $RC -eq 0 ] && [ -z "$ERR" ]
+ok $? "check -c with the namespaces: map: no scoping warning"
+has "mesh.yaml:7: allow api.github.com (github, ServiceEntry, namespace payments): exactly api.github.com; ports 443; resolution dns; sources 10.8.0.0/16; mode enforce; allow_private no; originate_tls no" \
+    "check -c: exportTo [.] becomes the namespace's client range"
+run explain -c mesh-egressd.yaml --src 10.9.0.1 api.github.com
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "  mesh.yaml:7: allow api.github.com (github, ServiceEntry); ports 443: source 10.9.0.1 is not in its sources (10.8.0.0/16)"
+ok $? "explain: a client outside the ServiceEntry's namespace is not admitted, and why"
+run explain -c mesh-egressd.yaml --src 10.8.0.1 api.github.com
+[ $RC -eq 0 ]
+ok $? "explain: a client in the namespace is admitted"
+show
+
+# Usage errors: exit 2.
+run check
+[ $RC -eq 2 ]
+ok $? "check with nothing to check is a usage error (2)"
+run check -c egressd.yaml good.yaml
+[ $RC -eq 2 ]
+ok $? "check with both -c and files is a usage error (2)"
+run check --bogus good.yaml
+[ $RC -eq 2 ]
+ok $? "an unknown option is a usage error (2)"
+run frobnicate
+[ $RC -eq 2 ] && printf '%s\n' "$ERR" | grep -qF "unknown command 'frobnicate'"
+ok $? "an unknown command is a usage error (2) naming it"
+run
+[ $RC -eq 2 ]
+ok $? "no command is a usage error (2)"
+run --version
+[ $RC -eq 0 ] && printf '%s\n' "$STDOUT" | grep -Eqx 'egressctl [0-9]+\.[0-9]+\.[0-9]+'
+ok $? "--version prints 'egressctl X.Y.Z'"
+run --help
+[ $RC -eq 0 ] && printf '%s\n' "$STDOUT" | grep -q "egressctl explain -c CONFIG"
+ok $? "--help shows both commands"
+
+# -------------------------------------------------------------- explain
+cat > ex.yaml <<'EOF'
+allow:
+  - name: github
+    hosts: ["api.github.com"]
+    ports: [443]
+  - name: example
+    hosts: ["*.example.com"]
+  - name: paste
+    hosts: [".pastebin.com"]
+  - name: mirror
+    hosts: ["mirror.corp.test"]
+    sources: ["10.0.0.0/8"]
+deny:
+  - name: no-paste
+    hosts: ["*.pastebin.com"]
+EOF
+cat > ex-egressd.yaml <<'EOF'
+listeners:
+  - {name: tls, address: "127.0.0.1:8443"}
+policy: {files: [ex.yaml]}
+EOF
+
+run explain -c ex-egressd.yaml api.github.com
+[ $RC -eq 0 ]
+ok $? "explain: an allowed name exits 0"
+has "verdict: allow" "explain prints the verdict"
+has "reason: allowed" "explain prints the reason"
+has "rule: ex.yaml:3: allow api.github.com (github, native); ports 443" \
+    "explain names the deciding rule with file:line, name, pattern, origin"
+show
+
+run explain -c ex-egressd.yaml API.GitHub.COM.
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "name: api.github.com"
+ok $? "explain normalises the name (lower case, trailing dot) as the gateway does"
+
+run explain -c ex-egressd.yaml a.b.example.com
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "rule: ex.yaml:6: allow *.example.com (example, native); ports default (443 for tls/connect, 80 for http)"
+ok $? "*.example.com admits a.b.example.com (any depth)"
+run explain -c ex-egressd.yaml example.com
+[ $RC -eq 1 ]
+ok $? "*.example.com does not admit the apex example.com (exit 1)"
+has "reason: not_allowed" "the apex is not_allowed"
+has "rule: none (no rule admits example.com)" "and no rule decided"
+
+run explain -c ex-egressd.yaml www.pastebin.com
+[ $RC -eq 1 ]
+ok $? "a name matched by a deny rule is denied (exit 1)"
+has "reason: denied_by_rule" "reason denied_by_rule"
+has "rule: ex.yaml:14: deny *.pastebin.com (no-paste, native); ports all" "the deny rule decided"
+has "  ex.yaml:8: allow .pastebin.com (paste, native); ports default (443 for tls/connect, 80 for http): deny wins" \
+    "the allow rule that also matches is listed: deny wins"
+show
+run explain -c ex-egressd.yaml pastebin.com
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "rule: ex.yaml:8: allow .pastebin.com (paste, native); ports default (443 for tls/connect, 80 for http)"
+ok $? "the apex pastebin.com is allowed by .pastebin.com (the deny *. does not cover it)"
+
+run explain -c ex-egressd.yaml --port 8443 api.github.com
+[ $RC -eq 1 ]
+ok $? "a name allowed on other ports only is denied (exit 1)"
+has "reason: port_not_allowed" "reason port_not_allowed"
+has "port: 8443 (tls)" "explain shows the port asked"
+run explain -c ex-egressd.yaml api.github.com:8443
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: port_not_allowed"
+ok $? "NAME:PORT is the same as --port"
+run explain -c ex-egressd.yaml --port 8443 www.example.com
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: port_not_allowed"
+ok $? "a rule without ports does not admit 8443"
+has "rule: ex.yaml:6: allow *.example.com (example, native); ports default (443 for tls/connect, 80 for http)" \
+    "port_not_allowed names the rule that admits the name but not the port"
+run explain -c ex-egressd.yaml --proto http www.example.com
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "port: 80 (http)"
+ok $? "--proto http defaults to port 80, which a rule without ports admits"
+
+run explain -c ex-egressd.yaml --src 10.1.2.3 mirror.corp.test
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "rule: ex.yaml:10: allow mirror.corp.test (mirror, native); ports default (443 for tls/connect, 80 for http)"
+ok $? "--src inside the rule's sources: allowed by it"
+run explain -c ex-egressd.yaml --src 192.0.2.1 mirror.corp.test
+[ $RC -eq 1 ]
+ok $? "--src outside the rule's sources: denied (exit 1)"
+has "  ex.yaml:10: allow mirror.corp.test (mirror, native); ports default (443 for tls/connect, 80 for http): source 192.0.2.1 is not in its sources (10.0.0.0/8)" \
+    "and the rule is listed with why it did not apply"
+run explain -c ex-egressd.yaml mirror.corp.test
+has "  ex.yaml:10: allow mirror.corp.test (mirror, native); ports default (443 for tls/connect, 80 for http): applies only to sources 10.0.0.0/8 and no --src was given" \
+    "without --src a rule with sources does not apply, and explain says so"
+
+# Report mode: still a deny by policy (exit 1), and explain says the daemon lets it through.
+sed 's/^policy:/mode: report\npolicy:/' ex-egressd.yaml > report.yaml
+run explain -c report.yaml unknown.test
+[ $RC -eq 1 ]
+ok $? "report mode: a name no rule admits is still a deny (exit 1)"
+has "would_deny: report mode: egressd lets this connection through and logs it as a deny with \"would_deny\": true" \
+    "report mode: explain shows would_deny"
+run explain -c ex-egressd.yaml unknown.test
+hasnt "would_deny" "enforce mode: no would_deny"
+
+run explain -c ex-egressd.yaml --format json --src 192.0.2.1 www.pastebin.com
+[ $RC -eq 1 ] && python3 - run.out <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["name"] == "www.pastebin.com" and o["port"] == 443 and o["proto"] == "tls"
+assert o["src"] == "192.0.2.1" and o["verdict"] == "deny" and o["would_deny"] is False
+assert o["reason"] == "denied_by_rule"
+r = o["rule"]
+assert (r["file"], r["line"], r["name"], r["pattern"], r["origin"], r["ports"]) == \
+    ("ex.yaml", 14, "no-paste", "*.pastebin.com", "native", None), r
+assert [(x["pattern"], x["why"]) for x in o["others"]] == [(".pastebin.com", "deny wins")], o["others"]
+EOF
+ok $? "--format json prints one JSON object with the verdict, rule and other matches"
+
+# What explain cannot use: exit 2.
+for bad in '*.example.com' '1.2.3.4' 'a..b' 'bad name'; do
+	run explain -c ex-egressd.yaml "$bad"
+	[ $RC -eq 2 ] && [ -n "$ERR" ] && [ -z "$STDOUT" ]
+	ok $? "explain '$bad': an invalid name is exit 2 with a message"
+done
+run explain -c ex-egressd.yaml '*.example.com'
+has "egressctl explain: '*.example.com' is a pattern, not a name: give a name a client connects to, such as a.example.com" \
+    "a pattern given as a name is explained"
+run explain -c badconf.yaml api.github.com
+[ $RC -eq 2 ]
+ok $? "explain with a broken configuration exits 2"
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces)" \
+    "and prints the configuration's error as file:line:col"
+run explain -c brokenpol.yaml api.github.com
+[ $RC -eq 2 ] && printf '%s\n' "$ERR" | grep -q "^broken.yaml:2:32: "
+ok $? "explain with a policy that does not load exits 2 with its errors"
+run explain -c missing.yaml api.github.com
+[ $RC -eq 2 ]
+ok $? "explain with a missing configuration exits 2"
+run explain api.github.com
+[ $RC -eq 2 ]
+ok $? "explain without -c is a usage error (2)"
+run explain -c ex-egressd.yaml a.example.com b.example.com
+[ $RC -eq 2 ]
+ok $? "explain with two names is a usage error (2)"
+run explain -c ex-egressd.yaml --port 0 api.github.com
+[ $RC -eq 2 ]
+ok $? "explain --port 0 is a usage error (2)"
+run explain -c ex-egressd.yaml --src nowhere api.github.com
+[ $RC -eq 2 ]
+ok $? "explain --src that is not an address is a usage error (2)"
+run explain -c ex-egressd.yaml --proto quic api.github.com
+[ $RC -eq 2 ]
+ok $? "explain --proto quic is a usage error (2)"
+
+finish
