@@ -170,12 +170,17 @@ start_tls_www() {
 # start_egressd CONFIG: run the daemon, wait until it says it started.
 # Sets EGRESSD_PID; stdout goes to $T/stdout, stderr to $T/stderr.
 start_egressd() {
+	# A log file kept across restarts already holds earlier "started"
+	# lines: wait for one more (stdout starts empty each time).
+	started_before=$(grep -c '"egressd [^"]* started' "${LOG:-/dev/null}" 2>/dev/null)
 	"$EGRESSD" -c "$1" >"$T/stdout" 2>"$T/stderr" &
 	EGRESSD_PID=$!
 	PIDS="$PIDS $EGRESSD_PID"
 	i=0
 	while [ $i -lt 200 ]; do
-		if grep -q '"egressd [^"]* started' "$T/stdout" "$LOG" 2>/dev/null; then
+		if grep -q '"egressd [^"]* started' "$T/stdout" 2>/dev/null ||
+		    [ "$(grep -c '"egressd [^"]* started' "${LOG:-/dev/null}" 2>/dev/null)" \
+		    -gt "${started_before:-0}" ]; then
 			return 0
 		fi
 		kill -0 "$EGRESSD_PID" 2>/dev/null || { cat "$T/stderr" | sed 's/^/# /'; bail "egressd exited at start"; }
