@@ -58,37 +58,20 @@ usage(FILE *f)
 	    "the log file.\n");
 }
 
-static const char *
-severity_prefix(enum pol_severity sev)
-{
-	switch (sev) {
-	case POL_NOTICE:
-		return "notice: ";
-	case POL_WARNING:
-		return "warning: ";
-	case POL_ERROR:
-		break;
-	}
-	return "";
-}
-
 /* Diagnostics as file:line:column: message, the form editors jump to. */
 static void
 report(void *arg, enum pol_severity sev, const char *file, unsigned line,
     unsigned col, const char *msg)
 {
 	struct daemon *d = arg;
-	char where[1024] = "";
+	char line_buf[2048];
 
 	if (sev == POL_ERROR)
 		d->errors++;
-	if (file != NULL && line > 0)
-		snprintf(where, sizeof(where), "%s:%u:%u: ", file, line, col);
-	else if (file != NULL)
-		snprintf(where, sizeof(where), "%s: ", file);
-	fprintf(stderr, "%s%s%s\n", where, severity_prefix(sev), msg);
+	pol_diag_format(line_buf, sizeof(line_buf), sev, file, line, col, msg);
+	fprintf(stderr, "%s\n", line_buf);
 	if (d->reloading && d->log != NULL)
-		log_notice(d->log, "reload: %s%s%s", where, severity_prefix(sev), msg);
+		log_notice(d->log, "reload: %s", line_buf);
 }
 
 static struct pol_snapshot *

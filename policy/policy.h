@@ -28,6 +28,14 @@ enum pol_severity {
 typedef void (*pol_report_fn)(void *arg, enum pol_severity sev,
     const char *file, unsigned line, unsigned col, const char *msg);
 
+/*
+ * A diagnostic as every program of the project prints it, the form editors
+ * jump to: "file:line:col: [warning: |notice: ]msg" ("file: msg" without a
+ * line, "msg" without a file). Returns buf.
+ */
+const char *pol_diag_format(char *buf, size_t len, enum pol_severity sev,
+    const char *file, unsigned line, unsigned col, const char *msg);
+
 enum pol_action {
 	POL_ALLOW = 0,
 	POL_DENY,

@@ -434,3 +434,18 @@ fail:
 	    what);
 	return -1;
 }
+
+const char *pol_diag_format(char *buf, size_t len, enum pol_severity sev,
+    const char *file, unsigned line, unsigned col, const char *msg)
+{
+	const char *prefix = sev == POL_NOTICE ? "notice: " :
+	    sev == POL_WARNING ? "warning: " : "";
+
+	if (file != NULL && line > 0)
+		snprintf(buf, len, "%s:%u:%u: %s%s", file, line, col, prefix, msg);
+	else if (file != NULL)
+		snprintf(buf, len, "%s: %s%s", file, prefix, msg);
+	else
+		snprintf(buf, len, "%s%s", prefix, msg);
+	return buf;
+}

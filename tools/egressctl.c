@@ -43,27 +43,13 @@ usage(FILE *f)
 	    "options of each; docs/egressctl.md has examples.\n");
 }
 
-static const char *
-severity_prefix(enum pol_severity sev)
-{
-	switch (sev) {
-	case POL_NOTICE:
-		return "notice: ";
-	case POL_WARNING:
-		return "warning: ";
-	case POL_ERROR:
-		break;
-	}
-	return "";
-}
-
 /* Diagnostics as file:line:column: message, as gateway/main.c prints them. */
 void
 ctl_report(void *arg, enum pol_severity sev, const char *file, unsigned line,
     unsigned col, const char *msg)
 {
 	struct ctl_diag *d = arg;
-	char where[1024] = "";
+	char text[2048];
 
 	if (d != NULL) {
 		if (sev == POL_ERROR)
@@ -73,13 +59,10 @@ ctl_report(void *arg, enum pol_severity sev, const char *file, unsigned line,
 		else
 			d->notices++;
 	}
-	if (file != NULL && line > 0)
-		snprintf(where, sizeof(where), "%s:%u:%u: ", file, line, col);
-	else if (file != NULL)
-		snprintf(where, sizeof(where), "%s: ", file);
 	/* stdout may be the same pipe: keep the two in the order written. */
 	fflush(stdout);
-	fprintf(stderr, "%s%s%s\n", where, severity_prefix(sev), msg);
+	fprintf(stderr, "%s\n", pol_diag_format(text, sizeof(text), sev, file,
+	    line, col, msg));
 }
 
 void
