@@ -10,6 +10,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 EGRESSD=${EGRESSD:-$top/egressd}
+EGRESSCTL=${EGRESSCTL:-$top/egressctl}
 D=$(mktemp -d "${TMPDIR:-/tmp}/egressd-demo.XXXXXX")
 pids=""
 cleanup() {
@@ -85,6 +86,12 @@ Try, from another terminal:
 
   # allowed name, but it resolves to the cloud metadata address: private_address
   curl --cacert $CA --connect-to metadata.demo.test:8444:127.0.0.1:8443 https://metadata.demo.test:8444/
+
+  # why is a name denied? the deciding rule and every other match
+  $EGRESSCTL explain -c $D/egressd.yaml --port 8444 blocked.demo.test
+
+  # edit the allow-list: the running gateway reloads it by itself
+  \$EDITOR $D/allow.yaml
 
 Each connection prints one JSON line below. Ctrl-C stops the demo.
 
