@@ -82,16 +82,48 @@ const char *pol_proto_str(enum pol_proto p)
 	return "unknown";
 }
 
-/* FNV-1a: keys come from the policy, so no need for a keyed hash. */
+/*
+ * FNV-1a over the bytes from the last to the first: a decision then gets
+ * the hash of every suffix of a name in one pass from its right end. Keys
+ * come from the policy, so no need for a keyed hash.
+ */
+#define HASH_INIT 2166136261u
+
+static uint32_t hash_step(uint32_t h, unsigned char c)
+{
+	return (h ^ c) * 16777619u;
+}
+
 static uint32_t hash_bytes(const char *p, size_t n)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = HASH_INIT;
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
+	while (n > 0)
+		h = hash_step(h, (unsigned char)p[--n]);
 	return h;
+}
+
+/* The filter's two bits for a key hash. */
+static uint32_t filter_bit2(uint32_t h)
+{
+	h *= 0x9e3779b1u;
+	return h ^ (h >> 15);
+}
+
+static int filter_may_hold(const struct pol_snapshot *s, uint32_t h)
+{
+	uint32_t a = h & s->filter_mask, b = filter_bit2(h) & s->filter_mask;
+
+	return (s->filter[a >> 6] >> (a & 63) & 1) &&
+	    (s->filter[b >> 6] >> (b & 63) & 1);
+}
+
+static void filter_add(struct pol_snapshot *s, uint32_t h)
+{
+	uint32_t a = h & s->filter_mask, b = filter_bit2(h) & s->filter_mask;
+
+	s->filter[a >> 6] |= (uint64_t)1 << (a & 63);
+	s->filter[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
 struct pol_snapshot *pol_snap_new(void)
@@ -268,9 +300,12 @@ int pol_snap_compile(struct pol_snapshot *s)
 		nslots *= 2;
 	s->nslots = nslots;
 	s->slots = calloc(nslots, sizeof(*s->slots));
+	s->filter_mask = (uint32_t)(nslots * 4 - 1);
+	s->filter = calloc(nslots * 4 / 64, sizeof(*s->filter));
 	s->idx = malloc((named ? named : 1) * sizeof(*s->idx));
 	s->any = malloc((nany ? nany : 1) * sizeof(*s->any));
-	if (s->slots == NULL || s->idx == NULL || s->any == NULL)
+	if (s->slots == NULL || s->filter == NULL || s->idx == NULL ||
+	    s->any == NULL)
 		return -1;
 
 	/* Count per key, then lay the groups out, then fill in rule order. */
@@ -287,9 +322,11 @@ int pol_snap_compile(struct pol_snapshot *s)
 		sl = slot_find(s, r->suffix, len, h);
 		if (sl->key == NULL) {
 			sl->key = r->suffix;
-			sl->keylen = len;
+			sl->keylen = (uint32_t)len;
 			sl->hash = h;
+			filter_add(s, h);
 		}
+		sl->kinds |= 1u << r->kind;
 		sl->count++;
 	}
 	for (size_t i = 0; i < nslots; i++) {
@@ -332,6 +369,7 @@ void pol_snapshot_unref(struct pol_snapshot *s)
 	}
 	free(s->rules);
 	free(s->slots);
+	free(s->filter);
 	free(s->idx);
 	free(s->any);
 	free(s);
@@ -425,14 +463,23 @@ static void walk_rule(struct pol_walk *w, const struct pol_rule *r)
 		w->allow = r;
 }
 
-/* Visits the rules filed under key whose kind is in the mask. */
-static void walk_key(const struct pol_snapshot *s, struct pol_walk *w,
-    const char *key, size_t keylen, unsigned kinds)
+/* The slot filed under key, or NULL; the filter spares most lookups. */
+static const struct pol_slot *lookup(const struct pol_snapshot *s,
+    const char *key, size_t keylen, uint32_t h)
 {
 	const struct pol_slot *sl;
 
-	sl = slot_find(s, key, keylen, hash_bytes(key, keylen));
-	if (sl->key == NULL)
+	if (!filter_may_hold(s, h))
+		return NULL;
+	sl = slot_find(s, key, keylen, h);
+	return sl->key != NULL ? sl : NULL;
+}
+
+/* Visits the rules of a slot whose kind is in the mask, in file order. */
+static void walk_slot(const struct pol_snapshot *s, struct pol_walk *w,
+    const struct pol_slot *sl, unsigned kinds)
+{
+	if (sl == NULL || (sl->kinds & kinds) == 0)
 		return;
 	for (uint32_t i = 0; i < sl->count; i++) {
 		const struct pol_rule *r = &s->rules[s->idx[sl->start + i]];
@@ -467,16 +514,69 @@ static size_t normalise(const char *in, char name[POL_NAME_MAX + 2])
 	return len > POL_NAME_MAX ? 0 : len;
 }
 
+/*
+ * With many rules the table does not fit in cache and each lookup would
+ * wait for memory in turn. Asking for every candidate slot first, then for
+ * the keys and rule indices of those that matched the hash, lets those
+ * waits overlap: a decision costs about two memory round trips, not one
+ * or more per label: the slots, then their keys and rule indices.
+ * (Prefetching the rules too needs the index loaded first; measured, it
+ * cost more than it saved.)
+ */
+static void prefetch_slots(const struct pol_snapshot *s, const uint32_t *hash,
+    size_t n)
+{
+	size_t mask = s->nslots - 1;
+
+	if (s->nslots < 4096)   /* small tables stay in cache anyway */
+		return;
+	uint64_t maybe = 0;     /* suffixes past the filter (the 64 longest) */
+
+	for (size_t k = 0; k < n && k < 64; k++)
+		if (filter_may_hold(s, hash[n - 1 - k])) {
+			maybe |= (uint64_t)1 << k;
+			__builtin_prefetch(&s->slots[hash[n - 1 - k] & mask]);
+		}
+	for (size_t k = 0; k < n && k < 64; k++) {
+		const struct pol_slot *sl = &s->slots[hash[n - 1 - k] & mask];
+
+		if (!(maybe >> k & 1))
+			continue;
+		if (sl->key != NULL && sl->hash == hash[n - 1 - k]) {
+			__builtin_prefetch(sl->key);
+			__builtin_prefetch(&s->idx[sl->start]);
+		}
+	}
+}
+
 static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
     const char *name, size_t len)
 {
+	/* Suffix starts and hashes, from the shortest ("com") to the name. */
+	uint32_t hash[POL_NAME_MAX + 1];      /* every dot may start one */
+	uint8_t start[POL_NAME_MAX + 1];
+	uint32_t h = HASH_INIT;
+	size_t n = 0;
+
 	if (s->nslots > 0) {
-		walk_key(s, w, name, len, 1u << POL_PAT_EXACT);
-		walk_key(s, w, name, len, 1u << POL_PAT_DOMAIN);
-		for (const char *p = memchr(name, '.', len); p != NULL;
-		    p = memchr(p + 1, '.', len - (size_t)(p + 1 - name)))
-			walk_key(s, w, p + 1, len - (size_t)(p + 1 - name),
-			    (1u << POL_PAT_SUBDOMAINS) | (1u << POL_PAT_DOMAIN));
+		for (size_t i = len; i > 0; i--) {
+			h = hash_step(h, (unsigned char)name[i - 1]);
+			if (i == 1 || name[i - 2] == '.') {
+				hash[n] = h;
+				start[n++] = (uint8_t)(i - 1);
+			}
+		}
+		prefetch_slots(s, hash, n);
+		/* The name itself: exact patterns, then .name (it names this
+		 * one, but others too); then each proper suffix, longest first,
+		 * for *.suffix and .suffix alike. */
+		const struct pol_slot *sl = lookup(s, name, len, hash[n - 1]);
+
+		walk_slot(s, w, sl, 1u << POL_PAT_EXACT);
+		walk_slot(s, w, sl, 1u << POL_PAT_DOMAIN);
+		for (size_t k = n - 1; k-- > 0;)
+			walk_slot(s, w, lookup(s, name + start[k], len - start[k],
+			    hash[k]), (1u << POL_PAT_SUBDOMAINS) | (1u << POL_PAT_DOMAIN));
 	}
 	for (size_t i = 0; i < s->nany; i++)
 		walk_rule(w, &s->rules[s->any[i]]);

@@ -85,25 +85,28 @@ struct pol_endpoint {
 	uint16_t port;          /* 0: the port of the request */
 };
 
-/* One host pattern of one rule, as loaded. Read-only for callers. */
+/*
+ * One host pattern of one rule, as loaded. Read-only for callers. What a
+ * decision reads comes first, so that it mostly sits in one cache line.
+ */
 struct pol_rule {
 	enum pol_action action;
 	enum pol_pattern_kind kind;
+	size_t nports;          /* 0: default ports (see pol_decide) */
+	size_t nsources;        /* 0: the rule applies to any client */
+	uint16_t ports[POL_MAX_PORTS];
+	const struct pol_cidr *sources;
+	enum pol_mode mode;     /* report: a deny by this rule is not enforced */
+	int allow_private;      /* resolved addresses may be non-public */
+
 	const char *pattern;    /* as normalised: "*.example.com" */
 	const char *suffix;     /* the name part: "example.com"; "" for ANY */
 	const char *file;       /* file the rule came from */
 	unsigned line, col;     /* where the pattern stands in it */
 	const char *name;       /* a name for the rule: "allow[2]" or metadata.name */
-	size_t nports;          /* 0: default ports (see pol_decide) */
-	uint16_t ports[POL_MAX_PORTS];
-	int allow_private;      /* resolved addresses may be non-public */
-
-	enum pol_mode mode;     /* report: a deny by this rule is not enforced */
 	const char *origin;     /* "native", "ServiceEntry", "Sidecar",
 	                         * "VirtualService" */
 	const char *ns;         /* namespace of the resource; NULL if none */
-	size_t nsources;        /* 0: the rule applies to any client */
-	const struct pol_cidr *sources;
 	enum pol_resolution resolution;
 	size_t nendpoints;
 	const struct pol_endpoint *endpoints;

@@ -1182,6 +1182,43 @@ static void test_matches(void)
 	tap_is_str(pol_resolution_str(POL_RES_STATIC), "static", "resolution names");
 }
 
+/* Names no parser would pass still get a sound answer, never a crash. */
+static void test_odd_names(void)
+{
+	struct pol_snapshot *s;
+	struct pol_verdict v;
+	struct diags d;
+	char name[POL_NAME_MAX + 8];
+	const struct pol_rule *out[4];
+
+	s = load_str("allow:\n  - hosts: [\"*.deep.test\", \"*\"]\n"
+	    "    ports: [443]\n", &d);
+	if (!tap_ok(s != NULL, "odd names: loads"))
+		return;
+	memset(name, '.', POL_NAME_MAX);        /* 253 empty labels */
+	name[POL_NAME_MAX] = '\0';
+	decide_src(s, name, 443, NULL, &v);
+	tap_ok(v.allow == 1 && strcmp(v.rule->pattern, "*") == 0,
+	    "odd names: 253 dots reach only *");
+	/* 126 one-letter labels under deep.test: the deepest walk there is. */
+	name[0] = '\0';
+	for (int i = 0; i < 121; i++)
+		strcat(name, "a.");
+	strcat(name, "deep.test");
+	tap_is_int(strlen(name), 251, "odd names: a 251-byte name of 123 labels");
+	decide_src(s, name, 443, NULL, &v);
+	tap_is_str(v.rule ? v.rule->pattern : "", "*.deep.test",
+	    "odd names: *.deep.test admits it at that depth");
+	tap_is_int(pol_matches(s, name, out, 4), 2, "odd names: both rules match");
+	decide_src(s, "x..deep.test", 443, NULL, &v);
+	tap_is_str(v.rule ? v.rule->pattern : "", "*.deep.test",
+	    "odd names: an empty label is still under the suffix");
+	decide_src(s, ".deep.test", 443, NULL, &v);
+	tap_is_str(v.rule ? v.rule->pattern : "", "*.deep.test",
+	    "odd names: a leading dot is an empty first label");
+	pol_snapshot_unref(s);
+}
+
 static void test_load_opts(void)
 {
 	struct pol_namespace ns = { .name = "team-a" };
@@ -1237,6 +1274,7 @@ int main(void)
 	test_sources();
 	test_modes();
 	test_matches();
+	test_odd_names();
 	test_load_opts();
 	return tap_done();
 }
