@@ -599,11 +599,19 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 			}
 			continue;
 		}
+		/* A STATIC endpoint may carry its own port; DNS answers do not. */
 		memcpy(&c->addrs[n], sa, sizeof(c->addrs[n]));
-		if (sa->sa_family == AF_INET)
-			((struct sockaddr_in *)&c->addrs[n])->sin_port = htons(c->port);
-		else
-			((struct sockaddr_in6 *)&c->addrs[n])->sin6_port = htons(c->port);
+		if (sa->sa_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&c->addrs[n];
+
+			if (in->sin_port == 0)
+				in->sin_port = htons(c->dst_port);
+		} else {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->addrs[n];
+
+			if (in6->sin6_port == 0)
+				in6->sin6_port = htons(c->dst_port);
+		}
 		n++;
 	}
 	c->naddrs = n;
@@ -641,10 +649,18 @@ conn_static_answer(const struct pol_rule *r,
 	for (size_t i = 0; i < r->nendpoints && ans->naddrs < DNS_MAX_ADDRS; i++) {
 		socklen_t sl;
 
-		/* The loader accepted only IP literals here. */
+		/* The loader accepted only IP literals here; port 0 is "the
+		 * requested port", filled in by conn_on_answer. */
 		if (dns_addr_parse(r->endpoints[i].address, 0,
-		    &ans->addrs[ans->naddrs], &sl) == 0)
-			ans->naddrs++;
+		    &ans->addrs[ans->naddrs], &sl) != 0)
+			continue;
+		if (ans->addrs[ans->naddrs].ss_family == AF_INET)
+			((struct sockaddr_in *)&ans->addrs[ans->naddrs])->sin_port =
+			    htons(r->endpoints[i].port);
+		else
+			((struct sockaddr_in6 *)&ans->addrs[ans->naddrs])->sin6_port =
+			    htons(r->endpoints[i].port);
+		ans->naddrs++;
 	}
 	if (ans->naddrs == 0)
 		ans->status = DNS_FAILURE;
@@ -659,6 +675,7 @@ conn_resolve(struct gw_conn *c)
 	const struct pol_rule *r = c->rule;
 	const char *target = c->name;
 
+	c->dst_port = c->port;
 	conn_set_state(c, GW_CONN_RESOLVING);
 	/* The client waits for our answer; what it may still send stays in
 	 * the kernel until the relay starts. */
@@ -676,8 +693,11 @@ conn_resolve(struct gw_conn *c)
 			conn_on_answer(c, &ans);
 			return;
 		}
-		if (r->resolution == POL_RES_ENDPOINTS)
+		if (r->resolution == POL_RES_ENDPOINTS) {
 			target = r->endpoints[0].address;
+			if (r->endpoints[0].port != 0)
+				c->dst_port = r->endpoints[0].port;
+		}
 	}
 	if (dns_lookup_cached(w->dns, target, &ans)) {
 		conn_on_answer(c, &ans);

@@ -70,7 +70,8 @@ struct gw_conn {
 	char name[SNI_NAME_MAX + 1];
 	size_t name_len;                /* raw bytes kept when invalid */
 	int has_name;
-	uint16_t port;
+	uint16_t port;                  /* requested: what the policy checks */
+	uint16_t dst_port;              /* to connect to where DNS gave none */
 	int has_alpn, ech;
 	size_t nalpn;
 	uint8_t alpn_off[8], alpn_len[8];
