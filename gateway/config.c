@@ -48,6 +48,8 @@ gw_proto_str(enum gw_proto p)
 	switch (p) {
 	case GW_PROTO_TLS:
 		return "tls";
+	case GW_PROTO_TRANSPARENT:
+		return "transparent";
 	}
 	return "unknown";
 }
@@ -174,6 +176,7 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	struct gw_config *c = l->c;
 	struct gw_listener_conf *lc;
 	int have_addr = 0;
+	yaml_node_t *up_node = NULL;
 
 	if (ydoc_is_mapping(&l->cx, n, "listeners[]") != 0)
 		return;
@@ -225,9 +228,11 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				continue;
 			if (strcmp(s, "tls") == 0)
 				lc->proto = GW_PROTO_TLS;
+			else if (strcmp(s, "transparent") == 0)
+				lc->proto = GW_PROTO_TRANSPARENT;
 			else
 				ydoc_error(&l->cx, v, "listener protocol '%s' is not "
-				    "supported (supported: tls)", s);
+				    "supported (supported: tls, transparent)", s);
 		} else if (strcmp(k, "upstream_port") == 0) {
 			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
 				continue;
@@ -236,10 +241,14 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				continue;
 			}
 			lc->upstream_port = (uint16_t)u;
+			up_node = v;
 		}
 	}
 	if (!have_addr)
 		ydoc_error(&l->cx, n, "listener: 'address' is required");
+	if (lc->proto == GW_PROTO_TRANSPARENT && up_node != NULL)
+		ydoc_error(&l->cx, up_node, "upstream_port does not apply to a "
+		    "transparent listener: it uses the port the client aimed at");
 	if (lc->name == NULL) {
 		char def[32];
 

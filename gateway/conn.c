@@ -13,6 +13,15 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+/* From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>,
+ * which do not mix with the libc headers. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -124,13 +133,15 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 	}
 	r.listener = c->l->conf->name;
 	r.src = (const struct sockaddr *)&c->src;
-	r.orig_dst = NULL;
+	r.orig_dst = c->orig_dst.ss_family != 0 ?
+	    (const struct sockaddr *)&c->orig_dst : NULL;
 	if (c->has_name) {
 		r.name = c->name;
 		r.name_len = c->name_len;
 	}
 	r.port = c->port;
-	r.proto = gw_proto_str(c->l->conf->proto);
+	/* A transparent listener relays TLS only, for now. */
+	r.proto = "tls";
 	r.has_alpn = c->has_alpn;
 	r.nalpn = c->nalpn;
 	for (size_t i = 0; i < c->nalpn && i < LOG_MAX_ALPN; i++) {
@@ -538,9 +549,72 @@ in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
 	return 0;
 }
 
+static int
+same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return 0;
+	if (a->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return a->sa_family == AF_INET6 &&
+	    memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static uint16_t
+addr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
+/*
+ * Would connecting there come back to us? A name that resolves to the
+ * gateway (or a redirected client aiming at it) must not make it connect
+ * to itself over and over. Listeners on a wildcard address are matched by
+ * port against loopback only: other local addresses are not known here,
+ * and the guard refuses private addresses anyway.
+ */
+static int
+is_own_listener(const struct gw_config *cfg, const struct sockaddr *sa,
+    uint16_t port)
+{
+	static const uint8_t any6[16];
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct sockaddr *l = (const struct sockaddr *)&cfg->listeners[i].addr;
+		int wildcard;
+
+		if (l->sa_family != sa->sa_family)
+			continue;
+		if (l->sa_family == AF_INET) {
+			const struct sockaddr_in *l4 = (const struct sockaddr_in *)l;
+
+			if (ntohs(l4->sin_port) != port)
+				continue;
+			wildcard = l4->sin_addr.s_addr == htonl(INADDR_ANY);
+		} else {
+			const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)l;
+
+			if (ntohs(l6->sin6_port) != port)
+				continue;
+			wildcard = memcmp(&l6->sin6_addr, any6, 16) == 0;
+		}
+		if (same_ip(l, sa) ||
+		    (wildcard && dns_addr_classify(sa) == DNS_ADDR_LOOPBACK))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * May the gateway connect to this resolved address? NULL if so, else why
  * not, for the log. Precedence, first match wins:
+ *   0. one of this gateway's listeners: never;
  *   1. dns.deny_ranges: never, not even for allow_private rules;
  *   2. the deciding allow rule has allow_private: yes;
  *   3. dns.allow_ranges: yes (the operator declared them reachable);
@@ -548,10 +622,12 @@ in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
  */
 static const char *
 conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
-    int allow_private)
+    uint16_t port, int allow_private)
 {
 	enum dns_addr_class cls;
 
+	if (is_own_listener(cfg, sa, port))
+		return "this gateway's own listener";
 	if (in_ranges(cfg->dns_deny_ranges, cfg->ndns_deny, sa))
 		return "in dns.deny_ranges";
 	if (allow_private)
@@ -563,12 +639,61 @@ conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
 	return dns_addr_class_str(cls);
 }
 
+/* An allowed ServiceEntry with resolution NONE, on a transparent listener. */
+static int
+conn_uses_orig_dst(const struct gw_conn *c)
+{
+	return c->orig_dst.ss_family != 0 && c->rule != NULL &&
+	    c->rule->action == POL_ALLOW && c->rule->resolution == POL_RES_NONE &&
+	    c->rule->nendpoints == 0;
+}
+
+/*
+ * The original destination, as the only address of the answer, when the
+ * name resolves to it. Otherwise the connection is denied (dst_mismatch:
+ * the client aimed somewhere the name it gave does not lead) and NULL is
+ * returned.
+ */
+static const struct dns_answer *
+conn_match_orig_dst(struct gw_conn *c, const struct dns_answer *ans,
+    struct dns_answer *only)
+{
+	const struct sockaddr *orig = (const struct sockaddr *)&c->orig_dst;
+	char aimed[64], got[64] = "no address";
+
+	for (size_t i = 0; i < ans->naddrs; i++) {
+		if (same_ip((const struct sockaddr *)&ans->addrs[i], orig)) {
+			*only = *ans;
+			only->naddrs = 1;
+			memcpy(&only->addrs[0], orig, sizeof(only->addrs[0]));
+			/* Connect to the port the client aimed at, as always. */
+			if (orig->sa_family == AF_INET)
+				((struct sockaddr_in *)&only->addrs[0])->sin_port = 0;
+			else
+				((struct sockaddr_in6 *)&only->addrs[0])->sin6_port = 0;
+			return only;
+		}
+	}
+	dns_addr_format(orig, aimed, sizeof(aimed));
+	if (ans->naddrs > 0)
+		dns_addr_format((const struct sockaddr *)&ans->addrs[0], got, sizeof(got));
+	snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+	    "the client aimed at %s; %.120s resolves to %s%s", aimed, c->name, got,
+	    ans->naddrs > 1 ? " and others" : "");
+	c->detail = c->w->detail_buf;
+	c->would_deny = 0;      /* where to connect is never relaxed */
+	conn_refuse(c, GW_EV_DENY, "dst_mismatch", TLS_ALERT_ACCESS_DENIED);
+	c->detail = NULL;
+	return NULL;
+}
+
 static void
 conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 {
 	char *detail = c->w->detail_buf;
 	const char *refused = NULL;
 	char first_refused[64] = "";
+	struct dns_answer only;
 	size_t n = 0;
 	int allow_private;
 
@@ -577,6 +702,12 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		conn_refuse(c, GW_EV_ERROR, dns_status_str(ans->status),
 		    TLS_ALERT_INTERNAL_ERROR);
 		return;
+	}
+	if (conn_uses_orig_dst(c)) {
+		/* resolution: NONE: where the client aimed, if the name is there. */
+		ans = conn_match_orig_dst(c, ans, &only);
+		if (ans == NULL)
+			return;
 	}
 	c->addrs = calloc(ans->naddrs ? ans->naddrs : 1, sizeof(*c->addrs));
 	if (c->addrs == NULL) {
@@ -590,7 +721,8 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 	    c->rule->allow_private;
 	for (size_t i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
-		const char *why = conn_guard(c->w->cfg, sa, allow_private);
+		const char *why = conn_guard(c->w->cfg, sa, addr_port(sa) != 0 ?
+		    addr_port(sa) : c->dst_port, allow_private);
 
 		if (why != NULL) {
 			if (refused == NULL) {
@@ -898,6 +1030,33 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accept ---------------------------------------------------------------- */
 
+/*
+ * Where a redirected client aimed: conntrack keeps it for REDIRECT/DNAT
+ * (SO_ORIGINAL_DST); with TPROXY, or with no NAT at all, the socket's own
+ * local address is it. Its port is the port the policy checks and the
+ * upstream port. The address only ever decides where to connect for a
+ * resolution: NONE rule, and only when the name resolves to it.
+ */
+static void
+conn_original_dst(struct gw_conn *c)
+{
+	struct sockaddr_storage *o = &c->orig_dst;
+	socklen_t len = sizeof(*o);
+	int ok;
+
+	memset(o, 0, sizeof(*o));
+	if (c->l->conf->addr.ss_family == AF_INET6)
+		ok = getsockopt(c->cfd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, o, &len) == 0;
+	else
+		ok = getsockopt(c->cfd, SOL_IP, SO_ORIGINAL_DST, o, &len) == 0;
+	if (!ok) {
+		len = sizeof(*o);
+		if (getsockname(c->cfd, (struct sockaddr *)o, &len) != 0)
+			memset(o, 0, sizeof(*o));
+	}
+	c->port = addr_port((const struct sockaddr *)o);
+}
+
 void
 gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int salen)
 {
@@ -915,6 +1074,8 @@ gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int sal
 	if (salen > 0 && (size_t)salen <= sizeof(c->src))
 		memcpy(&c->src, sa, (size_t)salen);
 	c->port = l->conf->upstream_port;
+	if (l->conf->proto == GW_PROTO_TRANSPARENT)
+		conn_original_dst(c);
 	snprintf(c->id, sizeof(c->id), "w%u-%08llx", w->id,
 	    (unsigned long long)++w->conn_seq);
 	c->start_us = log_now_us();

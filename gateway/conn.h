@@ -52,6 +52,8 @@ struct gw_conn {
 
 	int cfd, ufd;
 	struct sockaddr_storage src;
+	struct sockaddr_storage orig_dst;       /* transparent: where the client
+	                                         * aimed; family 0 otherwise */
 	struct sockaddr_storage upstream;       /* AF_UNSPEC until connected */
 
 	/* What the client sent before the decision; forwarded first. */

@@ -20,6 +20,8 @@
 
 enum gw_proto {
 	GW_PROTO_TLS = 0,
+	GW_PROTO_TRANSPARENT,   /* redirected by iptables: original
+	                         * destination from the socket, TLS peeked */
 };
 
 struct gw_listener_conf {
@@ -28,7 +30,7 @@ struct gw_listener_conf {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum gw_proto proto;
-	uint16_t upstream_port;
+	uint16_t upstream_port;         /* tls only; transparent: the original */
 	unsigned line;
 };
 

@@ -114,7 +114,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	r.reason = "overloaded";
 	r.listener = l->conf->name;
 	r.port = -1;
-	r.proto = gw_proto_str(l->conf->proto);
+	r.proto = "tls";        /* tls and transparent listeners relay TLS */
 	r.detail = strerror(err);
 	log_write(w->log, &r);
 	worker_set_accepting(w, 0);
