@@ -1,5 +1,6 @@
 /*
- * dns/addr.c: numeric address text in and out, and the status names.
+ * dns/addr.c: numeric address text in and out, and the status and
+ * family names.
  *
  * The status strings double as the daemon's log reasons (DESIGN §6), so
  * they are spelled exactly as the reason vocabulary spells them.
@@ -26,6 +27,37 @@ dns_status_str(enum dns_status s)
 		return "dns_timeout";
 	}
 	return "dns_failure";
+}
+
+static const char *const dns_family_names[] = {
+	[DNS_FAMILY_PREFER_V4] = "prefer_v4",
+	[DNS_FAMILY_PREFER_V6] = "prefer_v6",
+	[DNS_FAMILY_V4_ONLY] = "v4_only",
+	[DNS_FAMILY_V6_ONLY] = "v6_only",
+};
+
+const char *
+dns_family_str(enum dns_family f)
+{
+	if ((size_t)f >= sizeof(dns_family_names) / sizeof(dns_family_names[0]))
+		return "prefer_v4";
+	return dns_family_names[f];
+}
+
+int
+dns_family_parse(const char *text, enum dns_family *out)
+{
+	size_t i;
+
+	if (text == NULL || out == NULL)
+		return -1;
+	for (i = 0; i < sizeof(dns_family_names) / sizeof(dns_family_names[0]); i++) {
+		if (strcmp(text, dns_family_names[i]) == 0) {
+			*out = (enum dns_family)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 void

@@ -5,11 +5,25 @@
  * Shape of a lookup:
  *
  *   dns_resolve(name) ──► ticket ──► query (one per name in flight) ──► c-ares
- *                                      │        ▲
+ *                                      │        ▲          A and/or AAAA,
+ *                                      │        │          one part each
  *                                      │        └─ guard timer (timeout_ms)
  *                                      ▼
- *                           answer cached, then the query's event is made
- *                           active and delivers to each remaining ticket
+ *                           parts combined, answer cached, then the query's
+ *                           event is made active and delivers to each
+ *                           remaining ticket
+ *
+ * Each part is a plain ares_query() rather than ares_getaddrinfo(): the
+ * latter hands back no SOA for a negative answer, and RFC 2308 says a
+ * negative answer lives min(SOA TTL, SOA MINIMUM) seconds. The raw reply
+ * of a negative part carries that SOA in its authority section, so no
+ * second round trip is needed (ares_parse_soa_reply() reads only the
+ * answer section, hence the small cursor below).
+ *
+ * Expired positive entries stay in the cache stale_ttl seconds more. They
+ * are never served as hits: only a lookup that ends in DNS_FAILURE or
+ * DNS_TIMEOUT falls back to one, marked stale. NXDOMAIN is an answer and
+ * replaces whatever was cached.
  *
  * Every callback runs from the query's own event, never from inside
  * dns_resolve() or from inside c-ares: c-ares may complete a query
@@ -27,6 +41,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,7 +63,15 @@
 #define DNS_DEFAULT_TIMEOUT_MS  5000
 #define DNS_DEFAULT_MAX_TTL     3600
 #define DNS_DEFAULT_NEG_TTL     30
+#define DNS_DEFAULT_STALE_TTL   300
 #define DNS_TRIES               2
+
+/* Wire constants (RFC 1035, RFC 3596). */
+#define DNS_CLASS_IN            1
+#define DNS_TYPE_A              1
+#define DNS_TYPE_SOA            6
+#define DNS_TYPE_AAAA           28
+#define DNS_HEADER_LEN          12
 
 /* An address as the cache keeps it: no sockaddr padding per entry. */
 struct dns_cache_addr {
@@ -59,7 +82,8 @@ struct dns_cache_addr {
 struct dns_cache_entry {
 	struct dns_cache_entry *hnext;          /* bucket chain */
 	struct dns_cache_entry *older, *newer;  /* insertion order, for eviction */
-	uint64_t expires_ms;                    /* monotonic */
+	uint64_t expires_ms;                    /* monotonic; fresh before */
+	uint64_t keep_ms;                       /* stale until, then dropped */
 	uint32_t hash;
 	enum dns_status status;                 /* DNS_OK or DNS_NXDOMAIN */
 	size_t naddrs;
@@ -74,6 +98,29 @@ struct dns_ticket {
 	void *arg;
 };
 
+/* What one family's query came to. */
+enum dns_part_state {
+	DNS_PART_UNUSED = 0,    /* not asked: the family setting excludes it */
+	DNS_PART_PENDING,       /* sent, no reply yet */
+	DNS_PART_ADDRS,         /* at least one address */
+	DNS_PART_NODATA,        /* the name exists, no record of this type */
+	DNS_PART_NXDOMAIN,      /* the name does not exist */
+	DNS_PART_TIMEOUT,
+	DNS_PART_FAILURE,
+};
+
+struct dns_part {
+	struct dns_query *q;
+	enum dns_part_state state;
+	uint32_t ttl;           /* ADDRS: least record TTL; NODATA/NXDOMAIN:
+	                           negative TTL, already clamped */
+	size_t naddrs;
+	struct dns_cache_addr addrs[DNS_MAX_ADDRS];
+};
+
+#define DNS_PART_V4     0
+#define DNS_PART_V6     1
+
 struct dns_query {
 	struct dns_resolver *r;
 	struct dns_query *hnext;                /* in-flight bucket chain */
@@ -82,9 +129,10 @@ struct dns_query {
 	struct event *ev;                       /* guard timer, then delivery */
 	uint32_t hash;
 	int in_flight;                          /* in the in-flight table */
-	int ares_pending;                       /* c-ares holds a pointer to us */
+	int ares_pending;                       /* parts c-ares still holds */
 	int done;                               /* ans is final */
 	int delivered;                          /* tickets have been answered */
+	struct dns_part part[2];                /* DNS_PART_V4, DNS_PART_V6 */
 	struct dns_answer ans;
 	char name[];
 };
@@ -111,7 +159,9 @@ struct dns_resolver {
 	size_t ncache;
 	uint32_t seed;
 	uint64_t timeout_ms;
+	uint64_t stale_ms;                      /* 0: stale answers off */
 	uint32_t min_ttl, max_ttl, neg_ttl;
+	enum dns_family family;
 	struct dns_stats stats;
 };
 
@@ -209,7 +259,10 @@ dns_cache_unlink(struct dns_resolver *r, struct dns_cache_entry *e)
 	free(e);
 }
 
-/* A fresh entry, or NULL; a stale one found on the way is dropped. */
+/*
+ * The entry for name, fresh or stale, or NULL; one past its stale window
+ * found on the way is dropped.
+ */
 static struct dns_cache_entry *
 dns_cache_find(struct dns_resolver *r, const char *name, uint32_t hash,
     uint64_t now)
@@ -220,7 +273,7 @@ dns_cache_find(struct dns_resolver *r, const char *name, uint32_t hash,
 	    e = e->hnext) {
 		if (e->hash != hash || strcmp(e->name, name) != 0)
 			continue;
-		if (e->expires_ms <= now) {
+		if (e->keep_ms <= now) {
 			dns_cache_unlink(r, e);
 			return NULL;
 		}
@@ -229,17 +282,27 @@ dns_cache_find(struct dns_resolver *r, const char *name, uint32_t hash,
 	return NULL;
 }
 
+/* A fresh entry only: what hits are made of. */
+static struct dns_cache_entry *
+dns_cache_fresh(struct dns_resolver *r, const char *name, uint32_t hash,
+    uint64_t now)
+{
+	struct dns_cache_entry *e = dns_cache_find(r, name, hash, now);
+
+	return e != NULL && e->expires_ms > now ? e : NULL;
+}
+
 static void
 dns_cache_evict(struct dns_resolver *r, uint64_t now)
 {
 	struct dns_cache_entry *e, *next;
 	int scanned = 0;
 
-	/* Expired entries first, within a bounded scan; else the oldest. */
+	/* Entries past any use first, within a bounded scan; else the oldest. */
 	for (e = r->oldest; e != NULL && scanned < DNS_CACHE_EVICT_SCAN;
 	    e = next, scanned++) {
 		next = e->newer;
-		if (e->expires_ms <= now)
+		if (e->keep_ms <= now)
 			dns_cache_unlink(r, e);
 	}
 	if (r->ncache >= DNS_CACHE_MAX && r->oldest != NULL)
@@ -254,12 +317,14 @@ dns_cache_put(struct dns_resolver *r, const char *name, uint32_t hash,
 	uint64_t now = dns_now_ms();
 	size_t i, namelen = strlen(name);
 
-	if (ans->ttl == 0 ||
-	    (ans->status != DNS_OK && ans->status != DNS_NXDOMAIN))
+	if (ans->status != DNS_OK && ans->status != DNS_NXDOMAIN)
 		return;
+	/* A real answer replaces what was kept, stale or not, even uncached. */
 	e = dns_cache_find(r, name, hash, now);
 	if (e != NULL)
 		dns_cache_unlink(r, e);
+	if (ans->ttl == 0)
+		return;
 	while (r->ncache >= DNS_CACHE_MAX)
 		dns_cache_evict(r, now);
 
@@ -270,6 +335,9 @@ dns_cache_put(struct dns_resolver *r, const char *name, uint32_t hash,
 	e->hash = hash;
 	e->status = ans->status;
 	e->expires_ms = now + (uint64_t)ans->ttl * 1000;
+	e->keep_ms = e->expires_ms;
+	if (ans->status == DNS_OK)
+		e->keep_ms += r->stale_ms;
 	e->naddrs = ans->naddrs;
 	for (i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
@@ -307,8 +375,13 @@ dns_cache_answer(const struct dns_cache_entry *e, uint64_t now,
 	out->status = e->status;
 	out->naddrs = e->naddrs;
 	out->from_cache = 1;
-	/* Round up: an entry with 300 ms left still has "1 second". */
-	out->ttl = (uint32_t)((e->expires_ms - now + 999) / 1000);
+	if (e->expires_ms > now) {
+		/* Round up: an entry with 300 ms left still has "1 second". */
+		out->ttl = (uint32_t)((e->expires_ms - now + 999) / 1000);
+	} else {
+		out->stale = 1;
+		out->stale_age = (uint32_t)((now - e->expires_ms) / 1000);
+	}
 	for (i = 0; i < e->naddrs; i++) {
 		if (e->addrs[i].family == AF_INET) {
 			struct sockaddr_in *sin = (struct sockaddr_in *)&out->addrs[i];
@@ -339,7 +412,7 @@ dns_lookup_cached(struct dns_resolver *r, const char *name,
 		return 0;
 	}
 	now = dns_now_ms();
-	e = dns_cache_find(r, norm, dns_hash(r, norm), now);
+	e = dns_cache_fresh(r, norm, dns_hash(r, norm), now);
 	if (e == NULL) {
 		r->stats.misses++;
 		return 0;
@@ -504,15 +577,42 @@ dns_query_free(struct dns_query *q)
 	free(q);
 }
 
-/* The answer is final: no new tickets join, the failure is counted. */
+/*
+ * The answer is final: no new tickets join, the outcome is counted, and a
+ * failure falls back to a stale entry when one is kept.
+ */
 static void
 dns_query_finish(struct dns_query *q, const struct dns_answer *ans)
 {
+	struct dns_resolver *r = q->r;
+	struct dns_cache_entry *e;
+	uint64_t now;
+
 	q->ans = *ans;
 	q->done = 1;
 	dns_inflight_remove(q);
-	if (ans->status == DNS_FAILURE || ans->status == DNS_TIMEOUT)
-		q->r->stats.failures++;
+	switch (ans->status) {
+	case DNS_OK:
+		break;
+	case DNS_NXDOMAIN:
+		r->stats.negative++;
+		break;
+	case DNS_FAILURE:
+	case DNS_TIMEOUT:
+		r->stats.failures++;
+		now = dns_now_ms();
+		/*
+		 * Fresh is possible too: an earlier query of this name that
+		 * the guard gave up on may have been answered meanwhile.
+		 */
+		e = dns_cache_find(r, q->name, q->hash, now);
+		if (e != NULL && e->status == DNS_OK) {
+			dns_cache_answer(e, now, &q->ans);
+			if (q->ans.stale)
+				r->stats.stale++;
+		}
+		break;
+	}
 }
 
 static void
@@ -539,7 +639,13 @@ dns_query_deliver(struct dns_query *q)
 		dns_query_free(q);
 }
 
-/* The guard timer expired, or the answer is ready for delivery. */
+static void dns_query_combine(const struct dns_query *q, struct dns_answer *ans);
+
+/*
+ * The guard timer expired, or the answer is ready for delivery. On expiry
+ * the parts still pending count as timed out: an address one family
+ * already gave is still an answer.
+ */
 static void
 dns_query_event_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -549,8 +655,7 @@ dns_query_event_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!q->done) {
-		memset(&ans, 0, sizeof(ans));
-		ans.status = DNS_TIMEOUT;
+		dns_query_combine(q, &ans);
 		dns_query_finish(q, &ans);
 	}
 	dns_query_deliver(q);
@@ -580,119 +685,341 @@ dns_query_new(struct dns_resolver *r, const char *name, size_t namelen,
 	return q;
 }
 
+/*
+ * A bounds-checked reader over a DNS message: every fetch fails once the
+ * data runs out, and a failed cursor stays failed.
+ */
+struct dns_cur {
+	const uint8_t *p;
+	size_t left;
+	int bad;
+};
+
+static void
+cur_skip(struct dns_cur *c, size_t n)
+{
+	if (c->bad || c->left < n) {
+		c->bad = 1;
+		return;
+	}
+	c->p += n;
+	c->left -= n;
+}
+
+static uint32_t
+cur_be(struct dns_cur *c, size_t n)
+{
+	uint32_t v = 0;
+	size_t i;
+
+	if (c->bad || c->left < n) {
+		c->bad = 1;
+		return 0;
+	}
+	for (i = 0; i < n; i++)
+		v = v << 8 | c->p[i];
+	c->p += n;
+	c->left -= n;
+	return v;
+}
+
+/*
+ * Skip a domain name: labels up to the root label or a compression
+ * pointer. Pointers are not followed; only their 2 bytes are skipped.
+ */
+static void
+cur_skip_name(struct dns_cur *c)
+{
+	uint32_t len;
+	size_t total = 0;
+
+	for (;;) {
+		len = cur_be(c, 1);
+		if (c->bad || len == 0)
+			return;
+		if ((len & 0xc0) == 0xc0) {
+			cur_skip(c, 1);
+			return;
+		}
+		/* 0x40 and 0x80 label types are obsolete and unused. */
+		total += len + 1;
+		if ((len & 0xc0) != 0 || total > 255) {
+			c->bad = 1;
+			return;
+		}
+		cur_skip(c, len);
+	}
+}
+
+/*
+ * The negative TTL a reply carries, RFC 2308 section 5: the first SOA of
+ * the authority section, min(its TTL, its MINIMUM field). Layout:
+ *
+ *   header   id(2) flags(2) qdcount(2) ancount(2) nscount(2) arcount(2)
+ *   question qname, qtype(2), qclass(2)                  qdcount times
+ *   RR       owner, type(2), class(2), ttl(4), rdlength(2), rdata
+ *   SOA rdata  mname, rname, serial(4) refresh(4) retry(4) expire(4)
+ *              minimum(4)
+ *
+ * Returns 0 and sets *ttl, or -1 when there is no readable SOA.
+ */
 static int
-dns_addr_seen(const struct dns_answer *ans, const struct sockaddr *sa)
+dns_reply_soa_ttl(const unsigned char *buf, int len, uint32_t *ttl)
+{
+	struct dns_cur c, rd;
+	uint32_t qd, an, ns, i, type, class, rttl, rdlen, minimum;
+
+	if (buf == NULL || len < DNS_HEADER_LEN)
+		return -1;
+	c.p = buf;
+	c.left = (size_t)len;
+	c.bad = 0;
+	cur_skip(&c, 4);
+	qd = cur_be(&c, 2);
+	an = cur_be(&c, 2);
+	ns = cur_be(&c, 2);
+	cur_skip(&c, 2);
+	for (i = 0; i < qd && !c.bad; i++) {
+		cur_skip_name(&c);
+		cur_skip(&c, 4);
+	}
+	/* A CNAME chain may precede a negative answer: skip the answers. */
+	for (i = 0; i < an && !c.bad; i++) {
+		cur_skip_name(&c);
+		cur_skip(&c, 8);
+		cur_skip(&c, cur_be(&c, 2));
+	}
+	for (i = 0; i < ns && !c.bad; i++) {
+		cur_skip_name(&c);
+		type = cur_be(&c, 2);
+		class = cur_be(&c, 2);
+		rttl = cur_be(&c, 4);
+		rdlen = cur_be(&c, 2);
+		if (c.bad || rdlen > c.left)
+			return -1;
+		if (type != DNS_TYPE_SOA || class != DNS_CLASS_IN) {
+			cur_skip(&c, rdlen);
+			continue;
+		}
+		rd.p = c.p;
+		rd.left = rdlen;
+		rd.bad = 0;
+		cur_skip_name(&rd);
+		cur_skip_name(&rd);
+		cur_skip(&rd, 16);
+		minimum = cur_be(&rd, 4);
+		if (rd.bad)
+			return -1;
+		/* RFC 2181 section 8: a TTL with the top bit set means 0. */
+		if (rttl > INT32_MAX)
+			rttl = 0;
+		*ttl = rttl < minimum ? rttl : minimum;
+		return 0;
+	}
+	return -1;
+}
+
+/* A negative part lives as its SOA says, within [1, neg_ttl]. */
+static uint32_t
+dns_negative_ttl(const struct dns_resolver *r, const unsigned char *buf,
+    int len)
+{
+	uint32_t ttl;
+
+	if (dns_reply_soa_ttl(buf, len, &ttl) < 0)
+		return r->neg_ttl;
+	if (ttl < 1)
+		ttl = 1;
+	if (ttl > r->neg_ttl)
+		ttl = r->neg_ttl;
+	return ttl;
+}
+
+static int
+dns_part_seen(const struct dns_part *p, const struct dns_cache_addr *a,
+    size_t alen)
 {
 	size_t i;
 
-	for (i = 0; i < ans->naddrs; i++) {
-		const struct sockaddr *o = (const struct sockaddr *)&ans->addrs[i];
-
-		if (o->sa_family != sa->sa_family)
-			continue;
-		if (sa->sa_family == AF_INET &&
-		    memcmp(&((const struct sockaddr_in *)o)->sin_addr,
-		    &((const struct sockaddr_in *)sa)->sin_addr, 4) == 0)
+	for (i = 0; i < p->naddrs; i++)
+		if (memcmp(p->addrs[i].addr, a->addr, alen) == 0)
 			return 1;
-		if (sa->sa_family == AF_INET6 &&
-		    memcmp(&((const struct sockaddr_in6 *)o)->sin6_addr,
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr, 16) == 0)
-			return 1;
-	}
 	return 0;
 }
 
 /*
- * IPv4 first, then IPv6, each in answer order: deterministic, and many
- * egress networks have v4 only. (c-ares' own RFC 6724 sort opens a socket
- * per address and turns a failure to open one, e.g. at the fd limit, into
- * "not found", which would then be negatively cached; so it is off.)
+ * The addresses of a reply, in answer order, duplicates dropped. c-ares
+ * follows the CNAME chain and lowers each TTL to the chain's.
  */
 static void
-dns_answer_from_ares(const struct dns_resolver *r, int status,
-    const struct ares_addrinfo *res, struct dns_answer *ans)
+dns_part_addrs(struct dns_part *p, int family, const unsigned char *buf,
+    int len)
 {
-	static const int families[2] = { AF_INET, AF_INET6 };
-	const struct ares_addrinfo_node *n;
+	struct ares_addrttl a4[DNS_MAX_ADDRS];
+	struct ares_addr6ttl a6[DNS_MAX_ADDRS];
+	struct dns_cache_addr one;
 	uint32_t ttl = UINT32_MAX;
-	size_t f;
+	int i, n = DNS_MAX_ADDRS, rc, rttl;
 
-	memset(ans, 0, sizeof(*ans));
-	switch (status) {
-	case ARES_SUCCESS:
-		break;
-	case ARES_ENOTFOUND:
-	case ARES_ENODATA:
-		ans->status = DNS_NXDOMAIN;
-		ans->ttl = r->neg_ttl;
-		return;
-	case ARES_ETIMEOUT:
-		ans->status = DNS_TIMEOUT;
-		return;
-	default:
-		ans->status = DNS_FAILURE;
+	if (family == AF_INET)
+		rc = ares_parse_a_reply(buf, len, NULL, a4, &n);
+	else
+		rc = ares_parse_aaaa_reply(buf, len, NULL, a6, &n);
+	if (rc != ARES_SUCCESS && rc != ARES_ENODATA) {
+		p->state = DNS_PART_FAILURE;
 		return;
 	}
-	for (f = 0; f < 2 && res != NULL; f++) {
-		for (n = res->nodes; n != NULL; n = n->ai_next) {
-			if (ans->naddrs == DNS_MAX_ADDRS)
-				break;
-			if (n->ai_family != families[f] || n->ai_addr == NULL)
-				continue;
-			if (n->ai_family == AF_INET &&
-			    n->ai_addrlen < (ares_socklen_t)sizeof(struct sockaddr_in))
-				continue;
-			if (n->ai_family == AF_INET6 &&
-			    n->ai_addrlen < (ares_socklen_t)sizeof(struct sockaddr_in6))
-				continue;
-			if (dns_addr_seen(ans, n->ai_addr))
-				continue;
-			memcpy(&ans->addrs[ans->naddrs], n->ai_addr,
-			    n->ai_family == AF_INET ? sizeof(struct sockaddr_in) :
-			    sizeof(struct sockaddr_in6));
-			if (n->ai_family == AF_INET)
-				((struct sockaddr_in *)&ans->addrs[ans->naddrs])->sin_port = 0;
-			else
-				((struct sockaddr_in6 *)&ans->addrs[ans->naddrs])->sin6_port = 0;
-			ans->naddrs++;
-			if (n->ai_ttl >= 0 && (uint32_t)n->ai_ttl < ttl)
-				ttl = (uint32_t)n->ai_ttl;
+	memset(&one, 0, sizeof(one));
+	one.family = (uint8_t)family;
+	for (i = 0; i < n && rc == ARES_SUCCESS; i++) {
+		if (family == AF_INET) {
+			memcpy(one.addr, &a4[i].ipaddr, 4);
+			rttl = a4[i].ttl;
+		} else {
+			memcpy(one.addr, &a6[i].ip6addr, 16);
+			rttl = a6[i].ttl;
 		}
+		if (dns_part_seen(p, &one, family == AF_INET ? 4 : 16))
+			continue;
+		p->addrs[p->naddrs++] = one;
+		if (rttl < 0)
+			rttl = 0;
+		if ((uint32_t)rttl < ttl)
+			ttl = (uint32_t)rttl;
 	}
-	if (ans->naddrs == 0) {
-		/* A name with neither A nor AAAA is "no address", like NXDOMAIN. */
-		ans->status = DNS_NXDOMAIN;
-		ans->ttl = r->neg_ttl;
+	if (p->naddrs == 0) {
+		/* A CNAME leading nowhere of this type: no data. */
+		p->state = DNS_PART_NODATA;
+		p->ttl = dns_negative_ttl(p->q->r, buf, len);
 		return;
 	}
-	if (ttl < r->min_ttl)
-		ttl = r->min_ttl;
-	if (ttl > r->max_ttl)
-		ttl = r->max_ttl;
-	ans->status = DNS_OK;
-	ans->ttl = ttl;
+	p->state = DNS_PART_ADDRS;
+	p->ttl = ttl;
 }
 
 static void
-dns_gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+dns_part_parse(struct dns_part *p, int family, int status,
+    const unsigned char *buf, int len)
 {
-	struct dns_query *q = arg;
-	struct dns_resolver *r = q->r;
+	switch (status) {
+	case ARES_SUCCESS:
+		dns_part_addrs(p, family, buf, len);
+		break;
+	case ARES_ENODATA:
+		p->state = DNS_PART_NODATA;
+		p->ttl = dns_negative_ttl(p->q->r, buf, len);
+		break;
+	case ARES_ENOTFOUND:
+		p->state = DNS_PART_NXDOMAIN;
+		p->ttl = dns_negative_ttl(p->q->r, buf, len);
+		break;
+	case ARES_ETIMEOUT:
+		p->state = DNS_PART_TIMEOUT;
+		break;
+	default:
+		p->state = DNS_PART_FAILURE;
+		break;
+	}
+}
+
+static void
+dns_answer_put_addr(struct dns_answer *ans, const struct dns_cache_addr *a)
+{
+	struct sockaddr_storage *ss = &ans->addrs[ans->naddrs++];
+
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, a->addr, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, a->addr, 16);
+	}
+}
+
+/*
+ * One answer from the parts, pending ones counting as timed out:
+ *   - any address: DNS_OK, the preferred family first, each in DNS order
+ *     (a deterministic order: v4-only egress networks want A first, and
+ *     c-ares' RFC 6724 sort opens a socket per address, turning a failure
+ *     to open one, e.g. at the fd limit, into "not found");
+ *   - else NXDOMAIN from either part (it is about the name, not a type),
+ *     or "no data" from every part asked: DNS_NXDOMAIN, with the least
+ *     negative TTL;
+ *   - else DNS_TIMEOUT if a part timed out, DNS_FAILURE otherwise.
+ */
+static void
+dns_query_combine(const struct dns_query *q, struct dns_answer *ans)
+{
+	const struct dns_resolver *r = q->r;
+	const struct dns_part *p;
+	uint32_t pos_ttl = UINT32_MAX, neg_ttl = UINT32_MAX;
+	int order[2] = { DNS_PART_V4, DNS_PART_V6 };
+	int nxdomain = 0, all_nodata = 1, timeout = 0, k;
+	size_t i;
+
+	if (r->family == DNS_FAMILY_PREFER_V6) {
+		order[0] = DNS_PART_V6;
+		order[1] = DNS_PART_V4;
+	}
+	memset(ans, 0, sizeof(*ans));
+	for (k = 0; k < 2; k++) {
+		p = &q->part[order[k]];
+		switch (p->state) {
+		case DNS_PART_UNUSED:
+			break;
+		case DNS_PART_ADDRS:
+			all_nodata = 0;
+			for (i = 0; i < p->naddrs && ans->naddrs < DNS_MAX_ADDRS; i++)
+				dns_answer_put_addr(ans, &p->addrs[i]);
+			if (p->ttl < pos_ttl)
+				pos_ttl = p->ttl;
+			break;
+		case DNS_PART_NXDOMAIN:
+			nxdomain = 1;
+			/* FALLTHROUGH */
+		case DNS_PART_NODATA:
+			if (p->ttl < neg_ttl)
+				neg_ttl = p->ttl;
+			break;
+		case DNS_PART_PENDING:
+		case DNS_PART_TIMEOUT:
+			timeout = 1;
+			all_nodata = 0;
+			break;
+		case DNS_PART_FAILURE:
+			all_nodata = 0;
+			break;
+		}
+	}
+	if (ans->naddrs > 0) {
+		if (pos_ttl < r->min_ttl)
+			pos_ttl = r->min_ttl;
+		if (pos_ttl > r->max_ttl)
+			pos_ttl = r->max_ttl;
+		ans->status = DNS_OK;
+		ans->ttl = pos_ttl;
+	} else if (nxdomain || all_nodata) {
+		ans->status = DNS_NXDOMAIN;
+		ans->ttl = neg_ttl;
+	} else {
+		ans->status = timeout ? DNS_TIMEOUT : DNS_FAILURE;
+	}
+}
+
+/* Every part is in: cache the whole answer, deliver it if not yet done. */
+static void
+dns_query_complete(struct dns_query *q)
+{
 	struct dns_answer ans;
 
-	(void)timeouts;
-	q->ares_pending = 0;
-	/* Being torn down: dns_resolver_free() frees the query itself. */
-	if (status == ARES_EDESTRUCTION || r->freeing) {
-		if (res != NULL)
-			ares_freeaddrinfo(res);
-		return;
-	}
-	dns_answer_from_ares(r, status, res, &ans);
-	if (res != NULL)
-		ares_freeaddrinfo(res);
+	dns_query_combine(q, &ans);
 	/* Cached even when every ticket is gone or the guard fired first. */
-	dns_cache_put(r, q->name, q->hash, &ans);
+	dns_cache_put(q->r, q->name, q->hash, &ans);
 	if (!q->done) {
 		dns_query_finish(q, &ans);
 		/*
@@ -704,6 +1031,24 @@ dns_gai_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 	} else if (q->delivered) {
 		dns_query_free(q);
 	}
+}
+
+static void
+dns_part_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_part *p = arg;
+	struct dns_query *q = p->q;
+
+	(void)timeouts;
+	q->ares_pending--;
+	/* Being torn down: dns_resolver_free() frees the query itself. */
+	if (status == ARES_EDESTRUCTION || q->r->freeing)
+		return;
+	dns_part_parse(p, p == &q->part[DNS_PART_V4] ? AF_INET : AF_INET6,
+	    status, abuf, alen);
+	if (q->ares_pending == 0)
+		dns_query_complete(q);
 }
 
 static void
@@ -723,10 +1068,10 @@ struct dns_ticket *
 dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
 {
 	char norm[DNS_NAME_MAX + 1];
-	struct ares_addrinfo_hints hints;
 	struct dns_cache_entry *e;
 	struct dns_ticket *t = NULL;
 	struct dns_query *q;
+	struct dns_cache_addr lit;
 	struct timeval tv;
 	uint64_t now;
 	uint32_t hash;
@@ -751,7 +1096,7 @@ dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
 	}
 
 	now = dns_now_ms();
-	e = dns_cache_find(r, norm, hash, now);
+	e = dns_cache_fresh(r, norm, hash, now);
 	if (e != NULL) {
 		/* A query of its own, already done, delivered on the next turn. */
 		q = dns_query_new(r, norm, (size_t)len, hash);
@@ -759,6 +1104,27 @@ dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
 			goto fail;
 		r->stats.hits++;
 		dns_cache_answer(e, now, &q->ans);
+		q->done = 1;
+		dns_ticket_append(q, t);
+		event_active(q->ev, EV_TIMEOUT, 1);
+		return t;
+	}
+
+	/*
+	 * A dotted-quad literal is its own answer (as ares_getaddrinfo() had
+	 * it), never a question for DNS; ttl 0 keeps it out of the cache.
+	 */
+	memset(&lit, 0, sizeof(lit));
+	if (inet_pton(AF_INET, norm, lit.addr) == 1) {
+		q = dns_query_new(r, norm, (size_t)len, hash);
+		if (q == NULL)
+			goto fail;
+		if (r->family == DNS_FAMILY_V6_ONLY) {
+			q->ans.status = DNS_NXDOMAIN;
+		} else {
+			lit.family = AF_INET;
+			dns_answer_put_addr(&q->ans, &lit);
+		}
 		q->done = 1;
 		dns_ticket_append(q, t);
 		event_active(q->ev, EV_TIMEOUT, 1);
@@ -778,12 +1144,27 @@ dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
 	tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;
 	evtimer_add(q->ev, &tv);
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_flags = ARES_AI_NOSORT;
-	q->ares_pending = 1;
-	/* May call dns_gai_cb before returning; that only defers delivery. */
-	ares_getaddrinfo(r->channel, q->name, NULL, &hints, dns_gai_cb, q);
+	/*
+	 * Both parts are marked before either is sent: c-ares may answer
+	 * one from inside ares_query(), and the query must not look complete
+	 * then. That only defers delivery, as everywhere else.
+	 */
+	q->part[DNS_PART_V4].q = q;
+	q->part[DNS_PART_V6].q = q;
+	if (r->family != DNS_FAMILY_V6_ONLY) {
+		q->part[DNS_PART_V4].state = DNS_PART_PENDING;
+		q->ares_pending++;
+	}
+	if (r->family != DNS_FAMILY_V4_ONLY) {
+		q->part[DNS_PART_V6].state = DNS_PART_PENDING;
+		q->ares_pending++;
+	}
+	if (q->part[DNS_PART_V4].state == DNS_PART_PENDING)
+		ares_query(r->channel, q->name, DNS_CLASS_IN, DNS_TYPE_A,
+		    dns_part_cb, &q->part[DNS_PART_V4]);
+	if (q->part[DNS_PART_V6].state == DNS_PART_PENDING)
+		ares_query(r->channel, q->name, DNS_CLASS_IN, DNS_TYPE_AAAA,
+		    dns_part_cb, &q->part[DNS_PART_V6]);
 	dns_timer_rearm(r);
 	return t;
 fail:
@@ -907,6 +1288,23 @@ dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
 	r->neg_ttl = cfg->neg_ttl ? cfg->neg_ttl : DNS_DEFAULT_NEG_TTL;
 	if (r->max_ttl < r->min_ttl)
 		r->max_ttl = r->min_ttl;
+	if (cfg->stale_ttl == DNS_STALE_OFF)
+		r->stale_ms = 0;
+	else
+		r->stale_ms = (uint64_t)(cfg->stale_ttl ? cfg->stale_ttl :
+		    DNS_DEFAULT_STALE_TTL) * 1000;
+	switch (cfg->family) {
+	case DNS_FAMILY_PREFER_V4:
+	case DNS_FAMILY_PREFER_V6:
+	case DNS_FAMILY_V4_ONLY:
+	case DNS_FAMILY_V6_ONLY:
+		r->family = cfg->family;
+		break;
+	default:
+		snprintf(err, errlen, "unknown address family setting %d",
+		    (int)cfg->family);
+		goto fail;
+	}
 
 	if (dns_servers_csv(cfg, csv, sizeof(csv), err, errlen) < 0)
 		goto fail;

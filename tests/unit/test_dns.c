@@ -1,6 +1,9 @@
 /*
  * test_dns: the address guard, numeric address text, and the resolver
- * against a real dnsmasq on a loopback port this test picks and starts.
+ * against real dnsmasq servers on loopback ports this test picks and
+ * starts: a forwarder-style one (--local, no SOA in negative answers) and
+ * an authoritative one (--auth-zone, SOA TTL and MINIMUM both --auth-ttl),
+ * which the stale-answer test kills half-way.
  *
  * dnsmasq missing or not starting is a failure, not a skip: the resolver
  * tests are the point. Everything is bounded: each wait has a deadline and
@@ -30,8 +33,13 @@
 
 #define DNSMASQ "/usr/sbin/dnsmasq"
 
-/* Test-only state: the alarm handler must be able to kill the server. */
-static volatile pid_t dnsmasq_pid = -1;
+/* Test-only state: the alarm handler must be able to kill the servers. */
+#define DNSMASQ_MAIN    0
+#define DNSMASQ_AUTH    1
+#define AUTH_TTL        2       /* the auth server's TTLs, SOA's included */
+static volatile pid_t dnsmasq_pid[2] = { -1, -1 };
+static char auth_hosts[64];     /* the auth server's --addn-hosts file */
+#define STALE_TTL       3       /* test_stale's window */
 static int in_resolve;          /* set around dns_resolve() calls */
 
 /* ---- guard ---- */
@@ -329,14 +337,14 @@ test_addr(void)
 /* ---- dnsmasq ---- */
 
 static void
-kill_dnsmasq(void)
+kill_dnsmasq(int which)
 {
-	pid_t pid = dnsmasq_pid;
+	pid_t pid = dnsmasq_pid[which];
 	int i, status;
 
 	if (pid <= 0)
 		return;
-	dnsmasq_pid = -1;
+	dnsmasq_pid[which] = -1;
 	kill(pid, SIGTERM);
 	for (i = 0; i < 200; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
@@ -351,11 +359,15 @@ static void
 on_alarm(int sig)
 {
 	static const char msg[] = "Bail out! test_dns took too long\n";
-	pid_t pid = dnsmasq_pid;
+	pid_t pid0 = dnsmasq_pid[0], pid1 = dnsmasq_pid[1];
 
 	(void)sig;
-	if (pid > 0)
-		kill(pid, SIGKILL);
+	if (pid0 > 0)
+		kill(pid0, SIGKILL);
+	if (pid1 > 0)
+		kill(pid1, SIGKILL);
+	if (auth_hosts[0] != '\0')
+		unlink(auth_hosts);
 	if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0)
 		_exit(2);
 	_exit(1);
@@ -436,12 +448,15 @@ have_v6_loopback(void)
 	return 1;
 }
 
+/*
+ * Start dnsmasq with the common options plus args (NULL-terminated) on a
+ * free loopback port; it is dnsmasq_pid[which] until killed.
+ */
 static int
-start_dnsmasq(int v6, uint16_t *port_out)
+spawn_dnsmasq(int which, int v6, char *const *args, uint16_t *port_out)
 {
 	char port_arg[32], *argv[64];
 	struct timespec pause = { 0, 20 * 1000 * 1000 };
-	char many[20][48];
 	uint16_t port;
 	pid_t pid;
 	int i, n = 0, fd, status, devnull;
@@ -466,22 +481,8 @@ start_dnsmasq(int v6, uint16_t *port_out)
 	argv[n++] = "--user=root";
 	argv[n++] = "--pid-file=";
 	argv[n++] = "--conf-file=/dev/null";
-	argv[n++] = "--local=/test/";
-	argv[n++] = "--local-ttl=60";
-	argv[n++] = "--host-record=a.test,127.0.0.2";
-	argv[n++] = "--host-record=b.test,127.0.0.3,fd00::3";
-	argv[n++] = "--host-record=six.test,fd00::6";
-	argv[n++] = "--host-record=c.test,127.0.0.4";
-	argv[n++] = "--host-record=d.test,127.0.0.5";
-	argv[n++] = "--host-record=e.test,127.0.0.6";
-	argv[n++] = "--host-record=g.test,127.0.0.8";
-	argv[n++] = "--host-record=ttl.test,127.0.0.7,1";
-	argv[n++] = "--cname=alias.test,a.test";
-	for (i = 0; i < 20; i++) {
-		snprintf(many[i], sizeof(many[i]),
-		    "--host-record=many.test,127.0.1.%d", i + 1);
-		argv[n++] = many[i];
-	}
+	for (i = 0; args[i] != NULL && n < 63; i++)
+		argv[n++] = args[i];
 	argv[n] = NULL;
 
 	pid = fork();
@@ -499,11 +500,11 @@ start_dnsmasq(int v6, uint16_t *port_out)
 		execv(DNSMASQ, argv);
 		_exit(127);
 	}
-	dnsmasq_pid = pid;
+	dnsmasq_pid[which] = pid;
 	/* Up when its port is taken; gone if it exited. Five seconds at most. */
 	for (i = 0; i < 250; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			dnsmasq_pid = -1;
+			dnsmasq_pid[which] = -1;
 			tap_diag("dnsmasq exited early (status %d)", status);
 			return -1;
 		}
@@ -517,8 +518,76 @@ start_dnsmasq(int v6, uint16_t *port_out)
 		nanosleep(&pause, NULL);
 	}
 	tap_diag("dnsmasq did not start listening");
-	kill_dnsmasq();
+	kill_dnsmasq(which);
 	return -1;
+}
+
+/* Answers --local names with their records, NXDOMAIN without an SOA. */
+static int
+start_dnsmasq(int v6, uint16_t *port_out)
+{
+	static char many[20][48];
+	char *argv[48];
+	int i, n = 0;
+
+	argv[n++] = "--local=/test/";
+	argv[n++] = "--local-ttl=60";
+	argv[n++] = "--host-record=a.test,127.0.0.2";
+	argv[n++] = "--host-record=b.test,127.0.0.3,fd00::3";
+	argv[n++] = "--host-record=six.test,fd00::6";
+	argv[n++] = "--host-record=c.test,127.0.0.4";
+	argv[n++] = "--host-record=d.test,127.0.0.5";
+	argv[n++] = "--host-record=e.test,127.0.0.6";
+	argv[n++] = "--host-record=f.test,127.0.0.9";
+	argv[n++] = "--host-record=g.test,127.0.0.8";
+	argv[n++] = "--host-record=h.test,127.0.0.10";
+	argv[n++] = "--host-record=ttl.test,127.0.0.7,1";
+	argv[n++] = "--cname=alias.test,a.test";
+	for (i = 0; i < 20; i++) {
+		snprintf(many[i], sizeof(many[i]),
+		    "--host-record=many.test,127.0.1.%d", i + 1);
+		argv[n++] = many[i];
+	}
+	argv[n] = NULL;
+	return spawn_dnsmasq(DNSMASQ_MAIN, v6, argv, port_out);
+}
+
+/*
+ * Authoritative for "test": every reply carries the zone's SOA, whose TTL
+ * and MINIMUM are both --auth-ttl (AUTH_TTL), as are the records' TTLs.
+ * gone.test lives in a hosts file the test empties and then SIGHUPs.
+ */
+static int
+start_dnsmasq_auth(uint16_t *port_out)
+{
+	static char hosts_arg[96], ttl_arg[32];
+	char *argv[16];
+	int n = 0, fd;
+
+	snprintf(auth_hosts, sizeof(auth_hosts), "/tmp/test_dns_hosts.XXXXXX");
+	fd = mkstemp(auth_hosts);
+	if (fd < 0) {
+		auth_hosts[0] = '\0';
+		tap_diag("mkstemp: %s", strerror(errno));
+		return -1;
+	}
+	if (write(fd, "127.0.0.9 gone.test\n", 20) != 20) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(hosts_arg, sizeof(hosts_arg), "--addn-hosts=%s", auth_hosts);
+	snprintf(ttl_arg, sizeof(ttl_arg), "--auth-ttl=%d", AUTH_TTL);
+	argv[n++] = "--auth-server=ns.test,127.0.0.1";
+	argv[n++] = "--auth-zone=test";
+	argv[n++] = ttl_arg;
+	argv[n++] = "--auth-soa=1,hostmaster.test,1200,180,1209600";
+	argv[n++] = "--host-record=a.test,127.0.0.2";
+	argv[n++] = "--host-record=b.test,127.0.0.3,fd00::3";
+	argv[n++] = "--host-record=six.test,fd00::6";
+	argv[n++] = hosts_arg;
+	argv[n] = NULL;
+	return spawn_dnsmasq(DNSMASQ_AUTH, 0, argv, port_out);
 }
 
 /* ---- event loop helpers ---- */
@@ -554,6 +623,16 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run the loop until the monotonic clock reads at_ms (now_ms() scale). */
+static void
+run_until_at(struct event_base *base, uint64_t at_ms)
+{
+	uint64_t now = now_ms();
+
+	if (now < at_ms)
+		run_until(base, NULL, 0, (int)(at_ms - now));
 }
 
 struct result {
@@ -643,6 +722,49 @@ new_resolver(struct event_base *base, const char *server, uint64_t timeout_ms,
 	return r;
 }
 
+static void test_shared(struct event_base *base, struct dns_resolver *r);
+static void test_cancel(struct event_base *base, struct dns_resolver *r,
+    const char *server);
+static void test_family(struct event_base *base, const char *server);
+
+/* Any setting; the rest of cfg as the caller left it (0: defaults). */
+static struct dns_resolver *
+new_resolver_cfg(struct event_base *base, const char *server,
+    struct dns_config *cfg)
+{
+	char err[256];
+	struct dns_resolver *r;
+
+	cfg->nservers = 1;
+	cfg->servers[0] = server;
+	err[0] = '\0';
+	r = dns_resolver_new(base, cfg, err, sizeof(err));
+	if (r == NULL)
+		tap_diag("dns_resolver_new(%s): %s", server, err);
+	return r;
+}
+
+static struct dns_resolver *
+new_resolver_family(struct event_base *base, const char *server,
+    enum dns_family family)
+{
+	struct dns_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 2000;
+	cfg.family = family;
+	return new_resolver_cfg(base, server, &cfg);
+}
+
+static struct dns_stats
+stats_of(const struct dns_resolver *r)
+{
+	struct dns_stats st;
+
+	dns_resolver_stats(r, &st);
+	return st;
+}
+
 static void
 test_resolver(struct event_base *base, uint16_t port, int v6)
 {
@@ -711,10 +833,13 @@ test_resolver(struct event_base *base, uint16_t port, int v6)
 	tap_ok(resolve_wait(base, r, "nx.test", &res) == 0 &&
 	    res.ans.status == DNS_NXDOMAIN && res.ans.naddrs == 0,
 	    "nx.test: DNS_NXDOMAIN");
+	tap_is_int(res.ans.ttl, 30, "nx.test: no SOA in the reply: neg_ttl "
+	    "(default 30)");
 	ok = dns_lookup_cached(r, "nx.test", &ans);
-	tap_ok(ok == 1 && ans.status == DNS_NXDOMAIN && ans.ttl > 0 &&
-	    ans.ttl <= 30, "nx.test: negative answer cached for at most "
-	    "neg_ttl (ttl %u)", ans.ttl);
+	tap_ok(ok == 1 && ans.status == DNS_NXDOMAIN && ans.ttl == 30 &&
+	    ans.from_cache && !ans.stale, "nx.test: negative answer cached, "
+	    "ttl %u", ans.ttl);
+	tap_is_int(stats_of(r).negative, 1, "stats: one negative answer");
 
 	/* A refusing server is a failure, and failures are not cached. */
 	dns_resolver_stats(r, &st0);
@@ -757,6 +882,20 @@ test_resolver(struct event_base *base, uint16_t port, int v6)
 	r2 = new_resolver(base, server, 2000, 0, 5);
 	tap_ok(r2 != NULL && resolve_wait(base, r2, "a.test", &res) == 0 &&
 	    res.ans.ttl == 5, "max_ttl 5 lowers ttl 60 to 5");
+	tap_ok(r2 != NULL && dns_lookup_cached(r2, "a.test", &ans) == 1 &&
+	    ans.ttl == 5, "and it is cached for 5 s (ttl %u)", ans.ttl);
+	dns_resolver_free(r2);
+	r2 = new_resolver(base, server, 2000, 20, 5);
+	tap_ok(r2 != NULL && resolve_wait(base, r2, "ttl.test", &res) == 0 &&
+	    res.ans.ttl == 20, "min_ttl 20 above max_ttl 5: min_ttl wins (%u)",
+	    res.ans.ttl);
+	tap_ok(r2 != NULL && resolve_wait(base, r2, "nx.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && res.ans.ttl == 30,
+	    "min_ttl does not stretch negative answers (%u)", res.ans.ttl);
+	dns_resolver_free(r2);
+	r2 = new_resolver(base, server, 2000, 0, 0);
+	tap_ok(r2 != NULL && resolve_wait(base, r2, "a.test", &res) == 0 &&
+	    res.ans.ttl == 60, "max_ttl 0: default 3600 keeps ttl 60");
 	dns_resolver_free(r2);
 	run_until(base, NULL, 0, 1100);
 	tap_ok(dns_lookup_cached(r, "ttl.test", &ans) == 0, "ttl.test expired after 1 s");
@@ -793,6 +932,10 @@ test_resolver(struct event_base *base, uint16_t port, int v6)
 	run_until(base, NULL, 0, 50);
 	tap_ok(res.calls == 1 && res2.calls == 0,
 	    "a ticket cancelled from a sibling's callback is not called");
+
+	test_shared(base, r);
+	test_cancel(base, r, server);
+	test_family(base, server);
 
 	/* Every ticket cancelled: the answer is still cached. */
 	memset(&res, 0, sizeof(res));
@@ -869,6 +1012,417 @@ test_resolver(struct event_base *base, uint16_t port, int v6)
 	dns_resolver_free(r);
 	run_until(base, NULL, 0, 100);
 	tap_ok(res.calls == 0 && res2.calls == 0, "dns_resolver_free: pending callbacks not called");
+}
+
+
+/* N lookups of one name in flight at once: one query, N callbacks. */
+#define SHARED_N 50
+
+static void
+test_shared(struct event_base *base, struct dns_resolver *r)
+{
+	static struct result many[SHARED_N];
+	struct dns_stats st0, st;
+	int k, done = 0, started = 0, once = 0, right = 0;
+
+	st0 = stats_of(r);
+	for (k = 0; k < SHARED_N; k++) {
+		memset(&many[k], 0, sizeof(many[k]));
+		many[k].counter = &done;
+		started += resolve(r, "f.test", &many[k]) != NULL;
+	}
+	run_until(base, &done, SHARED_N, 3000);
+	run_until(base, NULL, 0, 50);
+	st = stats_of(r);
+	for (k = 0; k < SHARED_N; k++) {
+		once += many[k].calls == 1 && !many[k].reentrant;
+		right += many[k].ans.status == DNS_OK && many[k].ans.naddrs == 1 &&
+		    !many[k].ans.from_cache &&
+		    addr_is(&many[k].ans.addrs[0], "127.0.0.9");
+	}
+	tap_is_int(started, SHARED_N, "%d concurrent lookups of f.test started",
+	    SHARED_N);
+	tap_is_int(st.queries - st0.queries, 1, "%d concurrent lookups: one query",
+	    SHARED_N);
+	tap_ok(once == SHARED_N && right == SHARED_N && done == SHARED_N,
+	    "%d callbacks, each once, each with 127.0.0.9 (%d, %d)", SHARED_N,
+	    once, right);
+	tap_ok(st.hits == st0.hits && st.failures == st0.failures,
+	    "no hits or failures counted for them");
+}
+
+/*
+ * A callback that acts on other tickets as a closing connection would:
+ * cancels a list of them, and starts then cancels a new lookup.
+ */
+struct canceller {
+	struct result res;
+	struct dns_resolver *r;
+	struct dns_ticket *cancel[4];
+	size_t ncancel;
+	const char *again;              /* lookup started, then cancelled */
+	struct result again_res;
+	int again_started;
+};
+
+static void
+canceller_cb(void *arg, const struct dns_answer *ans)
+{
+	struct canceller *c = arg;
+	struct dns_ticket *t;
+	size_t i;
+
+	result_cb(&c->res, ans);
+	for (i = 0; i < c->ncancel; i++)
+		dns_cancel(c->cancel[i]);
+	c->ncancel = 0;
+	if (c->again != NULL) {
+		t = dns_resolve(c->r, c->again, result_cb, &c->again_res);
+		c->again_started = t != NULL;
+		dns_cancel(t);
+		c->again = NULL;
+	}
+}
+
+static void
+test_cancel(struct event_base *base, struct dns_resolver *r,
+    const char *server)
+{
+	struct canceller c;
+	struct result res[4], idle;
+	struct dns_ticket *t[4], *tc;
+	struct dns_resolver *r2;
+	int k, silent;
+
+	/*
+	 * The first of five tickets of one query cancels the next three and
+	 * a ticket of another query still in flight, then starts and cancels
+	 * a new lookup of the same name: only the first and last are called.
+	 */
+	memset(&c, 0, sizeof(c));
+	memset(res, 0, sizeof(res));
+	memset(&idle, 0, sizeof(idle));
+	c.r = r;
+	tc = dns_resolve(r, "h.test", canceller_cb, &c);
+	for (k = 0; k < 4; k++)
+		t[k] = resolve(r, "h.test", &res[k]);
+	c.cancel[0] = t[0];
+	c.cancel[1] = t[1];
+	c.cancel[2] = t[2];
+	c.cancel[3] = resolve(r, "nx-cancel.test", &idle);
+	c.ncancel = 4;
+	c.again = "h.test";
+	tap_ok(tc != NULL && t[3] != NULL && c.cancel[3] != NULL,
+	    "five tickets for h.test, one for nx-cancel.test");
+	run_until(base, &res[3].calls, 1, 3000);
+	run_until(base, NULL, 0, 200);
+	tap_ok(c.res.calls == 1 && res[3].calls == 1 &&
+	    res[0].calls + res[1].calls + res[2].calls == 0,
+	    "cancelled from a sibling's callback: not called; the rest once");
+	tap_ok(c.again_started && c.again_res.calls == 0,
+	    "a lookup started and cancelled inside a callback: not called");
+	tap_is_int(idle.calls, 0, "a ticket of another query, cancelled from a "
+	    "callback: not called");
+	tap_ok(dns_lookup_cached(r, "nx-cancel.test", &c.res.ans) == 1 &&
+	    c.res.ans.status == DNS_NXDOMAIN,
+	    "its query still ran and was cached");
+
+	/* Cancelled before any answer: never called, the answers cached. */
+	silent = 1;
+	memset(res, 0, sizeof(res));
+	for (k = 0; k < 4; k++)
+		t[k] = resolve(r, k % 2 ? "c.test" : "nx-early.test", &res[k]);
+	for (k = 0; k < 4; k++)
+		dns_cancel(t[k]);
+	run_until(base, NULL, 0, 200);
+	for (k = 0; k < 4; k++)
+		silent &= res[k].calls == 0;
+	tap_ok(silent && dns_lookup_cached(r, "c.test", &idle.ans) == 1 &&
+	    dns_lookup_cached(r, "nx-early.test", &idle.ans) == 1,
+	    "tickets cancelled before the answer: never called, answers cached");
+
+	/*
+	 * A resolver freed with queries at c-ares, some tickets cancelled,
+	 * some live: nothing is called, nothing leaks (the sanitizer build
+	 * checks the latter).
+	 */
+	r2 = new_resolver(base, server, 2000, 0, 0);
+	if (!tap_ok(r2 != NULL, "second resolver"))
+		return;
+	memset(res, 0, sizeof(res));
+	for (k = 0; k < 4; k++)
+		t[k] = resolve(r2, k % 2 ? "b.test" : "nx-free.test", &res[k]);
+	dns_cancel(t[0]);
+	dns_cancel(t[3]);
+	dns_resolver_free(r2);
+	run_until(base, NULL, 0, 200);
+	silent = 1;
+	for (k = 0; k < 4; k++)
+		silent &= res[k].calls == 0;
+	tap_ok(silent, "resolver freed mid-lookup, tickets half cancelled: "
+	    "no callback");
+}
+
+/* Which addresses, in which order, for each family setting. */
+static void
+test_family(struct event_base *base, const char *server)
+{
+	static const struct {
+		enum dns_family family;
+		const char *name;
+		enum dns_status status;
+		size_t naddrs;
+		const char *first, *second;
+	} cases[] = {
+		{ DNS_FAMILY_PREFER_V4, "b.test", DNS_OK, 2, "127.0.0.3", "fd00::3" },
+		{ DNS_FAMILY_PREFER_V6, "b.test", DNS_OK, 2, "fd00::3", "127.0.0.3" },
+		{ DNS_FAMILY_V4_ONLY, "b.test", DNS_OK, 1, "127.0.0.3", NULL },
+		{ DNS_FAMILY_V6_ONLY, "b.test", DNS_OK, 1, "fd00::3", NULL },
+		{ DNS_FAMILY_PREFER_V6, "a.test", DNS_OK, 1, "127.0.0.2", NULL },
+		{ DNS_FAMILY_PREFER_V4, "six.test", DNS_OK, 1, "fd00::6", NULL },
+		{ DNS_FAMILY_V4_ONLY, "six.test", DNS_NXDOMAIN, 0, NULL, NULL },
+		{ DNS_FAMILY_V6_ONLY, "a.test", DNS_NXDOMAIN, 0, NULL, NULL },
+		{ DNS_FAMILY_V6_ONLY, "alias.test", DNS_NXDOMAIN, 0, NULL, NULL },
+		{ DNS_FAMILY_PREFER_V4, "192.0.2.1", DNS_OK, 1, "192.0.2.1", NULL },
+		{ DNS_FAMILY_V6_ONLY, "192.0.2.1", DNS_NXDOMAIN, 0, NULL, NULL },
+	};
+	struct dns_resolver *r;
+	struct dns_answer ans;
+	struct dns_stats st;
+	struct result res;
+	size_t i;
+	int ok, cached;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = new_resolver_family(base, server, cases[i].family);
+		if (r == NULL) {
+			tap_ok(0, "resolver for %s", dns_family_str(cases[i].family));
+			continue;
+		}
+		ok = resolve_wait(base, r, cases[i].name, &res) == 0 &&
+		    res.ans.status == cases[i].status &&
+		    res.ans.naddrs == cases[i].naddrs &&
+		    (cases[i].first == NULL || addr_is(&res.ans.addrs[0], cases[i].first)) &&
+		    (cases[i].second == NULL || addr_is(&res.ans.addrs[1], cases[i].second));
+		/* The cache holds the answer as the setting shaped it. */
+		memset(&ans, 0, sizeof(ans));
+		cached = dns_lookup_cached(r, cases[i].name, &ans);
+		if (cases[i].first != NULL && strcmp(cases[i].name, "192.0.2.1") != 0)
+			ok = ok && cached == 1 && ans.naddrs == cases[i].naddrs &&
+			    addr_is(&ans.addrs[0], cases[i].first) &&
+			    (cases[i].second == NULL ||
+			    addr_is(&ans.addrs[1], cases[i].second));
+		tap_ok(ok, "%s %s: %s, %zu address(es)%s%s%s%s",
+		    dns_family_str(cases[i].family), cases[i].name,
+		    dns_status_str(cases[i].status), cases[i].naddrs,
+		    cases[i].first ? ", " : "", cases[i].first ? cases[i].first : "",
+		    cases[i].second ? " then " : "",
+		    cases[i].second ? cases[i].second : "");
+		if (strcmp(cases[i].name, "192.0.2.1") == 0) {
+			dns_resolver_stats(r, &st);
+			tap_ok(res.ans.ttl == 0 && cached == 0 && st.queries == 0,
+			    "an IPv4 literal: no query, ttl 0, not cached");
+		}
+		dns_resolver_free(r);
+	}
+}
+
+/*
+ * Negative answers live as the SOA says (RFC 2308), clamped to
+ * [1, neg_ttl]; the auth server's SOA TTL and MINIMUM are AUTH_TTL.
+ */
+static void
+test_negative(struct event_base *base, uint16_t port)
+{
+	struct dns_config cfg;
+	struct dns_resolver *r, *r1;
+	struct dns_answer ans;
+	struct dns_stats st;
+	struct result res;
+	char server[64];
+
+	snprintf(server, sizeof(server), "127.0.0.1:%u", port);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 2000;
+	r = new_resolver_cfg(base, server, &cfg);
+	if (!tap_ok(r != NULL, "resolver for the auth server %s", server))
+		return;
+	tap_ok(resolve_wait(base, r, "a.test", &res) == 0 &&
+	    res.ans.status == DNS_OK && res.ans.ttl == AUTH_TTL,
+	    "auth a.test: OK, ttl %u", res.ans.ttl);
+	tap_ok(resolve_wait(base, r, "nx.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && !res.ans.from_cache,
+	    "auth nx.test: DNS_NXDOMAIN");
+	tap_is_int(res.ans.ttl, AUTH_TTL, "NXDOMAIN ttl from the SOA, not "
+	    "neg_ttl 30");
+	tap_ok(dns_lookup_cached(r, "nx.test", &ans) == 1 &&
+	    ans.status == DNS_NXDOMAIN && ans.ttl == AUTH_TTL,
+	    "cached for the SOA's %d s (ttl %u)", AUTH_TTL, ans.ttl);
+
+	/* NODATA: six.test has AAAA only; v4_only never asks for it. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 2000;
+	cfg.family = DNS_FAMILY_V4_ONLY;
+	r1 = new_resolver_cfg(base, server, &cfg);
+	tap_ok(r1 != NULL && resolve_wait(base, r1, "six.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && res.ans.ttl == AUTH_TTL,
+	    "v4_only six.test: no data, ttl %u from the SOA", res.ans.ttl);
+	dns_resolver_free(r1);
+
+	/* neg_ttl is the upper clamp. */
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 2000;
+	cfg.neg_ttl = 1;
+	r1 = new_resolver_cfg(base, server, &cfg);
+	tap_ok(r1 != NULL && resolve_wait(base, r1, "nx.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && res.ans.ttl == 1,
+	    "neg_ttl 1 clamps the SOA's %d s to 1 (ttl %u)", AUTH_TTL,
+	    res.ans.ttl);
+	dns_resolver_free(r1);
+
+	/* Gone after AUTH_TTL seconds: asked again, not answered from cache. */
+	run_until(base, NULL, 0, AUTH_TTL * 1000 + 100);
+	tap_ok(dns_lookup_cached(r, "nx.test", &ans) == 0,
+	    "NXDOMAIN expired after %d s", AUTH_TTL);
+	st = stats_of(r);
+	tap_ok(resolve_wait(base, r, "nx.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && !res.ans.from_cache &&
+	    stats_of(r).queries == st.queries + 1,
+	    "and asked again");
+	st = stats_of(r);
+	tap_ok(st.negative == 2 && st.failures == 0 && st.stale == 0,
+	    "stats: negative %llu", (unsigned long long)st.negative);
+	dns_resolver_free(r);
+}
+
+/* Empty the auth server's hosts file and make it reread it. */
+static int
+auth_forget_gone(void)
+{
+	int fd = open(auth_hosts, O_WRONLY | O_TRUNC);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return kill(dnsmasq_pid[DNSMASQ_AUTH], SIGHUP);
+}
+
+/*
+ * Stale answers, against the auth server (records live AUTH_TTL s), which
+ * this test first changes, then silences, then kills.
+ */
+static void
+test_stale(struct event_base *base, uint16_t port)
+{
+	struct dns_config cfg;
+	struct dns_resolver *r, *roff;
+	struct dns_answer ans;
+	struct dns_stats st0, st;
+	struct result res, res2;
+	char server[64];
+	uint64_t t0, t_nx;
+	int fd, ok;
+
+	snprintf(server, sizeof(server), "127.0.0.1:%u", port);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 500;
+	cfg.stale_ttl = STALE_TTL;
+	cfg.neg_ttl = 1;        /* gone.test's NXDOMAIN expires within the window */
+	r = new_resolver_cfg(base, server, &cfg);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.timeout_ms = 500;
+	cfg.stale_ttl = DNS_STALE_OFF;
+	roff = new_resolver_cfg(base, server, &cfg);
+	if (!tap_ok(r != NULL && roff != NULL, "resolvers with stale_ttl %d and off",
+	    STALE_TTL))
+		goto out;
+
+	t0 = now_ms();
+	tap_ok(resolve_wait(base, r, "a.test", &res) == 0 &&
+	    res.ans.status == DNS_OK && !res.ans.stale && res.ans.ttl == AUTH_TTL,
+	    "a.test: fresh, ttl %u", res.ans.ttl);
+	tap_ok(resolve_wait(base, roff, "a.test", &res) == 0 &&
+	    res.ans.status == DNS_OK, "a.test (stale off): fresh");
+	tap_ok(resolve_wait(base, r, "gone.test", &res) == 0 &&
+	    res.ans.status == DNS_OK && addr_is(&res.ans.addrs[0], "127.0.0.9"),
+	    "gone.test: 127.0.0.9, for now");
+	tap_ok(auth_forget_gone() == 0, "gone.test removed from the server");
+
+	/* Expired: a stale entry is no hit, and NXDOMAIN replaces it. */
+	run_until_at(base, t0 + AUTH_TTL * 1000 + 100);
+	st0 = stats_of(r);
+	tap_ok(dns_lookup_cached(r, "a.test", &ans) == 0,
+	    "expired a.test: dns_lookup_cached misses");
+	tap_ok(resolve_wait(base, r, "gone.test", &res) == 0 &&
+	    res.ans.status == DNS_NXDOMAIN && !res.ans.stale,
+	    "gone.test now NXDOMAIN: an answer, not replaced by stale data");
+	t_nx = now_ms();
+
+	/* Silenced: a socket on its port that never answers. */
+	kill_dnsmasq(DNSMASQ_AUTH);
+	fd = bind_loopback(AF_INET, SOCK_DGRAM, port, NULL);
+	tap_ok(fd >= 0, "auth server replaced by a silent socket");
+	tap_ok(resolve_wait(base, r, "a.test", &res) == 0 &&
+	    res.ans.status == DNS_OK && res.ans.stale && res.ans.from_cache &&
+	    res.ans.ttl == 0 && res.ans.stale_age <= 1 && res.ans.naddrs == 1 &&
+	    addr_is(&res.ans.addrs[0], "127.0.0.2"),
+	    "DNS timed out: stale a.test served (stale_age %u s)",
+	    res.ans.stale_age);
+	tap_ok(resolve_wait(base, roff, "a.test", &res2) == 0 &&
+	    res2.ans.status == DNS_TIMEOUT && !res2.ans.stale,
+	    "stale_ttl off: DNS_TIMEOUT");
+	if (fd >= 0)
+		close(fd);
+
+	/*
+	 * Gone: the port refuses. gone.test's NXDOMAIN (neg_ttl 1) has
+	 * expired by now; its old address would still be in the window.
+	 */
+	run_until_at(base, t_nx + 1100);
+	tap_ok(now_ms() < t0 + (AUTH_TTL + STALE_TTL) * 1000,
+	    "still inside the stale window");
+	tap_ok(resolve_wait(base, r, "gone.test", &res) == 0 &&
+	    res.ans.status == DNS_FAILURE && !res.ans.stale,
+	    "gone.test: DNS_FAILURE, its stale entry died with the NXDOMAIN");
+	ok = resolve_wait(base, r, "a.test", &res) == 0;
+	tap_ok(ok && res.ans.status == DNS_OK && res.ans.stale,
+	    "DNS refused: stale a.test served (stale_age %u s)",
+	    res.ans.stale_age);
+	st = stats_of(r);
+	tap_is_int(st.failures - st0.failures, 3, "stats: 3 failures");
+	tap_is_int(st.stale - st0.stale, 2, "stats: 2 of them answered stale");
+	tap_is_int(st.negative - st0.negative, 1, "stats: 1 negative");
+
+	/* Past the stale window: the failure itself. */
+	run_until_at(base, t0 + (AUTH_TTL + STALE_TTL) * 1000 + 200);
+	tap_ok(resolve_wait(base, r, "a.test", &res) == 0 &&
+	    res.ans.status == DNS_FAILURE && !res.ans.stale,
+	    "past stale_ttl: DNS_FAILURE");
+out:
+	dns_resolver_free(r);
+	dns_resolver_free(roff);
+}
+
+static void
+test_family_names(void)
+{
+	static const char *const names[] = { "prefer_v4", "prefer_v6",
+	    "v4_only", "v6_only" };
+	enum dns_family f;
+	size_t i;
+	int ok = 1;
+
+	for (i = 0; i < 4; i++) {
+		ok &= dns_family_parse(names[i], &f) == 0 &&
+		    strcmp(dns_family_str(f), names[i]) == 0 && (size_t)f == i;
+	}
+	tap_ok(ok, "dns_family_parse and dns_family_str round-trip");
+	tap_ok(dns_family_parse("any", &f) < 0 &&
+	    dns_family_parse("V4_ONLY", &f) < 0 &&
+	    dns_family_parse("", &f) < 0 && dns_family_parse(NULL, &f) < 0,
+	    "unknown family names rejected");
+	tap_is_str(dns_family_str((enum dns_family)99), "prefer_v4",
+	    "out-of-range family prints as the default");
 }
 
 static void
@@ -963,19 +1517,26 @@ test_config(struct event_base *base)
 	dns_resolver_free(r);
 	r = dns_resolver_new(NULL, &cfg, err, sizeof(err));
 	tap_ok(r == NULL, "no event base: refused (%s)", err);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.family = (enum dns_family)7;
+	err[0] = '\0';
+	r = dns_resolver_new(base, &cfg, err, sizeof(err));
+	tap_ok(r == NULL && err[0] != '\0', "unknown family refused: %s", err);
+	dns_resolver_free(r);
 }
 
 int
 main(void)
 {
 	struct event_base *base;
-	uint16_t port = 0;
+	uint16_t port = 0, auth_port = 0;
 	int v6, rc;
 
 	signal(SIGALRM, on_alarm);
 	alarm(60);
 	test_guard();
 	test_addr();
+	test_family_names();
 
 	base = event_base_new();
 	if (!tap_ok(base != NULL, "event_base_new"))
@@ -987,7 +1548,16 @@ main(void)
 	rc = start_dnsmasq(v6, &port);
 	if (tap_ok(rc == 0, "dnsmasq started on port %u", port))
 		test_resolver(base, port, v6);
-	kill_dnsmasq();
+	kill_dnsmasq(DNSMASQ_MAIN);
+	rc = start_dnsmasq_auth(&auth_port);
+	if (tap_ok(rc == 0, "authoritative dnsmasq started on port %u",
+	    auth_port)) {
+		test_negative(base, auth_port);
+		test_stale(base, auth_port);
+	}
+	kill_dnsmasq(DNSMASQ_AUTH);
+	if (auth_hosts[0] != '\0')
+		unlink(auth_hosts);
 	event_base_free(base);
 	return tap_done();
 }
