@@ -305,7 +305,8 @@ static void
 load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "servers", "min_ttl", "max_ttl",
-	    "negative_ttl", "allow_ranges", "deny_ranges", NULL };
+	    "negative_ttl", "stale_ttl", "family", "allow_ranges", "deny_ranges",
+	    NULL };
 	struct gw_config *c = l->c;
 
 	if (ydoc_is_mapping(&l->cx, n, "dns") != 0)
@@ -318,7 +319,25 @@ load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 
 		if (k == NULL)
 			continue;  /* reported by check_keys */
-		if (strcmp(k, "allow_ranges") == 0) {
+		if (strcmp(k, "family") == 0) {
+			const char *s;
+
+			if (ydoc_scalar(&l->cx, v, "dns.family", &s) == 0 &&
+			    dns_family_parse(s, &c->dns_family) != 0)
+				ydoc_error(&l->cx, v, "dns.family must be prefer_v4, "
+				    "prefer_v6, v4_only or v6_only");
+		} else if (strcmp(k, "stale_ttl") == 0) {
+			const char *s = ydoc_text(v);
+
+			/* 0 would read as "the default": off is spelled out. */
+			if (s != NULL && (strcmp(s, "off") == 0 || strcmp(s, "0") == 0 ||
+			    strcmp(s, "0s") == 0))
+				c->dns_stale_ttl = DNS_STALE_OFF;
+			else if (ydoc_duration_ms(&l->cx, v, "dns.stale_ttl", &ms) == 0)
+				c->dns_stale_ttl = ms / 1000 >= DNS_STALE_OFF ?
+				    DNS_STALE_OFF - 1 : ms < 1000 ? 1 :
+				    (uint32_t)(ms / 1000);
+		} else if (strcmp(k, "allow_ranges") == 0) {
 			free(c->dns_allow_ranges);
 			c->ndns_allow = cidr_list(l, doc, v, "dns.allow_ranges",
 			    GW_MAX_RANGES, &c->dns_allow_ranges);

@@ -115,7 +115,7 @@ static void
 conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 {
 	struct log_record r;
-	char rule[512], ended[96];
+	char rule[512], ended[96], stale[80];
 	struct timespec now;
 
 	memset(&r, 0, sizeof(r));
@@ -164,6 +164,11 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 	r.detail = c->detail;
 	if (c->would_deny && ev == GW_EV_ALLOW)
 		r.detail = ended;
+	if (c->dns_stale && r.detail == NULL) {
+		snprintf(stale, sizeof(stale), "DNS failed; served a stale answer "
+		    "(expired %us ago)", (unsigned)c->dns_stale_age);
+		r.detail = stale;
+	}
 	log_write(c->w->log, &r);
 }
 
@@ -702,6 +707,11 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		conn_refuse(c, GW_EV_ERROR, dns_status_str(ans->status),
 		    TLS_ALERT_INTERNAL_ERROR);
 		return;
+	}
+	if (ans->stale) {
+		/* Said in the line: the servers failed, an old answer stood in. */
+		c->dns_stale = 1;
+		c->dns_stale_age = ans->stale_age;
 	}
 	if (conn_uses_orig_dst(c)) {
 		/* resolution: NONE: where the client aimed, if the name is there. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dns/dns.h"
 #include "policy/policy.h"
 
 #define GW_MAX_LISTENERS 16
@@ -47,6 +48,8 @@ struct gw_config {
 	size_t ndns_servers;
 	char *dns_servers[8];
 	uint32_t dns_min_ttl, dns_max_ttl, dns_neg_ttl;
+	uint32_t dns_stale_ttl;         /* 0: the resolver's default */
+	enum dns_family dns_family;
 	/* Address guard adjustments (see conn.c conn_guard for precedence). */
 	size_t ndns_allow, ndns_deny;
 	struct pol_cidr *dns_allow_ranges, *dns_deny_ranges;

@@ -246,6 +246,8 @@ gw_worker_new(unsigned id, const struct gw_config *cfg, struct log_sink *log,
 	dc.min_ttl = cfg->dns_min_ttl;
 	dc.max_ttl = cfg->dns_max_ttl;
 	dc.neg_ttl = cfg->dns_neg_ttl;
+	dc.stale_ttl = cfg->dns_stale_ttl;
+	dc.family = cfg->dns_family;
 	w->dns = dns_resolver_new(w->base, &dc, err, errlen);
 	if (w->dns == NULL)
 		goto fail;

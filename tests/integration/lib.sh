@@ -123,7 +123,7 @@ make_pki() {
 }
 
 # start_dns PORT NAME=IP...: dnsmasq answering for *.test only, everything
-# else under .test is NXDOMAIN. TTL 60 s.
+# else under .test is NXDOMAIN. Answers carry TTL $DNS_TTL (default 60 s).
 start_dns() {
 	port=$1
 	shift
@@ -134,7 +134,7 @@ start_dns() {
 	# shellcheck disable=SC2086
 	dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	    --bind-interfaces --listen-address=127.0.0.1 --port="$port" \
-	    --local=/test/ --local-ttl=60 --pid-file= --user=root --group=root \
+	    --local=/test/ --local-ttl="${DNS_TTL:-60}" --pid-file= --user=root --group=root \
 	    --log-facility="$T/dnsmasq.log" $args &
 	DNS_PID=$!
 	PIDS="$PIDS $DNS_PID"
@@ -172,15 +172,15 @@ start_tls_www() {
 start_egressd() {
 	# A log file kept across restarts already holds earlier "started"
 	# lines: wait for one more (stdout starts empty each time).
-	started_before=$(grep -c '"egressd [^"]* started' "${LOG:-/dev/null}" 2>/dev/null)
+	started_before=$(cat "${LOG:-/dev/null}" 2>/dev/null | grep -c '"egressd [^"]* started')
 	"$EGRESSD" -c "$1" >"$T/stdout" 2>"$T/stderr" &
 	EGRESSD_PID=$!
 	PIDS="$PIDS $EGRESSD_PID"
 	i=0
 	while [ $i -lt 200 ]; do
 		if grep -q '"egressd [^"]* started' "$T/stdout" 2>/dev/null ||
-		    [ "$(grep -c '"egressd [^"]* started' "${LOG:-/dev/null}" 2>/dev/null)" \
-		    -gt "${started_before:-0}" ]; then
+		    [ "$(cat "${LOG:-/dev/null}" 2>/dev/null | grep -c '"egressd [^"]* started')" \
+		    -gt "$started_before" ]; then
 			return 0
 		fi
 		kill -0 "$EGRESSD_PID" 2>/dev/null || { cat "$T/stderr" | sed 's/^/# /'; bail "egressd exited at start"; }
