@@ -173,6 +173,11 @@ const char *dns_family_str(enum dns_family f);
 /* The names dns_family_str() gives, exactly. Returns 0 or -1. */
 int dns_family_parse(const char *text, enum dns_family *out);
 
+/* The port of an AF_INET/AF_INET6 address, host order; 0 otherwise. */
+uint16_t dns_addr_port(const struct sockaddr *sa);
+/* Same family and same address (ports not compared). */
+int dns_addr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
+
 /* "1.2.3.4:443" or "[2001:db8::1]:443" (port omitted when 0). */
 void dns_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 /*

@@ -64,16 +64,6 @@ xstrdup(const char *s)
 	return d;
 }
 
-static uint16_t
-sockaddr_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return 0;
-}
-
 /* Join a relative path onto the config file's directory. */
 static char *
 path_join(const char *dir, const char *p)
@@ -217,7 +207,7 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				continue;
 			have_addr = 1;
 			if (dns_addr_parse(s, 0, &lc->addr, &lc->addrlen) != 0 ||
-			    sockaddr_port(&lc->addr) == 0) {
+			    dns_addr_port((const struct sockaddr *)&lc->addr) == 0) {
 				ydoc_error(&l->cx, v, "listener address '%s' must be "
 				    "IP:PORT or [IPv6]:PORT", s);
 				continue;

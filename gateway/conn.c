@@ -554,29 +554,6 @@ in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
 	return 0;
 }
 
-static int
-same_ip(const struct sockaddr *a, const struct sockaddr *b)
-{
-	if (a->sa_family != b->sa_family)
-		return 0;
-	if (a->sa_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-	return a->sa_family == AF_INET6 &&
-	    memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-static uint16_t
-addr_port(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-	if (sa->sa_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-	return 0;
-}
-
 /*
  * Would connecting there come back to us? A name that resolves to the
  * gateway (or a redirected client aiming at it) must not make it connect
@@ -609,7 +586,7 @@ is_own_listener(const struct gw_config *cfg, const struct sockaddr *sa,
 				continue;
 			wildcard = memcmp(&l6->sin6_addr, any6, 16) == 0;
 		}
-		if (same_ip(l, sa) ||
+		if (dns_addr_same_ip(l, sa) ||
 		    (wildcard && dns_addr_classify(sa) == DNS_ADDR_LOOPBACK))
 			return 1;
 	}
@@ -667,7 +644,7 @@ conn_match_orig_dst(struct gw_conn *c, const struct dns_answer *ans,
 	char aimed[64], got[64] = "no address";
 
 	for (size_t i = 0; i < ans->naddrs; i++) {
-		if (same_ip((const struct sockaddr *)&ans->addrs[i], orig)) {
+		if (dns_addr_same_ip((const struct sockaddr *)&ans->addrs[i], orig)) {
 			*only = *ans;
 			only->naddrs = 1;
 			memcpy(&only->addrs[0], orig, sizeof(only->addrs[0]));
@@ -731,8 +708,8 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 	    c->rule->allow_private;
 	for (size_t i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
-		const char *why = conn_guard(c->w->cfg, sa, addr_port(sa) != 0 ?
-		    addr_port(sa) : c->dst_port, allow_private);
+		const char *why = conn_guard(c->w->cfg, sa, dns_addr_port(sa) != 0 ?
+		    dns_addr_port(sa) : c->dst_port, allow_private);
 
 		if (why != NULL) {
 			if (refused == NULL) {
@@ -1064,7 +1041,7 @@ conn_original_dst(struct gw_conn *c)
 		if (getsockname(c->cfd, (struct sockaddr *)o, &len) != 0)
 			memset(o, 0, sizeof(*o));
 	}
-	c->port = addr_port((const struct sockaddr *)o);
+	c->port = dns_addr_port((const struct sockaddr *)o);
 }
 
 void

@@ -285,6 +285,24 @@ test_addr(void)
 	size_t i;
 	int bad = 0;
 
+	/* Port and address comparison, for the loop guard and NONE. */
+	dns_addr_parse("192.0.2.1:443", 0, &ss, &len);
+	dns_addr_parse("192.0.2.1:80", 0, &ss2, &len);
+	tap_is_int(dns_addr_port((struct sockaddr *)&ss), 443, "dns_addr_port v4");
+	tap_ok(dns_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&ss2),
+	    "same_ip ignores ports");
+	dns_addr_parse("192.0.2.2:443", 0, &ss2, &len);
+	tap_ok(!dns_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&ss2),
+	    "same_ip: other v4 address");
+	dns_addr_parse("[2001:db8::1]:8443", 0, &ss, &len);
+	tap_is_int(dns_addr_port((struct sockaddr *)&ss), 8443, "dns_addr_port v6");
+	dns_addr_parse("[2001:db8::1]", 0, &ss2, &len);
+	tap_ok(dns_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&ss2),
+	    "same_ip v6");
+	dns_addr_parse("192.0.2.1", 0, &ss2, &len);
+	tap_ok(!dns_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&ss2),
+	    "same_ip: families differ");
+
 	for (i = 0; i < sizeof(parse_ok) / sizeof(parse_ok[0]); i++) {
 		const struct parse_case *c = &parse_ok[i];
 		uint16_t port;
