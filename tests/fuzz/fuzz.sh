@@ -8,9 +8,11 @@ secs=${2:-60}
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 out="$builddir/fuzz-out"
 mkdir -p "$out"
-for t in hello name policy; do
+for t in hello name policy proxy; do
 	work=$(mktemp -d)
-	cp "$srcdir/tests/fuzz/corpus/$t/"* "$work/"
+	# Seeds only: a corpus folder may also hold how its files were made.
+	find "$srcdir/tests/fuzz/corpus/$t" -maxdepth 1 -type f \
+	    ! -name '*.md' ! -name '*.sh' ! -name '*.py' -exec cp {} "$work/" \;
 	echo "fuzz_$t: ${secs}s"
 	"$builddir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 \
 	    -rss_limit_mb=2048 -artifact_prefix="$out/$t-" -print_final_stats=1 \
