@@ -6,7 +6,8 @@
  * watched too, through its symlinks, so an in-place edit of a target that
  * lives elsewhere is seen. Replaced files and directories are new inodes,
  * so the watches are set again after every burst of events. Events are
- * debounced: a burst of writes becomes one reload.
+ * debounced: a burst of writes becomes one reload. Events about other
+ * files in those directories (a log file, say) are ignored.
  */
 #include "gateway/gateway.h"
 
@@ -50,6 +51,37 @@ watch_timer_cb(evutil_socket_t fd, short what, void *arg)
 	w->cb(w->arg);
 }
 
+static int
+has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/*
+ * Only what can change the policy triggers a reload: a policy file, the
+ * ConfigMap's "..data" swap, a file named in the configuration, or a
+ * watched file or directory itself. A log file or anything else written
+ * next to the policy must not cause a reload per write.
+ */
+static int
+watch_relevant(const struct gw_watch *w, const struct inotify_event *ev)
+{
+	if (ev->len == 0 || (ev->mask & (IN_IGNORED | IN_Q_OVERFLOW)))
+		return 1;
+	if (has_suffix(ev->name, ".yaml") || has_suffix(ev->name, ".yml") ||
+	    strcmp(ev->name, "..data") == 0)
+		return 1;
+	for (size_t i = 0; i < w->npaths; i++) {
+		const char *base = strrchr(w->paths[i], '/');
+
+		if (strcmp(ev->name, base != NULL ? base + 1 : w->paths[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 watch_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -63,7 +95,13 @@ watch_read_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (n <= 0)
 			break;
-		any = 1;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			if (watch_relevant(w, ev))
+				any = 1;
+			p += sizeof(*ev) + ev->len;
+		}
 	}
 	if (any)
 		evtimer_add(w->timer, &tv);

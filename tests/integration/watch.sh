@@ -6,7 +6,8 @@
 #  - an in-place edit of a policy file named through a symlink whose
 #    target lives in another directory;
 #  - a file that disappears (the reload fails, the policy stays) and
-#    comes back.
+#    comes back;
+#  - other files written beside the policy do not reload it.
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl curl python3
 
@@ -106,5 +107,17 @@ wait_reload 4
 ok $? "the file coming back triggers a reload"
 grep -q '"msg":"reload (files changed): policy generation 3' "$LOG"
 ok $? "which succeeds with generation 3"
+
+# Files that are not policy, written next to it, do not reload anything:
+# wait three debounce periods, then prove the watcher is still awake.
+n=$(grep -c '"msg":"reload (files changed)' "$LOG")
+echo "notes" > "$CM/notes.txt"
+echo "more" >> "$CM/notes.txt"
+sleep 0.6
+[ "$(grep -c '"msg":"reload (files changed)' "$LOG")" -eq "$n" ]
+ok $? "writing notes.txt beside the policy does not reload"
+touch "$T/elsewhere/extra.yaml"
+wait_reload $((n + 1))
+ok $? "while a policy file touched next does"
 
 finish
