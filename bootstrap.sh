@@ -20,7 +20,8 @@ SUDO=
 # Build dependencies, then the real peers the tests talk to.
 PKGS="build-essential autoconf automake pkg-config
       libssl-dev libc-ares-dev libevent-dev libyaml-dev libpcap-dev
-      openssl curl gnutls-bin python3 dnsmasq-base clang"
+      openssl curl gnutls-bin python3 dnsmasq-base clang
+      haproxy iptables iproute2 python3-yaml systemd prometheus"
 echo "bootstrap: installing Debian packages (apt-get)" >&2
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086

@@ -162,7 +162,7 @@ static void
 load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "name", "address", "protocol",
-	    "upstream_port", NULL };
+	    "upstream_port", "proxy_protocol", NULL };
 	struct gw_config *c = l->c;
 	struct gw_listener_conf *lc;
 	int have_addr = 0;
@@ -223,6 +223,8 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 			else
 				ydoc_error(&l->cx, v, "listener protocol '%s' is not "
 				    "supported (supported: tls, transparent)", s);
+		} else if (strcmp(k, "proxy_protocol") == 0) {
+			(void)ydoc_bool(&l->cx, v, "proxy_protocol", &lc->proxy_protocol);
 		} else if (strcmp(k, "upstream_port") == 0) {
 			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
 				continue;
@@ -402,6 +404,84 @@ load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
+/* One admin address: "IP:PORT", "[v6]:PORT", ":PORT" (all addresses), "off". */
+static void
+admin_addr(struct cfg_load *l, yaml_node_t *v, const char *what,
+    struct gw_admin_addr *out)
+{
+	char buf[80];
+	const char *s;
+
+	if (ydoc_scalar(&l->cx, v, what, &s) != 0)
+		return;
+	free(out->text);
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "off") == 0)
+		return;
+	if (s[0] == ':' && strlen(s) < sizeof(buf) - 8) {
+		snprintf(buf, sizeof(buf), "0.0.0.0%s", s);
+		s = buf;
+	}
+	if (dns_addr_parse(s, 0, &out->addr, &out->addrlen) != 0 ||
+	    dns_addr_port((const struct sockaddr *)&out->addr) == 0) {
+		ydoc_error(&l->cx, v, "%s must be IP:PORT, [IPv6]:PORT, :PORT "
+		    "or off", what);
+		return;
+	}
+	out->set = 1;
+	out->text = xstrdup(s);
+}
+
+/* admin: {address, health_address, prometheus_address} */
+static void
+load_admin(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "address", "health_address",
+	    "prometheus_address", NULL };
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(&l->cx, n, "admin") != 0)
+		return;
+	check_keys(l, doc, n, "admin", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+
+		if (k == NULL)
+			continue;
+		if (strcmp(k, "address") == 0)
+			admin_addr(l, v, "admin.address", &c->admin);
+		else if (strcmp(k, "health_address") == 0)
+			admin_addr(l, v, "admin.health_address", &c->admin_health);
+		else if (strcmp(k, "prometheus_address") == 0)
+			admin_addr(l, v, "admin.prometheus_address", &c->admin_prometheus);
+	}
+}
+
+/* drain: {delay, timeout} */
+static void
+load_drain(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "delay", "timeout", NULL };
+	struct gw_timeouts *t = &l->c->timeouts;
+
+	if (ydoc_is_mapping(&l->cx, n, "drain") != 0)
+		return;
+	check_keys(l, doc, n, "drain", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		uint64_t ms;
+
+		if (k == NULL || ydoc_duration_ms(&l->cx, v, k, &ms) != 0)
+			continue;
+		if (strcmp(k, "delay") == 0)
+			t->drain_delay_ms = ms;
+		else if (strcmp(k, "timeout") == 0)
+			t->drain_ms = ms;
+	}
+}
+
 static void
 load_timeouts(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
@@ -444,7 +524,7 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 {
 	static const char *const keys[] = { "listeners", "workers", "dns",
 	    "policy", "log", "timeouts", "max_connections", "mode",
-	    "namespaces", NULL };
+	    "namespaces", "admin", "drain", "user", "group", NULL };
 	static const char *const policy_keys[] = { "files", "watch", NULL };
 	static const char *const log_keys[] = { "path", NULL };
 	struct cfg_load *l = arg;
@@ -530,6 +610,22 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 				ydoc_error(cx, v, "mode must be enforce or report");
 		} else if (strcmp(k, "namespaces") == 0) {
 			load_namespaces(l, doc, v);
+		} else if (strcmp(k, "admin") == 0) {
+			load_admin(l, doc, v);
+		} else if (strcmp(k, "drain") == 0) {
+			load_drain(l, doc, v);
+		} else if (strcmp(k, "user") == 0 || strcmp(k, "group") == 0) {
+			char **dst = k[0] == 'u' ? &c->user : &c->group;
+
+			if (ydoc_scalar(cx, v, k, &s) != 0)
+				continue;
+			if (s[0] == '\0') {
+				ydoc_error(cx, v, "%s must not be empty (leave it out "
+				    "to keep the starting identity)", k);
+				continue;
+			}
+			free(*dst);
+			*dst = xstrdup(s);
 		} else if (strcmp(k, "max_connections") == 0) {
 			if (ydoc_uint(cx, v, "max_connections", 1000000, &u) == 0) {
 				if (u == 0)
@@ -558,6 +654,9 @@ config_new(const char *label, const char *dir)
 	c->timeouts.drain_ms = DEFAULT_DRAIN_MS;
 	c->max_connections = DEFAULT_MAX_CONNECTIONS;
 	c->policy_watch = 1;
+	c->admin.set = c->admin.is_default = 1;
+	c->admin.text = xstrdup(GW_ADMIN_DEFAULT);
+	(void)dns_addr_parse(GW_ADMIN_DEFAULT, 0, &c->admin.addr, &c->admin.addrlen);
 	return c;
 }
 
@@ -632,6 +731,11 @@ gw_config_free(struct gw_config *c)
 	}
 	free(c->dns_allow_ranges);
 	free(c->dns_deny_ranges);
+	free(c->admin.text);
+	free(c->admin_health.text);
+	free(c->admin_prometheus.text);
+	free(c->user);
+	free(c->group);
 	free(c->log_path);
 	free(c->dir);
 	free(c->path);

@@ -28,6 +28,7 @@
 
 #include "dns/dns.h"
 #include "gateway/gateway.h"
+#include "proxy/proxy.h"
 #include "logging/log.h"
 
 #define PEEK_INITIAL    2048
@@ -79,6 +80,18 @@ gw_event_str(enum gw_event e)
 		return "error";
 	}
 	return "unknown";
+}
+
+static uint32_t
+mono_us_since(const struct timespec *t)
+{
+	struct timespec now;
+	int64_t us;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (int64_t)(now.tv_sec - t->tv_sec) * 1000000 +
+	    (now.tv_nsec - t->tv_nsec) / 1000;
+	return us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
 static uint64_t
@@ -170,6 +183,7 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 		r.detail = stale;
 	}
 	log_write(c->w->log, &r);
+	gw_metrics_conn(c->w, &r, c->hello_bytes, c->decide_us);
 }
 
 /* ---- teardown --------------------------------------------------------- */
@@ -887,6 +901,8 @@ conn_decide(struct gw_conn *c, const struct sni_hello *h)
 		return;
 	}
 	c->snap = pol_snapshot_ref(w->snap);
+	c->hello_bytes = (uint32_t)c->peek_len;
+	c->decide_us = mono_us_since(&c->start_mono);
 	memset(&req, 0, sizeof(req));
 	req.name = c->name;
 	req.port = c->port;
@@ -907,6 +923,45 @@ conn_decide(struct gw_conn *c, const struct sni_hello *h)
 }
 
 /* ---- peek ------------------------------------------------------------------ */
+
+/*
+ * A listener with proxy_protocol: true trusts the PROXY v1/v2 header a
+ * front proxy puts first: its source is the client the policy and the log
+ * see, and on a transparent listener its destination is where the client
+ * aimed. Without a valid header the connection is refused: trusting the
+ * socket's address instead would give every client the proxy's. Returns 1
+ * when the header is consumed and bytes remain for the ClientHello, 0 to
+ * wait for more, -1 when the connection was closed.
+ */
+static int
+conn_take_proxy_header(struct gw_conn *c)
+{
+	struct proxy_header ph;
+	const char *reason = NULL;
+
+	switch (proxy_parse(c->peek, c->peek_len, &ph, &reason)) {
+	case PROXY_NEED_MORE:
+		return 0;
+	case PROXY_ERROR:
+		c->detail = reason;
+		gw_conn_close(c, GW_EV_DENY, "bad_proxy_header");
+		return -1;
+	case PROXY_DONE:
+		break;
+	}
+	if (!ph.local) {
+		memcpy(&c->src, &ph.src, sizeof(c->src));
+		if (c->l->conf->proto == GW_PROTO_TRANSPARENT) {
+			memcpy(&c->orig_dst, &ph.dst, sizeof(c->orig_dst));
+			c->port = dns_addr_port((const struct sockaddr *)&c->orig_dst);
+		}
+	}
+	c->proxied = 1;
+	/* The header is for us; the upstream gets the client's bytes only. */
+	memmove(c->peek, c->peek + ph.header_len, c->peek_len - ph.header_len);
+	c->peek_len -= ph.header_len;
+	return c->peek_len > 0;
+}
 
 static void
 peek_cb(evutil_socket_t fd, short what, void *arg)
@@ -951,6 +1006,9 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	c->peek_len += (size_t)n;
 	c->bytes_in += (uint64_t)n;
+	if (c->l->conf->proxy_protocol && !c->proxied &&
+	    conn_take_proxy_header(c) <= 0)
+		return;
 	switch (sni_parse_hello(c->peek, c->peek_len, w->scratch,
 	    sizeof(w->scratch), &h)) {
 	case SNI_NEED_MORE:

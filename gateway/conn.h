@@ -89,7 +89,10 @@ struct gw_conn {
 	struct timespec start_mono, last_active;
 	unsigned c_eof:1, u_eof:1, c_shut:1, u_shut:1, logged:1, freeing:1;
 	unsigned would_deny:1;          /* report mode let a denial through */
+	unsigned proxied:1;             /* the PROXY header has been read */
 	unsigned dns_stale:1;           /* DNS failed; a stale answer served */
+	uint32_t hello_bytes;           /* the ClientHello as decided on */
+	uint32_t decide_us;             /* accept to policy decision */
 	uint32_t dns_stale_age;         /* seconds past its TTL */
 	const char *deny_reason;        /* ...and this is what it would have been */
 	const char *detail;

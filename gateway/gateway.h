@@ -12,6 +12,7 @@
 #include <sys/queue.h>
 
 #include "gateway/gwconfig.h"
+#include "gateway/metrics.h"
 #include "sni/sni.h"
 
 struct event;
@@ -30,7 +31,10 @@ struct gw_listener {
 	struct evconnlistener *lev;
 };
 
-/* Counters a worker keeps for itself; summed by whoever reads them. */
+/*
+ * Counters a worker keeps for itself, read only on its own thread; what
+ * other threads read is in struct gw_metrics (metrics.h).
+ */
 struct gw_counters {
 	uint64_t accepted, allowed, denied, errors;
 	uint64_t accept_pauses;
@@ -67,6 +71,13 @@ struct gw_worker {
 	unsigned max_conns;             /* this worker's share of max_connections */
 	uint64_t conn_seq;
 	struct gw_counters counters;
+	struct gw_metrics metrics;      /* read by the scraper: see metrics.h */
+	struct event *publish_ev;       /* copies DNS counters once a second */
+
+	/* Set (release) when the worker's loop has ended; exit_ev, an event
+	 * of the main thread's base, is then made active. */
+	int done;
+	struct event *exit_ev;
 
 	/* Reassembly buffer for ClientHello parsing: parsing is synchronous,
 	 * so one per worker serves every connection. */
@@ -78,7 +89,10 @@ struct gw_worker {
 /* Create a worker: binds its listening sockets. Reports errors to err. */
 struct gw_worker *gw_worker_new(unsigned id, const struct gw_config *cfg,
     struct log_sink *log, struct pol_snapshot *snap, char *err, size_t errlen);
-int gw_worker_start(struct gw_worker *w);
+/* Start the thread; exit_ev (may be NULL) is activated when it ends. */
+int gw_worker_start(struct gw_worker *w, struct event *exit_ev);
+/* Has the worker's loop ended? (any thread) */
+int gw_worker_done(const struct gw_worker *w);
 /* Thread-safe requests from the main thread. */
 void gw_worker_drain(struct gw_worker *w);
 void gw_worker_set_policy(struct gw_worker *w, struct pol_snapshot *snap);
@@ -94,7 +108,46 @@ struct gw_watch *gw_watch_new(struct event_base *base, char *const *paths,
     size_t npaths, void (*cb)(void *), void *arg, char *err, size_t errlen);
 void gw_watch_free(struct gw_watch *w);
 
+/*
+ * metrics.c: called once per connection line, on the worker's thread, with
+ * the line as written (event and reason after report mode), the size of
+ * the ClientHello decided on and the time from accept to the decision
+ * (both 0 when no decision was made).
+ */
+struct log_record;
+void gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
+    uint32_t hello_bytes, uint32_t decide_us);
+
 /* Called by the connection code. */
 void gw_worker_conn_gone(struct gw_worker *w);
+
+/*
+ * What the main thread knows about the daemon, for the admin endpoints and
+ * the metrics. Owned and written by the main thread only; the admin server
+ * runs on the main thread's event_base, so it reads this without locks.
+ */
+struct gw_status {
+	const struct gw_config *cfg;
+	struct log_sink *log;
+	struct pol_snapshot *snap;      /* the running policy */
+	uint64_t generation;
+	uint64_t reloads_ok, reloads_failed;
+	struct gw_worker **workers;
+	size_t nworkers;
+	int ready;                      /* policy loaded, listeners up */
+	int draining;                   /* SIGTERM seen: readiness is 503 */
+	uint64_t start_us;              /* wall clock */
+	uint64_t nofile_limit;          /* RLIMIT_NOFILE soft, as set */
+};
+
+/*
+ * admin.c: the admin HTTP server (libevent evhttp) on base. Binds every
+ * configured admin address; a default address that is busy is a notice in
+ * the log, anything else that cannot be bound is an error (NULL, err set).
+ */
+struct gw_admin;
+struct gw_admin *gw_admin_new(struct event_base *base, struct gw_status *st,
+    char *err, size_t errlen);
+void gw_admin_free(struct gw_admin *a);
 
 #endif

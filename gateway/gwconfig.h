@@ -18,6 +18,7 @@
 #define GW_MAX_NAMESPACES 256
 #define GW_MAX_NS_CIDRS 32
 #define GW_MAX_RANGES 64
+#define GW_ADMIN_DEFAULT "127.0.0.1:15000"
 
 enum gw_proto {
 	GW_PROTO_TLS = 0,
@@ -32,11 +33,24 @@ struct gw_listener_conf {
 	socklen_t addrlen;
 	enum gw_proto proto;
 	uint16_t upstream_port;         /* tls only; transparent: the original */
+	int proxy_protocol;             /* a PROXY v1/v2 header comes first */
 	unsigned line;
 };
 
 struct gw_timeouts {
-	uint64_t hello_ms, dns_ms, connect_ms, idle_ms, drain_ms;
+	uint64_t hello_ms, dns_ms, connect_ms, idle_ms;
+	uint64_t drain_ms;              /* drain.timeout (alias timeouts.drain) */
+	uint64_t drain_delay_ms;        /* drain.delay: listeners stay open */
+};
+
+/* An admin address: the socket address, and its text for messages. */
+struct gw_admin_addr {
+	int set;
+	int is_default;         /* not written in the file: a busy port is a
+	                         * notice, not a reason to refuse to start */
+	char *text;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
 };
 
 struct gw_config {
@@ -62,6 +76,9 @@ struct gw_config {
 	char *log_path;                 /* "-" is stdout */
 	struct gw_timeouts timeouts;
 	unsigned max_connections;
+	/* admin: everything on address; Istio's pair on the other two. */
+	struct gw_admin_addr admin, admin_health, admin_prometheus;
+	char *user, *group;             /* drop to these after binding; NULL: stay */
 };
 
 /* Returns NULL after reporting every problem; report as in policy.h. */

@@ -1,19 +1,34 @@
 /*
  * egressd: the daemon's entry point. Loads and checks everything before it
  * binds anything, runs in the foreground, and leaves the connection path to
- * the workers. The main thread only handles signals: SIGTERM/SIGINT drain,
- * SIGHUP reloads the policy, SIGUSR1 reopens the log file.
+ * the workers. The main thread handles signals (SIGTERM/SIGINT drain,
+ * SIGHUP reloads the policy, SIGUSR1 reopens the log file) and serves the
+ * admin endpoints.
+ *
+ * Start-up order: configuration and policy, the open-file limit, the log,
+ * the listeners (one set per worker) and the admin sockets, then the switch
+ * to user:/group: (so ports below 1024 and a root-owned log directory work),
+ * and only then the worker threads, so no connection is accepted as root.
+ *
+ * Drain (SIGTERM): readiness turns 503 at once; the listeners stay open for
+ * drain.delay (load balancers and Kubernetes endpoints take a moment to stop
+ * sending), then close; connections get up to drain.timeout, and survivors
+ * are closed with reason "draining". The admin endpoints answer throughout.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -26,18 +41,30 @@
 
 #define EXIT_CONFIG 1
 
+/*
+ * Descriptors the daemon holds besides its connections: stdio, the log, the
+ * main loop, signals, the file watch and the admin sockets (BASE); each
+ * worker's event loop, wake-up and DNS sockets (PER_WORKER) and listeners.
+ * Below room for MIN_CONNS connections the daemon refuses to start.
+ */
+#define NOFILE_BASE             24
+#define NOFILE_PER_WORKER       8
+#define NOFILE_MIN_CONNS        4
+
 struct daemon {
 	const char *config_path;
 	struct gw_config *cfg;
 	struct log_sink *log;
-	struct pol_snapshot *snap;
-	uint64_t generation;
+	struct gw_status st;    /* snap, generation, reloads, workers, ready */
 	size_t nworkers;
 	struct gw_worker **workers;
 	struct event_base *base;
 	struct gw_watch *watch;
+	struct gw_admin *admin;
+	struct event *exit_ev;  /* a worker's loop has ended */
+	struct event *delay_ev; /* drain.delay is over */
+	int workers_draining;
 	unsigned errors;        /* errors reported by the current load */
-	uint64_t reloads_ok, reloads_failed;
 	int reloading;          /* send diagnostics to the log too */
 };
 
@@ -85,56 +112,328 @@ load_policy(struct daemon *d, const struct gw_config *cfg)
 	    &opts, report, d);
 }
 
-static void
-raise_nofile(void)
+/*
+ * Each relayed connection holds two descriptors. Raise the soft limit to
+ * what max_connections needs, up to the hard limit; say so when the hard
+ * limit is lower (accept then pauses at the limit rather than failing), and
+ * refuse to start when it leaves room for almost nothing.
+ */
+static int
+set_nofile(struct daemon *d, char *err, size_t errlen)
 {
+	const struct gw_config *c = d->cfg;
 	struct rlimit rl;
+	unsigned long long fixed, need, min, target;
 
-	/* Each relayed connection holds two descriptors; take what we may. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	fixed = NOFILE_BASE + (unsigned long long)c->workers *
+	    (NOFILE_PER_WORKER + c->nlisteners);
+	need = fixed + 2ULL * c->max_connections;
+	min = fixed + 2ULL * NOFILE_MIN_CONNS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s",
+		    strerror(errno));
+		return -1;
 	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < min) {
+		snprintf(err, errlen, "open-file limit: the hard limit is %llu; "
+		    "egressd needs at least %llu (%llu for %d worker(s) and %zu "
+		    "listener(s), 2 per connection for %d connections); raise it "
+		    "(ulimit -Hn, systemd LimitNOFILE=)",
+		    (unsigned long long)rl.rlim_max, min, fixed, c->workers,
+		    c->nlisteners, NOFILE_MIN_CONNS);
+		return -1;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		target = need;
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+			target = rl.rlim_max;
+		if (target > rl.rlim_cur) {
+			struct rlimit nr = rl;
+
+			nr.rlim_cur = (rlim_t)target;
+			if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
+				rl = nr;
+			else
+				log_notice(d->log, "open-file limit: cannot raise "
+				    "the soft limit from %llu to %llu: %s",
+				    (unsigned long long)rl.rlim_cur, target,
+				    strerror(errno));
+		}
+		if (rl.rlim_cur < need)
+			log_notice(d->log, "open-file limit: max_connections %u "
+			    "needs %llu descriptors (2 per connection + %llu) but "
+			    "the limit is %llu (hard %llu): about %llu connections "
+			    "fit; beyond that accepting pauses (reason overloaded). "
+			    "Raise the hard limit (ulimit -Hn, systemd "
+			    "LimitNOFILE=, docker --ulimit nofile=) or lower "
+			    "max_connections", c->max_connections, need, fixed,
+			    (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)rl.rlim_max,
+			    ((unsigned long long)rl.rlim_cur - fixed) / 2);
+	}
+	d->st.nofile_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX :
+	    (uint64_t)rl.rlim_cur;
+	return 0;
+}
+
+/* A decimal id ("65532"), for users and groups with no entry. */
+static int
+parse_id(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return errno != 0 || *end != '\0' || *out >= 0xffffffffUL ? -1 : 0;
+}
+
+/* Who user:/group: name, looked up before anything is bound. */
+struct identity {
+	int change;             /* 0: stay as started */
+	uid_t uid;
+	gid_t gid;
+	char *name;             /* for initgroups; NULL with group: only */
+};
+
+/*
+ * Resolve user:/group: and (with check_root) check that the switch can be
+ * made, so that an unknown name or a daemon not started as root fails
+ * before it binds anything. Returns 0 or -1 with err set.
+ */
+static int
+identity_resolve(const struct gw_config *c, int check_root,
+    struct identity *id, char *err, size_t errlen)
+{
+	struct passwd *pw = NULL;
+	struct group *gr;
+	unsigned long num;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	memset(id, 0, sizeof(*id));
+	if (c->user == NULL && c->group == NULL)
+		return 0;
+	id->uid = geteuid();
+	id->gid = getegid();
+	if (c->user != NULL) {
+		errno = 0;
+		pw = getpwnam(c->user);
+		if (pw == NULL && parse_id(c->user, &num) == 0) {
+			/* A number: its entry if there is one; else that uid,
+			 * with the same number as gid unless group: says. */
+			pw = getpwuid((uid_t)num);
+			if (pw == NULL) {
+				id->uid = (uid_t)num;
+				id->gid = (gid_t)num;
+			}
+		} else if (pw == NULL) {
+			snprintf(err, errlen, "user %s: %s", c->user, errno != 0 ?
+			    strerror(errno) : "no such user");
+			return -1;
+		}
+		if (pw != NULL) {
+			id->uid = pw->pw_uid;
+			id->gid = pw->pw_gid;
+			id->name = strdup(pw->pw_name);
+			if (id->name == NULL) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+		}
+	}
+	if (c->group != NULL) {
+		errno = 0;
+		gr = getgrnam(c->group);
+		if (gr != NULL) {
+			id->gid = gr->gr_gid;
+		} else if (parse_id(c->group, &num) == 0) {
+			id->gid = (gid_t)num;
+		} else {
+			snprintf(err, errlen, "group %s: %s", c->group, errno != 0 ?
+			    strerror(errno) : "no such group");
+			return -1;
+		}
+	}
+	if (!check_root)
+		return 0;
+	if (geteuid() != 0) {
+		/* Already that identity (a unit that sets User= and also
+		 * names it here): nothing to do. */
+		if (getresuid(&ru, &eu, &su) == 0 && ru == id->uid &&
+		    eu == id->uid && su == id->uid &&
+		    getresgid(&rg, &eg, &sg) == 0 && rg == id->gid &&
+		    eg == id->gid && sg == id->gid)
+			return 0;
+		snprintf(err, errlen, "cannot switch to %s%s%s%s%s (uid %u, gid "
+		    "%u): not running as root (uid %u); start as root or leave "
+		    "user: and group: out", c->user ? "user " : "",
+		    c->user ? c->user : "", c->user && c->group ? ", " : "",
+		    c->group ? "group " : "", c->group ? c->group : "",
+		    (unsigned)id->uid, (unsigned)id->gid, (unsigned)geteuid());
+		return -1;
+	}
+	id->change = 1;
+	return 0;
+}
+
+/*
+ * Become that identity for good, after everything that needs root is bound
+ * and opened. Groups first, then the gid, then the uid (once the uid is not
+ * 0 the others can no longer change); then check that root cannot come
+ * back. Returns 0 or -1 with err set.
+ */
+static int
+identity_switch(const struct identity *id, char *err, size_t errlen)
+{
+	uid_t ru, eu, su, uid = id->uid;
+	gid_t rg, eg, sg, gid = id->gid;
+
+	if (!id->change)
+		return 0;
+	if (id->name != NULL ? initgroups(id->name, gid) != 0 :
+	    setgroups(1, &gid) != 0) {
+		snprintf(err, errlen, "setting supplementary groups: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (setresgid(gid, gid, gid) != 0) {
+		snprintf(err, errlen, "setresgid(%u): %s", (unsigned)gid,
+		    strerror(errno));
+		return -1;
+	}
+	if (setresuid(uid, uid, uid) != 0) {
+		snprintf(err, errlen, "setresuid(%u): %s", (unsigned)uid,
+		    strerror(errno));
+		return -1;
+	}
+	if (getresuid(&ru, &eu, &su) != 0 || ru != uid || eu != uid ||
+	    su != uid || getresgid(&rg, &eg, &sg) != 0 || rg != gid ||
+	    eg != gid || sg != gid) {
+		snprintf(err, errlen, "after switching to uid %u gid %u the "
+		    "process still holds another identity", (unsigned)uid,
+		    (unsigned)gid);
+		return -1;
+	}
+	if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
+		snprintf(err, errlen, "root could be regained after switching "
+		    "to uid %u", (unsigned)uid);
+		return -1;
+	}
+	if (uid != 0 && gid != 0 && (setgid(0) == 0 || setegid(0) == 0)) {
+		snprintf(err, errlen, "group root could be regained after "
+		    "switching to gid %u", (unsigned)gid);
+		return -1;
+	}
+#if defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer stops the process's threads with ptrace at exit,
+	 * which a process that changed uid (not dumpable) refuses. Only the
+	 * sanitizer build: a production daemon stays non-dumpable. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+	return 0;
+}
+
+static void
+check_done(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++)
+		if (!gw_worker_done(d->workers[i]))
+			return;
+	event_base_loopbreak(d->base);
+}
+
+/* A worker's loop ended: once they all have, so does the main loop. */
+static void
+on_worker_exit(evutil_socket_t fd, short what, void *arg)
+{
+	check_done(arg);
+}
+
+/* Close the listeners; connections get up to drain.timeout. */
+static void
+drain_workers(struct daemon *d)
+{
+	if (d->workers_draining)
+		return;
+	d->workers_draining = 1;
+	evtimer_del(d->delay_ev);
+	for (size_t i = 0; i < d->nworkers; i++)
+		gw_worker_drain(d->workers[i]);
+	check_done(d);
+}
+
+static void
+on_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_notice(d->log, "drain: delay over; listeners closed, connections "
+	    "get up to %llu ms", (unsigned long long)d->cfg->timeouts.drain_ms);
+	drain_workers(d);
 }
 
 static void
 on_drain(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
+	uint64_t delay = d->cfg->timeouts.drain_delay_ms;
+	struct timeval tv;
 
-	log_notice(d->log, "signal %d: draining (up to %llu ms), then exiting",
-	    (int)sig, (unsigned long long)d->cfg->timeouts.drain_ms);
-	for (size_t i = 0; i < d->nworkers; i++)
-		gw_worker_drain(d->workers[i]);
-	event_base_loopbreak(d->base);
+	if (d->st.draining) {
+		/* A second signal: stop waiting for the delay. */
+		if (!d->workers_draining) {
+			log_notice(d->log, "signal %d again: closing the "
+			    "listeners now", (int)sig);
+			drain_workers(d);
+		}
+		return;
+	}
+	d->st.draining = 1;     /* readiness says 503 from here on */
+	if (delay == 0) {
+		log_notice(d->log, "signal %d: draining (up to %llu ms), then "
+		    "exiting", (int)sig,
+		    (unsigned long long)d->cfg->timeouts.drain_ms);
+		drain_workers(d);
+		return;
+	}
+	log_notice(d->log, "signal %d: draining: readiness is 503 now; the "
+	    "listeners stay open for %llu ms, then connections get up to %llu "
+	    "ms, then exiting", (int)sig, (unsigned long long)delay,
+	    (unsigned long long)d->cfg->timeouts.drain_ms);
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)((delay % 1000) * 1000);
+	evtimer_add(d->delay_ev, &tv);
 }
 
 /* Build a new snapshot off the connection path; swap it in only whole. */
 static void
 reload(struct daemon *d, const char *why)
 {
+	struct gw_status *st = &d->st;
 	struct pol_snapshot *s;
 
 	d->reloading = 1;
 	s = load_policy(d, d->cfg);
 	d->reloading = 0;
 	if (s == NULL) {
-		d->reloads_failed++;
+		st->reloads_failed++;
 		log_notice(d->log, "reload (%s) failed with %u error(s); keeping "
 		    "policy generation %llu (reloads ok %llu, failed %llu)", why,
-		    d->errors, (unsigned long long)d->generation,
-		    (unsigned long long)d->reloads_ok,
-		    (unsigned long long)d->reloads_failed);
+		    d->errors, (unsigned long long)st->generation,
+		    (unsigned long long)st->reloads_ok,
+		    (unsigned long long)st->reloads_failed);
 		return;
 	}
-	d->reloads_ok++;
-	pol_snapshot_set_generation(s, ++d->generation);
+	st->reloads_ok++;
+	pol_snapshot_set_generation(s, ++st->generation);
 	for (size_t i = 0; i < d->nworkers; i++)
 		gw_worker_set_policy(d->workers[i], s);
-	pol_snapshot_unref(d->snap);
-	d->snap = s;
+	pol_snapshot_unref(st->snap);
+	st->snap = s;
 	log_notice(d->log, "reload (%s): policy generation %llu, %zu rules",
-	    why, (unsigned long long)d->generation, pol_snapshot_rule_count(s));
+	    why, (unsigned long long)st->generation, pol_snapshot_rule_count(s));
 }
 
 static void
@@ -163,31 +462,69 @@ on_reopen(evutil_socket_t sig, short what, void *arg)
 static int
 run(struct daemon *d)
 {
-	struct event *sigs[4];
+	struct event *sigs[4] = { NULL, NULL, NULL, NULL };
+	struct identity id;
 	char err[512];
 	int rc = 1;
 
+	d->st.cfg = d->cfg;
+	d->st.log = d->log;
+	d->st.start_us = log_now_us();
+	if (identity_resolve(d->cfg, 1, &id, err, sizeof(err)) != 0 ||
+	    set_nofile(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "egressd: %s\n", err);
+		free(id.name);
+		return 1;
+	}
 	d->nworkers = (size_t)d->cfg->workers;
 	d->workers = calloc(d->nworkers, sizeof(*d->workers));
 	d->base = event_base_new();
 	if (d->workers == NULL || d->base == NULL) {
 		fprintf(stderr, "egressd: out of memory\n");
+		free(d->workers);
+		if (d->base != NULL)
+			event_base_free(d->base);
+		free(id.name);
 		return 1;
 	}
+	d->st.workers = d->workers;
+	d->exit_ev = event_new(d->base, -1, 0, on_worker_exit, d);
+	d->delay_ev = evtimer_new(d->base, on_delay_over, d);
+	if (d->exit_ev == NULL || d->delay_ev == NULL) {
+		fprintf(stderr, "egressd: out of memory\n");
+		goto out;
+	}
 	for (size_t i = 0; i < d->nworkers; i++) {
-		d->workers[i] = gw_worker_new((unsigned)i, d->cfg, d->log, d->snap,
-		    err, sizeof(err));
+		d->workers[i] = gw_worker_new((unsigned)i, d->cfg, d->log,
+		    d->st.snap, err, sizeof(err));
 		if (d->workers[i] == NULL) {
 			fprintf(stderr, "egressd: %s\n", err);
 			goto out;
 		}
+		d->st.nworkers = i + 1;
+	}
+	d->admin = gw_admin_new(d->base, &d->st, err, sizeof(err));
+	if (d->admin == NULL) {
+		fprintf(stderr, "egressd: %s\n", err);
+		goto out;
+	}
+	/* Everything that needs root is bound or open: the listeners, the
+	 * admin sockets, the log. No connection has been accepted yet. */
+	if (identity_switch(&id, err, sizeof(err)) != 0) {
+		fprintf(stderr, "egressd: %s\n", err);
+		goto out;
 	}
 	sigs[0] = evsignal_new(d->base, SIGTERM, on_drain, d);
 	sigs[1] = evsignal_new(d->base, SIGINT, on_drain, d);
 	sigs[2] = evsignal_new(d->base, SIGHUP, on_reload, d);
 	sigs[3] = evsignal_new(d->base, SIGUSR1, on_reopen, d);
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 4; i++) {
+		if (sigs[i] == NULL) {
+			fprintf(stderr, "egressd: out of memory\n");
+			goto out_sigs;
+		}
 		evsignal_add(sigs[i], NULL);
+	}
 	if (d->cfg->policy_watch) {
 		d->watch = gw_watch_new(d->base, d->cfg->policy_paths,
 		    d->cfg->npolicy, on_files_changed, d, err, sizeof(err));
@@ -196,7 +533,7 @@ run(struct daemon *d)
 			    "reload with SIGHUP", err);
 	}
 	for (size_t i = 0; i < d->nworkers; i++) {
-		if (gw_worker_start(d->workers[i]) != 0) {
+		if (gw_worker_start(d->workers[i], d->exit_ev) != 0) {
 			fprintf(stderr, "egressd: cannot start worker %zu\n", i);
 			for (size_t j = 0; j < i; j++)
 				gw_worker_drain(d->workers[j]);
@@ -208,23 +545,36 @@ run(struct daemon *d)
 		    d->cfg->listeners[i].address_text,
 		    gw_proto_str(d->cfg->listeners[i].proto),
 		    d->cfg->listeners[i].name);
+	d->st.ready = 1;
 	log_notice(d->log, "egressd %s started: %zu worker(s), policy generation "
-	    "%llu with %zu rules", PACKAGE_VERSION, d->nworkers,
-	    (unsigned long long)d->generation, pol_snapshot_rule_count(d->snap));
+	    "%llu with %zu rules, running as uid %u gid %u, open-file limit %llu",
+	    PACKAGE_VERSION, d->nworkers, (unsigned long long)d->st.generation,
+	    pol_snapshot_rule_count(d->st.snap), (unsigned)geteuid(),
+	    (unsigned)getegid(), (unsigned long long)d->st.nofile_limit);
 	event_base_dispatch(d->base);
 	rc = 0;
 out_sigs:
 	gw_watch_free(d->watch);
 	d->watch = NULL;
 	for (size_t i = 0; i < 4; i++)
-		event_free(sigs[i]);
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
 out:
+	/* The workers' loops have ended (or never began); the admin server
+	 * goes first, as it reads their counters. */
+	gw_admin_free(d->admin);
+	d->admin = NULL;
 	for (size_t i = 0; i < d->nworkers; i++)
 		gw_worker_join_free(d->workers[i]);
 	if (rc == 0)
 		log_notice(d->log, "egressd stopped");
+	if (d->exit_ev != NULL)
+		event_free(d->exit_ev);
+	if (d->delay_ev != NULL)
+		event_free(d->delay_ev);
 	free(d->workers);
 	event_base_free(d->base);
+	free(id.name);
 	return rc;
 }
 
@@ -270,20 +620,31 @@ main(int argc, char **argv)
 	d.cfg = gw_config_load(d.config_path, report, &d);
 	if (d.cfg == NULL)
 		return EXIT_CONFIG;
-	d.snap = load_policy(&d, d.cfg);
-	if (d.snap == NULL) {
+	d.st.snap = load_policy(&d, d.cfg);
+	if (d.st.snap == NULL) {
 		gw_config_free(d.cfg);
 		return EXIT_CONFIG;
 	}
 	if (test) {
+		struct identity id;
+
+		/* user:/group: must name someone; whether the switch can be
+		 * made depends on who starts the daemon, not on the file. */
+		rc = identity_resolve(d.cfg, 0, &id, err, sizeof(err));
+		free(id.name);
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s\n", d.config_path, err);
+			pol_snapshot_unref(d.st.snap);
+			gw_config_free(d.cfg);
+			return EXIT_CONFIG;
+		}
 		printf("configuration OK\n");
-		pol_snapshot_unref(d.snap);
+		pol_snapshot_unref(d.st.snap);
 		gw_config_free(d.cfg);
 		return 0;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
 	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "egressd: libevent has no thread support\n");
 		return 1;
@@ -291,12 +652,12 @@ main(int argc, char **argv)
 	d.log = log_sink_open(d.cfg->log_path, err, sizeof(err));
 	if (d.log == NULL) {
 		fprintf(stderr, "egressd: log: %s\n", err);
-		pol_snapshot_unref(d.snap);
+		pol_snapshot_unref(d.st.snap);
 		gw_config_free(d.cfg);
 		return 1;
 	}
 	rc = run(&d);
-	pol_snapshot_unref(d.snap);
+	pol_snapshot_unref(d.st.snap);
 	log_sink_close(d.log);
 	gw_config_free(d.cfg);
 	libevent_global_shutdown();

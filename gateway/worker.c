@@ -3,7 +3,9 @@
  * listening sockets each (SO_REUSEPORT spreads connections across them).
  * The main thread talks to a worker only through gw_worker_drain() and
  * gw_worker_set_policy(), which hand over a request under a lock and wake
- * the worker's loop.
+ * the worker's loop. The other way, a worker publishes its counters in
+ * w->metrics (atomics, see metrics.h) and, when its loop ends, sets
+ * w->done and wakes the main thread's exit event.
  */
 #include "gateway/gateway.h"
 
@@ -25,6 +27,8 @@
 
 /* After the process runs out of descriptors, accept rests this long. */
 #define ACCEPT_REST_MS 250
+/* How often DNS counters are copied where the scraper can see them. */
+#define PUBLISH_MS 1000
 
 static int
 listen_socket(const struct gw_listener_conf *lc, char *err, size_t errlen)
@@ -40,6 +44,15 @@ listen_socket(const struct gw_listener_conf *lc, char *err, size_t errlen)
 	if (lc->addr.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
 		goto fail;
+	/*
+	 * TPROXY delivers only to sockets marked transparent, which takes
+	 * CAP_NET_ADMIN. REDIRECT needs neither, so without the capability
+	 * the listener still serves REDIRECT (docs/steering.md).
+	 */
+	if (lc->proto == GW_PROTO_TRANSPARENT)
+		(void)(lc->addr.ss_family == AF_INET6 ?
+		    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) :
+		    setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)));
 	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0)
 		goto fail;
 	if (listen(fd, 1024) != 0)
@@ -67,8 +80,10 @@ worker_set_accepting(struct gw_worker *w, int on)
 		else
 			evconnlistener_disable(w->listeners[i].lev);
 	}
-	if (!on)
+	if (!on) {
 		w->counters.accept_pauses++;
+		gw_metrics_accept_pause(w);
+	}
 }
 
 static void
@@ -78,7 +93,9 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 	struct gw_listener *l = arg;
 	struct gw_worker *w = l->w;
 
+	gw_metrics_accepted(w, l);
 	gw_conn_accept(l, fd, sa, salen);
+	gw_metrics_active(w, w->nconns);
 	if (w->nconns >= w->max_conns)
 		worker_set_accepting(w, 0);
 }
@@ -117,6 +134,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	r.proto = "tls";        /* tls and transparent listeners relay TLS */
 	r.detail = strerror(err);
 	log_write(w->log, &r);
+	gw_metrics_conn(w, &r, 0, 0);
 	worker_set_accepting(w, 0);
 	evtimer_add(w->resume_ev, &tv);
 }
@@ -131,6 +149,12 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&w->zombies, c, entry);
 		free(c);
 	}
+}
+
+static void
+publish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gw_metrics_publish_dns(arg);
 }
 
 static void
@@ -193,6 +217,7 @@ void
 gw_worker_conn_gone(struct gw_worker *w)
 {
 	w->nconns--;
+	gw_metrics_active(w, w->nconns);
 	if (w->draining) {
 		if (w->nconns == 0)
 			event_base_loopbreak(w->base);
@@ -233,7 +258,9 @@ gw_worker_new(unsigned id, const struct gw_config *cfg, struct log_sink *log,
 	w->reap_ev = event_new(w->base, -1, 0, reap_cb, w);
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
 	w->resume_ev = evtimer_new(w->base, resume_cb, w);
-	if (!w->ctl_ev || !w->reap_ev || !w->drain_ev || !w->resume_ev) {
+	w->publish_ev = event_new(w->base, -1, EV_PERSIST, publish_cb, w);
+	if (!w->ctl_ev || !w->reap_ev || !w->drain_ev || !w->resume_ev ||
+	    !w->publish_ev) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -282,18 +309,33 @@ static void *
 worker_main(void *arg)
 {
 	struct gw_worker *w = arg;
+	struct timeval tv = { PUBLISH_MS / 1000, (PUBLISH_MS % 1000) * 1000 };
 
+	event_add(w->publish_ev, &tv);
 	event_base_dispatch(w->base);
+	gw_metrics_publish_dns(w);
+	/* Tell the main thread; event_active is thread-safe (the bases were
+	 * made after evthread_use_pthreads). */
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	if (w->exit_ev != NULL)
+		event_active(w->exit_ev, EV_READ, 0);
 	return NULL;
 }
 
 int
-gw_worker_start(struct gw_worker *w)
+gw_worker_start(struct gw_worker *w, struct event *exit_ev)
 {
+	w->exit_ev = exit_ev;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
 	w->started = 1;
 	return 0;
+}
+
+int
+gw_worker_done(const struct gw_worker *w)
+{
+	return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
 }
 
 static void
@@ -355,6 +397,8 @@ gw_worker_join_free(struct gw_worker *w)
 		event_free(w->drain_ev);
 	if (w->resume_ev)
 		event_free(w->resume_ev);
+	if (w->publish_ev)
+		event_free(w->publish_ev);
 	if (w->base != NULL)
 		event_base_free(w->base);
 	if (w->ctl_snap != NULL)

@@ -5,7 +5,8 @@ logq FILE [--count | --one | --schema] [KEY=VALUE ...]
 
 Selects connection lines (event allow/deny/error/redirect) whose keys equal
 the given values. VALUE is read as JSON when it parses (443, null, true,
-["h2"]) and as a string otherwise.
+["h2"]) and as a string otherwise. KEY~TEXT selects lines whose KEY is a
+string containing TEXT.
   (default)  print the matching lines
   --count    print how many lines match
   --one      exit 0 when exactly one line matches, else print what was seen
@@ -33,10 +34,15 @@ def main(argv):
     mode = "print"
     if args and args[0] in ("--count", "--one", "--schema"):
         mode, args = args[0][2:], args[1:]
-    want = {}
+    want, contains = {}, {}
     for a in args:
-        k, _, v = a.partition("=")
-        want[k] = parse_value(v)
+        eq, tilde = a.find("="), a.find("~")
+        if tilde > 0 and (eq < 0 or tilde < eq):
+            k, _, v = a.partition("~")
+            contains[k] = v
+        else:
+            k, _, v = a.partition("=")
+            want[k] = parse_value(v)
     lines = []
     with open(path, encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):
@@ -56,7 +62,9 @@ def main(argv):
     if mode == "schema":
         return 0 if lines else 1
     hits = [raw for d, raw in lines
-            if all(k in d and d[k] == v for k, v in want.items())]
+            if all(k in d and d[k] == v for k, v in want.items()) and
+            all(isinstance(d.get(k), str) and v in d[k]
+                for k, v in contains.items())]
     if mode == "count":
         print(len(hits))
         return 0

@@ -122,7 +122,7 @@ test_errors(void)
 		const char *text, *want;
 	} cases[] = {
 		{ "listeners: [{address: \"127.0.0.1:1\", bogus: 1}]\npolicy: {files: [p]}\n",
-		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port)\n" },
+		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port, proxy_protocol)\n" },
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\npolicy: {files: [q]}\n",
 		  "t.yaml:3:1: configuration: key 'policy' given twice\n" },
 		{ "listeners: [{address: \"127.0.0.1:0\"}]\npolicy: {files: [p]}\n",
