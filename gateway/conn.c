@@ -183,7 +183,7 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 		r.detail = stale;
 	}
 	log_write(c->w->log, &r);
-	gw_metrics_conn(c->w, &r, c->hello_bytes, c->decide_us);
+	gw_metrics_conn(c->w, &r, c->hello_bytes, c->decide_us, c->dns_us);
 }
 
 /* ---- teardown --------------------------------------------------------- */
@@ -769,6 +769,9 @@ conn_dns_cb(void *arg, const struct dns_answer *ans)
 	struct gw_conn *c = arg;
 
 	c->ticket = NULL;
+	c->dns_us = mono_us_since(&c->dns_start);
+	if (c->dns_us == 0)
+		c->dns_us = 1;  /* 0 means "no lookup" to the metrics */
 	conn_on_answer(c, ans);
 }
 
@@ -836,6 +839,7 @@ conn_resolve(struct gw_conn *c)
 		conn_on_answer(c, &ans);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &c->dns_start);
 	c->ticket = dns_resolve(w->dns, target, conn_dns_cb, c);
 	if (c->ticket == NULL) {
 		conn_refuse(c, GW_EV_ERROR, "dns_failure", TLS_ALERT_INTERNAL_ERROR);

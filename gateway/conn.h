@@ -93,6 +93,8 @@ struct gw_conn {
 	unsigned dns_stale:1;           /* DNS failed; a stale answer served */
 	uint32_t hello_bytes;           /* the ClientHello as decided on */
 	uint32_t decide_us;             /* accept to policy decision */
+	uint32_t dns_us;                /* waiting for a DNS lookup */
+	struct timespec dns_start;
 	uint32_t dns_stale_age;         /* seconds past its TTL */
 	const char *deny_reason;        /* ...and this is what it would have been */
 	const char *detail;

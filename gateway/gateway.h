@@ -112,11 +112,12 @@ void gw_watch_free(struct gw_watch *w);
  * metrics.c: called once per connection line, on the worker's thread, with
  * the line as written (event and reason after report mode), the size of
  * the ClientHello decided on and the time from accept to the decision
- * (both 0 when no decision was made).
+ * (both 0 when no decision was made), and how long the connection waited
+ * for a DNS lookup (0 when none was sent: cached, STATIC, or no decision).
  */
 struct log_record;
 void gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
-    uint32_t hello_bytes, uint32_t decide_us);
+    uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us);
 
 /* Called by the connection code. */
 void gw_worker_conn_gone(struct gw_worker *w);

@@ -127,7 +127,7 @@ bucket_of(const uint64_t *le, size_t n, uint64_t v)
 
 void
 gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
-    uint32_t hello_bytes, uint32_t decide_us)
+    uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us)
 {
 	struct gw_metrics *m = &w->metrics;
 	struct gw_metrics_series *s;
@@ -148,6 +148,11 @@ gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
 			    GW_DECIDE_BUCKETS - 1, decide_us)], 1);
 			M_ADD(&m->decide_sum_us[li], decide_us);
 		}
+	}
+	if (dns_us > 0) {
+		M_ADD(&m->dns_lat[bucket_of(decide_le, GW_DECIDE_BUCKETS - 1,
+		    dns_us)], 1);
+		M_ADD(&m->dns_lat_sum_us, dns_us);
 	}
 	/* A connection has ended: its DNS work is over; publish it now so a
 	 * scrape right after sees it. */
@@ -449,6 +454,31 @@ render_decide(struct render *rd, const struct gw_status *st)
 }
 
 static void
+render_dns_latency(struct render *rd, const struct gw_status *st)
+{
+	uint64_t b[GW_DECIDE_BUCKETS] = { 0 }, sum = 0, cum = 0;
+	const char *name = "egressd_dns_lookup_duration_seconds";
+
+	head(rd, name, "histogram", "Time a connection waited for its DNS "
+	    "lookup, seconds (answers from the cache are not counted).");
+	for (size_t i = 0; i < st->nworkers; i++) {
+		const struct gw_metrics *m = &st->workers[i]->metrics;
+
+		for (size_t k = 0; k < GW_DECIDE_BUCKETS; k++)
+			b[k] += M_GET(&m->dns_lat[k]);
+		sum += M_GET(&m->dns_lat_sum_us);
+	}
+	for (size_t k = 0; k < GW_DECIDE_BUCKETS; k++) {
+		cum += b[k];
+		put(rd, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+		    decide_le_text[k], cum);
+	}
+	put(rd, "%s_sum ", name);
+	put_seconds(rd, sum);
+	put(rd, "\n%s_count %" PRIu64 "\n", name, cum);
+}
+
+static void
 render_dns(struct render *rd, const struct gw_status *st)
 {
 	static const struct {
@@ -531,6 +561,7 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 	    "ends.", offsetof(struct gw_metrics, bytes_out));
 	render_hello(&rd, st);
 	render_decide(&rd, st);
+	render_dns_latency(&rd, st);
 	simple(&rd, "egressd_accept_pauses_total", "counter", "Times a worker "
 	    "stopped accepting: at its share of max_connections or out of "
 	    "descriptors (the overloaded log line).", pauses);

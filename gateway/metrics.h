@@ -46,6 +46,9 @@ struct gw_metrics {
 	uint64_t hello_sum[GW_METRICS_MAX_LISTENERS];          /* bytes */
 	uint64_t decide[GW_METRICS_MAX_LISTENERS][GW_DECIDE_BUCKETS];
 	uint64_t decide_sum_us[GW_METRICS_MAX_LISTENERS];
+	/* DNS lookups a connection waited for (cache answers excluded). */
+	uint64_t dns_lat[GW_DECIDE_BUCKETS];
+	uint64_t dns_lat_sum_us;
 	uint64_t active;                /* the worker's open connections */
 	uint64_t accept_pauses;
 	struct dns_stats dns;           /* copied from the worker's resolver */

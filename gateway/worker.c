@@ -134,7 +134,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	r.proto = "tls";        /* tls and transparent listeners relay TLS */
 	r.detail = strerror(err);
 	log_write(w->log, &r);
-	gw_metrics_conn(w, &r, 0, 0);
+	gw_metrics_conn(w, &r, 0, 0, 0);
 	worker_set_accepting(w, 0);
 	evtimer_add(w->resume_ev, &tv);
 }

@@ -137,6 +137,10 @@ expect_metric egressd_dns_cache_hits_total 2 "DNS"
 expect_metric egressd_dns_negative_total 1 "DNS"
 expect_metric egressd_dns_failures_total 0 "DNS"
 expect_metric egressd_dns_stale_answers_total 0 "DNS"
+# Two connections waited for a lookup (one.test the first time, missing.test);
+# the cached ones did not.
+expect_metric egressd_dns_lookup_duration_seconds_count 2 "DNS latency histogram"
+expect_metric 'egressd_dns_lookup_duration_seconds_bucket{le="+Inf"}' 2 "DNS latency histogram"
 expect_metric egressd_policy_rules 3 "policy"
 expect_metric egressd_policy_generation 0 "policy"
 expect_metric 'egressd_policy_reloads_total{result="ok"}' 0 "reloads"
