@@ -100,48 +100,17 @@ reply_str(struct evhttp_request *req, int code, const char *reason,
 
 /* ---- JSON -------------------------------------------------------------- */
 
-/* Length of a well-formed UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (n > left)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 /*
- * A JSON string, or null. File names may hold any bytes: what is not
- * UTF-8 becomes U+FFFD, so the document always parses.
+ * A JSON string, or null, escaped as the log escapes: file names may hold
+ * any bytes, and a byte that is not UTF-8 becomes \u00XX, so the document
+ * always parses.
  */
 static void
 json_str(struct evbuffer *b, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t len, i, n;
+	size_t len, i, used;
+	char out[8];
 
 	if (str == NULL) {
 		evbuffer_add(b, "null", 4);
@@ -149,23 +118,8 @@ json_str(struct evbuffer *b, const char *str)
 	}
 	len = strlen(str);
 	evbuffer_add(b, "\"", 1);
-	for (i = 0; i < len; i += n) {
-		unsigned char c = s[i];
-
-		n = 1;
-		if (c == '"' || c == '\\') {
-			evbuffer_add_printf(b, "\\%c", c);
-		} else if (c >= 0x20 && c < 0x7f) {
-			evbuffer_add(b, &s[i], 1);
-		} else if (c < 0x20 || c == 0x7f) {
-			evbuffer_add_printf(b, "\\u%04x", c);
-		} else if ((n = utf8_len(s + i, len - i)) > 0) {
-			evbuffer_add(b, &s[i], n);
-		} else {
-			n = 1;
-			evbuffer_add(b, "\\ufffd", 6);
-		}
-	}
+	for (i = 0; i < len; i += used)
+		evbuffer_add(b, out, log_json_escape_char(s + i, len - i, out, &used));
 	evbuffer_add(b, "\"", 1);
 }
 

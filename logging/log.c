@@ -138,8 +138,8 @@ log_utf8_len(const unsigned char *s, size_t left)
  * The escaped form of the character at s: writes it to out (at least 6
  * bytes) and returns its length; *used is how many input bytes it took.
  */
-static size_t
-log_escape_one(const unsigned char *s, size_t left, char *out, size_t *used)
+size_t
+log_json_escape_char(const unsigned char *s, size_t left, char *out, size_t *used)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char c = s[0];
@@ -186,7 +186,7 @@ log_put_str(struct log_buf *b, const char *str, size_t len, size_t cap,
 	size_t i, used, n, total = 0, room;
 
 	for (i = 0; i < len && total <= cap; i += used)
-		total += log_escape_one(s + i, len - i, unit, &used);
+		total += log_json_escape_char(s + i, len - i, unit, &used);
 	if (total > cap)
 		cut = 1;
 	room = cut ? cap - (sizeof(LOG_TRUNC_MARK) - 1) : cap;
@@ -194,7 +194,7 @@ log_put_str(struct log_buf *b, const char *str, size_t len, size_t cap,
 	log_put(b, "\"", 1);
 	total = 0;
 	for (i = 0; i < len; i += used) {
-		n = log_escape_one(s + i, len - i, unit, &used);
+		n = log_json_escape_char(s + i, len - i, unit, &used);
 		if (total + n > room)
 			break;
 		log_put(b, unit, n);

@@ -69,4 +69,13 @@ void log_notice(struct log_sink *s, const char *fmt, ...)
 /* Microseconds since the epoch, from CLOCK_REALTIME. */
 uint64_t log_now_us(void);
 
+/*
+ * JSON string escaping as the log does it, for other JSON writers (the
+ * admin endpoints): the escaped form of the character at s goes to out (at
+ * least 6 bytes); returns its length and sets *used to the input bytes
+ * taken. Valid UTF-8 passes as is; control and stray bytes become \u00XX.
+ */
+size_t log_json_escape_char(const unsigned char *s, size_t left, char *out,
+    size_t *used);
+
 #endif
