@@ -50,62 +50,8 @@ static const char v1_sig[] = "PROXY ";
 #define R_V2_SHORT      "v2 address block too short"
 #define R_V2_TLV        "v2 TLV overruns the block"
 
-/*
- * A bounds-checked read cursor, as in sni/hello.c: every fetch either
- * succeeds and advances or fails and changes nothing.
- */
-struct cur {
-	const uint8_t *p;
-	size_t len;
-};
+#include "sni/cursor.h"
 
-static void
-cur_init(struct cur *c, const uint8_t *p, size_t len)
-{
-	c->p = p;
-	c->len = len;
-}
-
-static int
-cur_u8(struct cur *c, uint8_t *v)
-{
-	if (c->len < 1)
-		return -1;
-	*v = c->p[0];
-	c->p += 1;
-	c->len -= 1;
-	return 0;
-}
-
-static int
-cur_u16(struct cur *c, uint16_t *v)
-{
-	if (c->len < 2)
-		return -1;
-	*v = (uint16_t)(c->p[0] << 8 | c->p[1]);
-	c->p += 2;
-	c->len -= 2;
-	return 0;
-}
-
-static int
-cur_bytes(struct cur *c, size_t n, const uint8_t **v)
-{
-	if (c->len < n)
-		return -1;
-	*v = c->p;
-	c->p += n;
-	c->len -= n;
-	return 0;
-}
-
-static int
-cur_skip(struct cur *c, size_t n)
-{
-	const uint8_t *dummy;
-
-	return cur_bytes(c, n, &dummy);
-}
 
 /*
  * Compare what has arrived of a fixed prefix: 1 when all of it is there and
