@@ -32,9 +32,25 @@
 static void ydoc_vreport(struct ydoc_ctx *cx, enum pol_severity sev,
     unsigned line, unsigned col, const char *fmt, va_list ap)
 {
-	char msg[YDOC_MSG_MAX];
+	char raw[YDOC_MSG_MAX], msg[YDOC_MSG_MAX];
+	size_t o = 0;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	/*
+	 * Messages quote config text, and a YAML scalar may hold any control
+	 * byte (a quoted "a\nb" is a newline). Whatever a caller forgot to
+	 * quote, a diagnostic stays one line: editors, the log and egressctl
+	 * all read it as one.
+	 */
+	for (const char *p = raw; *p != '\0' && o + 5 < sizeof(msg); p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", c);
+		else
+			msg[o++] = (char)c;
+	}
+	msg[o] = '\0';
 	if (sev == POL_ERROR)
 		cx->errors++;
 	if (cx->report != NULL)

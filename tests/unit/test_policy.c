@@ -1182,6 +1182,19 @@ static void test_matches(void)
 	tap_is_str(pol_resolution_str(POL_RES_STATIC), "static", "resolution names");
 }
 
+/* A diagnostic is one line whatever control bytes the YAML quoted (a fuzzer
+ * found a Sidecar host with a newline reaching a message unquoted). */
+static void test_one_line_messages(void)
+{
+	struct diags d;
+
+	(void)load_str("apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+	    "metadata: {name: s}\nspec: {egress: [{hosts: [\"~ns\\n/*\"]}]}\n", &d);
+	tap_is_str(d.text, "t.yaml:4:26: invalid namespace '~ns\\x0a' in host "
+	    "'~ns\\x0a/*' (expected *, ., ~ or a namespace name)",
+	    "a newline in config text is escaped in the message");
+}
+
 /* Names no parser would pass still get a sound answer, never a crash. */
 static void test_odd_names(void)
 {
@@ -1275,6 +1288,7 @@ int main(void)
 	test_modes();
 	test_matches();
 	test_odd_names();
+	test_one_line_messages();
 	test_load_opts();
 	return tap_done();
 }
