@@ -31,7 +31,7 @@
 #include "proxy/proxy.h"
 #include "logging/log.h"
 
-#define PEEK_INITIAL    2048
+#define PEEK_INITIAL    1024    /* most ClientHellos fit; larger ones grow it */
 /* Relay backpressure (as libevent's le-proxy): stop reading one side while
  * the other's output holds this much, resume when it falls to half. */
 #define RELAY_HIGH_WATER (256 * 1024)
@@ -478,6 +478,11 @@ conn_relay(struct gw_conn *c)
 	free(c->peek);
 	c->peek = NULL;
 	c->peek_cap = 0;
+	/* Connected: the other candidate addresses are not needed any more,
+	 * and an idle relayed connection should cost as little as it can. */
+	free(c->addrs);
+	c->addrs = NULL;
+	c->naddrs = c->next_addr = 0;
 	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
 	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
