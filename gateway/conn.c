@@ -186,6 +186,24 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 	gw_metrics_conn(c->w, &r, c->hello_bytes, c->decide_us, c->dns_us);
 }
 
+/* The connection's one line, and its count; later calls do nothing. */
+static void
+conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason)
+{
+	struct gw_worker *w = c->w;
+
+	if (c->logged)
+		return;
+	c->logged = 1;
+	conn_log(c, ev, reason);
+	if (ev == GW_EV_ALLOW)
+		w->counters.allowed++;
+	else if (ev == GW_EV_DENY)
+		w->counters.denied++;
+	else
+		w->counters.errors++;
+}
+
 /* ---- teardown --------------------------------------------------------- */
 
 static void
@@ -280,16 +298,7 @@ gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
 			conn_destroy(c);
 		return;
 	}
-	if (!c->logged) {
-		c->logged = 1;
-		conn_log(c, ev, reason);
-		if (ev == GW_EV_ALLOW)
-			w->counters.allowed++;
-		else if (ev == GW_EV_DENY)
-			w->counters.denied++;
-		else
-			w->counters.errors++;
-	}
+	conn_log_once(c, ev, reason);
 	/* A client we answered before relaying gets time to read the answer. */
 	linger = c->cbev == NULL && c->bytes_out > 0 && !w->draining;
 	conn_set_state(c, GW_CONN_CLOSING);
@@ -322,22 +331,33 @@ conn_send(struct gw_conn *c, const void *buf, size_t len)
 		c->bytes_out += (uint64_t)n;
 }
 
-/* A fatal TLS alert record: what a TLS client can print as a reason. */
+/*
+ * Answer the client (a TLS alert, an HTTP 400) and close. The line is
+ * written before the answer is sent: a client that was told "denied" has
+ * its line even if the daemon dies right after, or the log blocks. The line
+ * counts the answer in bytes_out as sent.
+ */
 static void
-conn_send_alert(struct gw_conn *c, int alert)
+conn_answer_and_close(struct gw_conn *c, enum gw_event ev, const char *reason,
+    const void *answer, size_t len)
 {
-	uint8_t rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
-
-	rec[6] = (uint8_t)alert;
-	conn_send(c, rec, sizeof(rec));
+	if (answer != NULL && len > 0 && c->cbev == NULL && !c->logged) {
+		c->bytes_out += len;
+		conn_log_once(c, ev, reason);
+		c->bytes_out -= len;
+		conn_send(c, answer, len);
+	}
+	gw_conn_close(c, ev, reason);
 }
 
 static void
 conn_refuse(struct gw_conn *c, enum gw_event ev, const char *reason, int alert)
 {
-	if (alert != NO_ALERT && c->cbev == NULL)
-		conn_send_alert(c, alert);
-	gw_conn_close(c, ev, reason);
+	/* A fatal TLS alert record: what a TLS client can print as a reason. */
+	uint8_t rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+
+	rec[6] = (uint8_t)alert;
+	conn_answer_and_close(c, ev, reason, rec, alert != NO_ALERT ? sizeof(rec) : 0);
 }
 
 /*
@@ -356,8 +376,11 @@ conn_refuse_not_tls(struct gw_conn *c)
 		mlen = snprintf(msg, sizeof(msg), "HTTP/1.1 400 Bad Request\r\n"
 		    "Content-Type: text/plain\r\nConnection: close\r\n"
 		    "Content-Length: %d\r\n\r\n%s", blen, body);
-		if (mlen > 0 && (size_t)mlen < sizeof(msg))
-			conn_send(c, msg, (size_t)mlen);
+		if (mlen > 0 && (size_t)mlen < sizeof(msg)) {
+			conn_answer_and_close(c, GW_EV_DENY, "not_tls", msg,
+			    (size_t)mlen);
+			return;
+		}
 	}
 	gw_conn_close(c, GW_EV_DENY, "not_tls");
 }
@@ -1053,6 +1076,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	case GW_CONN_ACCEPTED:
 	case GW_CONN_PEEKING:
 	case GW_CONN_DECIDED:
+		/* libevent arms timers from its cached loop time, which can lag
+		 * when a loop iteration ran long: never cut a client early. */
+		quiet = mono_ms_since(&c->start_mono);
+		if (quiet < c->w->cfg->timeouts.hello_ms) {
+			timer_arm(c, c->w->cfg->timeouts.hello_ms - quiet);
+			break;
+		}
 		/* A client that says nothing is not told anything either. */
 		gw_conn_close(c, GW_EV_DENY, "hello_timeout");
 		break;
