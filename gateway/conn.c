@@ -577,6 +577,7 @@ conn_connect_next(struct gw_conn *c)
 		}
 		event_add(c->uev, NULL);
 		conn_set_state(c, GW_CONN_CONNECTING);
+		clock_gettime(CLOCK_MONOTONIC, &c->attempt_start);
 		timer_arm(c, w->cfg->timeouts.connect_ms);
 		return;
 	}
@@ -1090,6 +1091,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_refuse(c, GW_EV_ERROR, "dns_timeout", TLS_ALERT_INTERNAL_ERROR);
 		break;
 	case GW_CONN_CONNECTING:
+		/* As for the hello: the timer may run ahead of the clock. */
+		quiet = mono_ms_since(&c->attempt_start);
+		if (quiet < c->w->cfg->timeouts.connect_ms) {
+			timer_arm(c, c->w->cfg->timeouts.connect_ms - quiet);
+			break;
+		}
 		c->last_connect_timeout = 1;
 		c->detail = "connect timed out";
 		event_free(c->uev);

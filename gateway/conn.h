@@ -87,6 +87,7 @@ struct gw_conn {
 	uint64_t bytes_in, bytes_out;
 	uint64_t start_us;              /* wall clock, for the log */
 	struct timespec start_mono, last_active;
+	struct timespec attempt_start;  /* the current upstream connect */
 	unsigned c_eof:1, u_eof:1, c_shut:1, u_shut:1, logged:1, freeing:1;
 	unsigned would_deny:1;          /* report mode let a denial through */
 	unsigned proxied:1;             /* the PROXY header has been read */
