@@ -155,6 +155,25 @@ static int is_empty_list(const yaml_node_t *n)
 	    n->data.sequence.items.top == n->data.sequence.items.start;
 }
 
+/*
+ * A required, non-empty list under key: NULL after reporting missing (at
+ * the parent, or at the empty list) or the type error. is_empty_list() is
+ * true only for sequences, so "key: x" reaches the type check.
+ */
+static yaml_node_t *required_list(struct ydoc_ctx *cx, yaml_document_t *doc,
+    yaml_node_t *parent, const char *key, const char *what, const char *missing)
+{
+	yaml_node_t *n = get(cx, doc, parent, key);
+
+	if (n == NULL || is_empty_list(n)) {
+		ydoc_error(cx, n != NULL ? n : parent, "%s", missing);
+		return NULL;
+	}
+	if (ydoc_is_sequence(cx, n, what) < 0)
+		return NULL;
+	return n;
+}
+
 /* A list, possibly absent; -1 when present and not a list. */
 static int opt_list(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 {
@@ -733,13 +752,9 @@ static void read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
 	int any = 1, fail, skip;
 
 	rule_init(cx, &r, m, "ServiceEntry");
-	hosts = get(cx, doc, spec, "hosts");
-	if (hosts == NULL || (hosts->type == YAML_SEQUENCE_NODE && is_empty_list(hosts))) {
-		ydoc_error(cx, hosts != NULL ? hosts : spec,
-		    "a ServiceEntry must have at least one host in spec.hosts");
-		return;
-	}
-	if (ydoc_is_sequence(cx, hosts, "spec.hosts") < 0)
+	hosts = required_list(cx, doc, spec, "hosts", "spec.hosts",
+	    "a ServiceEntry must have at least one host in spec.hosts");
+	if (hosts == NULL)
 		return;
 	(void)read_se_ports(cx, doc, get(cx, doc, spec, "ports"), &r, sp);
 	(void)read_resolution(cx, get(cx, doc, spec, "resolution"), &res);
@@ -958,14 +973,9 @@ static void read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
 
 		if (ydoc_is_mapping(cx, l, "an egress listener") < 0)
 			continue;
-		hosts = get(cx, doc, l, "hosts");
-		if (hosts == NULL || (hosts->type == YAML_SEQUENCE_NODE &&
-		    is_empty_list(hosts))) {
-			ydoc_error(cx, hosts != NULL ? hosts : l, "an egress listener "
-			    "must have at least one host in hosts");
-			continue;
-		}
-		if (ydoc_is_sequence(cx, hosts, "hosts") < 0)
+		hosts = required_list(cx, doc, l, "hosts", "hosts", "an egress "
+		    "listener must have at least one host in hosts");
+		if (hosts == NULL)
 			continue;
 		YDOC_FOREACH_ITEM(doc, hosts, jt) {
 			yaml_node_t *h = YDOC_NODE(doc, *jt);
@@ -1121,14 +1131,9 @@ static void read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 
 		if (ydoc_is_mapping(cx, route, "a tls route") < 0)
 			continue;
-		match = get(cx, doc, route, "match");
-		if (match == NULL || (match->type == YAML_SEQUENCE_NODE &&
-		    is_empty_list(match))) {
-			ydoc_error(cx, match != NULL ? match : route, "a TLS route "
-			    "must have at least one match condition");
-			continue;
-		}
-		if (ydoc_is_sequence(cx, match, "match") < 0)
+		match = required_list(cx, doc, route, "match", "match", "a TLS "
+		    "route must have at least one match condition");
+		if (match == NULL)
 			continue;
 		YDOC_FOREACH_ITEM(doc, match, jt) {
 			yaml_node_t *mt = YDOC_NODE(doc, *jt), *sni, *port, *mgw;
@@ -1149,14 +1154,9 @@ static void read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 					continue;
 				r.nports = 1;
 			}
-			sni = get(cx, doc, mt, "sniHosts");
-			if (sni == NULL || (sni->type == YAML_SEQUENCE_NODE &&
-			    is_empty_list(sni))) {
-				ydoc_error(cx, sni != NULL ? sni : mt, "a TLS match must "
-				    "have at least one SNI host in sniHosts");
-				continue;
-			}
-			if (ydoc_is_sequence(cx, sni, "sniHosts") < 0)
+			sni = required_list(cx, doc, mt, "sniHosts", "sniHosts", "a "
+			    "TLS match must have at least one SNI host in sniHosts");
+			if (sni == NULL)
 				continue;
 			YDOC_FOREACH_ITEM(doc, sni, kt) {
 				yaml_node_t *h = YDOC_NODE(doc, *kt);
