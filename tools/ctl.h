@@ -52,5 +52,6 @@ void ctl_json_str(FILE *f, const char *s);
 
 int ctl_check_main(int argc, char **argv);
 int ctl_explain_main(int argc, char **argv);
+int ctl_denials_main(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
  *   egressctl check -c CONFIG        rule was read, warn about dead and
  *                                    too-wide rules
  *   egressctl explain -c CONFIG NAME which rule decides NAME, and why
+ *   egressctl denials LOG...         what was denied, grouped; suggestions
  *
  * Exit statuses: 0 valid/allowed, 1 errors/denied, 2 usage or nothing
  * usable. Diagnostics go to stderr in the daemon's own format so editors
@@ -28,6 +29,8 @@ usage(FILE *f)
 	    "       egressctl explain -c CONFIG [--port N] [--src IP]\n"
 	    "                         [--proto tls|http|connect] [--format text|json]\n"
 	    "                         NAME[:PORT]\n"
+	    "       egressctl denials [--since DURATION] [--format text|json]\n"
+	    "                         [--suggest native|serviceentry] LOG...\n"
 	    "       egressctl --version | --help\n"
 	    "\n"
 	    "  check    validate policy files (or the daemon configuration and every\n"
@@ -38,6 +41,9 @@ usage(FILE *f)
 	    "           say which rule decided and why the other matching rules did\n"
 	    "           not; exit 0 allowed, 1 denied (report mode too), 2 when the\n"
 	    "           configuration or the name cannot be used\n"
+	    "  denials  group the deny lines of egressd logs per name and port, or\n"
+	    "           suggest an allow-list that would admit them; exit 0 none,\n"
+	    "           1 denials found, 2 usage or an unreadable log\n"
 	    "\n"
 	    "Run 'egressctl check --help' or 'egressctl explain --help' for the\n"
 	    "options of each; docs/egressctl.md has examples.\n");
@@ -182,6 +188,8 @@ main(int argc, char **argv)
 		return ctl_check_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "explain") == 0)
 		return ctl_explain_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "denials") == 0)
+		return ctl_denials_main(argc - 1, argv + 1);
 	fprintf(stderr, "egressctl: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CTL_EXIT_USAGE;

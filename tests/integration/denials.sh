@@ -1,0 +1,221 @@
+#!/bin/sh
+# egressctl denials on a real log: egressd denies several names (three
+# subdomains of one parent, a private address, a client that does not speak
+# TLS) and, in report mode, lets one through as would_deny; egressctl
+# groups the deny lines (text, json, --since, gzip, stdin, garbage) and
+# suggests allow-lists that egressctl check and explain accept.
+. "$(dirname "$0")/lib.sh"
+need dnsmasq openssl curl python3 gzip
+: "${EGRESSCTL:=$top_builddir/egressctl}"
+[ -x "$EGRESSCTL" ] || bail "no egressctl binary at $EGRESSCTL"
+
+make_pki c.svc.test
+DNS_PORT=$(free_port)
+UP=$(free_port)
+GW=$(free_port)
+start_dns "$DNS_PORT" meta.test=169.254.169.254 c.svc.test=127.0.0.3 d.svc.test=127.0.0.3
+start_tls_www "127.0.0.3:$UP" c.svc.test
+
+LOG="$T/egressd.log"
+cat > "$T/policy.yaml" <<EOF
+allow:
+  - hosts: [meta.test]
+    ports: [$UP]
+EOF
+cat > "$T/egressd.yaml" <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}
+workers: 1
+mode: enforce
+dns:
+  servers: ["127.0.0.1:$DNS_PORT"]
+  allow_ranges: ["127.0.0.3/32"]
+policy: {files: [policy.yaml]}
+log: {path: egressd.log}
+EOF
+start_egressd "$T/egressd.yaml"
+CURL="curl -sS --max-time 10 -k"
+get() {
+	# get NAME [CURL OPTIONS]: one TLS request for NAME through the gateway.
+	n=$1
+	shift
+	$CURL "$@" --connect-to "$n:$UP:127.0.0.1:$GW" "https://$n:$UP/" >/dev/null 2>&1
+}
+get a.svc.test
+get a.svc.test
+get b.svc.test --interface 127.0.0.9
+get other.test
+get meta.test
+curl -sS --max-time 10 "http://127.0.0.1:$GW/" >/dev/null 2>&1
+wait_log "$LOG" 1 event=deny reason=not_tls name=null || bail "no not_tls line"
+wait_log "$LOG" 1 event=deny reason=private_address name=meta.test || bail "no private_address line"
+wait_log "$LOG" 4 event=deny reason=not_allowed || bail "no not_allowed lines"
+
+# Report mode: c.svc.test is let through and logged as would_deny.
+sed -i 's/^mode: enforce$/mode: report/' "$T/egressd.yaml"
+kill -TERM "$EGRESSD_PID"
+wait "$EGRESSD_PID"
+start_egressd "$T/egressd.yaml"
+get c.svc.test
+wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=true name=c.svc.test \
+    || bail "no would_deny line"
+kill -TERM "$EGRESSD_PID"
+wait "$EGRESSD_PID"
+
+cd "$T" || bail "no temp dir"
+NOTICES=$(grep -c '"event":"notice"' "$LOG")
+
+run() {
+	"$EGRESSCTL" "$@" >run.out 2>run.err
+	RC=$?
+	OUT=$(cat run.out)
+	ERR=$(cat run.err)
+}
+show() {
+	diag "exit $RC; stdout:"
+	diag "$OUT"
+	diag "stderr: $ERR"
+}
+
+# ---------------------------------------------------------------- text
+run denials "$LOG"
+[ "$RC" -eq 1 ]
+ok $? "denials found: exit 1" || show
+printf '%s\n' "$OUT" | grep -qxF "7 denied connections, 5 names, 2 sources; 1 would_deny (report mode)"
+ok $? "summary: 7 denied, 5 names, 2 sources, 1 would_deny" || show
+printf '%s\n' "$OUT" | head -1 | grep -qxF "a.svc.test:$UP  2 denied"
+ok $? "the largest group first" || show
+printf '%s\n' "$OUT" | grep -qxF "c.svc.test:$UP  1 denied (1 would_deny)"
+ok $? "the report-mode line is counted as would_deny" || show
+printf '%s\n' "$OUT" | grep -qxF "  reasons: private_address 1"
+ok $? "private_address reason" || show
+printf '%s\n' "$OUT" | grep -qxF "  sources: 127.0.0.9"
+ok $? "source without its port" || show
+printf '%s\n' "$ERR" | grep -qxF "egressctl denials: skipped $NOTICES lines that are not egressd connection lines ($NOTICES notices, 0 not JSON)"
+ok $? "notice lines are skipped and counted" || show
+
+# ---------------------------------------------------------------- json
+run denials --format json "$LOG"
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+g = {(x["name"], x["port"]): x for x in d["groups"]}
+up = int(sys.argv[1])
+assert d["denied"] == 7 and d["names"] == 5 and d["sources"] == 2, d
+assert d["would_deny"] == 1, d
+assert g[("a.svc.test", up)]["count"] == 2
+assert g[("a.svc.test", up)]["reasons"] == {"not_allowed": 2}
+assert g[("b.svc.test", up)]["sources"] == ["127.0.0.9"]
+assert g[("c.svc.test", up)]["would_deny"] == 1
+assert g[("meta.test", up)]["reasons"] == {"private_address": 1}
+assert [x for x in d["groups"] if x["name"] is None][0]["reasons"] == {"not_tls": 1}
+assert d["groups"][0]["name"] == "a.svc.test"
+' "$UP"
+ok $? "json: the same counts, per group" || show
+[ "$RC" -eq 1 ]
+ok $? "json: exit 1"
+
+# ---------------------------------------------------------------- since, gzip, stdin, garbage
+OLD='{"ts":"2000-01-01T00:00:00.000Z","event":"deny","reason":"not_allowed","would_deny":false,"listener":"tls","src":"10.9.9.9:1","orig_dst":null,"name":"old.test","port":443,"proto":"tls","alpn":null,"rule":null,"rule_name":null,"upstream":null,"bytes_in":1,"bytes_out":7,"duration_ms":1,"conn":"w0-1","detail":null}'
+{ echo "$OLD"; cat "$LOG"; } > old.log
+run denials old.log
+printf '%s\n' "$OUT" | grep -qxF "8 denied connections, 6 names, 3 sources; 1 would_deny (report mode)"
+ok $? "an old line counts without --since" || show
+run denials --since 1h old.log
+printf '%s\n' "$OUT" | grep -qxF "7 denied connections, 5 names, 2 sources; 1 would_deny (report mode)"
+ok $? "--since 1h: relative to the newest line, the old one is left out" || show
+run denials --since 1x old.log
+[ "$RC" -eq 2 ]
+ok $? "a bad --since is a usage error (2)"
+
+gzip -c "$LOG" > egressd.log.gz
+run denials egressd.log.gz
+printf '%s\n' "$OUT" | grep -qxF "7 denied connections, 5 names, 2 sources; 1 would_deny (report mode)" && [ "$RC" -eq 1 ]
+ok $? "a gzip log is read through gzip -dc" || show
+printf 'not gzip at all' | gzip -c | head -c 12 > broken.gz
+run denials broken.gz
+[ "$RC" -eq 2 ]
+ok $? "a truncated gzip file: exit 2" || show
+
+"$EGRESSCTL" denials - < "$LOG" > stdin.out 2>/dev/null
+RC=$?
+grep -qxF "7 denied connections, 5 names, 2 sources; 1 would_deny (report mode)" stdin.out && [ "$RC" -eq 1 ]
+ok $? "'-' reads stdin"
+
+{ cat "$LOG"; echo 'garbage'; echo '{"ts":"2024-01-01T00:00:00Z","event":"deny"'; echo '{"a":1}'; printf '\001\002\377\n'; } > garbage.log
+run denials garbage.log
+printf '%s\n' "$ERR" | grep -qxF "egressctl denials: skipped $((NOTICES + 4)) lines that are not egressd connection lines ($NOTICES notices, 3 not JSON)"
+ok $? "garbage lines are skipped and counted" || show
+printf '%s\n' "$OUT" | grep -qxF "7 denied connections, 5 names, 2 sources; 1 would_deny (report mode)"
+ok $? "and the real lines still counted" || show
+
+grep '"event":"allow"\|"event":"notice"' "$LOG" > nodeny.log
+echo '{"ts":"2024-01-01T00:00:00Z","event":"allow","reason":"allowed","would_deny":false,"listener":"tls","src":"1.2.3.4:5","orig_dst":null,"name":"x.test","port":443,"proto":"tls","alpn":null,"rule":null,"rule_name":null,"upstream":null,"bytes_in":1,"bytes_out":1,"duration_ms":1,"conn":"w0-1","detail":null}' >> nodeny.log
+run denials nodeny.log
+[ "$RC" -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "0 denied connections, 0 names, 0 sources; 0 would_deny (report mode)"
+ok $? "no denials: exit 0" || show
+run denials no-such-file.log
+[ "$RC" -eq 2 ]
+ok $? "an unreadable log: exit 2"
+run denials
+[ "$RC" -eq 2 ]
+ok $? "no log given: exit 2"
+run denials --format yaml "$LOG"
+[ "$RC" -eq 2 ]
+ok $? "an unknown format: exit 2"
+
+# ---------------------------------------------------------------- suggest native
+run denials --suggest native "$LOG"
+cp run.out suggested.yaml
+[ "$RC" -eq 1 ]
+ok $? "--suggest native: exit 1 (there were denials)" || show
+"$EGRESSCTL" check suggested.yaml > check.out 2>&1
+ok $? "the native suggestion passes egressctl check" || { diag "$(cat suggested.yaml check.out)"; }
+grep -qxF '  # 3 names under svc.test were denied: a.svc.test, b.svc.test, c.svc.test' suggested.yaml &&
+    grep -qF '"*.svc.test"' suggested.yaml
+ok $? "three subdomains of svc.test become *.svc.test, with a comment" || diag "$(cat suggested.yaml)"
+grep -qF '"other.test"' suggested.yaml && ! grep -qF '"*.test"' suggested.yaml
+ok $? "other.test stays exact; never a wildcard over a single label" || diag "$(cat suggested.yaml)"
+grep -qxF "# not suggested: meta.test:$UP (private_address, 1)" suggested.yaml &&
+    ! grep -q '^[^#]*meta\.test' suggested.yaml
+ok $? "the private_address denial is listed apart, not suggested" || diag "$(cat suggested.yaml)"
+grep -qxF "# not suggested: (no name):$UP (not_tls, 1)" suggested.yaml
+ok $? "the not_tls denial is listed apart" || diag "$(cat suggested.yaml)"
+grep -qxF "    ports: [$UP]" suggested.yaml
+ok $? "the denied port is explicit" || diag "$(cat suggested.yaml)"
+
+cat > native.yaml <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW"}
+policy: {files: [suggested.yaml]}
+EOF
+"$EGRESSCTL" explain -c native.yaml --port "$UP" d.svc.test > ex.out 2>&1
+ok $? "with the suggestion, another svc.test name is allowed" || diag "$(cat ex.out)"
+"$EGRESSCTL" explain -c native.yaml --port "$UP" other.test > ex.out 2>&1
+ok $? "and other.test is allowed" || diag "$(cat ex.out)"
+"$EGRESSCTL" explain -c native.yaml --port "$UP" meta.test > ex.out 2>&1
+[ $? -eq 1 ]
+ok $? "meta.test (private_address) is still denied" || diag "$(cat ex.out)"
+
+# ---------------------------------------------------------------- suggest serviceentry
+run denials --suggest serviceentry "$LOG"
+cp run.out se.yaml
+"$EGRESSCTL" check se.yaml > check.out 2>&1
+ok $? "the ServiceEntry suggestion passes egressctl check" || { diag "$(cat se.yaml check.out)"; }
+grep -q "allow \*\.svc\.test (suggested-[0-9]*, ServiceEntry):.*; ports $UP; resolution none;" check.out &&
+    grep -q "allow other\.test (suggested-[0-9]*, ServiceEntry):.*; ports $UP; resolution dns;" check.out &&
+    grep -qxF "    name: tcp-$UP" se.yaml && grep -qxF "    protocol: TCP" se.yaml &&
+    ! grep -q '^[^#]*meta\.test' se.yaml
+ok $? "ServiceEntries: NONE for the wildcard, DNS for exact names, TCP port, no meta.test" || diag "$(cat se.yaml)"
+cat > se-config.yaml <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW"}
+policy: {files: [se.yaml]}
+EOF
+"$EGRESSCTL" explain -c se-config.yaml --port "$UP" d.svc.test > ex.out 2>&1
+ok $? "with the ServiceEntries, another svc.test name is allowed" || diag "$(cat ex.out)"
+"$EGRESSCTL" explain -c se-config.yaml --port "$UP" meta.test > ex.out 2>&1
+[ $? -eq 1 ]
+ok $? "and meta.test is not" || diag "$(cat ex.out)"
+
+finish

@@ -1,0 +1,1097 @@
+/*
+ * egressctl denials: what egressd refused, grouped, from its own logs
+ * (docs/egressctl-denials.md).
+ *
+ * Reads JSON-lines logs (files, "-" for stdin, gzip files through
+ * "gzip -dc"), keeps the deny lines (report-mode "would_deny" lines are
+ * deny lines too), groups them per (name, port) and prints the groups, or
+ * an allow-list (native or Istio ServiceEntry) that would admit them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "sni/sni.h"
+#include "tools/ctl.h"
+#include "tools/jsonl.h"
+
+#define LINE_MAX_BYTES  65536
+
+enum suggest { SUGGEST_NONE, SUGGEST_NATIVE, SUGGEST_SE };
+
+/* A set of strings (open addressing; grows). */
+struct strset {
+	char **slot;
+	size_t cap, n;
+};
+
+struct reason_count {
+	char *reason;
+	size_t count;
+};
+
+struct group {
+	char *name;             /* NULL: the client sent none */
+	unsigned port;
+	size_t count, would_deny;
+	struct reason_count *reasons;
+	size_t nreasons;
+	struct strset srcs;
+	char **srclist;         /* in first-seen order */
+	size_t nsrclist;
+	int64_t first_ms, last_ms;
+	char first[40], last[40];
+};
+
+/* One deny line, kept until the newest ts is known (--since). */
+struct denial {
+	char *name, *reason, *src;
+	unsigned port;
+	int would_deny;
+	int64_t ts_ms;
+	char ts[40];
+};
+
+struct den {
+	struct denial *d;
+	size_t nd, capd;
+	size_t skipped, notices, not_json;
+	int64_t newest_ms;
+	int have_newest;
+	struct group *g;
+	size_t ng, capg;
+};
+
+static void *
+xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n == 0 ? 1 : n);
+	if (p == NULL) {
+		fprintf(stderr, "egressctl denials: out of memory\n");
+		exit(CTL_EXIT_USAGE);
+	}
+	return p;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	size_t n;
+	char *r;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s) + 1;
+	r = xrealloc(NULL, n);
+	memcpy(r, s, n);
+	return r;
+}
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* Adds s; returns 1 when it was new. */
+static int
+strset_add(struct strset *set, const char *s)
+{
+	size_t i;
+
+	if ((set->n + 1) * 2 > set->cap) {
+		struct strset big = { NULL, set->cap == 0 ? 16 : set->cap * 2, 0 };
+
+		big.slot = xrealloc(NULL, big.cap * sizeof(char *));
+		memset(big.slot, 0, big.cap * sizeof(char *));
+		for (i = 0; i < set->cap; i++)
+			if (set->slot[i] != NULL) {
+				size_t j = hash_str(set->slot[i]) & (big.cap - 1);
+
+				while (big.slot[j] != NULL)
+					j = (j + 1) & (big.cap - 1);
+				big.slot[j] = set->slot[i];
+				big.n++;
+			}
+		free(set->slot);
+		*set = big;
+	}
+	i = hash_str(s) & (set->cap - 1);
+	while (set->slot[i] != NULL) {
+		if (strcmp(set->slot[i], s) == 0)
+			return 0;
+		i = (i + 1) & (set->cap - 1);
+	}
+	set->slot[i] = xstrdup(s);
+	set->n++;
+	return 1;
+}
+
+static void
+strset_free(struct strset *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->slot[i]);
+	free(set->slot);
+	set->slot = NULL;
+	set->cap = set->n = 0;
+}
+
+static void
+denials_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: egressctl denials [--since DURATION] [--format text|json]\n"
+	    "                         [--suggest native|serviceentry]\n"
+	    "                         [--max-sources N] LOG...\n"
+	    "\n"
+	    "  LOG                     an egressd log file (JSON lines), '-' for\n"
+	    "                          stdin; gzip files are read through gzip -dc\n"
+	    "  -S, --since DURATION    only lines within DURATION (30m, 2h, 1d,\n"
+	    "                          1h30m) before the newest line of the input\n"
+	    "  -f, --format FORMAT     text (default) or json (one object)\n"
+	    "  -g, --suggest KIND      print an allow-list that would admit the\n"
+	    "                          denied names: native or serviceentry\n"
+	    "  -n, --max-sources N     sources listed per group in text (default 5)\n"
+	    "  -h, --help              print this help\n"
+	    "\n"
+	    "Exit status: 0 no denials, 1 denials found, 2 usage error or a log\n"
+	    "that cannot be read.\n");
+}
+
+/* "1h30m", "90s", "2d": milliseconds, or -1. */
+static int64_t
+parse_duration(const char *s)
+{
+	int64_t total = 0;
+	int any = 0;
+
+	while (*s != '\0') {
+		int64_t v = 0, mul;
+		int digits = 0;
+
+		while (*s >= '0' && *s <= '9') {
+			if (v > 100000000)
+				return -1;
+			v = v * 10 + (*s - '0');
+			s++;
+			digits++;
+		}
+		if (digits == 0)
+			return -1;
+		switch (*s) {
+		case 's': mul = 1000; break;
+		case 'm': mul = 60 * 1000; break;
+		case 'h': mul = 3600 * 1000; break;
+		case 'd': mul = 86400 * 1000; break;
+		default: return -1;
+		}
+		s++;
+		total += v * mul;
+		any = 1;
+	}
+	return any ? total : -1;
+}
+
+static int
+digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* "2024-05-01T12:34:56.789Z" (milliseconds and Z optional): ms since epoch. */
+static int
+parse_ts(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, se, ms = 0;
+	size_t n = strlen(s);
+
+	if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' &&
+	    s[10] != ' ') || s[13] != ':' || s[16] != ':' ||
+	    digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
+	    digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) ||
+	    digits(s + 17, 2, &se))
+		return -1;
+	s += 19;
+	if (*s == '.') {
+		int k = 0;
+
+		s++;
+		while (*s >= '0' && *s <= '9') {
+			if (k < 3)
+				ms = ms * 10 + (*s - '0');
+			k++;
+			s++;
+		}
+		if (k == 0)
+			return -1;
+		for (; k < 3; k++)
+			ms *= 10;
+	}
+	if (*s == 'Z')
+		s++;
+	if (*s != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+	    mi > 59 || se > 60)
+		return -1;
+	*out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+	    (int64_t)se * 1000 + ms;
+	return 0;
+}
+
+/* "1.2.3.4:5678" -> "1.2.3.4"; "[2001:db8::1]:5678" -> "2001:db8::1". */
+static void
+src_ip(const char *src, char *out, size_t len)
+{
+	const char *end;
+	size_t n;
+
+	if (src[0] == '[' && (end = strchr(src, ']')) != NULL) {
+		src++;
+	} else if ((end = strrchr(src, ':')) == NULL ||
+	    strchr(src, ':') != end) {
+		end = src + strlen(src);
+	}
+	n = (size_t)(end - src);
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, src, n);
+	out[n] = '\0';
+}
+
+static const char *
+str_or_null(const struct jsonl_obj *o, const char *key, int *bad)
+{
+	const struct jsonl_kv *kv = jsonl_get(o, key);
+
+	if (kv == NULL || (kv->type != JSONL_STRING && kv->type != JSONL_NULL)) {
+		*bad = 1;
+		return NULL;
+	}
+	return kv->type == JSONL_STRING ? kv->str : NULL;
+}
+
+static void
+take_line(struct den *dn, char *line, size_t len)
+{
+	struct jsonl_obj o;
+	const struct jsonl_kv *ev, *ts, *port, *wd;
+	const char *name, *reason, *src;
+	int bad = 0;
+	int64_t ms;
+	struct denial *d;
+
+	if (jsonl_parse(line, len, &o) != 0) {
+		dn->skipped++;
+		dn->not_json++;
+		return;
+	}
+	ev = jsonl_get(&o, "event");
+	ts = jsonl_get(&o, "ts");
+	if (ev == NULL || ev->type != JSONL_STRING || ts == NULL ||
+	    ts->type != JSONL_STRING || parse_ts(ts->str, &ms) != 0) {
+		dn->skipped++;
+		return;
+	}
+	/* Any egressd line with a time counts for "newest" (--since). */
+	if (strcmp(ev->str, "notice") == 0) {
+		if (!dn->have_newest || ms > dn->newest_ms)
+			dn->newest_ms = ms;
+		dn->have_newest = 1;
+		dn->skipped++;
+		dn->notices++;
+		return;
+	}
+	if (strcmp(ev->str, "allow") != 0 && strcmp(ev->str, "deny") != 0 &&
+	    strcmp(ev->str, "error") != 0 && strcmp(ev->str, "redirect") != 0) {
+		dn->skipped++;
+		return;
+	}
+	name = str_or_null(&o, "name", &bad);
+	reason = str_or_null(&o, "reason", &bad);
+	src = str_or_null(&o, "src", &bad);
+	port = jsonl_get(&o, "port");
+	wd = jsonl_get(&o, "would_deny");
+	if (bad || reason == NULL || src == NULL || port == NULL ||
+	    port->type != JSONL_NUMBER || port->num < 0 || port->num > 65535 ||
+	    (double)(unsigned)port->num != port->num ||
+	    wd == NULL || wd->type != JSONL_BOOL) {
+		dn->skipped++;
+		return;
+	}
+	if (!dn->have_newest || ms > dn->newest_ms)
+		dn->newest_ms = ms;
+	dn->have_newest = 1;
+	if (strcmp(ev->str, "deny") != 0)
+		return;
+	if (dn->nd == dn->capd) {
+		dn->capd = dn->capd == 0 ? 64 : dn->capd * 2;
+		dn->d = xrealloc(dn->d, dn->capd * sizeof(*dn->d));
+	}
+	d = &dn->d[dn->nd++];
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(name);
+	d->reason = xstrdup(reason);
+	{
+		char ip[128];
+
+		src_ip(src, ip, sizeof(ip));
+		d->src = xstrdup(ip);
+	}
+	d->port = (unsigned)port->num;
+	d->would_deny = wd->b;
+	d->ts_ms = ms;
+	snprintf(d->ts, sizeof(d->ts), "%s", ts->str);
+}
+
+/* Read one input; returns 0, or -1 (message printed) when it cannot be read. */
+static int
+read_input(struct den *dn, const char *path, char *buf)
+{
+	FILE *f;
+	int piped = 0, c;
+	size_t n = 0;
+	int overlong = 0;
+
+	if (strcmp(path, "-") == 0) {
+		f = stdin;
+	} else {
+		unsigned char magic[2];
+		size_t got;
+
+		f = fopen(path, "rb");
+		if (f == NULL) {
+			fprintf(stderr, "egressctl denials: %s: %s\n", path,
+			    strerror(errno));
+			return -1;
+		}
+		got = fread(magic, 1, 2, f);
+		if (ferror(f)) {
+			fprintf(stderr, "egressctl denials: %s: %s\n", path,
+			    strerror(errno));
+			fclose(f);
+			return -1;
+		}
+		if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+			/* gzip: through gzip -dc, the path single-quoted. */
+			char *cmd = xrealloc(NULL, strlen(path) * 4 + 32);
+			char *w = cmd;
+
+			fclose(f);
+			w += sprintf(w, "gzip -dc -- '");
+			for (const char *p = path; *p != '\0'; p++) {
+				if (*p == '\'') {
+					memcpy(w, "'\\''", 4);
+					w += 4;
+				} else {
+					*w++ = *p;
+				}
+			}
+			strcpy(w, "'");
+			fflush(stdout);
+			f = popen(cmd, "r");
+			free(cmd);
+			if (f == NULL) {
+				fprintf(stderr, "egressctl denials: %s: cannot "
+				    "run gzip -dc: %s\n", path, strerror(errno));
+				return -1;
+			}
+			piped = 1;
+		} else {
+			rewind(f);
+		}
+	}
+	while ((c = getc(f)) != EOF) {
+		if (c != '\n') {
+			if (n < LINE_MAX_BYTES)
+				buf[n++] = (char)c;
+			else
+				overlong = 1;
+			continue;
+		}
+		if (overlong)
+			dn->skipped++, dn->not_json++;
+		else if (n > 0)
+			take_line(dn, buf, n);
+		n = 0;
+		overlong = 0;
+	}
+	if (overlong)
+		dn->skipped++, dn->not_json++;
+	else if (n > 0)
+		take_line(dn, buf, n);
+	if (ferror(f)) {
+		fprintf(stderr, "egressctl denials: %s: read error: %s\n",
+		    path, strerror(errno));
+		if (piped)
+			pclose(f);
+		else if (f != stdin)
+			fclose(f);
+		return -1;
+	}
+	if (piped) {
+		int st = pclose(f);
+
+		if (st != 0) {
+			fprintf(stderr, "egressctl denials: %s: gzip -dc "
+			    "failed (not a valid gzip file?)\n", path);
+			return -1;
+		}
+	} else if (f != stdin) {
+		fclose(f);
+	}
+	return 0;
+}
+
+static int
+same_name(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+group_add(struct den *dn, const struct denial *d)
+{
+	struct group *g = NULL;
+	size_t i;
+
+	/* Linear: the number of distinct (name, port) is small in practice. */
+	for (i = 0; i < dn->ng; i++)
+		if (dn->g[i].port == d->port && same_name(dn->g[i].name, d->name)) {
+			g = &dn->g[i];
+			break;
+		}
+	if (g == NULL) {
+		if (dn->ng == dn->capg) {
+			dn->capg = dn->capg == 0 ? 32 : dn->capg * 2;
+			dn->g = xrealloc(dn->g, dn->capg * sizeof(*dn->g));
+		}
+		g = &dn->g[dn->ng++];
+		memset(g, 0, sizeof(*g));
+		g->name = xstrdup(d->name);
+		g->port = d->port;
+		g->first_ms = g->last_ms = d->ts_ms;
+		snprintf(g->first, sizeof(g->first), "%s", d->ts);
+		snprintf(g->last, sizeof(g->last), "%s", d->ts);
+	}
+	g->count++;
+	if (d->would_deny)
+		g->would_deny++;
+	if (d->ts_ms < g->first_ms) {
+		g->first_ms = d->ts_ms;
+		snprintf(g->first, sizeof(g->first), "%s", d->ts);
+	}
+	if (d->ts_ms >= g->last_ms) {
+		g->last_ms = d->ts_ms;
+		snprintf(g->last, sizeof(g->last), "%s", d->ts);
+	}
+	for (i = 0; i < g->nreasons; i++)
+		if (strcmp(g->reasons[i].reason, d->reason) == 0)
+			break;
+	if (i == g->nreasons) {
+		g->reasons = xrealloc(g->reasons, (g->nreasons + 1) *
+		    sizeof(*g->reasons));
+		g->reasons[i].reason = xstrdup(d->reason);
+		g->reasons[i].count = 0;
+		g->nreasons++;
+	}
+	g->reasons[i].count++;
+	if (strset_add(&g->srcs, d->src)) {
+		g->srclist = xrealloc(g->srclist, (g->nsrclist + 1) *
+		    sizeof(char *));
+		g->srclist[g->nsrclist++] = xstrdup(d->src);
+	}
+}
+
+static int
+reason_cmp(const void *a, const void *b)
+{
+	const struct reason_count *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->reason, y->reason);
+}
+
+static int
+group_cmp(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+	int c;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	if (x->name == NULL || y->name == NULL) {
+		if (x->name != y->name)
+			return x->name == NULL ? 1 : -1;
+	} else if ((c = strcmp(x->name, y->name)) != 0) {
+		return c;
+	}
+	return x->port < y->port ? -1 : x->port > y->port;
+}
+
+/* ------------------------------------------------------------ suggest */
+
+/* Reasons an allow rule cannot fix (never suggested). */
+static const char *const unfixable[] = {
+	"private_address", "malformed_hello", "hello_too_large", "not_tls",
+	"no_sni", "bad_proxy_header", "dst_mismatch", "hello_timeout",
+	"denied_by_rule", NULL
+};
+
+static int
+is_unfixable(const char *reason)
+{
+	for (size_t i = 0; unfixable[i] != NULL; i++)
+		if (strcmp(reason, unfixable[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+valid_host(const char *name)
+{
+	char norm[SNI_NAME_MAX + 1];
+
+	if (name == NULL || sni_name_normalize((const uint8_t *)name,
+	    strlen(name), norm) != 0 || strcmp(norm, name) != 0)
+		return 0;
+	return 1;
+}
+
+/*
+ * A parent a wildcard may cover: at least two labels, and not a
+ * two-label public-suffix look-alike such as co.uk or com.au.
+ */
+static int
+wildcard_parent_ok(const char *parent)
+{
+	static const char *const sld[] = { "co", "com", "net", "org", "gov",
+	    "edu", "ac", "or", "ne", "go", "gob", "mil", NULL };
+	const char *dot = strchr(parent, '.');
+	size_t first;
+
+	if (dot == NULL)
+		return 0;
+	if (strchr(dot + 1, '.') != NULL)
+		return 1;
+	if (strlen(dot + 1) != 2)
+		return 1;
+	first = (size_t)(dot - parent);
+	for (size_t i = 0; sld[i] != NULL; i++)
+		if (strlen(sld[i]) == first && strncmp(parent, sld[i], first) == 0)
+			return 0;
+	return 1;
+}
+
+/* One suggested rule: hosts (exact names or one wildcard) and ports. */
+struct srule {
+	char **hosts;
+	size_t nhosts;
+	unsigned *ports;
+	size_t nports;
+	int wildcard;
+	char *comment;
+};
+
+struct sname {
+	char *name;
+	unsigned *ports;
+	size_t nports;
+	int used;
+};
+
+static void
+add_port(unsigned **ports, size_t *n, unsigned p)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if ((*ports)[i] == p)
+			return;
+	*ports = xrealloc(*ports, (*n + 1) * sizeof(unsigned));
+	/* keep sorted */
+	for (i = *n; i > 0 && (*ports)[i - 1] > p; i--)
+		(*ports)[i] = (*ports)[i - 1];
+	(*ports)[i] = p;
+	(*n)++;
+}
+
+static int
+ports_equal(const unsigned *a, size_t na, const unsigned *b, size_t nb)
+{
+	return na == nb && (na == 0 || memcmp(a, b, na * sizeof(unsigned)) == 0);
+}
+
+static int
+sname_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sname *)a)->name,
+	    ((const struct sname *)b)->name);
+}
+
+static const char *
+parent_of(const char *name)
+{
+	const char *dot = strchr(name, '.');
+
+	return dot == NULL ? NULL : dot + 1;
+}
+
+static void
+print_ports(FILE *f, const unsigned *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s%u", i > 0 ? ", " : "", p[i]);
+}
+
+static void
+suggest(struct den *dn, size_t ndenied, enum suggest kind)
+{
+	struct sname *sn = NULL;
+	size_t nsn = 0, i, j;
+	struct srule *r = NULL;
+	size_t nr = 0;
+	int any_apart = 0;
+
+	/* Names that an allow rule would admit, with their denied ports. */
+	for (i = 0; i < dn->ng; i++) {
+		struct group *g = &dn->g[i];
+		int fixable = 0;
+
+		if (!valid_host(g->name))
+			continue;
+		for (j = 0; j < g->nreasons; j++)
+			if (!is_unfixable(g->reasons[j].reason))
+				fixable = 1;
+		if (!fixable)
+			continue;
+		for (j = 0; j < nsn; j++)
+			if (strcmp(sn[j].name, g->name) == 0)
+				break;
+		if (j == nsn) {
+			sn = xrealloc(sn, (nsn + 1) * sizeof(*sn));
+			memset(&sn[nsn], 0, sizeof(*sn));
+			sn[nsn].name = xstrdup(g->name);
+			nsn++;
+		}
+		add_port(&sn[j].ports, &sn[j].nports, g->port);
+	}
+	if (nsn > 1)
+		qsort(sn, nsn, sizeof(*sn), sname_cmp);
+
+	/* Wildcards: 3 or more different names directly under one parent. */
+	for (i = 0; i < nsn; i++) {
+		const char *parent = parent_of(sn[i].name);
+		size_t under = 0;
+		char *comment;
+		size_t clen;
+		struct srule *w;
+
+		if (sn[i].used || parent == NULL || !wildcard_parent_ok(parent))
+			continue;
+		for (j = i; j < nsn; j++) {
+			const char *pj = parent_of(sn[j].name);
+
+			if (!sn[j].used && pj != NULL && strcmp(pj, parent) == 0)
+				under++;
+		}
+		if (under < 3)
+			continue;
+		r = xrealloc(r, (nr + 1) * sizeof(*r));
+		w = &r[nr++];
+		memset(w, 0, sizeof(*w));
+		w->wildcard = 1;
+		w->hosts = xrealloc(NULL, sizeof(char *));
+		w->hosts[0] = xrealloc(NULL, strlen(parent) + 3);
+		sprintf(w->hosts[0], "*.%s", parent);
+		w->nhosts = 1;
+		clen = 128 + strlen(parent);
+		for (j = i; j < nsn; j++)
+			clen += strlen(sn[j].name) + 2;
+		comment = xrealloc(NULL, clen);
+		clen = (size_t)sprintf(comment, "%zu names under %s were denied: ",
+		    under, parent);
+		under = 0;
+		for (j = i; j < nsn; j++) {
+			const char *pj = parent_of(sn[j].name);
+
+			if (sn[j].used || pj == NULL || strcmp(pj, parent) != 0)
+				continue;
+			clen += (size_t)sprintf(comment + clen, "%s%s",
+			    under++ > 0 ? ", " : "", sn[j].name);
+			for (size_t k = 0; k < sn[j].nports; k++)
+				add_port(&w->ports, &w->nports, sn[j].ports[k]);
+			sn[j].used = 1;
+		}
+		w->comment = comment;
+	}
+	/* Exact names, one rule per set of ports. */
+	for (i = 0; i < nsn; i++) {
+		struct srule *e;
+
+		if (sn[i].used)
+			continue;
+		for (j = 0; j < nr; j++)
+			if (!r[j].wildcard && ports_equal(r[j].ports, r[j].nports,
+			    sn[i].ports, sn[i].nports))
+				break;
+		if (j == nr) {
+			r = xrealloc(r, (nr + 1) * sizeof(*r));
+			e = &r[nr++];
+			memset(e, 0, sizeof(*e));
+			for (size_t k = 0; k < sn[i].nports; k++)
+				add_port(&e->ports, &e->nports, sn[i].ports[k]);
+		}
+		e = &r[j];
+		e->hosts = xrealloc(e->hosts, (e->nhosts + 1) * sizeof(char *));
+		e->hosts[e->nhosts++] = xstrdup(sn[i].name);
+		sn[i].used = 1;
+	}
+
+	printf("# Suggested by 'egressctl denials --suggest %s' from %zu denied\n"
+	    "# connection(s). Review before use: each host below was refused by\n"
+	    "# policy; admitting it lets every client reach it.\n",
+	    kind == SUGGEST_NATIVE ? "native" : "serviceentry", ndenied);
+	/* What is not suggested, and why. */
+	for (i = 0; i < dn->ng; i++) {
+		struct group *g = &dn->g[i];
+
+		for (j = 0; j < g->nreasons; j++) {
+			const char *why = NULL;
+
+			if (!is_unfixable(g->reasons[j].reason) &&
+			    !valid_host(g->name))
+				why = g->name == NULL ? "no name" :
+				    "not a valid host name";
+			else if (strcmp(g->reasons[j].reason, "denied_by_rule") == 0)
+				why = "denied_by_rule: a deny rule wins over any allow";
+			else if (is_unfixable(g->reasons[j].reason))
+				why = g->reasons[j].reason;
+			if (why == NULL)
+				continue;
+			if (!any_apart)
+				printf("#\n");
+			any_apart = 1;
+			printf("# not suggested: ");
+			if (g->name == NULL)
+				printf("(no name)");
+			else
+				/* names may carry escaped raw bytes: keep them on one line */
+				for (const char *p = g->name; *p != '\0'; p++)
+					putchar((unsigned char)*p < 0x20 ? '?' : *p);
+			printf(":%u (%s, %zu)\n", g->port, why, g->reasons[j].count);
+		}
+	}
+	if (nr == 0) {
+		printf("#\n# nothing to suggest\n");
+		if (kind == SUGGEST_NATIVE)
+			printf("allow: []\n");
+	} else if (kind == SUGGEST_NATIVE) {
+		printf("allow:\n");
+		for (i = 0; i < nr; i++) {
+			if (r[i].comment != NULL)
+				printf("  # %s\n", r[i].comment);
+			printf("  - name: suggested-%zu\n    hosts: [", i + 1);
+			for (j = 0; j < r[i].nhosts; j++)
+				printf("%s\"%s\"", j > 0 ? ", " : "", r[i].hosts[j]);
+			printf("]\n    ports: [");
+			print_ports(stdout, r[i].ports, r[i].nports);
+			printf("]\n");
+		}
+	} else {
+		for (i = 0; i < nr; i++) {
+			printf("---\n");
+			if (r[i].comment != NULL)
+				printf("# %s\n", r[i].comment);
+			printf("apiVersion: networking.istio.io/v1\n"
+			    "kind: ServiceEntry\n"
+			    "metadata:\n"
+			    "  name: suggested-%zu\n"
+			    "spec:\n"
+			    "  hosts:\n", i + 1);
+			for (j = 0; j < r[i].nhosts; j++)
+				printf("  - \"%s\"\n", r[i].hosts[j]);
+			printf("  location: MESH_EXTERNAL\n  ports:\n");
+			for (j = 0; j < r[i].nports; j++) {
+				unsigned p = r[i].ports[j];
+				int tls = p == 443 || p == 8443;
+
+				printf("  - number: %u\n    name: %s-%u\n"
+				    "    protocol: %s\n", p, tls ? "tls" : "tcp",
+				    p, tls ? "TLS" : "TCP");
+			}
+			/* Istio: wildcard hosts cannot use DNS resolution. */
+			printf("  resolution: %s\n", r[i].wildcard ? "NONE" : "DNS");
+		}
+	}
+	for (i = 0; i < nsn; i++) {
+		free(sn[i].name);
+		free(sn[i].ports);
+	}
+	free(sn);
+	for (i = 0; i < nr; i++) {
+		for (j = 0; j < r[i].nhosts; j++)
+			free(r[i].hosts[j]);
+		free(r[i].hosts);
+		free(r[i].ports);
+		free(r[i].comment);
+	}
+	free(r);
+}
+
+/* ------------------------------------------------------------ output */
+
+static void
+print_text(const struct den *dn, size_t max_sources)
+{
+	for (size_t i = 0; i < dn->ng; i++) {
+		const struct group *g = &dn->g[i];
+		size_t j;
+
+		printf("%s:%u  %zu denied", g->name != NULL ? g->name :
+		    "(no name)", g->port, g->count);
+		if (g->would_deny > 0)
+			printf(" (%zu would_deny)", g->would_deny);
+		printf("\n  reasons: ");
+		for (j = 0; j < g->nreasons; j++)
+			printf("%s%s %zu", j > 0 ? ", " : "",
+			    g->reasons[j].reason, g->reasons[j].count);
+		printf("\n  sources: ");
+		for (j = 0; j < g->nsrclist && j < max_sources; j++)
+			printf("%s%s", j > 0 ? ", " : "", g->srclist[j]);
+		if (g->nsrclist > max_sources)
+			printf(" and %zu more", g->nsrclist - max_sources);
+		printf("\n  first %s, last %s\n", g->first, g->last);
+	}
+}
+
+static void
+print_json(const struct den *dn, size_t ndenied, size_t nnames,
+    size_t nsources, size_t nwd, const char *since)
+{
+	printf("{\"denied\":%zu,\"names\":%zu,\"sources\":%zu,"
+	    "\"would_deny\":%zu,\"skipped_lines\":%zu,\"since\":", ndenied,
+	    nnames, nsources, nwd, dn->skipped);
+	ctl_json_str(stdout, since);
+	printf(",\"groups\":[");
+	for (size_t i = 0; i < dn->ng; i++) {
+		const struct group *g = &dn->g[i];
+		size_t j;
+
+		printf("%s{\"name\":", i > 0 ? "," : "");
+		ctl_json_str(stdout, g->name);
+		printf(",\"port\":%u,\"count\":%zu,\"would_deny\":%zu,"
+		    "\"reasons\":{", g->port, g->count, g->would_deny);
+		for (j = 0; j < g->nreasons; j++) {
+			printf("%s", j > 0 ? "," : "");
+			ctl_json_str(stdout, g->reasons[j].reason);
+			printf(":%zu", g->reasons[j].count);
+		}
+		printf("},\"sources\":[");
+		for (j = 0; j < g->nsrclist; j++) {
+			printf("%s", j > 0 ? "," : "");
+			ctl_json_str(stdout, g->srclist[j]);
+		}
+		printf("],\"first_seen\":");
+		ctl_json_str(stdout, g->first);
+		printf(",\"last_seen\":");
+		ctl_json_str(stdout, g->last);
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+int
+ctl_denials_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since", required_argument, NULL, 'S' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "suggest", required_argument, NULL, 'g' },
+		{ "max-sources", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct den dn;
+	const char *since = NULL;
+	int64_t since_ms = -1;
+	int json = 0, c, rc = CTL_EXIT_OK;
+	enum suggest sg = SUGGEST_NONE;
+	size_t max_sources = 5, ndenied = 0, nwd = 0, nnames = 0, i;
+	struct strset names = { 0 }, srcs = { 0 };
+	char *buf;
+
+	memset(&dn, 0, sizeof(dn));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "S:f:g:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'S':
+			since = optarg;
+			since_ms = parse_duration(optarg);
+			if (since_ms < 0) {
+				fprintf(stderr, "egressctl denials: --since "
+				    "'%s': expected a duration such as 30m, 2h, "
+				    "1d or 1h30m\n", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			break;
+		case 'f':
+			if (strcmp(optarg, "json") == 0)
+				json = 1;
+			else if (strcmp(optarg, "text") == 0)
+				json = 0;
+			else {
+				fprintf(stderr, "egressctl denials: --format "
+				    "'%s': expected text or json\n", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			break;
+		case 'g':
+			if (strcmp(optarg, "native") == 0)
+				sg = SUGGEST_NATIVE;
+			else if (strcmp(optarg, "serviceentry") == 0)
+				sg = SUGGEST_SE;
+			else {
+				fprintf(stderr, "egressctl denials: --suggest "
+				    "'%s': expected native or serviceentry\n",
+				    optarg);
+				return CTL_EXIT_USAGE;
+			}
+			break;
+		case 'n': {
+			char *e;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &e, 10);
+			if (*optarg < '0' || *optarg > '9' || *e != '\0' ||
+			    errno != 0 || v > 100000) {
+				fprintf(stderr, "egressctl denials: "
+				    "--max-sources '%s': expected a number\n",
+				    optarg);
+				return CTL_EXIT_USAGE;
+			}
+			max_sources = v;
+			break;
+		}
+		case 'h':
+			denials_usage(stdout);
+			return CTL_EXIT_OK;
+		default:
+			denials_usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "egressctl denials: no log given ('-' reads "
+		    "stdin)\n");
+		denials_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	if (json && sg != SUGGEST_NONE) {
+		fprintf(stderr, "egressctl denials: --format json and "
+		    "--suggest do not go together\n");
+		return CTL_EXIT_USAGE;
+	}
+	buf = xrealloc(NULL, LINE_MAX_BYTES + 1);
+	for (i = (size_t)optind; i < (size_t)argc; i++)
+		if (read_input(&dn, argv[i], buf) != 0) {
+			rc = CTL_EXIT_USAGE;
+			goto out;
+		}
+
+	for (i = 0; i < dn.nd; i++) {
+		const struct denial *d = &dn.d[i];
+
+		/* --since: relative to the newest line read, not to now. */
+		if (since_ms >= 0 && d->ts_ms < dn.newest_ms - since_ms)
+			continue;
+		group_add(&dn, d);
+		ndenied++;
+		if (d->would_deny)
+			nwd++;
+		if (d->name != NULL && strset_add(&names, d->name))
+			nnames++;
+		strset_add(&srcs, d->src);
+	}
+	for (i = 0; i < dn.ng; i++)
+		if (dn.g[i].nreasons > 1)
+			qsort(dn.g[i].reasons, dn.g[i].nreasons,
+			    sizeof(*dn.g[i].reasons), reason_cmp);
+	if (dn.ng > 1)
+		qsort(dn.g, dn.ng, sizeof(*dn.g), group_cmp);
+
+	if (sg != SUGGEST_NONE)
+		suggest(&dn, ndenied, sg);
+	else if (json)
+		print_json(&dn, ndenied, nnames, srcs.n, nwd, since);
+	else {
+		print_text(&dn, max_sources);
+		printf("%zu denied connections, %zu names, %zu sources; "
+		    "%zu would_deny (report mode)\n", ndenied, nnames, srcs.n,
+		    nwd);
+	}
+	if (dn.skipped > 0) {
+		fflush(stdout);
+		fprintf(stderr, "egressctl denials: skipped %zu lines that are "
+		    "not egressd connection lines (%zu notices, %zu not JSON)\n",
+		    dn.skipped, dn.notices, dn.not_json);
+	}
+	rc = ndenied > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+out:
+	free(buf);
+	for (i = 0; i < dn.nd; i++) {
+		free(dn.d[i].name);
+		free(dn.d[i].reason);
+		free(dn.d[i].src);
+	}
+	free(dn.d);
+	for (i = 0; i < dn.ng; i++) {
+		struct group *g = &dn.g[i];
+
+		free(g->name);
+		for (size_t j = 0; j < g->nreasons; j++)
+			free(g->reasons[j].reason);
+		free(g->reasons);
+		for (size_t j = 0; j < g->nsrclist; j++)
+			free(g->srclist[j]);
+		free(g->srclist);
+		strset_free(&g->srcs);
+	}
+	free(dn.g);
+	strset_free(&names);
+	strset_free(&srcs);
+	return rc;
+}

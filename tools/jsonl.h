@@ -1,0 +1,41 @@
+/*
+ * A minimal, strict, bounded reader for the one-line flat JSON objects
+ * egressd writes to its log (docs/log.md): string, number, true/false,
+ * null and array-of-strings values, no nesting. Anything else is refused
+ * (returns -1); it never reads outside the line it is given.
+ */
+#ifndef EGRESSD_JSONL_H
+#define EGRESSD_JSONL_H
+
+#include <stddef.h>
+
+#define JSONL_MAX_KEYS 48
+
+enum jsonl_type { JSONL_STRING, JSONL_NUMBER, JSONL_BOOL, JSONL_NULL,
+	JSONL_ARRAY };
+
+struct jsonl_kv {
+	const char *key;
+	enum jsonl_type type;
+	const char *str;        /* JSONL_STRING: decoded, NUL-terminated */
+	double num;             /* JSONL_NUMBER */
+	int b;                  /* JSONL_BOOL */
+	size_t nitems;          /* JSONL_ARRAY: number of strings */
+};
+
+struct jsonl_obj {
+	struct jsonl_kv kv[JSONL_MAX_KEYS];
+	size_t n;
+};
+
+/*
+ * Parse line[0..len) (no NUL needed; it is decoded in place, so the
+ * buffer must be writable and hold len + 1 bytes). Strings containing
+ * \u0000 are refused. Returns 0 or -1.
+ */
+int jsonl_parse(char *line, size_t len, struct jsonl_obj *o);
+
+/* The value of key, or NULL when absent. */
+const struct jsonl_kv *jsonl_get(const struct jsonl_obj *o, const char *key);
+
+#endif
