@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "tests/unit/testbuf.h"
 #include "sni/sni.h"
 
 #define PREFIX_ALL 256
@@ -42,17 +43,6 @@ check(int cond)
 {
 	if (!cond)
 		abort();
-}
-
-static int
-is_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
 }
 
 static int

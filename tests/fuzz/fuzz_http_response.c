@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "tests/unit/testbuf.h"
 
 #define PREFIX_ALL 256
 #define STRIDE     251
@@ -36,17 +37,6 @@ check(int cond)
 {
 	if (!cond)
 		abort();
-}
-
-static int
-is_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
 }
 
 static void

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+#include "tests/unit/testbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,17 +36,6 @@ check(int cond)
 {
 	if (!cond)
 		abort();
-}
-
-static int
-is_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
 }
 
 /*

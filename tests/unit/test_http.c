@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "tests/unit/testbuf.h"
 #include "tests/unit/tap.h"
 
 #define BIG (HTTP_HEAD_MAX + 4096)
@@ -30,17 +31,6 @@ static const char *
 str(const char *s)
 {
 	return s;
-}
-
-static int
-is_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i] != 0)
-			return 0;
-	return 1;
 }
 
 /* Parse from a heap copy of exactly n bytes, *out and *why poisoned first. */

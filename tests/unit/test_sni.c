@@ -12,55 +12,12 @@
 
 #include "sni/sni.h"
 #include "tests/unit/tap.h"
+#define BB_MAX (SNI_PEEK_MAX + 2048)
+#include "tests/unit/testbuf.h"
+#define BUF_MAX BB_MAX
 
-#define BUF_MAX (SNI_PEEK_MAX + 2048)
 
 /* ---- byte builder ------------------------------------------------------ */
-
-struct bb {
-	uint8_t p[BUF_MAX];
-	size_t len;
-};
-
-static void
-bb_bytes(struct bb *b, const void *p, size_t n)
-{
-	if (b->len + n > sizeof(b->p)) {
-		fprintf(stderr, "test builder overflow\n");
-		abort();
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
-static void
-bb_u8(struct bb *b, unsigned int v)
-{
-	uint8_t x = (uint8_t)v;
-
-	bb_bytes(b, &x, 1);
-}
-
-static void
-bb_u16(struct bb *b, unsigned int v)
-{
-	bb_u8(b, v >> 8);
-	bb_u8(b, v);
-}
-
-static void
-bb_u24(struct bb *b, unsigned int v)
-{
-	bb_u8(b, v >> 16);
-	bb_u16(b, v);
-}
-
-static void
-bb_fill(struct bb *b, unsigned int v, size_t n)
-{
-	while (n-- > 0)
-		bb_u8(b, v);
-}
 
 /* ---- extensions -------------------------------------------------------- */
 
