@@ -132,6 +132,49 @@ enum http_status http_parse_request(const uint8_t *buf, size_t len,
 enum http_status http_parse_response(const uint8_t *buf, size_t len,
     struct http_response *out, const char **reason);
 
+/*
+ * Message body framing (RFC 9112 sections 6.3 and 7.1): which of the bytes
+ * after a head belong to its body, so that the next message on a
+ * keep-alive connection starts where this one ends. Unlike the head
+ * parsers this one keeps state between calls (a body may be gigabytes and
+ * is forwarded as it arrives), in a small struct the caller owns; it still
+ * never allocates and never reads past len. Chunked bodies are checked as
+ * strictly as heads: CRLF only, hex sizes of at most 15 digits, extension
+ * and trailer lines of at most 4 KiB.
+ */
+enum http_body_mode {
+	HTTP_BODY_NONE,         /* no body: the message ends with its head */
+	HTTP_BODY_LENGTH,       /* Content-Length bytes */
+	HTTP_BODY_CHUNKED,      /* chunks up to the last one and its trailers */
+	HTTP_BODY_CLOSE,        /* a response that ends when the server closes */
+};
+
+struct http_body {
+	enum http_body_mode mode;
+	uint64_t remain;        /* LENGTH: bytes left; CHUNKED: of this chunk */
+	int state;              /* CHUNKED: where in the chunk syntax */
+	unsigned line;          /* bytes of the current size/trailer line */
+	unsigned digits;
+};
+
+void http_body_init(struct http_body *b, enum http_body_mode mode,
+    uint64_t length);
+/*
+ * Take up to len bytes of body. *used is how many belong to it. DONE: the
+ * body ended after *used bytes (the rest is the next message); NEED_MORE:
+ * all len bytes were body and more is to come; ERROR: *reason says why
+ * (the framing cannot be trusted: close the connection).
+ */
+enum http_status http_body_scan(struct http_body *b, const uint8_t *buf,
+    size_t len, size_t *used, const char **reason);
+
+/* How a request's body is framed (the head parser refused what cannot be). */
+enum http_body_mode http_request_body(const struct http_request *req);
+/* How a response's body is framed, given what the request was: HEAD
+ * (never a body) or CONNECT (a 2xx starts a tunnel, not a body). */
+enum http_body_mode http_response_body(const struct http_response *resp,
+    int head_request, int connect_request);
+
 const char *http_status_str(enum http_status s);
 const char *http_target_form_str(enum http_target_form f);
 

@@ -931,6 +931,86 @@ find_srcdir(char *out, size_t cap)
 	}
 }
 
+/* Body framing: each case whole and one byte at a time, same answer. */
+static void
+test_bodies(void)
+{
+	static const struct {
+		enum http_body_mode mode;
+		uint64_t length;
+		const char *in;
+		enum http_status want;
+		size_t used;            /* body bytes */
+		const char *why;
+	} cases[] = {
+		{ HTTP_BODY_LENGTH, 5, "helloGET", HTTP_DONE, 5, NULL },
+		{ HTTP_BODY_LENGTH, 9, "hello", HTTP_NEED_MORE, 5, NULL },
+		{ HTTP_BODY_NONE, 0, "GET", HTTP_DONE, 0, NULL },
+		{ HTTP_BODY_CLOSE, 0, "until the end", HTTP_NEED_MORE, 13, NULL },
+		{ HTTP_BODY_CHUNKED, 0, "5\r\nhello\r\n0\r\n\r\nGET", HTTP_DONE, 15, NULL },
+		{ HTTP_BODY_CHUNKED, 0, "A;x=1\r\n0123456789\r\n0\r\nT: v\r\n\r\n",
+		  HTTP_DONE, 30, NULL },
+		{ HTTP_BODY_CHUNKED, 0, "5\r\nhel", HTTP_NEED_MORE, 6, NULL },
+		{ HTTP_BODY_CHUNKED, 0, "5\nhello\r\n", HTTP_ERROR, 1,
+		  "bare LF after the chunk size" },
+		{ HTTP_BODY_CHUNKED, 0, "x\r\n", HTTP_ERROR, 0, "chunk size is not hex" },
+		{ HTTP_BODY_CHUNKED, 0, "2\r\nhello\r\n", HTTP_ERROR, 5,
+		  "chunk data longer than its size" },
+		{ HTTP_BODY_CHUNKED, 0, "1000000000000000\r\n", HTTP_ERROR, 15,
+		  "chunk size too large" },
+		{ HTTP_BODY_CHUNKED, 0, "0\r\nbad\nfield\r\n\r\n", HTTP_ERROR, 6,
+		  "bad byte in a trailer field" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const uint8_t *in = (const uint8_t *)cases[i].in;
+		size_t len = strlen(cases[i].in), used = 0, total = 0;
+		struct http_body b;
+		const char *why = NULL;
+		enum http_status st;
+
+		http_body_init(&b, cases[i].mode, cases[i].length);
+		st = http_body_scan(&b, in, len, &used, &why);
+		tap_ok(st == cases[i].want && used == cases[i].used &&
+		    (cases[i].why == NULL ? why == NULL :
+		    why != NULL && strcmp(why, cases[i].why) == 0),
+		    "body %zu whole: %s, %zu bytes, %s", i, http_status_str(st), used,
+		    why ? why : "-");
+		http_body_init(&b, cases[i].mode, cases[i].length);
+		st = HTTP_NEED_MORE;
+		for (size_t k = 0; k < len && st == HTTP_NEED_MORE; k++) {
+			st = http_body_scan(&b, in + k, 1, &used, &why);
+			total += used;
+		}
+		if (len == 0 || cases[i].mode == HTTP_BODY_NONE)
+			st = http_body_scan(&b, in, 0, &total, &why);
+		tap_ok(st == cases[i].want && total == cases[i].used,
+		    "body %zu byte by byte: the same answer", i);
+	}
+	{
+		struct http_response resp;
+
+		memset(&resp, 0, sizeof(resp));
+		resp.status = 200;
+		resp.content_length = -1;
+		tap_ok(http_response_body(&resp, 0, 0) == HTTP_BODY_CLOSE,
+		    "a response without framing ends at close");
+		tap_ok(http_response_body(&resp, 1, 0) == HTTP_BODY_NONE,
+		    "a HEAD response has no body");
+		tap_ok(http_response_body(&resp, 0, 1) == HTTP_BODY_NONE,
+		    "a 2xx to CONNECT starts a tunnel, not a body");
+		resp.status = 304;
+		tap_ok(http_response_body(&resp, 0, 0) == HTTP_BODY_NONE, "304: no body");
+		resp.status = 200;
+		resp.chunked = 1;
+		tap_ok(http_response_body(&resp, 0, 0) == HTTP_BODY_CHUNKED, "chunked");
+		resp.chunked = 0;
+		resp.content_length = 0;
+		tap_ok(http_response_body(&resp, 0, 0) == HTTP_BODY_NONE,
+		    "Content-Length: 0 is no body");
+	}
+}
+
 int
 main(void)
 {
@@ -944,5 +1024,6 @@ main(void)
 	test_responses();
 	test_real_requests(srcdir);
 	test_real_responses(srcdir);
+	test_bodies();
 	return tap_done();
 }
