@@ -41,6 +41,7 @@
 #define LOG_CAP_SHORT   96      /* event, reason, listener, proto, rule_name, conn */
 #define LOG_CAP_ALPN    64      /* each of up to LOG_MAX_ALPN */
 #define LOG_CAP_NOTICE  2048
+#define LOG_CAP_URL     768     /* each of url, from, to */
 #define LOG_ADDR_MAX    56      /* "[" 45 "]:" 5, rounded up */
 #define LOG_TS_LEN      24      /* 2026-11-22T10:00:00.123Z */
 #define LOG_NUM_MAX     21      /* uint64 or "-999999999999999.999" */
@@ -51,7 +52,8 @@
 	"{\"ts\":,\"event\":,\"reason\":,\"listener\":,\"src\":,\"orig_dst\":," \
 	"\"name\":,\"port\":,\"proto\":,\"alpn\":,\"rule\":,\"rule_name\":," \
 	"\"upstream\":,\"bytes_in\":,\"bytes_out\":,\"duration_ms\":,\"conn\":," \
-	"\"detail\":}\n"
+	"\"detail\":,\"method\":,\"url\":,\"status\":,\"chain\":,\"from\":," \
+	"\"to\":,\"verdict\":,\"after\":{\"name\":,\"ms\":}}\n"
 
 /* Worst case of every value at its budget, with quotes, plus the NUL. */
 #define LOG_WORST (sizeof(LOG_KEYS) - 1 + \
@@ -62,7 +64,9 @@
 	(2 + LOG_MAX_ALPN * (LOG_CAP_ALPN + 3)) + \
 	(LOG_CAP_RULE + 2) + \
 	3 * LOG_NUM_MAX + \
-	(LOG_CAP_DETAIL + 2) + 1)
+	(LOG_CAP_DETAIL + 2) + \
+	3 * (LOG_CAP_SHORT + 2) + 3 * (LOG_CAP_URL + 2) + \
+	(LOG_CAP_NAME + 2) + 2 * LOG_NUM_MAX + 1)
 _Static_assert(LOG_WORST <= LOG_LINE_MAX, "log budgets exceed LOG_LINE_MAX");
 
 struct log_sink {
@@ -388,6 +392,33 @@ log_format(const struct log_record *r, char *buf, size_t buflen)
 	log_put_cstr(&b, r->conn, LOG_CAP_SHORT);
 	log_puts(&b, ",\"detail\":");
 	log_put_cstr(&b, r->detail, LOG_CAP_DETAIL);
+	log_puts(&b, ",\"method\":");
+	log_put_cstr(&b, r->method, LOG_CAP_SHORT);
+	log_puts(&b, ",\"url\":");
+	log_put_cstr(&b, r->url, LOG_CAP_URL);
+	log_puts(&b, ",\"status\":");
+	if (r->status <= 0)
+		log_puts(&b, "null");
+	else
+		log_put_u64(&b, (uint64_t)r->status);
+	log_puts(&b, ",\"chain\":");
+	log_put_cstr(&b, r->chain, LOG_CAP_SHORT);
+	log_puts(&b, ",\"from\":");
+	log_put_cstr(&b, r->from, LOG_CAP_URL);
+	log_puts(&b, ",\"to\":");
+	log_put_cstr(&b, r->to, LOG_CAP_URL);
+	log_puts(&b, ",\"verdict\":");
+	log_put_cstr(&b, r->verdict, LOG_CAP_SHORT);
+	log_puts(&b, ",\"after\":");
+	if (r->after_name == NULL) {
+		log_puts(&b, "null");
+	} else {
+		log_puts(&b, "{\"name\":");
+		log_put_cstr(&b, r->after_name, LOG_CAP_NAME);
+		log_puts(&b, ",\"ms\":");
+		log_put_u64(&b, r->after_ms);
+		log_puts(&b, "}");
+	}
 	log_puts(&b, "}\n");
 
 	/* Only a buffer smaller than LOG_LINE_MAX can get here. */

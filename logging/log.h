@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define LOG_LINE_MAX 4096
+#define LOG_LINE_MAX 8192
 #define LOG_MAX_ALPN 8
 
 struct log_sink;
@@ -56,6 +56,21 @@ struct log_record {
 	double duration_ms;
 	const char *conn;               /* connection id */
 	const char *detail;             /* optional extra text; key "detail" */
+	/* HTTP (null elsewhere). On a request line: the method, the absolute
+	 * URL, the status the client got. On a redirect line (event
+	 * "redirect"): the request that got the 3xx, from and to URLs, and
+	 * the policy's verdict ("allow"/"deny") for the target, whose name,
+	 * port, rule and reason fill the usual keys. */
+	const char *method;
+	const char *url;
+	int status;                     /* 0: null */
+	const char *chain;              /* the redirect chain id */
+	const char *from, *to;
+	const char *verdict;
+	/* TLS passthrough heuristic: an allowed connection from the same
+	 * source to after_name, after_ms before. NULL: null. */
+	const char *after_name;
+	uint64_t after_ms;
 };
 
 /* Format into buf (at least LOG_LINE_MAX); returns the length with '\n'. */

@@ -18,7 +18,8 @@ import sys
 
 KEYS = ["ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "name", "port",
         "proto", "alpn", "rule", "rule_name", "upstream", "bytes_in",
-        "bytes_out", "duration_ms", "conn", "detail"]
+        "bytes_out", "duration_ms", "conn", "detail", "method", "url",
+        "status", "chain", "from", "to", "verdict", "after"]
 EVENTS = {"allow", "deny", "error", "redirect"}
 
 

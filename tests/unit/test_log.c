@@ -255,7 +255,8 @@ json_line_ok(const char *line, size_t len, struct jp *j)
 static const char *const schema_keys[] = {
 	"ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "name",
 	"port", "proto", "alpn", "rule", "rule_name", "upstream", "bytes_in",
-	"bytes_out", "duration_ms", "conn", "detail",
+	"bytes_out", "duration_ms", "conn", "detail", "method", "url", "status",
+	"chain", "from", "to", "verdict", "after",
 };
 #define NSCHEMA (sizeof(schema_keys) / sizeof(schema_keys[0]))
 
@@ -375,11 +376,42 @@ test_full_and_null(void)
 	    "\"alpn\":[\"h2\",\"http/1.1\"],\"rule\":\"policy/allow.yaml:12\","
 	    "\"rule_name\":\"github\",\"upstream\":\"[2001:db8::1]:443\","
 	    "\"bytes_in\":517,\"bytes_out\":7,\"duration_ms\":1.200,"
-	    "\"conn\":\"w0-000001f3\",\"detail\":\"peer closed\"}\n",
+	    "\"conn\":\"w0-000001f3\",\"detail\":\"peer closed\",\"method\":null,"
+	    "\"url\":null,\"status\":null,\"chain\":null,\"from\":null,\"to\":null,"
+	    "\"verdict\":null,\"after\":null}\n",
 	    "full record: exact line");
 	tap_is_int(n, strlen(buf), "full record: returned length includes the newline");
 	tap_ok(json_line_ok(buf, n, &j) && keys_are_schema(&j),
 	    "full record: valid JSON with the schema's keys in order");
+
+	/* A redirect line: the HTTP keys filled, "after" as an object. */
+	memset(&r, 0, sizeof(r));
+	r.ts_us = TS_FIXED;
+	r.event = "redirect";
+	r.reason = "not_allowed";
+	r.listener = "http";
+	r.name = "b.test";
+	r.port = 80;
+	r.proto = "http";
+	r.conn = "w0-00000004";
+	r.method = "GET";
+	r.url = "http://a.test/x?q=\"1\"";
+	r.status = 301;
+	r.chain = "w0-00000004.1";
+	r.from = r.url;
+	r.to = "http://b.test/y";
+	r.verdict = "deny";
+	r.after_name = "a.test";
+	r.after_ms = 120;
+	n = fmt(&r, buf);
+	tap_ok(strstr(buf, "\"detail\":null,\"method\":\"GET\","
+	    "\"url\":\"http://a.test/x?q=\\\"1\\\"\",\"status\":301,"
+	    "\"chain\":\"w0-00000004.1\",\"from\":\"http://a.test/x?q=\\\"1\\\"\","
+	    "\"to\":\"http://b.test/y\",\"verdict\":\"deny\","
+	    "\"after\":{\"name\":\"a.test\",\"ms\":120}}\n") != NULL,
+	    "redirect record: HTTP keys and the after object, escaped: %s", buf);
+	tap_ok(json_line_ok(buf, n, &j) && keys_are_schema(&j),
+	    "redirect record: valid JSON with the schema's keys in order");
 
 	memset(&r, 0, sizeof(r));
 	r.ts_us = TS_FIXED;
@@ -391,7 +423,8 @@ test_full_and_null(void)
 	    "\"port\":null,\"proto\":null,\"alpn\":null,\"rule\":null,"
 	    "\"rule_name\":null,\"upstream\":null,\"bytes_in\":0,"
 	    "\"bytes_out\":0,\"duration_ms\":0.000,\"conn\":null,"
-	    "\"detail\":null}\n",
+	    "\"detail\":null,\"method\":null,\"url\":null,\"status\":null,"
+	    "\"chain\":null,\"from\":null,\"to\":null,\"verdict\":null,\"after\":null}\n",
 	    "all-null record: exact line, every key present");
 	tap_ok(json_line_ok(buf, n, &j) && keys_are_schema(&j),
 	    "all-null record: valid JSON with every key");
@@ -498,7 +531,7 @@ test_escaping(void)
 	    field_is(buf, "rule", "rule_name", "\"f.yaml:1\\u000d\"") &&
 	    field_is(buf, "rule_name", "upstream", "\"n\\u0001\"") &&
 	    field_is(buf, "conn", "detail", "\"c\\u00c3\"") &&
-	    strstr(buf, "\"detail\":\"d\xc3\xa9\"}\n") != NULL,
+	    strstr(buf, "\"detail\":\"d\xc3\xa9\",\"method\"") != NULL,
 	    "every string field is escaped");
 	tap_ok(json_line_ok(buf, n, &j) && keys_are_schema(&j), "and the line is valid JSON");
 }
@@ -541,7 +574,7 @@ test_truncation(void)
 	    "worst-case line is valid JSON with every key");
 	tap_ok(strstr(buf, "...(truncated)\",\"port\":65535") != NULL,
 	    "truncated name carries the marker");
-	tap_ok(strstr(buf, "...(truncated)\"}\n") != NULL,
+	tap_ok(strstr(buf, "...(truncated)\",\"method\":") != NULL,
 	    "truncated detail carries the marker");
 
 	/* Cutting never splits a UTF-8 sequence or an escape. */
@@ -565,7 +598,7 @@ test_truncation(void)
 	big2[1024] = 'x';
 	big2[1025] = '\0';
 	fmt(&r, buf);
-	tap_ok(strstr(buf, "...(truncated)\"}") != NULL, "1025 bytes are cut and marked");
+	tap_ok(strstr(buf, "...(truncated)\",\"method\":") != NULL, "1025 bytes are cut and marked");
 
 	/* A buffer smaller than a line gets nothing rather than half a line. */
 	tap_is_int(log_format(&r, buf, 64), 0, "small buffer: returns 0");
@@ -978,7 +1011,7 @@ test_python(const char *path)
 	    "python3 -c 'import json,sys\n"
 	    "n=0\n"
 	    "for l in open(sys.argv[1], encoding=\"utf-8\", errors=\"strict\"):\n"
-	    "    o=json.loads(l); assert isinstance(o, dict) and len(o)==19, l; n+=1\n"
+	    "    o=json.loads(l); assert isinstance(o, dict) and len(o)==27, l; n+=1\n"
 	    "assert n>=10, n' %s", path);
 	rc = system(cmd);
 	tap_ok(rc == 0, "python3 json.loads accepts every formatted line");

@@ -1,0 +1,234 @@
+/*
+ * The redirect-chain table: two kinds of entries in one slot array,
+ * keyed by a hash of (kind, source IP[, host, port]). Linear probing over a
+ * small window; a full window loses its oldest entry, so the table never
+ * grows and never refuses.
+ */
+#include "logging/chain.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#define PROBE   8
+
+enum { K_FREE = 0, K_REDIRECT, K_ALLOWED };
+
+struct slot {
+	uint64_t hash;
+	uint64_t at_ms;
+	uint8_t kind;
+	uint8_t ip[16];         /* IPv4 as v4-mapped */
+	uint16_t port;
+	char host[CHAIN_HOST_MAX + 1];
+	char id[CHAIN_ID_MAX];
+};
+
+struct chain_table {
+	pthread_mutex_t lock;
+	size_t mask;
+	uint64_t window_ms, after_ms;
+	struct slot *slots;
+};
+
+struct chain_table *
+chain_new(size_t slots, uint64_t window_ms, uint64_t after_ms)
+{
+	struct chain_table *t;
+	size_t n = 16;
+
+	if (slots == 0)
+		slots = 4096;
+	while (n < slots && n < ((size_t)1 << 24))
+		n <<= 1;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->slots = calloc(n, sizeof(*t->slots));
+	if (t->slots == NULL) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	t->mask = n - 1;
+	t->window_ms = window_ms;
+	t->after_ms = after_ms;
+	return t;
+}
+
+void
+chain_free(struct chain_table *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t->slots);
+	free(t);
+}
+
+/* The client's IP as 16 bytes; 0 when the family is not IP. */
+static int
+ip_key(const struct sockaddr *sa, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 1;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 1;
+	}
+	return 0;
+}
+
+/* FNV-1a, 64-bit: short keys, no adversary gains by colliding (a probe
+ * window is bounded and its oldest entry simply goes). */
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t
+key_hash(int kind, const uint8_t ip[16], const char *host, uint16_t port)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	uint8_t k = (uint8_t)kind;
+
+	h = fnv(h, &k, 1);
+	h = fnv(h, ip, 16);
+	if (host != NULL) {
+		h = fnv(h, host, strlen(host));
+		h = fnv(h, &port, sizeof(port));
+	}
+	return h | 1;
+}
+
+static int
+slot_is(const struct slot *s, uint64_t h, int kind, const uint8_t ip[16],
+    const char *host, uint16_t port)
+{
+	return s->kind == kind && s->hash == h && memcmp(s->ip, ip, 16) == 0 &&
+	    (host == NULL || (s->port == port && strcmp(s->host, host) == 0));
+}
+
+/* The slot holding the key, else the free or oldest slot of its window. */
+static struct slot *
+find(struct chain_table *t, uint64_t h, int kind, const uint8_t ip[16],
+    const char *host, uint16_t port, int *found)
+{
+	struct slot *victim = NULL;
+
+	*found = 0;
+	for (size_t i = 0; i < PROBE; i++) {
+		struct slot *s = &t->slots[(h + i) & t->mask];
+
+		if (slot_is(s, h, kind, ip, host, port)) {
+			*found = 1;
+			return s;
+		}
+		if (victim == NULL || (victim->kind != K_FREE &&
+		    (s->kind == K_FREE || s->at_ms < victim->at_ms)))
+			victim = s;
+	}
+	return victim;
+}
+
+static void
+put(struct chain_table *t, int kind, const struct sockaddr *src,
+    const char *host, uint16_t port, const char *id, uint64_t now_ms)
+{
+	uint8_t ip[16];
+	uint64_t h;
+	struct slot *s;
+	int found;
+
+	if (t == NULL || host == NULL || !ip_key(src, ip) ||
+	    strlen(host) > CHAIN_HOST_MAX)
+		return;
+	/* A source has one "last allowed" entry: the key leaves the host out. */
+	h = key_hash(kind, ip, kind == K_REDIRECT ? host : NULL, port);
+	pthread_mutex_lock(&t->lock);
+	s = find(t, h, kind, ip, kind == K_REDIRECT ? host : NULL, port, &found);
+	s->hash = h;
+	s->kind = (uint8_t)kind;
+	s->at_ms = now_ms;
+	memcpy(s->ip, ip, 16);
+	s->port = port;
+	snprintf(s->host, sizeof(s->host), "%s", host);
+	snprintf(s->id, sizeof(s->id), "%s", id != NULL ? id : "");
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+chain_note_redirect(struct chain_table *t, const struct sockaddr *src,
+    const char *host, uint16_t port, const char *id, uint64_t now_ms)
+{
+	put(t, K_REDIRECT, src, host, port, id, now_ms);
+}
+
+void
+chain_note_allowed(struct chain_table *t, const struct sockaddr *src,
+    const char *name, uint64_t now_ms)
+{
+	put(t, K_ALLOWED, src, name, 0, NULL, now_ms);
+}
+
+int
+chain_follows(struct chain_table *t, const struct sockaddr *src,
+    const char *host, uint16_t port, uint64_t now_ms, char *id, size_t idlen)
+{
+	uint8_t ip[16];
+	uint64_t h;
+	struct slot *s;
+	int found, rc = 0;
+
+	if (t == NULL || host == NULL || !ip_key(src, ip))
+		return 0;
+	h = key_hash(K_REDIRECT, ip, host, port);
+	pthread_mutex_lock(&t->lock);
+	s = find(t, h, K_REDIRECT, ip, host, port, &found);
+	if (found && now_ms - s->at_ms <= t->window_ms && now_ms >= s->at_ms) {
+		snprintf(id, idlen, "%s", s->id);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int
+chain_last_allowed(struct chain_table *t, const struct sockaddr *src,
+    const char *name, uint64_t now_ms, char *out, size_t outlen,
+    uint64_t *ago_ms)
+{
+	uint8_t ip[16];
+	uint64_t h;
+	struct slot *s;
+	int found, rc = 0;
+
+	if (t == NULL || !ip_key(src, ip))
+		return 0;
+	h = key_hash(K_ALLOWED, ip, NULL, 0);
+	pthread_mutex_lock(&t->lock);
+	s = find(t, h, K_ALLOWED, ip, NULL, 0, &found);
+	if (found && now_ms >= s->at_ms && now_ms - s->at_ms <= t->after_ms &&
+	    (name == NULL || strcmp(name, s->host) != 0)) {
+		snprintf(out, outlen, "%s", s->host);
+		*ago_ms = now_ms - s->at_ms;
+		rc = 1;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
