@@ -21,7 +21,8 @@ SUDO=
 PKGS="build-essential autoconf automake pkg-config
       libssl-dev libc-ares-dev libevent-dev libyaml-dev libpcap-dev
       openssl curl gnutls-bin python3 dnsmasq-base clang
-      haproxy iptables iproute2 python3-yaml systemd prometheus"
+      haproxy iptables iproute2 python3-yaml systemd prometheus
+      tcpdump tshark"
 echo "bootstrap: installing Debian packages (apt-get)" >&2
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086

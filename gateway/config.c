@@ -50,6 +50,10 @@ gw_proto_str(enum gw_proto p)
 		return "tls";
 	case GW_PROTO_TRANSPARENT:
 		return "transparent";
+	case GW_PROTO_HTTP:
+		return "http";
+	case GW_PROTO_CONNECT:
+		return "connect";
 	}
 	return "unknown";
 }
@@ -220,9 +224,14 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				lc->proto = GW_PROTO_TLS;
 			else if (strcmp(s, "transparent") == 0)
 				lc->proto = GW_PROTO_TRANSPARENT;
+			else if (strcmp(s, "http") == 0)
+				lc->proto = GW_PROTO_HTTP;
+			else if (strcmp(s, "connect") == 0)
+				lc->proto = GW_PROTO_CONNECT;
 			else
 				ydoc_error(&l->cx, v, "listener protocol '%s' is not "
-				    "supported (supported: tls, transparent)", s);
+				    "supported (supported: tls, http, connect, "
+				    "transparent)", s);
 		} else if (strcmp(k, "proxy_protocol") == 0) {
 			(void)ydoc_bool(&l->cx, v, "proxy_protocol", &lc->proxy_protocol);
 		} else if (strcmp(k, "upstream_port") == 0) {
@@ -241,6 +250,10 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	if (lc->proto == GW_PROTO_TRANSPARENT && up_node != NULL)
 		ydoc_error(&l->cx, up_node, "upstream_port does not apply to a "
 		    "transparent listener: it uses the port the client aimed at");
+	/* A Host without a port means 80; a proxy request names its port. */
+	if ((lc->proto == GW_PROTO_HTTP || lc->proto == GW_PROTO_CONNECT) &&
+	    up_node == NULL)
+		lc->upstream_port = 80;
 	if (lc->name == NULL) {
 		char def[32];
 
@@ -519,14 +532,121 @@ load_timeouts(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
+/* log: {path, evidence_pcap, evidence_max_bytes, evidence_keep} */
+static void
+load_log(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "path", "evidence_pcap",
+	    "evidence_max_bytes", "evidence_keep", NULL };
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(&l->cx, n, "log") != 0 ||
+	    check_keys(l, doc, n, "log", keys) != 0)
+		return;
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		const char *s;
+		unsigned long u;
+
+		if (k == NULL)
+			continue;
+		if (strcmp(k, "evidence_max_bytes") == 0) {
+			if (ydoc_uint(&l->cx, v, "log.evidence_max_bytes",
+			    (1UL << 40), &u) != 0)
+				continue;
+			if (u < 4096)
+				ydoc_error(&l->cx, v, "log.evidence_max_bytes must "
+				    "be at least 4096");
+			c->evidence_max_bytes = u;
+			continue;
+		}
+		if (strcmp(k, "evidence_keep") == 0) {
+			if (ydoc_uint(&l->cx, v, "log.evidence_keep", 1000, &u) == 0)
+				c->evidence_keep = (unsigned)u;
+			continue;
+		}
+		if (ydoc_scalar(&l->cx, v, k[0] == 'p' ? "log.path" :
+		    "log.evidence_pcap", &s) != 0)
+			continue;
+		if (strcmp(k, "evidence_pcap") == 0) {
+			if (s[0] == '\0' || strcmp(s, "-") == 0) {
+				ydoc_error(&l->cx, v, "log.evidence_pcap must be a "
+				    "file name");
+				continue;
+			}
+			free(c->evidence_path);
+			c->evidence_path = path_join(c->dir, s);
+			continue;
+		}
+		if (s[0] == '\0') {
+			ydoc_error(&l->cx, v, "log.path: empty (use \"-\" for stdout)");
+			continue;
+		}
+		free(c->log_path);
+		c->log_path = strcmp(s, "-") == 0 ? xstrdup(s) : path_join(c->dir, s);
+	}
+}
+
+/* redirects: {window, after_window} */
+static void
+load_redirects(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "window", "after_window", NULL };
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(&l->cx, n, "redirects") != 0)
+		return;
+	check_keys(l, doc, n, "redirects", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		uint64_t ms;
+
+		if (k == NULL || !key_in(k, keys) ||
+		    ydoc_duration_ms(&l->cx, v, k, &ms) != 0)
+			continue;
+		if (strcmp(k, "window") == 0)
+			c->redirect_window_ms = ms;
+		else
+			c->after_window_ms = ms;
+	}
+}
+
+/* upstream_tls: {ca_file}: what TLS origination verifies upstreams with. */
+static void
+load_upstream_tls(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+{
+	static const char *const keys[] = { "ca_file", NULL };
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(&l->cx, n, "upstream_tls") != 0)
+		return;
+	check_keys(l, doc, n, "upstream_tls", keys);
+	YDOC_FOREACH_PAIR(doc, n, p) {
+		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
+		yaml_node_t *v = YDOC_NODE(doc, p->value);
+		const char *s;
+
+		if (k == NULL || strcmp(k, "ca_file") != 0 ||
+		    ydoc_scalar(&l->cx, v, "upstream_tls.ca_file", &s) != 0)
+			continue;
+		free(c->upstream_ca_file);
+		c->upstream_ca_file = path_join(c->dir, s);
+		if (access(c->upstream_ca_file, R_OK) != 0)
+			ydoc_error(&l->cx, v, "upstream_tls.ca_file '%s' cannot "
+			    "be read: %s", s, strerror(errno));
+	}
+}
+
 static void
 load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *arg)
 {
 	static const char *const keys[] = { "listeners", "workers", "dns",
 	    "policy", "log", "timeouts", "max_connections", "mode",
-	    "namespaces", "admin", "drain", "user", "group", NULL };
+	    "namespaces", "admin", "drain", "user", "group", "redirects",
+	    "upstream_tls", NULL };
 	static const char *const policy_keys[] = { "files", "watch", NULL };
-	static const char *const log_keys[] = { "path", NULL };
 	struct cfg_load *l = arg;
 	struct gw_config *c = l->c;
 
@@ -581,22 +701,11 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 					    &c->policy_watch);
 			}
 		} else if (strcmp(k, "log") == 0) {
-			if (ydoc_is_mapping(cx, v, "log") != 0 ||
-			    check_keys(l, doc, v, "log", log_keys) != 0)
-				continue;
-			YDOC_FOREACH_PAIR(doc, v, q) {
-				if (ydoc_scalar(cx, YDOC_NODE(doc, q->value),
-				    "log.path", &s) != 0)
-					continue;
-				if (s[0] == '\0') {
-					ydoc_error(cx, YDOC_NODE(doc, q->value),
-					    "log.path: empty (use \"-\" for stdout)");
-					continue;
-				}
-				free(c->log_path);
-				c->log_path = strcmp(s, "-") == 0 ? xstrdup(s) :
-				    path_join(c->dir, s);
-			}
+			load_log(l, doc, v);
+		} else if (strcmp(k, "redirects") == 0) {
+			load_redirects(l, doc, v);
+		} else if (strcmp(k, "upstream_tls") == 0) {
+			load_upstream_tls(l, doc, v);
 		} else if (strcmp(k, "timeouts") == 0) {
 			load_timeouts(l, doc, v);
 		} else if (strcmp(k, "mode") == 0) {
@@ -653,6 +762,10 @@ config_new(const char *label, const char *dir)
 	c->timeouts.idle_ms = DEFAULT_IDLE_MS;
 	c->timeouts.drain_ms = DEFAULT_DRAIN_MS;
 	c->max_connections = DEFAULT_MAX_CONNECTIONS;
+	c->evidence_max_bytes = 64ULL << 20;
+	c->evidence_keep = 4;
+	c->redirect_window_ms = 30000;
+	c->after_window_ms = 2000;
 	c->policy_watch = 1;
 	c->admin.set = c->admin.is_default = 1;
 	c->admin.text = xstrdup(GW_ADMIN_DEFAULT);
@@ -737,6 +850,8 @@ gw_config_free(struct gw_config *c)
 	free(c->user);
 	free(c->group);
 	free(c->log_path);
+	free(c->evidence_path);
+	free(c->upstream_ca_file);
 	free(c->dir);
 	free(c->path);
 	free(c);

@@ -28,6 +28,8 @@
 
 #include "dns/dns.h"
 #include "gateway/gateway.h"
+#include "logging/chain.h"
+#include "logging/evidence.h"
 #include "proxy/proxy.h"
 #include "logging/log.h"
 
@@ -129,6 +131,7 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 {
 	struct log_record r;
 	char rule[512], ended[96], stale[80];
+	char chain[CHAIN_ID_MAX], after[SNI_NAME_MAX + 1];
 	struct timespec now;
 
 	memset(&r, 0, sizeof(r));
@@ -153,8 +156,25 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 		r.name_len = c->name_len;
 	}
 	r.port = c->port;
-	/* A transparent listener relays TLS only, for now. */
 	r.proto = "tls";
+	if (c->http != NULL) {
+		gw_http_fill_log(c, &r);
+	} else if (c->has_name == 1 && c->w->shared->chains != NULL) {
+		uint64_t now_ms = r.ts_us / 1000;
+
+		/* A TLS connection that follows a redirect seen in HTTP. */
+		if (chain_follows(c->w->shared->chains,
+		    (const struct sockaddr *)&c->src, c->name, c->port, now_ms,
+		    chain, sizeof(chain)))
+			r.chain = chain;
+		/* Responses are invisible here: a denial right after an
+		 * allowed connection from the same client is a hint. */
+		if ((ev == GW_EV_DENY || c->would_deny) &&
+		    chain_last_allowed(c->w->shared->chains,
+		    (const struct sockaddr *)&c->src, c->name, now_ms, after,
+		    sizeof(after), &r.after_ms))
+			r.after_name = after;
+	}
 	r.has_alpn = c->has_alpn;
 	r.nalpn = c->nalpn;
 	for (size_t i = 0; i < c->nalpn && i < LOG_MAX_ALPN; i++) {
@@ -187,14 +207,18 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 }
 
 /* The connection's one line, and its count; later calls do nothing. */
-static void
-conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason)
+void
+gw_conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason)
 {
 	struct gw_worker *w = c->w;
 
 	if (c->logged)
 		return;
 	c->logged = 1;
+	/* What a refused TLS client sent, for the evidence file (HTTP
+	 * hands its request head over itself). */
+	if (ev == GW_EV_DENY && c->http == NULL)
+		gw_conn_evidence(c, c->peek, c->peek_len);
 	conn_log(c, ev, reason);
 	if (ev == GW_EV_ALLOW)
 		w->counters.allowed++;
@@ -204,10 +228,36 @@ conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason)
 		w->counters.errors++;
 }
 
+void
+gw_conn_evidence(struct gw_conn *c, const void *bytes, size_t len)
+{
+	struct sockaddr_storage dst;
+	socklen_t dlen = sizeof(dst);
+	struct evid_writer *ev = c->w->shared->evidence;
+
+	if (ev == NULL || len == 0 || bytes == NULL)
+		return;
+	/* Where the client aimed: its original destination when redirected,
+	 * else this gateway's listening address as the client saw it. */
+	if (c->orig_dst.ss_family != 0)
+		memcpy(&dst, &c->orig_dst, sizeof(dst));
+	else if (getsockname(c->cfd, (struct sockaddr *)&dst, &dlen) != 0)
+		return;
+	(void)evid_record(ev, (const struct sockaddr *)&c->src,
+	    (const struct sockaddr *)&dst, bytes, len, c->start_us);
+}
+
+void
+gw_conn_timer(struct gw_conn *c, uint64_t ms)
+{
+	evtimer_del(c->timer);
+	timer_arm(c, ms);
+}
+
 /* ---- teardown --------------------------------------------------------- */
 
-static void
-conn_release_upstream(struct gw_conn *c)
+void
+gw_conn_release_upstream(struct gw_conn *c)
 {
 	if (c->ticket != NULL) {
 		dns_cancel(c->ticket);
@@ -242,7 +292,7 @@ conn_destroy(struct gw_conn *c)
 	if (c->freeing)
 		return;
 	c->freeing = 1;
-	conn_release_upstream(c);
+	gw_conn_release_upstream(c);
 	if (c->cev != NULL)
 		event_free(c->cev);
 	if (c->cbev != NULL)
@@ -256,6 +306,7 @@ conn_destroy(struct gw_conn *c)
 	c->cfd = -1;
 	free(c->peek);
 	c->peek = NULL;
+	gw_http_free(c);
 	if (c->snap != NULL)
 		pol_snapshot_unref(c->snap);
 	c->snap = NULL;
@@ -298,11 +349,11 @@ gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
 			conn_destroy(c);
 		return;
 	}
-	conn_log_once(c, ev, reason);
+	gw_conn_log_once(c, ev, reason);
 	/* A client we answered before relaying gets time to read the answer. */
 	linger = c->cbev == NULL && c->bytes_out > 0 && !w->draining;
 	conn_set_state(c, GW_CONN_CLOSING);
-	conn_release_upstream(c);
+	gw_conn_release_upstream(c);
 	if (!linger) {
 		conn_destroy(c);
 		return;
@@ -343,7 +394,7 @@ conn_answer_and_close(struct gw_conn *c, enum gw_event ev, const char *reason,
 {
 	if (answer != NULL && len > 0 && c->cbev == NULL && !c->logged) {
 		c->bytes_out += len;
-		conn_log_once(c, ev, reason);
+		gw_conn_log_once(c, ev, reason);
 		c->bytes_out -= len;
 		conn_send(c, answer, len);
 	}
@@ -356,6 +407,10 @@ conn_refuse(struct gw_conn *c, enum gw_event ev, const char *reason, int alert)
 	/* A fatal TLS alert record: what a TLS client can print as a reason. */
 	uint8_t rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
 
+	if (c->http != NULL) {
+		gw_http_refuse(c, ev, reason);
+		return;
+	}
 	rec[6] = (uint8_t)alert;
 	conn_answer_and_close(c, ev, reason, rec, alert != NO_ALERT ? sizeof(rec) : 0);
 }
@@ -473,6 +528,27 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
+void
+gw_conn_relay_bevs(struct gw_conn *c)
+{
+	struct evbuffer *cin = bufferevent_get_input(c->cbev);
+	struct evbuffer *uin = bufferevent_get_input(c->ubev);
+
+	/* What either side sent before the switch goes first. */
+	c->bytes_in += evbuffer_get_length(cin);
+	c->bytes_out += evbuffer_get_length(uin);
+	evbuffer_add_buffer(bufferevent_get_output(c->ubev), cin);
+	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
+	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	conn_set_state(c, GW_CONN_RELAYING);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	evtimer_del(c->timer);
+	timer_arm(c, c->w->cfg->timeouts.idle_ms);
+}
+
 static void
 conn_relay(struct gw_conn *c)
 {
@@ -506,13 +582,7 @@ conn_relay(struct gw_conn *c)
 	free(c->addrs);
 	c->addrs = NULL;
 	c->naddrs = c->next_addr = 0;
-	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
-	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-	conn_set_state(c, GW_CONN_RELAYING);
-	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
-	timer_arm(c, c->w->cfg->timeouts.idle_ms);
+	gw_conn_relay_bevs(c);
 }
 
 /* ---- connect ------------------------------------------------------------ */
@@ -527,7 +597,10 @@ connect_cb(evutil_socket_t fd, short what, void *arg)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err == 0) {
-		conn_relay(c);
+		if (c->http != NULL)
+			gw_http_connected(c);
+		else
+			conn_relay(c);
 		return;
 	}
 	c->detail = strerror(err);
@@ -831,8 +904,8 @@ conn_static_answer(const struct pol_rule *r,
 		ans->status = DNS_FAILURE;
 }
 
-static void
-conn_resolve(struct gw_conn *c)
+void
+gw_conn_resolve(struct gw_conn *c)
 {
 	struct gw_worker *w = c->w;
 	struct dns_answer ans;
@@ -840,11 +913,12 @@ conn_resolve(struct gw_conn *c)
 	const struct pol_rule *r = c->rule;
 	const char *target = c->name;
 
-	c->dst_port = c->port;
+	c->dst_port = c->http != NULL ? gw_http_upstream_port(c) : c->port;
 	conn_set_state(c, GW_CONN_RESOLVING);
 	/* The client waits for our answer; what it may still send stays in
 	 * the kernel until the relay starts. */
-	event_del(c->cev);
+	if (c->cev != NULL)
+		event_del(c->cev);
 	/*
 	 * Where to connect comes from the admitting rule (DESIGN §5), never
 	 * from the client: a ServiceEntry with STATIC resolution names its
@@ -880,8 +954,8 @@ conn_resolve(struct gw_conn *c)
 
 /* ---- decide --------------------------------------------------------------- */
 
-static void
-conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
+void
+gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h)
 {
 	size_t off = 0;
 
@@ -900,6 +974,12 @@ conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
 		if (off > 255)
 			break;
 	}
+}
+
+static void
+conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
+{
+	gw_conn_take_alpn(c, h);
 	if (h->has_sni) {
 		c->has_name = 1;
 		if (sni_name_normalize(h->name.ptr, h->name.len, c->name) == 0) {
@@ -912,6 +992,25 @@ conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
 			c->has_name = 2;
 		}
 	}
+}
+
+int
+gw_conn_verdict(struct gw_conn *c, const struct pol_verdict *v)
+{
+	struct chain_table *chains = c->w->shared->chains;
+
+	c->rule = v->rule;
+	if (!v->allow && !v->report)
+		return -1;
+	if (!v->allow) {
+		c->would_deny = 1;
+		c->deny_reason = pol_reason_str(v->reason);
+	} else if (chains != NULL && c->has_name == 1) {
+		/* For the "after" hint of a denial that may follow. */
+		chain_note_allowed(chains, (const struct sockaddr *)&c->src,
+		    c->name, log_now_us() / 1000);
+	}
+	return 0;
 }
 
 static void
@@ -942,17 +1041,12 @@ conn_decide(struct gw_conn *c, const struct sni_hello *h)
 	req.proto = POL_PROTO_TLS;
 	req.src = (const struct sockaddr *)&c->src;
 	pol_decide(c->snap, &req, &v);
-	c->rule = v.rule;
-	if (!v.allow && !v.report) {
+	if (gw_conn_verdict(c, &v) != 0) {
 		conn_refuse(c, GW_EV_DENY, pol_reason_str(v.reason),
 		    TLS_ALERT_ACCESS_DENIED);
 		return;
 	}
-	if (!v.allow) {
-		c->would_deny = 1;
-		c->deny_reason = pol_reason_str(v.reason);
-	}
-	conn_resolve(c);
+	gw_conn_resolve(c);
 }
 
 /* ---- peek ------------------------------------------------------------------ */
@@ -1042,6 +1136,11 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->l->conf->proxy_protocol && !c->proxied &&
 	    conn_take_proxy_header(c) <= 0)
 		return;
+	if (c->l->conf->proto == GW_PROTO_HTTP ||
+	    c->l->conf->proto == GW_PROTO_CONNECT) {
+		gw_http_take_over(c);
+		return;
+	}
 	switch (sni_parse_hello(c->peek, c->peek_len, w->scratch,
 	    sizeof(w->scratch), &h)) {
 	case SNI_NEED_MORE:
@@ -1054,6 +1153,12 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	switch (h.error) {
 	case SNI_ERR_NOT_TLS:
+		/* Plain HTTP redirected to us is decided per request too. */
+		if (c->l->conf->proto == GW_PROTO_TRANSPARENT &&
+		    c->peek[0] >= 'A' && c->peek[0] <= 'Z') {
+			gw_http_take_over(c);
+			break;
+		}
 		conn_refuse_not_tls(c);
 		break;
 	case SNI_ERR_TOO_LARGE:
@@ -1085,7 +1190,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		/* A client that says nothing is not told anything either. */
-		gw_conn_close(c, GW_EV_DENY, "hello_timeout");
+		gw_conn_close(c, GW_EV_DENY, c->http != NULL &&
+		    !gw_http_in_tunnel(c) ? "request_timeout" : "hello_timeout");
 		break;
 	case GW_CONN_RESOLVING:
 		conn_refuse(c, GW_EV_ERROR, "dns_timeout", TLS_ALERT_INTERNAL_ERROR);
@@ -1106,6 +1212,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_connect_next(c);
 		break;
 	case GW_CONN_RELAYING:
+		if (c->http != NULL) {
+			gw_http_timeout(c);
+			break;
+		}
 		idle = c->w->cfg->timeouts.idle_ms;
 		quiet = mono_ms_since(&c->last_active);
 		if (quiet >= idle)

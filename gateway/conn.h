@@ -23,6 +23,7 @@ struct gw_listener;
 struct bufferevent;
 struct dns_ticket;
 struct dns_answer;
+struct gw_http;
 
 enum gw_conn_state {
 	GW_CONN_ACCEPTED = 0,
@@ -99,6 +100,9 @@ struct gw_conn {
 	uint32_t dns_stale_age;         /* seconds past its TTL */
 	const char *deny_reason;        /* ...and this is what it would have been */
 	const char *detail;
+	/* HTTP and CONNECT (gateway/http.c): the exchange in progress; NULL
+	 * for TLS passthrough, which keeps its connections small. */
+	struct gw_http *http;
 };
 
 /* Take over an accepted socket (non-blocking). Closes it on failure. */
@@ -109,5 +113,43 @@ void gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason);
 
 const char *gw_conn_state_str(enum gw_conn_state s);
 const char *gw_event_str(enum gw_event e);
+
+/* ---- between conn.c and http.c (the gateway's own use only) ---- */
+
+/* conn.c: the connection's one line (per exchange on HTTP), once. */
+void gw_conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason);
+/* conn.c: resolve c->name and connect to c->dst_port; ends in
+ * gw_http_connected() or gw_http_refuse() for HTTP connections. */
+void gw_conn_resolve(struct gw_conn *c);
+/* conn.c: drop the upstream socket, its events and candidates. */
+void gw_conn_release_upstream(struct gw_conn *c);
+/* conn.c: cbev and ubev exist: relay bytes both ways from now on. */
+void gw_conn_relay_bevs(struct gw_conn *c);
+/* conn.c: take the policy's verdict (rule, report mode, the "after"
+ * hint's memory). 0: go on; -1: a denial for the caller to answer. */
+struct pol_verdict;
+int gw_conn_verdict(struct gw_conn *c, const struct pol_verdict *v);
+/* conn.c: keep the ALPN list of a ClientHello for the log. */
+void gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h);
+/* conn.c: the client's bytes of a denied connection to the evidence file. */
+void gw_conn_evidence(struct gw_conn *c, const void *bytes, size_t len);
+void gw_conn_timer(struct gw_conn *c, uint64_t ms);
+
+/* http.c: the client speaks HTTP; its first bytes are in c->peek. */
+void gw_http_take_over(struct gw_conn *c);
+/* http.c: the upstream TCP connection is up (c->ufd). */
+void gw_http_connected(struct gw_conn *c);
+/* http.c: refuse in HTTP (403/502/504 with a one-line body) and close. */
+void gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason);
+/* http.c: the port to connect to for an allowed request. */
+uint16_t gw_http_upstream_port(const struct gw_conn *c);
+/* http.c: a timer fired in GW_CONN_RELAYING. */
+void gw_http_timeout(struct gw_conn *c);
+/* http.c: the HTTP keys of the connection's line. */
+struct log_record;
+void gw_http_fill_log(struct gw_conn *c, struct log_record *r);
+void gw_http_free(struct gw_conn *c);
+/* http.c: waiting for the ClientHello inside a CONNECT tunnel? */
+int gw_http_in_tunnel(const struct gw_conn *c);
 
 #endif

@@ -24,6 +24,21 @@ struct pol_snapshot;
 struct gw_conn;
 struct gw_worker;
 
+struct chain_table;
+struct evid_writer;
+struct ssl_ctx_st;
+
+/*
+ * What every worker shares besides the log and the policy, made by the
+ * main thread before the workers start and freed after they end. Each
+ * part is thread-safe on its own.
+ */
+struct gw_shared {
+	struct chain_table *chains;     /* redirect chains, "after" hints */
+	struct evid_writer *evidence;   /* NULL: log.evidence_pcap is off */
+	struct ssl_ctx_st *tls_ctx;     /* TLS origination: verifies upstreams */
+};
+
 struct gw_listener {
 	struct gw_worker *w;
 	const struct gw_listener_conf *conf;
@@ -46,6 +61,7 @@ struct gw_worker {
 	int started;
 	const struct gw_config *cfg;
 	struct log_sink *log;
+	const struct gw_shared *shared; /* set before the worker starts */
 	struct event_base *base;
 	struct dns_resolver *dns;
 	struct pol_snapshot *snap;      /* holds a reference */
@@ -139,6 +155,7 @@ struct gw_status {
 	int draining;                   /* SIGTERM seen: readiness is 503 */
 	uint64_t start_us;              /* wall clock */
 	uint64_t nofile_limit;          /* RLIMIT_NOFILE soft, as set */
+	const struct gw_shared *shared; /* the evidence writer's counters */
 };
 
 /*

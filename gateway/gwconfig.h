@@ -23,7 +23,10 @@
 enum gw_proto {
 	GW_PROTO_TLS = 0,
 	GW_PROTO_TRANSPARENT,   /* redirected by iptables: original
-	                         * destination from the socket, TLS peeked */
+	                         * destination from the socket, TLS peeked
+	                         * (plain HTTP goes to the HTTP code) */
+	GW_PROTO_HTTP,          /* plain HTTP: every request decided on its Host */
+	GW_PROTO_CONNECT,       /* a forward proxy: CONNECT and absolute-form */
 };
 
 struct gw_listener_conf {
@@ -32,7 +35,8 @@ struct gw_listener_conf {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum gw_proto proto;
-	uint16_t upstream_port;         /* tls only; transparent: the original */
+	uint16_t upstream_port;         /* tls: 443, http: 80 (a Host without a
+	                                 * port); transparent: the original */
 	int proxy_protocol;             /* a PROXY v1/v2 header comes first */
 	unsigned line;
 };
@@ -74,6 +78,13 @@ struct gw_config {
 	size_t nnamespaces;             /* namespace -> client CIDRs */
 	struct pol_namespace namespaces[GW_MAX_NAMESPACES];
 	char *log_path;                 /* "-" is stdout */
+	char *evidence_path;            /* log.evidence_pcap; NULL: off */
+	uint64_t evidence_max_bytes;
+	unsigned evidence_keep;
+	/* redirects: how long a 3xx waits to be followed; how long an allowed
+	 * connection stays the "after" hint of a TLS denial. */
+	uint64_t redirect_window_ms, after_window_ms;
+	char *upstream_ca_file;         /* upstream_tls.ca_file; NULL: system */
 	struct gw_timeouts timeouts;
 	unsigned max_connections;
 	/* admin: everything on address; Istio's pair on the other two. */

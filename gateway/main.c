@@ -32,10 +32,13 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/ssl.h>
 
 #include "dns/dns.h"
 #include "gateway/gwconfig.h"
 #include "gateway/gateway.h"
+#include "logging/chain.h"
+#include "logging/evidence.h"
 #include "logging/log.h"
 #include "policy/policy.h"
 
@@ -53,6 +56,7 @@
 
 struct daemon {
 	const char *config_path;
+	struct gw_shared shared;        /* chains, evidence, upstream TLS */
 	struct gw_config *cfg;
 	struct log_sink *log;
 	struct gw_status st;    /* snap, generation, reloads, workers, ready */
@@ -67,6 +71,57 @@ struct daemon {
 	unsigned errors;        /* errors reported by the current load */
 	int reloading;          /* send diagnostics to the log too */
 };
+
+/*
+ * What the workers share: the redirect-chain table, the evidence writer
+ * (log.evidence_pcap) and the TLS context for origination, which verifies
+ * upstreams against upstream_tls.ca_file or the system's store.
+ */
+static int
+shared_new(struct daemon *d, char *err, size_t errlen)
+{
+	const struct gw_config *cfg = d->cfg;
+
+	d->shared.chains = chain_new(0, cfg->redirect_window_ms,
+	    cfg->after_window_ms);
+	d->shared.tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (d->shared.chains == NULL || d->shared.tls_ctx == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(d->shared.tls_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(d->shared.tls_ctx, SSL_VERIFY_PEER, NULL);
+	if ((cfg->upstream_ca_file != NULL ?
+	    SSL_CTX_load_verify_locations(d->shared.tls_ctx, cfg->upstream_ca_file,
+	    NULL) : SSL_CTX_set_default_verify_paths(d->shared.tls_ctx)) != 1) {
+		snprintf(err, errlen, "upstream_tls: cannot load %s",
+		    cfg->upstream_ca_file != NULL ? cfg->upstream_ca_file :
+		    "the system's CA store");
+		return -1;
+	}
+	if (cfg->evidence_path != NULL) {
+		struct evid_opts o;
+
+		memset(&o, 0, sizeof(o));
+		o.path = cfg->evidence_path;
+		o.max_bytes = cfg->evidence_max_bytes;
+		o.keep = cfg->evidence_keep;
+		o.log = d->log;
+		d->shared.evidence = evid_open(&o, err, errlen);
+		if (d->shared.evidence == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+shared_free(struct daemon *d)
+{
+	evid_close(d->shared.evidence);
+	chain_free(d->shared.chains);
+	SSL_CTX_free(d->shared.tls_ctx);
+	memset(&d->shared, 0, sizeof(d->shared));
+}
 
 static void
 usage(FILE *f)
@@ -494,9 +549,16 @@ run(struct daemon *d)
 		fprintf(stderr, "egressd: out of memory\n");
 		goto out;
 	}
+	if (shared_new(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "egressd: %s\n", err);
+		goto out;
+	}
+	d->st.shared = &d->shared;
 	for (size_t i = 0; i < d->nworkers; i++) {
 		d->workers[i] = gw_worker_new((unsigned)i, d->cfg, d->log,
 		    d->st.snap, err, sizeof(err));
+		if (d->workers[i] != NULL)
+			d->workers[i]->shared = &d->shared;
 		if (d->workers[i] == NULL) {
 			fprintf(stderr, "egressd: %s\n", err);
 			goto out;
@@ -566,6 +628,7 @@ out:
 	d->admin = NULL;
 	for (size_t i = 0; i < d->nworkers; i++)
 		gw_worker_join_free(d->workers[i]);
+	shared_free(d);
 	if (rc == 0)
 		log_notice(d->log, "egressd stopped");
 	if (d->exit_ev != NULL)

@@ -24,6 +24,7 @@
 
 #include "dns/dns.h"
 #include "gateway/gateway.h"
+#include "logging/evidence.h"
 #include "logging/log.h"
 #include "policy/policy.h"
 
@@ -589,5 +590,20 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 	    "(connection lines and notices).", ls.lines);
 	simple(&rd, "egressd_log_write_failures_total", "counter", "Log lines "
 	    "that could not be written.", ls.failures);
+	if (st->shared != NULL && st->shared->evidence != NULL) {
+		struct evid_stats es;
+
+		evid_stats(st->shared->evidence, &es);
+		simple(&rd, "egressd_evidence_records_total", "counter",
+		    "Denied connections written to the evidence pcap.", es.records);
+		simple(&rd, "egressd_evidence_dropped_total", "counter",
+		    "Denied connections not written: the evidence queue was full.",
+		    es.dropped);
+		simple(&rd, "egressd_evidence_failures_total", "counter",
+		    "Denied connections not written: the file could not be "
+		    "written.", es.failures);
+		simple(&rd, "egressd_evidence_rotations_total", "counter",
+		    "Evidence files rotated.", es.rotations);
+	}
 	return rd.failed ? -1 : 0;
 }

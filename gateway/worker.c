@@ -239,9 +239,12 @@ gw_worker_new(unsigned id, const struct gw_config *cfg, struct log_sink *log,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	static const struct gw_shared none;
+
 	w->id = id;
 	w->cfg = cfg;
 	w->log = log;
+	w->shared = &none;
 	w->snap = pol_snapshot_ref(snap);
 	TAILQ_INIT(&w->conns);
 	TAILQ_INIT(&w->zombies);

@@ -323,7 +323,6 @@ def labels_match(sel, labels):
     return all(labels.get(k) == v for k, v in sel.items())
 
 ISTIO_PROXY_PORTS = {15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090}
-HTTP_LISTENER_PORT = 8080   # the HTTP listener comes with a later version
 
 def variant(name):
     objs = [o for o in yaml.safe_load_all(open(os.path.join(rdir, name + ".yaml"))) if o]
@@ -359,8 +358,8 @@ def variant(name):
     check(host_of(adm["health_address"]) in ("0.0.0.0", "::") and host_of(adm["prometheus_address"]) in ("0.0.0.0", "::"),
           tag + "health and Prometheus addresses listen on every interface (the kubelet and Prometheus reach them)")
     pending = sorted(p for p in cports if p not in lports and p not in (health, prom))
-    check(pending in ([], [HTTP_LISTENER_PORT]),
-          tag + "container ports are the daemon's ports (plus %d for the later HTTP listener): extra %s" % (HTTP_LISTENER_PORT, pending))
+    check(pending == [],
+          tag + "container ports are the daemon's ports: extra %s" % pending)
     # Service: istio-egressgateway's ports
     svc = [s for s in by("Service") if s["metadata"]["name"] == "egressd"][0]
     sp = {p["port"]: p for p in svc["spec"]["ports"]}
@@ -368,11 +367,14 @@ def variant(name):
           and sp.get(80, {}).get("targetPort") == 8080 and sp[80].get("name") == "http2",
           tag + "Service ports are istio-egressgateway's: 443->8443 https, 80->8080 http2")
     check(all(p["targetPort"] in cports for p in svc["spec"]["ports"]), tag + "every Service targetPort is a container port")
-    check(all(p["targetPort"] in lports or p["targetPort"] == HTTP_LISTENER_PORT for p in svc["spec"]["ports"]),
-          tag + "every Service targetPort is a listener port (or the later HTTP listener's)")
+    check(all(p["targetPort"] in lports for p in svc["spec"]["ports"]),
+          tag + "every Service targetPort is a listener port")
     check(labels_match(svc["spec"]["selector"], pod["metadata"]["labels"]), tag + "the Service selects the pods")
     check(sp[443]["targetPort"] in lports and lports[sp[443]["targetPort"]].get("protocol", "tls") == "tls",
           tag + "Service port 443 reaches a tls listener")
+    check(sp[80]["targetPort"] in lports and lports[sp[80]["targetPort"]].get("protocol") == "http"
+          and lports[sp[80]["targetPort"]].get("upstream_port", 80) == 80,
+          tag + "Service port 80 reaches an http listener (a Host without a port means 80)")
     # probes
     rp, lp = ctr["readinessProbe"], ctr["livenessProbe"]
     check(rp["httpGet"]["path"] == "/healthz/ready" and rp["httpGet"]["port"] == health,

@@ -191,7 +191,7 @@ printf 'listeners:\n  - {address: "127.0.0.1:8443"}\npolicy: {files: [good.yaml]
 run check -c badconf.yaml
 [ $RC -eq 1 ]
 ok $? "check -c on a bad configuration exits 1"
-has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group)" \
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls)" \
     "the configuration's error is printed as file:line:col: message"
 has "1 file, 1 error, 0 warnings: the configuration does not load" "and the summary says so"
 
@@ -406,7 +406,7 @@ has "egressctl explain: '*.example.com' is a pattern, not a name: give a name a 
 run explain -c badconf.yaml api.github.com
 [ $RC -eq 2 ]
 ok $? "explain with a broken configuration exits 2"
-has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group)" \
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls)" \
     "and prints the configuration's error as file:line:col"
 run explain -c brokenpol.yaml api.github.com
 [ $RC -eq 2 ] && printf '%s\n' "$ERR" | grep -q "^broken.yaml:2:32: "

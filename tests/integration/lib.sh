@@ -38,14 +38,17 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 ok() {
-	# ok CONDITION-EXIT-STATUS DESCRIPTION: use as `cmd; ok $? "desc"`
+	# ok CONDITION-EXIT-STATUS DESCRIPTION: use as `cmd; ok $? "desc"`;
+	# returns the check's result
 	TAP_N=$((TAP_N + 1))
 	if [ "$1" -eq 0 ]; then
 		echo "ok $TAP_N - $2"
-	else
-		echo "not ok $TAP_N - $2"
-		TAP_FAILED=$((TAP_FAILED + 1))
+		return 0
 	fi
+	echo "not ok $TAP_N - $2"
+	TAP_FAILED=$((TAP_FAILED + 1))
+	# Fails too, so that `ok $? "..." || show` shows what went wrong.
+	return 1
 }
 
 diag() {

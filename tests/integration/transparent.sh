@@ -73,16 +73,17 @@ n=$(logq "$LOG" --count event=deny name=self.test)
 [ "$n" -eq 1 ]
 ok $? "exactly one line for it: the gateway did not connect to itself ($n)"
 
-resp=$(printf 'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n' |
+resp=$(printf 'GET / HTTP/1.1\r\nHost: b.test\r\n\r\n' |
     timeout 10 python3 -c '
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
 s.sendall(sys.stdin.buffer.read())
 print(s.recv(4096).decode("latin-1").splitlines()[0])' "$P")
-[ "$resp" = "HTTP/1.1 400 Bad Request" ]
-ok $? "plain HTTP on a transparent listener gets 400 (got '$resp')"
-wait_log "$LOG" 1 event=deny reason=not_tls orig_dst="127.0.0.1:$P"
-ok $? "and a not_tls line with orig_dst"
+[ "$resp" = "HTTP/1.1 403 Forbidden" ]
+ok $? "plain HTTP on a transparent listener is decided on its Host: 403 for b.test (got '$resp')"
+wait_log "$LOG" 1 event=deny reason=not_allowed proto=http name=b.test port="$P" \
+    orig_dst="127.0.0.1:$P" url="http://b.test:$P/" status=403
+ok $? "and a deny line with proto http, the port aimed at and orig_dst"
 
 cat > "$T/bad.yaml" <<EOF
 listeners:

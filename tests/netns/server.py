@@ -6,6 +6,9 @@ server.py RECORD LISTEN...
 LISTEN is one of
   tls:ADDR:PORT:CERT:KEY:LABEL  TLS; answers any HTTP request with
                                 "hello from LABEL\\n" and closes
+  http:ADDR:PORT:LABEL          plain HTTP; answers the same, and the
+                                request line and Host go to RECORD as
+                                "http <peer ip> <request line> host=<Host>"
   tcp:ADDR:PORT                 accepts and closes
   ttcp:ADDR:PORT                the same on an IP_TRANSPARENT socket, as
                                 TPROXY needs (the recorded local address is
@@ -50,16 +53,22 @@ def fmt_local(host, port, fam):
     return f"[{host}]:{port}" if fam == socket.AF_INET6 else f"{host}:{port}"
 
 
-def serve_tls(conn, ctx, label):
+def serve_tls(conn, ctx, label, path=None, peer=None):
     try:
         conn.settimeout(10)
-        with ctx.wrap_socket(conn, server_side=True) as s:
+        with (conn if ctx == "plain" else ctx.wrap_socket(conn, server_side=True)) as s:
             head = b""
             while b"\r\n\r\n" not in head and len(head) < 65536:
                 chunk = s.recv(4096)
                 if not chunk:
                     return
                 head += chunk
+            if ctx == "plain":
+                lines = head.decode("latin-1").split("\r\n")
+                host = [h.split(":", 1)[1].strip() for h in lines[1:]
+                        if h.lower().startswith("host:")]
+                with LOCK, open(path, "a") as f:
+                    f.write(f"http {peer} {lines[0]} host={host[0] if host else ''}\n")
             body = f"hello from {label}\n".encode()
             s.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n"
                       b"Content-Length: " + str(len(body)).encode() +
@@ -81,7 +90,7 @@ def tcp_loop(lsock, path, ctx, label):
         if ctx is None:
             conn.close()
             continue
-        threading.Thread(target=serve_tls, args=(conn, ctx, label),
+        threading.Thread(target=serve_tls, args=(conn, ctx, label, path, peer[0]),
                          daemon=True).start()
 
 
@@ -123,6 +132,8 @@ def main(argv):
             cert, key, label = rest.split(":", 2)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(cert, key)
+        elif kind == "http":
+            ctx, label = "plain", rest
         elif kind not in ("tcp", "ttcp"):
             sys.exit(f"unknown listen kind {kind!r}")
         threads.append(threading.Thread(target=tcp_loop,

@@ -29,6 +29,7 @@ TRAP="$T/trap.rec"        # addresses the guard must refuse
 world_server "$INET" "$REC" \
     "tls:$REAL_IP:443:$K/allowed.test.pem:$K/allowed.test.key:allowed.test at $REAL_IP" \
     "tls:$REAL_IP:8443:$K/allowed.test.pem:$K/allowed.test.key:allowed.test at $REAL_IP:8443" \
+    "http:$REAL_IP:80:allowed.test over HTTP at $REAL_IP" \
     "udp:$REAL_IP:5353" \
     "tls:$WILD_IP:443:$K/www.wild.test.pem:$K/www.wild.test.key:www.wild.test at $WILD_IP" \
     "tls:$NONE_IP_A:443:$K/none.test.pem:$K/none.test.key:none.test at $NONE_IP_A" \
@@ -89,6 +90,8 @@ cat >"$P/allow.yaml" <<EOF
 allow:
   - hosts: [allowed.test, v6.test, "*.wild.test"]
     ports: [443]
+  - hosts: [allowed.test]
+    ports: [80]
 EOF
 cat >"$P/mesh.yaml" <<EOF
 apiVersion: networking.istio.io/v1
@@ -188,12 +191,23 @@ wait_log "$LOG" 1 event=deny reason=not_allowed name=blocked.test listener=trans
     orig_dst="$REAL_IP:443" rule=null upstream=null bytes_out=7
 ok $? "one deny line: not_allowed, orig_dst $REAL_IP:443, 7 bytes (the alert) sent"
 
-# Plain HTTP on port 80 is redirected too, and refused for now.
-out=$(in_pod curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://$REAL_IP/" 2>&1)
-[ "$out" = 400 ]
-ok $? "plain HTTP to $REAL_IP:80 is answered 400 by the gateway (got $out)"
-wait_log "$LOG" 1 event=deny reason=not_tls orig_dst="$REAL_IP:80"
-ok $? "one deny line: not_tls, orig_dst $REAL_IP:80"
+# Plain HTTP on port 80 is redirected too, and decided per request on its
+# Host and the port the client aimed at, as on an http listener.
+out=$(in_pod curl -sS --max-time 10 --resolve "allowed.test:80:$ATTACKER_IP" \
+    "http://allowed.test/page" 2>&1)
+[ "$out" = "hello from allowed.test over HTTP at $REAL_IP" ] &&
+    [ "$(count_rec "$REC" "^http $GW_INET_IP GET /page HTTP/1.1 host=allowed.test\$")" = 1 ]
+ok $? "plain HTTP aimed at the attacker reaches allowed.test's real server (got $out)"
+wait_log "$LOG" 1 event=allow reason=allowed listener=transparent name=allowed.test port=80 \
+    proto=http method=GET url="http://allowed.test/page" status=200 \
+    orig_dst="$ATTACKER_IP:80" upstream="$REAL_IP:80" rule="$P/allow.yaml:4"
+ok $? "one allow line per request: proto http, the url, status 200, orig_dst the attacker"
+out=$(in_pod curl -sS --max-time 10 -w ' %{http_code}' "http://$REAL_IP/" 2>&1)
+[ "$out" = "egressd: $REAL_IP:80: not_allowed: an IP address is not a name any rule can allow
+ 403" ]
+ok $? "plain HTTP naming only an address is refused with 403 (got $out)"
+wait_log "$LOG" 1 event=deny reason=not_allowed proto=http orig_dst="$REAL_IP:80" status=403
+ok $? "one deny line: not_allowed, proto http, orig_dst $REAL_IP:80"
 
 # --- the whole run ---------------------------------------------------------
 [ "$(count_rec "$ATT" .)" = 0 ] && [ "$(count_rec "$TRAP" .)" = 0 ]
@@ -203,8 +217,8 @@ ok $? "the only pod connection any server saw directly is the forwarding control
 logq "$LOG" --schema
 ok $? "every connection line has exactly the documented keys"
 n=$(logq "$LOG" --count)
-[ "$n" -eq 12 ]
-ok $? "12 connections through the gateway, 12 lines (got $n)"
+[ "$n" -eq 13 ]
+ok $? "13 connections (and HTTP requests) through the gateway, 13 lines (got $n)"
 
 stop_bounded "$EGRESSD_PID" 10
 rc=$?

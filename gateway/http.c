@@ -1,0 +1,1300 @@
+/*
+ * HTTP egress (docs/http.md): the http and connect listeners, and plain
+ * HTTP on a transparent listener. Per request, on one client connection:
+ *
+ *   HEAD -> (decide) -> UPSTREAM -> EXCHANGE -> HEAD ...     keep-alive
+ *   HEAD -> (CONNECT) -> UPSTREAM -> TUNNEL_HELLO -> RELAY   a tunnel
+ *   any  -> CLOSING: an answer (403, 502, ...) is flushed, then close
+ *
+ * Every request is decided anew on its own Host, and an upstream
+ * connection only ever carries requests for the host and port it was
+ * admitted for: a request for another host closes it and opens a new one.
+ * Bodies are framed (Content-Length, chunked) so that the next request
+ * starts where the last one ended, and each response head is read so that
+ * a 3xx with a Location becomes a redirect line with the policy's verdict
+ * on its target. Bytes are forwarded unchanged, except the request line of
+ * an absolute-form request, which an origin server gets in origin-form.
+ */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include "dns/dns.h"
+#include "gateway/gateway.h"
+#include "http/http.h"
+#include "logging/chain.h"
+#include "logging/log.h"
+
+#define GH_URL_MAX      2048
+#define GH_HIGH_WATER   (256 * 1024)
+
+enum gh_state {
+	GH_HEAD = 0,            /* waiting for a request head */
+	GH_UPSTREAM,            /* decided: resolving, connecting, handshaking */
+	GH_EXCHANGE,            /* request body up, response down */
+	GH_TUNNEL_HELLO,        /* CONNECT answered: peeking inside the tunnel */
+	GH_RELAY,               /* bytes both ways (tunnel, upgrade) */
+	GH_CLOSING,             /* an answer is being flushed */
+};
+
+struct gw_http {
+	enum gh_state st;
+	unsigned nexch;                 /* requests begun on this connection */
+	/* What the upstream connection was admitted for. */
+	char up_host[HTTP_HOST_MAX + 1];
+	uint16_t up_port;
+	int up_ready, up_tls, handshaking;
+	int pinned;                     /* plain HTTP inside a CONNECT tunnel:
+	                                 * every request must be for up_host */
+	struct timespec hs_start;
+
+	/* The request being served. */
+	char method[24];
+	int is_head, is_connect, close_after, upgrade;
+	char url[GH_URL_MAX];
+	char chain[CHAIN_ID_MAX];
+	int status;                     /* what the client got */
+	size_t head_len;
+	size_t path_off;                /* absolute-form: where the path starts
+	                                 * in the target; 0: forward as is */
+	size_t target_off, target_len;
+	struct http_body req_body, resp_body;
+	int req_done, resp_head, resp_done;
+	int answered;                   /* bytes of a response went to the client */
+};
+
+static void gh_client_read(struct bufferevent *bev, void *arg);
+static void gh_next(struct gw_conn *c);
+
+static uint64_t
+now_ms(void)
+{
+	return log_now_us() / 1000;
+}
+
+/* ---- answering the client ------------------------------------------ */
+
+static void
+gh_client_write(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (h->st == GH_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			return;
+		/* Flushed: close like a refused TLS client, with a linger so a
+		 * client still sending its body reads the answer, not a reset. */
+		bufferevent_free(c->cbev);
+		c->cbev = NULL;
+		if (c->bytes_out == 0)
+			c->bytes_out = 1;
+		gw_conn_close(c, GW_EV_DENY, "closed");
+		return;
+	}
+	/* Backpressure: the response may flow again. */
+	if (c->ubev != NULL && h->st == GH_EXCHANGE &&
+	    !(bufferevent_get_enabled(c->ubev) & EV_READ) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) < GH_HIGH_WATER / 2)
+		bufferevent_enable(c->ubev, EV_READ);
+}
+
+/* Flush what is in the client's output, then close (no more lines). */
+static void
+gh_close_after_flush(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	h->st = GH_CLOSING;
+	gw_conn_release_upstream(c);
+	/* The timer now only bounds the flush (gw_http_timeout). */
+	c->state = GW_CONN_RELAYING;
+	evtimer_del(c->timer);
+	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_enable(c->cbev, EV_WRITE);
+	gw_conn_timer(c, 5000);         /* a client that never reads */
+	gh_client_write(c->cbev, c);
+}
+
+static int
+status_for(const char *reason)
+{
+	static const struct { const char *reason; int status; } map[] = {
+		{ "bad_http", 400 }, { "request_timeout", 408 },
+		{ "overloaded", 503 }, { "draining", 503 },
+		{ "dns_nxdomain", 502 }, { "dns_failure", 502 },
+		{ "connect_failed", 502 }, { "upstream_tls_failed", 502 },
+		{ "upstream_reset", 502 },
+		{ "dns_timeout", 504 }, { "connect_timeout", 504 },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].reason, reason) == 0)
+			return map[i].status;
+	return 403;
+}
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 408: return "Request Timeout";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "Error";
+}
+
+void
+gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
+{
+	struct gw_http *h = c->http;
+	char body[600], msg[900], what[300];
+	int status = status_for(reason), blen, mlen;
+
+	if (h->st == GH_CLOSING || c->cbev == NULL) {
+		gw_conn_close(c, ev, reason);
+		return;
+	}
+	if (h->answered) {
+		/* A response is already on its way: all we can do is cut it. */
+		gw_conn_log_once(c, ev, reason);
+		gh_close_after_flush(c);
+		return;
+	}
+	if (c->has_name)
+		snprintf(what, sizeof(what), "%.253s:%u", c->name, (unsigned)c->port);
+	else
+		snprintf(what, sizeof(what), "this request");
+	blen = snprintf(body, sizeof(body), "egressd: %s: %s%s%.300s\n", what,
+	    reason, c->detail != NULL ? ": " : "", c->detail != NULL ? c->detail : "");
+	if (blen < 0 || (size_t)blen >= sizeof(body))
+		blen = (int)strlen(body);
+	mlen = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\nContent-Type: text/plain"
+	    "\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", status,
+	    status_text(status), blen, body);
+	if (mlen < 0 || (size_t)mlen >= sizeof(msg))
+		mlen = 0;
+	h->status = status;
+	/* The line first: a client told "no" has its line whatever happens. */
+	c->bytes_out += (uint64_t)mlen;
+	if (ev == GW_EV_DENY && h->head_len > 0 && c->cbev != NULL) {
+		struct evbuffer *in = bufferevent_get_input(c->cbev);
+		size_t n = evbuffer_get_length(in) < h->head_len ?
+		    evbuffer_get_length(in) : h->head_len;
+
+		gw_conn_evidence(c, evbuffer_pullup(in, (ev_ssize_t)n), n);
+	}
+	gw_conn_log_once(c, ev, reason);
+	bufferevent_write(c->cbev, msg, (size_t)mlen);
+	h->answered = 1;
+	gh_close_after_flush(c);
+}
+
+/* ---- the log ---------------------------------------------------------- */
+
+void
+gw_http_fill_log(struct gw_conn *c, struct log_record *r)
+{
+	struct gw_http *h = c->http;
+
+	r->proto = h->is_connect ? "connect" : "http";
+	if (h->method[0] != '\0')
+		r->method = h->method;
+	if (h->url[0] != '\0')
+		r->url = h->url;
+	r->status = h->status;
+	if (h->chain[0] != '\0')
+		r->chain = h->chain;
+}
+
+/* ---- URLs --------------------------------------------------------------- */
+
+/* "http://host[:port]" with the port only when it is not the scheme's. */
+static int
+origin_str(char *out, size_t len, int https, const char *host, uint16_t port)
+{
+	int v6 = strchr(host, ':') != NULL;
+
+	if (port == (https ? 443 : 80))
+		return snprintf(out, len, "%s://%s%s%s", https ? "https" : "http",
+		    v6 ? "[" : "", host, v6 ? "]" : "");
+	return snprintf(out, len, "%s://%s%s%s:%u", https ? "https" : "http",
+	    v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)port);
+}
+
+/*
+ * Where a Location points, as an absolute URL, its scheme, host and port
+ * (RFC 3986 section 5.2, the cases a Location takes). base is the request's
+ * absolute URL, base_https its scheme. Returns 0, or -1 when the Location
+ * has no usable host (the line then says so).
+ */
+static int
+resolve_location(const char *base, int base_https, const char *loc, size_t n,
+    char *out, size_t outlen, int *https, char *host, size_t hostlen,
+    uint16_t *port)
+{
+	const char *p, *end = loc + n, *auth, *auth_end, *hp, *colon = NULL;
+	char raw[HTTP_HOST_MAX + 1];
+	size_t hl;
+
+	*https = base_https;
+	if (n >= 7 && strncasecmp(loc, "http://", 7) == 0) {
+		*https = 0;
+		auth = loc + 7;
+	} else if (n >= 8 && strncasecmp(loc, "https://", 8) == 0) {
+		*https = 1;
+		auth = loc + 8;
+	} else if (n >= 2 && loc[0] == '/' && loc[1] == '/') {
+		auth = loc + 2;
+	} else {
+		/* A path on the same origin: base's scheme://authority, then
+		 * the path (relative ones are taken against base's directory). */
+		const char *b_auth = strstr(base, "://"), *b_path, *slash;
+		int m;
+
+		if (b_auth == NULL)
+			return -1;
+		b_path = strchr(b_auth + 3, '/');
+		if (b_path == NULL)
+			b_path = base + strlen(base);
+		if (n > 0 && loc[0] == '/') {
+			m = snprintf(out, outlen, "%.*s%.*s", (int)(b_path - base),
+			    base, (int)n, loc);
+		} else {
+			const char *q = strpbrk(b_path, "?#");
+			size_t plen = q ? (size_t)(q - b_path) : strlen(b_path);
+
+			slash = NULL;
+			for (size_t i = 0; i < plen; i++)
+				if (b_path[i] == '/')
+					slash = b_path + i;
+			if (slash == NULL)
+				m = snprintf(out, outlen, "%.*s/%.*s",
+				    (int)(b_path - base), base, (int)n, loc);
+			else
+				m = snprintf(out, outlen, "%.*s%.*s",
+				    (int)(slash + 1 - base), base, (int)n, loc);
+		}
+		if (m < 0)
+			return -1;
+		/* The host and port are base's. */
+		return resolve_location(base, base_https, out, strlen(out) < outlen ?
+		    strlen(out) : outlen - 1, out, outlen, https, host, hostlen, port) ==
+		    0 ? 0 : -1;
+	}
+	for (auth_end = auth; auth_end < end && *auth_end != '/' &&
+	    *auth_end != '?' && *auth_end != '#'; auth_end++)
+		;
+	hp = auth;
+	for (p = auth; p < auth_end; p++)       /* userinfo@ is not the host */
+		if (*p == '@')
+			hp = p + 1;
+	if (hp < auth_end && *hp == '[') {
+		const char *rb = memchr(hp, ']', (size_t)(auth_end - hp));
+
+		if (rb == NULL)
+			return -1;
+		hl = (size_t)(rb - hp - 1);
+		if (hl == 0 || hl >= sizeof(raw))
+			return -1;
+		memcpy(raw, hp + 1, hl);
+		if (rb + 1 < auth_end && rb[1] == ':')
+			colon = rb + 1;
+	} else {
+		colon = memchr(hp, ':', (size_t)(auth_end - hp));
+		hl = (size_t)((colon ? colon : auth_end) - hp);
+		if (hl == 0 || hl >= sizeof(raw))
+			return -1;
+		memcpy(raw, hp, hl);
+	}
+	raw[hl] = '\0';
+	*port = *https ? 443 : 80;
+	if (colon != NULL && colon + 1 < auth_end) {
+		unsigned long v = 0;
+
+		for (p = colon + 1; p < auth_end; p++) {
+			if (*p < '0' || *p > '9' || v > 65535)
+				return -1;
+			v = v * 10 + (unsigned long)(*p - '0');
+		}
+		if (v == 0 || v > 65535)
+			return -1;
+		*port = (uint16_t)v;
+	}
+	if (strchr(raw, ':') != NULL) {
+		snprintf(host, hostlen, "%s", raw);
+	} else if (sni_name_normalize((const uint8_t *)raw, hl, host) != 0) {
+		/* An IPv4 literal is not a name either: kept for the line. */
+		snprintf(host, hostlen, "%s", raw);
+		if (strspn(raw, "0123456789.") != hl)
+			return -1;
+	}
+	if (out != loc)
+		snprintf(out, outlen, "%s%.*s", loc[0] == '/' ? (*https ? "https:" :
+		    "http:") : "", (int)n, loc);
+	return 0;
+}
+
+/* ---- redirect lines ------------------------------------------------ */
+
+static void
+gh_redirect(struct gw_conn *c, const struct http_response *resp)
+{
+	struct gw_http *h = c->http;
+	struct gw_worker *w = c->w;
+	char to[GH_URL_MAX], host[SNI_NAME_MAX + 1] = "", rule[512];
+	struct log_record r;
+	struct pol_request req;
+	struct pol_verdict v;
+	struct timespec now;
+	int https = 0, ok;
+	uint16_t port = 0;
+
+	ok = resolve_location(h->url, strncmp(h->url, "https:", 6) == 0,
+	    resp->location, resp->location_len, to, sizeof(to), &https, host,
+	    sizeof(host), &port) == 0;
+	if (h->chain[0] == '\0')
+		snprintf(h->chain, sizeof(h->chain), "%s.%u", c->id, h->nexch);
+	memset(&r, 0, sizeof(r));
+	memset(&v, 0, sizeof(v));
+	r.ts_us = log_now_us();
+	r.event = "redirect";
+	r.listener = c->l->conf->name;
+	r.src = (const struct sockaddr *)&c->src;
+	r.orig_dst = c->orig_dst.ss_family != 0 ?
+	    (const struct sockaddr *)&c->orig_dst : NULL;
+	r.proto = "http";
+	r.conn = c->id;
+	r.method = h->method;
+	r.url = h->url;
+	r.from = h->url;
+	r.status = resp->status;
+	r.chain = h->chain;
+	if (!ok) {
+		/* Nothing to decide on: said as it is, never silently. */
+		snprintf(to, sizeof(to), "%.*s", (int)(resp->location_len <
+		    sizeof(to) - 1 ? resp->location_len : sizeof(to) - 1),
+		    resp->location);
+		r.to = to;
+		r.port = -1;
+		r.verdict = "deny";
+		r.reason = "not_allowed";
+		r.detail = "the Location has no host name the policy can decide on";
+	} else {
+		memset(&req, 0, sizeof(req));
+		req.name = host;
+		req.port = port;
+		req.proto = https ? POL_PROTO_TLS : POL_PROTO_HTTP;
+		req.src = (const struct sockaddr *)&c->src;
+		pol_decide(w->snap, &req, &v);
+		r.to = to;
+		r.name = host;
+		r.port = port;
+		r.proto = https ? "tls" : "http";
+		r.verdict = v.allow ? "allow" : "deny";
+		r.reason = pol_reason_str(v.reason);
+		r.would_deny = !v.allow && v.report;
+		if (v.rule != NULL) {
+			snprintf(rule, sizeof(rule), "%s:%u", v.rule->file, v.rule->line);
+			r.rule = rule;
+			r.rule_name = v.rule->name;
+		}
+		chain_note_redirect(w->shared->chains, (const struct sockaddr *)&c->src,
+		    host, port, h->chain, now_ms());
+	}
+	if (c->upstream.ss_family != AF_UNSPEC)
+		r.upstream = (const struct sockaddr *)&c->upstream;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	r.duration_ms = (double)(now.tv_sec - c->start_mono.tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
+	log_write(w->log, &r);
+	/* Counted with the lines: event "redirect", the target's reason. */
+	gw_metrics_conn(w, &r, 0, 0, 0);
+}
+
+/* ---- requests ------------------------------------------------------- */
+
+/* Reset for a new request; the previous one's line is written. */
+static void
+gh_reset(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	h->method[0] = h->url[0] = h->chain[0] = '\0';
+	h->is_head = h->is_connect = h->upgrade = 0;
+	h->status = 0;
+	h->head_len = h->path_off = h->target_off = h->target_len = 0;
+	h->req_done = h->resp_head = h->resp_done = h->answered = 0;
+	c->detail = NULL;
+	c->would_deny = 0;
+	c->deny_reason = NULL;
+	c->decide_us = c->dns_us = 0;
+	c->dns_stale = 0;
+}
+
+/* The absolute URL of the request, for the log and for Locations. */
+static void
+gh_url(struct gw_conn *c, const struct http_request *req, int https)
+{
+	struct gw_http *h = c->http;
+	char origin[HTTP_HOST_MAX + 32];
+	const char *path = "";
+	size_t plen = 0;
+
+	if (req->form == HTTP_AUTHORITY) {
+		snprintf(h->url, sizeof(h->url), "%s%s%s:%u",
+		    req->host_is_ip && strchr(req->host, ':') ? "[" : "", req->host,
+		    req->host_is_ip && strchr(req->host, ':') ? "]" : "",
+		    (unsigned)c->port);
+		return;
+	}
+	origin_str(origin, sizeof(origin), https, c->name, c->port);
+	if (req->form == HTTP_ABSOLUTE) {
+		path = req->target + h->path_off;
+		plen = req->target_len - h->path_off;
+	} else if (req->form == HTTP_ORIGIN) {
+		path = req->target;
+		plen = req->target_len;
+	}
+	snprintf(h->url, sizeof(h->url), "%s%.*s", origin, (int)plen, path);
+	if (plen == 0 && strlen(h->url) + 1 < sizeof(h->url))
+		strcat(h->url, "/");
+}
+
+/* In an absolute-form target, where the path starts (after the
+ * authority); the target length when it has none. */
+static size_t
+path_offset(const struct http_request *req)
+{
+	const char *t = req->target, *e = t + req->target_len;
+	const char *p = memchr(t, ':', req->target_len);
+
+	if (p == NULL || p + 3 > e)
+		return req->target_len;
+	for (p += 3; p < e && *p != '/' && *p != '?'; p++)
+		;
+	return (size_t)(p - t);
+}
+
+static void
+gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base)
+{
+	struct gw_http *h = c->http;
+	struct gw_worker *w = c->w;
+	struct pol_request preq;
+	struct pol_verdict v;
+	int https = req->scheme == HTTP_SCHEME_HTTPS;
+
+	h->nexch++;
+	h->head_len = req->head_len;
+	snprintf(h->method, sizeof(h->method), "%.*s", (int)req->method_len,
+	    req->method);
+	h->is_head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+	h->is_connect = req->form == HTTP_AUTHORITY;
+	h->upgrade = req->upgrade;
+	h->close_after = req->connection_close;
+	if (req->form == HTTP_ABSOLUTE) {
+		h->path_off = path_offset(req);
+		h->target_off = (size_t)((const uint8_t *)req->target - base);
+		h->target_len = req->target_len;
+	}
+	http_body_init(&h->req_body, http_request_body(req),
+	    req->content_length > 0 ? (uint64_t)req->content_length : 0);
+	c->has_name = 0;
+	c->name[0] = '\0';
+	if (req->has_host) {
+		snprintf(c->name, sizeof(c->name), "%s", req->host);
+		c->name_len = 0;
+		c->has_name = 1;
+	}
+	/* The port: the request's, else the listener's default (80; on a
+	 * transparent listener, the port the client aimed at; in a tunnel,
+	 * the tunnel's). */
+	if (req->port != 0)
+		c->port = req->port;
+	else if (h->pinned)
+		c->port = h->up_port;
+	else if (req->form == HTTP_ABSOLUTE)
+		c->port = https ? 443 : 80;
+	else if (c->l->conf->proto == GW_PROTO_TRANSPARENT &&
+	    c->orig_dst.ss_family != 0)
+		c->port = dns_addr_port((const struct sockaddr *)&c->orig_dst);
+	else
+		c->port = c->l->conf->upstream_port;
+	gh_url(c, req, https);
+	c->hello_bytes = (uint32_t)req->head_len;
+	if (w->shared->chains != NULL && c->has_name)
+		(void)chain_follows(w->shared->chains, (const struct sockaddr *)&c->src,
+		    c->name, c->port, now_ms(), h->chain, sizeof(h->chain));
+	if (!req->has_host || (https && !h->is_connect) ||
+	    (c->l->conf->proto == GW_PROTO_HTTP && h->is_connect)) {
+		gw_conn_release_upstream(c);
+		memset(&c->upstream, 0, sizeof(c->upstream));
+	}
+	if (!req->has_host) {
+		c->detail = "an HTTP/1.0 request without Host: nothing to decide on";
+		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		return;
+	}
+	if (https && !h->is_connect) {
+		/* A proxy cannot forward https:// without originating TLS
+		 * for the client; clients use CONNECT for that. */
+		c->detail = "an https:// request to a proxy: use CONNECT";
+		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		return;
+	}
+	if (c->l->conf->proto == GW_PROTO_HTTP && h->is_connect) {
+		c->detail = "CONNECT is for a connect listener";
+		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		return;
+	}
+	if (h->pinned) {
+		/* In a tunnel admitted for one host, every request is for it:
+		 * the CONNECT's decision stands, another Host is fronting. */
+		if (h->is_connect || strcmp(c->name, h->up_host) != 0 ||
+		    c->port != h->up_port) {
+			snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+			    "the request in the tunnel is for %.80s:%u; CONNECT "
+			    "said %.80s:%u", c->name, (unsigned)c->port, h->up_host,
+			    (unsigned)h->up_port);
+			c->detail = c->w->detail_buf;
+			gw_http_refuse(c, GW_EV_DENY, "sni_mismatch");
+			return;
+		}
+		gh_next(c);
+		return;
+	}
+	if (c->snap != NULL)
+		pol_snapshot_unref(c->snap);
+	c->snap = pol_snapshot_ref(w->snap);
+	memset(&preq, 0, sizeof(preq));
+	preq.name = c->name;
+	preq.port = c->port;
+	preq.proto = h->is_connect ? POL_PROTO_CONNECT : POL_PROTO_HTTP;
+	preq.src = (const struct sockaddr *)&c->src;
+	pol_decide(c->snap, &preq, &v);
+	c->decide_us = 1;
+	if (req->host_is_ip && !v.allow)
+		c->detail = "an IP address is not a name any rule can allow";
+	if (gw_conn_verdict(c, &v) != 0) {
+		/* The line names no upstream: none is used for this request. */
+		gw_conn_release_upstream(c);
+		memset(&c->upstream, 0, sizeof(c->upstream));
+		gw_http_refuse(c, GW_EV_DENY, pol_reason_str(v.reason));
+		return;
+	}
+	/* The upstream carries one host only: same host and port, and the
+	 * same way of connecting, or a new connection. */
+	if (c->ubev != NULL && h->up_ready && !h->is_connect &&
+	    strcmp(h->up_host, c->name) == 0 && h->up_port == c->port &&
+	    h->up_tls == (c->rule != NULL && c->rule->action == POL_ALLOW &&
+	    c->rule->originate_tls)) {
+		gh_next(c);
+		return;
+	}
+	gw_conn_release_upstream(c);
+	h->up_ready = 0;
+	memset(&c->upstream, 0, sizeof(c->upstream));
+	h->st = GH_UPSTREAM;
+	bufferevent_disable(c->cbev, EV_READ);
+	gw_conn_resolve(c);
+}
+
+static void
+gh_read_head(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in);
+	struct http_request req;
+	const char *why = NULL;
+	uint8_t *p;
+
+	if (len == 0)
+		return;
+	if (c->state != GW_CONN_PEEKING) {
+		/* The first bytes of a new request: its clock starts now. */
+		c->state = GW_CONN_PEEKING;
+		c->logged = 0;
+		c->bytes_in = c->bytes_out = 0;
+		c->start_us = log_now_us();
+		clock_gettime(CLOCK_MONOTONIC, &c->start_mono);
+		gw_conn_timer(c, c->w->cfg->timeouts.hello_ms);
+	}
+	if (len > HTTP_HEAD_MAX)
+		len = HTTP_HEAD_MAX;
+	p = evbuffer_pullup(in, (ev_ssize_t)len);
+	switch (http_parse_request(p, len, &req, &why)) {
+	case HTTP_NEED_MORE:
+		return;
+	case HTTP_ERROR:
+		c->detail = why;
+		h->head_len = len;
+		c->bytes_in += len;
+		gw_conn_release_upstream(c);
+		memset(&c->upstream, 0, sizeof(c->upstream));
+		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		return;
+	case HTTP_DONE:
+		break;
+	}
+	evtimer_del(c->timer);
+	c->bytes_in += req.head_len;
+	c->state = GW_CONN_DECIDED;
+	gh_decide(c, &req, p);
+}
+
+/* ---- the exchange ---------------------------------------------------- */
+
+/* Write the request head upstream: as received, except an absolute-form
+ * target, which becomes origin-form. */
+static void
+gh_send_head(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	if (h->target_len > 0) {
+		size_t tail = h->target_len - h->path_off;
+
+		evbuffer_remove_buffer(in, out, h->target_off);
+		evbuffer_drain(in, h->path_off);
+		if (tail == 0)
+			evbuffer_add(out, "/", 1);
+		else if (*(const char *)evbuffer_pullup(in, 1) == '?')
+			evbuffer_add(out, "/", 1);
+		evbuffer_remove_buffer(in, out, h->head_len - h->target_off -
+		    h->path_off);
+	} else {
+		evbuffer_remove_buffer(in, out, h->head_len);
+	}
+}
+
+static void
+gh_exchange_end(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	if (!h->resp_done || !h->req_done)
+		return;
+	gw_conn_log_once(c, GW_EV_ALLOW, "allowed");
+	if (h->close_after) {
+		gh_close_after_flush(c);
+		return;
+	}
+	/* Keep-alive: the next request is decided on its own; until it
+	 * comes, the connection is idle and a close says nothing more. */
+	gh_reset(c);
+	h->st = GH_HEAD;
+	c->state = GW_CONN_RELAYING;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	bufferevent_enable(c->cbev, EV_READ);
+	gh_read_head(c);
+}
+
+static void
+gh_forward_body(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len, used = 0;
+	const char *why = NULL;
+	enum http_status st;
+
+	if (h->req_done || c->ubev == NULL)
+		return;
+	len = evbuffer_get_length(in);
+	if (len == 0 && h->req_body.mode != HTTP_BODY_NONE)
+		return;
+	/* Chunk framing is checked on contiguous bytes; a length is not. */
+	st = http_body_scan(&h->req_body, h->req_body.mode == HTTP_BODY_CHUNKED ?
+	    evbuffer_pullup(in, (ev_ssize_t)len) : NULL, len, &used, &why);
+	if (st == HTTP_ERROR) {
+		c->detail = why;
+		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		return;
+	}
+	c->bytes_in += used;
+	evbuffer_remove_buffer(in, bufferevent_get_output(c->ubev), used);
+	if (st == HTTP_DONE) {
+		h->req_done = 1;
+		/* A pipelined next request waits in the buffer until this
+		 * exchange is over; stop reading so it cannot grow. */
+		bufferevent_disable(c->cbev, EV_READ);
+		gh_exchange_end(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->ubev)) >= GH_HIGH_WATER)
+		bufferevent_disable(c->cbev, EV_READ);
+}
+
+/* The upstream is ready for this request: send its head, then its body. */
+static void
+gh_next(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+
+	if (h->is_connect) {
+		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+		evbuffer_drain(in, h->head_len);
+		bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
+		c->bytes_out += sizeof(ok) - 1;
+		h->status = 200;
+		h->answered = 1;
+		h->st = GH_TUNNEL_HELLO;
+		c->state = GW_CONN_PEEKING;
+		gw_conn_timer(c, c->w->cfg->timeouts.hello_ms);
+		bufferevent_enable(c->cbev, EV_READ);
+		gh_client_read(c->cbev, c);
+		return;
+	}
+	gh_send_head(c);
+	h->st = GH_EXCHANGE;
+	c->state = GW_CONN_RELAYING;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	gh_forward_body(c);
+}
+
+/* Upgrade (101) and tunnels: from here on, bytes both ways. */
+static void
+gh_relay(struct gw_conn *c)
+{
+	c->http->st = GH_RELAY;
+	evtimer_del(c->timer);
+	gw_conn_relay_bevs(c);
+}
+
+static void
+gh_upstream_read(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (h->st == GH_HEAD) {
+		/* An idle upstream that speaks unasked is not reused. */
+		gw_conn_release_upstream(c);
+		h->up_ready = 0;
+		return;
+	}
+	while (h->st == GH_EXCHANGE && evbuffer_get_length(in) > 0) {
+		size_t len = evbuffer_get_length(in), used = 0;
+		const char *why = NULL;
+		enum http_status st;
+
+		if (h->resp_done) {
+			/* Bytes after a complete response: the server does not
+			 * frame as we do; do not reuse this connection. */
+			evbuffer_drain(in, len);
+			h->close_after = 1;
+			break;
+		}
+		if (!h->resp_head) {
+			struct http_response resp;
+
+			if (len > HTTP_HEAD_MAX)
+				len = HTTP_HEAD_MAX;
+			switch (http_parse_response(evbuffer_pullup(in,
+			    (ev_ssize_t)len), len, &resp, &why)) {
+			case HTTP_NEED_MORE:
+				return;
+			case HTTP_ERROR:
+				snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+				    "the upstream's response: %s", why);
+				c->detail = c->w->detail_buf;
+				gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+				return;
+			case HTTP_DONE:
+				break;
+			}
+			h->answered = 1;
+			c->bytes_out += resp.head_len;
+			if (resp.status >= 300 && resp.status < 400 &&
+			    resp.location != NULL)
+				gh_redirect(c, &resp);
+			evbuffer_remove_buffer(in, out, resp.head_len);
+			if (resp.status == 101) {
+				h->status = 101;
+				gh_relay(c);
+				return;
+			}
+			if (resp.status < 200)
+				continue;       /* 100 Continue: the real one follows */
+			h->status = resp.status;
+			h->resp_head = 1;
+			if (resp.connection_close || resp.version_minor == 0)
+				h->close_after = 1;
+			http_body_init(&h->resp_body, http_response_body(&resp,
+			    h->is_head, 0), resp.content_length > 0 ?
+			    (uint64_t)resp.content_length : 0);
+			if (h->resp_body.mode == HTTP_BODY_CLOSE)
+				h->close_after = 1;
+			if (h->resp_body.mode == HTTP_BODY_NONE) {
+				h->resp_done = 1;
+				if (!h->req_done)
+					h->close_after = 1;
+				gh_exchange_end(c);
+			}
+			continue;
+		}
+		st = http_body_scan(&h->resp_body, h->resp_body.mode ==
+		    HTTP_BODY_CHUNKED ? evbuffer_pullup(in, (ev_ssize_t)len) : NULL,
+		    len, &used, &why);
+		if (st == HTTP_ERROR) {
+			c->detail = why;
+			gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+			return;
+		}
+		c->bytes_out += used;
+		evbuffer_remove_buffer(in, out, used);
+		if (st == HTTP_DONE) {
+			h->resp_done = 1;
+			if (!h->req_done)
+				h->close_after = 1;     /* answered before the body
+				                         * ended: cannot resync */
+			gh_exchange_end(c);
+		}
+	}
+	if (c->cbev != NULL && h->st == GH_EXCHANGE &&
+	    evbuffer_get_length(out) >= GH_HIGH_WATER)
+		bufferevent_disable(bev, EV_READ);
+}
+
+static void
+gh_upstream_write(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (h->st == GH_EXCHANGE && !h->req_done &&
+	    !(bufferevent_get_enabled(c->cbev) & EV_READ) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) < GH_HIGH_WATER / 2) {
+		bufferevent_enable(c->cbev, EV_READ);
+		gh_forward_body(c);
+	}
+}
+
+/* Why a TLS handshake with the upstream failed, for the line. */
+static const char *
+tls_failure(struct gw_conn *c, struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	char buf[160];
+
+	if (vr != X509_V_OK) {
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+		    "certificate verification failed: %s",
+		    X509_verify_cert_error_string(vr));
+	} else if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+		    "TLS handshake failed: %s", buf);
+	} else {
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+		    "TLS handshake failed: %s", strerror(EVUTIL_SOCKET_ERROR()));
+	}
+	return c->w->detail_buf;
+}
+
+static void
+gh_upstream_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done and the chain and name verified. */
+		h->handshaking = 0;
+		h->up_ready = 1;
+		gh_next(c);
+		return;
+	}
+	if (h->handshaking) {
+		c->detail = tls_failure(c, bev);
+		c->would_deny = 0;
+		gw_http_refuse(c, GW_EV_DENY, "upstream_tls_failed");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		if (h->st == GH_EXCHANGE && h->resp_head &&
+		    h->resp_body.mode == HTTP_BODY_CLOSE) {
+			gh_upstream_read(bev, c);
+			h->resp_done = 1;
+			h->req_done = 1;
+			h->close_after = 1;
+			gh_exchange_end(c);
+			return;
+		}
+		if (h->st == GH_HEAD || h->st == GH_CLOSING) {
+			/* An idle keep-alive upstream went away: the next
+			 * request opens a new one. */
+			gw_conn_release_upstream(c);
+			h->up_ready = 0;
+			return;
+		}
+		c->detail = h->resp_head ? "the upstream closed in the middle "
+		    "of the response" : "the upstream closed without a response";
+	} else {
+		c->detail = strerror(EVUTIL_SOCKET_ERROR());
+	}
+	gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+}
+
+void
+gw_http_connected(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct gw_worker *w = c->w;
+	SSL *ssl = NULL;
+
+	event_free(c->uev);
+	c->uev = NULL;
+	evtimer_del(c->timer);
+	free(c->addrs);
+	c->addrs = NULL;
+	c->naddrs = c->next_addr = 0;
+	snprintf(h->up_host, sizeof(h->up_host), "%s", c->name);
+	h->up_port = c->port;
+	h->up_tls = !h->is_connect && c->rule != NULL &&
+	    c->rule->action == POL_ALLOW && c->rule->originate_tls;
+	if (h->up_tls) {
+		ssl = w->shared->tls_ctx != NULL ? SSL_new(w->shared->tls_ctx) : NULL;
+		if (ssl == NULL || SSL_set_tlsext_host_name(ssl, c->name) != 1 ||
+		    SSL_set1_host(ssl, c->name) != 1) {
+			SSL_free(ssl);
+			c->detail = "cannot set up TLS to the upstream";
+			gw_http_refuse(c, GW_EV_ERROR, "upstream_tls_failed");
+			return;
+		}
+		/* The bufferevent owns the socket and the SSL from here on. */
+		c->ubev = bufferevent_openssl_socket_new(w->base, c->ufd, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->ubev == NULL) {
+			SSL_free(ssl);
+		} else {
+			c->ufd = -1;
+			bufferevent_openssl_set_allow_dirty_shutdown(c->ubev, 1);
+		}
+	} else {
+		c->ubev = bufferevent_socket_new(w->base, c->ufd, 0);
+	}
+	if (c->ubev == NULL) {
+		c->detail = "out of memory";
+		gw_http_refuse(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	bufferevent_setcb(c->ubev, gh_upstream_read, gh_upstream_write,
+	    gh_upstream_event, c);
+	if (h->up_tls) {
+		h->handshaking = 1;
+		clock_gettime(CLOCK_MONOTONIC, &h->hs_start);
+		c->state = GW_CONN_RELAYING;
+		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+		gw_conn_timer(c, w->cfg->timeouts.connect_ms);
+		bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+		return;
+	}
+	h->up_ready = 1;
+	gh_next(c);
+}
+
+uint16_t
+gw_http_upstream_port(const struct gw_conn *c)
+{
+	/* Originating TLS for a request to port 80 means port 443 (Istio's
+	 * ServiceEntry port 80 with targetPort 443); any other port is
+	 * where the TLS server listens. */
+	if (!c->http->is_connect && c->rule != NULL &&
+	    c->rule->action == POL_ALLOW && c->rule->originate_tls &&
+	    c->port == 80)
+		return 443;
+	return c->port;
+}
+
+/* ---- CONNECT tunnels: the ClientHello must name the CONNECT host ---- */
+
+/*
+ * Plain HTTP came through the tunnel: the tunnel's own line is written,
+ * and from here on each request is an exchange of its own, forwarded over
+ * the tunnel's upstream connection only if it is for the tunnel's host.
+ */
+static void
+gh_pin(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	gw_conn_log_once(c, GW_EV_ALLOW, "allowed");
+	gh_reset(c);
+	h->pinned = 1;
+	h->st = GH_HEAD;
+	c->state = GW_CONN_RELAYING;
+	gh_read_head(c);
+}
+
+static void
+gh_tunnel_hello(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in);
+	struct sni_hello hello;
+	char inner[SNI_NAME_MAX + 1];
+	const uint8_t *p;
+
+	if (len == 0)
+		return;
+	if (len > SNI_PEEK_MAX)
+		len = SNI_PEEK_MAX;
+	p = evbuffer_pullup(in, (ev_ssize_t)len);
+	/* A refusal's line counts what the client sent in the tunnel. */
+	c->bytes_in += len;
+	switch (sni_parse_hello(p, len, c->w->scratch, sizeof(c->w->scratch),
+	    &hello)) {
+	case SNI_NEED_MORE:
+		c->bytes_in -= len;
+		return;
+	case SNI_OK:
+		break;
+	case SNI_ERROR:
+		if (hello.error == SNI_ERR_NOT_TLS) {
+			struct http_request req;
+
+			/* Plain HTTP in the tunnel: decided per request like
+			 * an http listener, each pinned to the CONNECT host. */
+			switch (http_parse_request(p, len, &req, NULL)) {
+			case HTTP_NEED_MORE:
+				c->bytes_in -= len;
+				return;
+			case HTTP_DONE:
+				c->bytes_in -= len;     /* counted per request */
+				gh_pin(c);
+				return;
+			case HTTP_ERROR:
+				break;
+			}
+			c->detail = "neither TLS nor HTTP in the tunnel";
+			gw_conn_evidence(c, p, len);
+			gw_conn_log_once(c, GW_EV_DENY, "sni_mismatch");
+			gh_close_after_flush(c);
+			return;
+		}
+		c->detail = sni_error_str(hello.error);
+		gw_conn_evidence(c, p, len);
+		gw_conn_log_once(c, GW_EV_DENY, hello.error == SNI_ERR_TOO_LARGE ?
+		    "hello_too_large" : "malformed_hello");
+		gh_close_after_flush(c);
+		return;
+	}
+	gw_conn_take_alpn(c, &hello);
+	c->hello_bytes = (uint32_t)len;
+	c->bytes_in -= len;     /* the relay counts them as it forwards them */
+	if (hello.has_sni) {
+		if (sni_name_normalize(hello.name.ptr, hello.name.len, inner) != 0)
+			snprintf(inner, sizeof(inner), "(not a host name)");
+		if (strcmp(inner, c->name) != 0) {
+			/* Domain fronting: the tunnel was admitted for one name
+			 * and the TLS inside asks for another. */
+			static const uint8_t alert[7] = { 0x15, 0x03, 0x03, 0x00,
+			    0x02, 0x02, 49 };
+
+			snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
+			    "the ClientHello names %.100s; CONNECT said %.100s",
+			    inner, c->name);
+			c->detail = c->w->detail_buf;
+			c->would_deny = 0;
+			gw_conn_evidence(c, p, len);
+			c->bytes_out += sizeof(alert);
+			gw_conn_log_once(c, GW_EV_DENY, "sni_mismatch");
+			bufferevent_write(c->cbev, alert, sizeof(alert));
+			gh_close_after_flush(c);
+			return;
+		}
+	}
+	(void)h;
+	gh_relay(c);
+}
+
+/* ---- client events --------------------------------------------------- */
+
+static void
+gh_client_read(struct bufferevent *bev, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+
+	(void)bev;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	switch (h->st) {
+	case GH_HEAD:
+		gh_read_head(c);
+		break;
+	case GH_EXCHANGE:
+		gh_forward_body(c);
+		break;
+	case GH_TUNNEL_HELLO:
+		gh_tunnel_hello(c);
+		break;
+	default:
+		/* Deciding or closing: leave the bytes where they are. */
+		bufferevent_disable(c->cbev, EV_READ);
+		break;
+	}
+}
+
+static void
+gh_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct gw_http *h = c->http;
+	int mid_head = h->st == GH_HEAD &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0;
+
+	(void)bev;
+	if (h->st == GH_CLOSING) {
+		bufferevent_free(c->cbev);
+		c->cbev = NULL;
+		gw_conn_close(c, GW_EV_ERROR, "client_closed");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		c->detail = strerror(EVUTIL_SOCKET_ERROR());
+	else if (h->st == GH_HEAD)
+		c->detail = mid_head ? "client closed during the request head" :
+		    "client closed before sending a request";
+	else
+		c->detail = "client closed during the exchange";
+	if (h->st == GH_HEAD && !mid_head && h->nexch > 0) {
+		/* An idle keep-alive connection ends: nothing to log. */
+		c->logged = 1;
+	}
+	gw_conn_close(c, h->st == GH_EXCHANGE || h->st == GH_TUNNEL_HELLO ?
+	    GW_EV_ALLOW : GW_EV_ERROR, "client_closed");
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+void
+gw_http_timeout(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	struct timespec now;
+	uint64_t quiet, limit;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (h->st == GH_CLOSING) {
+		gw_conn_close(c, GW_EV_ERROR, "closed");
+		return;
+	}
+	if (h->handshaking) {
+		quiet = (uint64_t)((now.tv_sec - h->hs_start.tv_sec) * 1000 +
+		    (now.tv_nsec - h->hs_start.tv_nsec) / 1000000);
+		if (quiet < c->w->cfg->timeouts.connect_ms) {
+			gw_conn_timer(c, c->w->cfg->timeouts.connect_ms - quiet);
+			return;
+		}
+		c->detail = "the TLS handshake timed out";
+		gw_http_refuse(c, GW_EV_DENY, "upstream_tls_failed");
+		return;
+	}
+	limit = c->w->cfg->timeouts.idle_ms;
+	quiet = (uint64_t)((now.tv_sec - c->last_active.tv_sec) * 1000 +
+	    (now.tv_nsec - c->last_active.tv_nsec) / 1000000);
+	if (quiet < limit) {
+		gw_conn_timer(c, limit - quiet);
+		return;
+	}
+	if (h->st == GH_HEAD)
+		c->logged = 1;          /* idle between requests: no line */
+	gw_conn_close(c, GW_EV_ALLOW, "idle_timeout");
+}
+
+/* ---- start and end ---------------------------------------------------- */
+
+/* The peeked bytes become the start of the client's input. A socket
+ * bufferevent keeps the end of its input frozen for everyone but itself. */
+static int
+add_input(struct bufferevent *bev, const void *data, size_t len)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	int rc;
+
+	evbuffer_unfreeze(in, 0);
+	rc = evbuffer_add(in, data, len);
+	evbuffer_freeze(in, 0);
+	return rc;
+}
+
+void
+gw_http_take_over(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+
+	c->http = calloc(1, sizeof(*c->http));
+	if (c->http == NULL) {
+		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	if (c->cev != NULL) {
+		event_free(c->cev);
+		c->cev = NULL;
+	}
+	c->cbev = bufferevent_socket_new(w->base, c->cfd, 0);
+	if (c->cbev == NULL || add_input(c->cbev, c->peek, c->peek_len) != 0) {
+		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		return;
+	}
+	/* bytes_in counts per request from here on. */
+	c->bytes_in = 0;
+	free(c->peek);
+	c->peek = NULL;
+	c->peek_len = c->peek_cap = 0;
+	c->http->st = GH_HEAD;
+	bufferevent_setcb(c->cbev, gh_client_read, gh_client_write,
+	    gh_client_event, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	gh_read_head(c);
+}
+
+int
+gw_http_in_tunnel(const struct gw_conn *c)
+{
+	return c->http != NULL && c->http->st == GH_TUNNEL_HELLO;
+}
+
+void
+gw_http_free(struct gw_conn *c)
+{
+	free(c->http);
+	c->http = NULL;
+}
