@@ -3,8 +3,9 @@
  *
  * One file per subcommand (ctl_check.c, ctl_explain.c); egressctl.c holds
  * main(), the dispatch and what the subcommands share: the diagnostic
- * printer (the daemon's file:line:column format, byte for byte) and the
- * words used to print a rule.
+ * printer (the daemon's file:line:column format, byte for byte), loading
+ * the daemon's configuration and policy, and the words used to print a
+ * rule.
  */
 #ifndef EGRESSD_CTL_H
 #define EGRESSD_CTL_H
@@ -13,6 +14,8 @@
 #include <stdio.h>
 
 #include "policy/policy.h"
+
+struct gw_config;
 
 /* Exit statuses, the same for every subcommand. */
 #define CTL_EXIT_OK     0       /* valid / allowed */
@@ -36,6 +39,31 @@ void ctl_diagf(struct ctl_diag *d, enum pol_severity sev, const char *file,
     unsigned line, unsigned col, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
+/*
+ * Load the daemon's configuration file and the policy it names as egressd
+ * does (its files, mode and namespaces), every diagnostic through
+ * ctl_report. On failure prints "egressctl CMD: CONFIG: the configuration
+ * (or: the policy) does not load (N errors)", the policy line followed by
+ * policy_note when it is not NULL, and returns NULL: the caller exits
+ * CTL_EXIT_USAGE. Otherwise returns the snapshot (pol_snapshot_unref) and
+ * stores the configuration in *cfg_out (gw_config_free).
+ */
+struct pol_snapshot *ctl_load_policy(const char *cmd, const char *config_path,
+    const char *policy_note, struct gw_config **cfg_out);
+
+/*
+ * One line on f for a rule, in the words explain uses:
+ * "LABELfile:line: action pattern (name, origin); ports P[: why]".
+ */
+void ctl_print_rule(FILE *f, const char *label, const struct pol_rule *r,
+    const char *why);
+
+/* A port, 1-65535, from the decimal digits s[0..end), at most five. 0/-1. */
+int ctl_parse_port(const char *s, const char *end, unsigned *out);
+
+/* Equal strings, or both NULL. */
+int ctl_str_eq(const char *a, const char *b);
+
 /* "443, 8443"; "default (443 for tls/connect, 80 for http)" for an allow
  * rule without ports; "all" for a deny rule without ports. */
 const char *ctl_ports_str(const struct pol_rule *r, char *buf, size_t len);
@@ -53,5 +81,7 @@ void ctl_json_str(FILE *f, const char *s);
 int ctl_check_main(int argc, char **argv);
 int ctl_explain_main(int argc, char **argv);
 int ctl_denials_main(int argc, char **argv);
+int ctl_audit_main(int argc, char **argv);
+int ctl_trace_main(int argc, char **argv);
 
 #endif

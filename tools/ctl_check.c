@@ -241,14 +241,6 @@ sources_cover(const struct pol_rule *d, const struct pol_rule *a)
 	return 1;
 }
 
-static int
-str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Patterns. */
 
@@ -345,7 +337,7 @@ is_duplicate(const struct pol_rule *a, const struct pol_rule *b)
 {
 	return a->action == b->action && a->kind == b->kind &&
 	    strcmp(a->pattern, b->pattern) == 0 &&
-	    str_eq(a->origin, b->origin) && str_eq(a->ns, b->ns) &&
+	    ctl_str_eq(a->origin, b->origin) && ctl_str_eq(a->ns, b->ns) &&
 	    ports_overlap(a, b) && sources_equal(a, b);
 }
 
@@ -499,7 +491,7 @@ namespace_notice(struct check *ck)
 	for (size_t i = 0; i < ck->nrules; i++) {
 		const struct pol_rule *r = ck->rules[i];
 
-		if (r->ns == NULL || str_eq(r->origin, "native"))
+		if (r->ns == NULL || ctl_str_eq(r->origin, "native"))
 			continue;
 		ctl_diagf(&ck->diag, POL_NOTICE, r->file, r->line, r->col,
 		    "%s %s is in namespace %s: checked without -c CONFIG, "

@@ -6,6 +6,15 @@
  * "gzip -dc"), keeps the deny lines (report-mode "would_deny" lines are
  * deny lines too), groups them per (name, port) and prints the groups, or
  * an allow-list (native or Istio ServiceEntry) that would admit them.
+ *
+ * Lines of the HTTP listener add what a TLS connection cannot show: the
+ * redirects ("event":"redirect", with "chain", "status", "from", "to" and
+ * the policy's "verdict" for the target) that send clients towards a
+ * denied name, and, on TLS deny lines, the "after" hint (the same source
+ * had an allowed connection to another name just before). Each group lists
+ * the redirects that lead to it and the hints; a redirect whose target is
+ * denied but was never requested makes a group of its own ("redirected to,
+ * not yet requested"). Lines without these keys (older logs) read as before.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,8 +43,26 @@ struct reason_count {
 	size_t count;
 };
 
+/* One way a denied (name, port) was reached: a redirect, by status and URL. */
+struct via {
+	unsigned status;        /* 0: unknown (its redirect line is not in the input) */
+	char *from;             /* the URL that answered with the redirect; NULL: unknown */
+	char **chains;          /* distinct chain ids, first-seen order */
+	size_t nchains;
+	struct strset chainset;
+	size_t count;           /* distinct redirects (chain, from, to) */
+};
+
+/* "after" hints: an allowed connection to name came just before a deny. */
+struct hint {
+	char *name;
+	size_t count;
+	double max_ms;
+};
+
 struct group {
 	char *name;             /* NULL: the client sent none */
+	int requested;          /* 0: only redirected to, never requested */
 	unsigned port;
 	size_t count, would_deny;
 	struct reason_count *reasons;
@@ -45,13 +72,31 @@ struct group {
 	size_t nsrclist;
 	int64_t first_ms, last_ms;
 	char first[40], last[40];
+	struct via *via;
+	size_t nvia;
+	struct strset events;   /* redirects already counted in via */
+	struct hint *hints;
+	size_t nhints;
 };
 
 /* One deny line, kept until the newest ts is known (--since). */
 struct denial {
 	char *name, *reason, *src;
+	char *chain;            /* the redirect chain this request is part of */
+	char *after;            /* "after" hint: the earlier allowed name */
+	double after_ms;
 	unsigned port;
 	int would_deny;
+	int64_t ts_ms;
+	char ts[40];
+};
+
+/* One redirect line (any verdict: deny lines with a chain are joined to it). */
+struct redir {
+	char *name, *reason, *src, *from, *to, *chain;
+	unsigned port, status;  /* status 0: null */
+	int would_deny;
+	int deny;               /* verdict deny, or report mode would deny */
 	int64_t ts_ms;
 	char ts[40];
 };
@@ -59,6 +104,8 @@ struct denial {
 struct den {
 	struct denial *d;
 	size_t nd, capd;
+	struct redir *r;
+	size_t nr, capr;
 	size_t skipped, notices, not_json;
 	int64_t newest_ms;
 	int have_newest;
@@ -300,15 +347,70 @@ str_or_null(const struct jsonl_obj *o, const char *key, int *bad)
 	return kv->type == JSONL_STRING ? kv->str : NULL;
 }
 
+/* An optional key (absent in older logs): a string, null or absent. */
+static const char *
+opt_str(const struct jsonl_obj *o, const char *key, int *bad)
+{
+	const struct jsonl_kv *kv = jsonl_get(o, key);
+
+	if (kv == NULL || kv->type == JSONL_NULL)
+		return NULL;
+	if (kv->type != JSONL_STRING) {
+		*bad = 1;
+		return NULL;
+	}
+	return kv->str;
+}
+
+/* An optional HTTP status: 100-599, null or absent (0). */
+static unsigned
+opt_status(const struct jsonl_obj *o, int *bad)
+{
+	const struct jsonl_kv *kv = jsonl_get(o, "status");
+
+	if (kv == NULL || kv->type == JSONL_NULL)
+		return 0;
+	if (kv->type != JSONL_NUMBER || kv->num < 100 || kv->num > 599 ||
+	    (double)(unsigned)kv->num != kv->num) {
+		*bad = 1;
+		return 0;
+	}
+	return (unsigned)kv->num;
+}
+
+/* The "after" hint: {"name": string, "ms": number >= 0}, null or absent. */
+static int
+read_after(const struct jsonl_obj *o, const char **name, double *ms)
+{
+	const struct jsonl_kv *kv = jsonl_get(o, "after");
+	const struct jsonl_kv *n, *m;
+
+	*name = NULL;
+	*ms = 0;
+	if (kv == NULL || kv->type == JSONL_NULL)
+		return 0;
+	n = jsonl_member(kv, "name");
+	m = jsonl_member(kv, "ms");
+	if (n == NULL || n->type != JSONL_STRING || m == NULL ||
+	    m->type != JSONL_NUMBER || m->num < 0)
+		return -1;
+	*name = n->str;
+	*ms = m->num;
+	return 0;
+}
+
 static void
 take_line(struct den *dn, char *line, size_t len)
 {
-	struct jsonl_obj o;
+	static struct jsonl_obj o;      /* large; egressctl is single-threaded */
 	const struct jsonl_kv *ev, *ts, *port, *wd;
-	const char *name, *reason, *src;
+	const char *name, *reason, *src, *chain, *after, *from, *to, *verdict;
+	unsigned status;
+	double after_ms;
 	int bad = 0;
 	int64_t ms;
 	struct denial *d;
+	char ip[128];
 
 	if (jsonl_parse(line, len, &o) != 0) {
 		dn->skipped++;
@@ -341,16 +443,49 @@ take_line(struct den *dn, char *line, size_t len)
 	src = str_or_null(&o, "src", &bad);
 	port = jsonl_get(&o, "port");
 	wd = jsonl_get(&o, "would_deny");
+	/* The HTTP listener's keys: optional, so that older logs read. */
+	chain = opt_str(&o, "chain", &bad);
+	from = opt_str(&o, "from", &bad);
+	to = opt_str(&o, "to", &bad);
+	verdict = opt_str(&o, "verdict", &bad);
+	status = opt_status(&o, &bad);
+	if (read_after(&o, &after, &after_ms) != 0)
+		bad = 1;
 	if (bad || reason == NULL || src == NULL || port == NULL ||
 	    port->type != JSONL_NUMBER || port->num < 0 || port->num > 65535 ||
 	    (double)(unsigned)port->num != port->num ||
-	    wd == NULL || wd->type != JSONL_BOOL) {
+	    wd == NULL || wd->type != JSONL_BOOL ||
+	    (strcmp(ev->str, "redirect") == 0 && verdict == NULL)) {
 		dn->skipped++;
 		return;
 	}
 	if (!dn->have_newest || ms > dn->newest_ms)
 		dn->newest_ms = ms;
 	dn->have_newest = 1;
+	src_ip(src, ip, sizeof(ip));
+	if (strcmp(ev->str, "redirect") == 0) {
+		struct redir *r;
+
+		if (dn->nr == dn->capr) {
+			dn->capr = dn->capr == 0 ? 64 : dn->capr * 2;
+			dn->r = xrealloc(dn->r, dn->capr * sizeof(*dn->r));
+		}
+		r = &dn->r[dn->nr++];
+		memset(r, 0, sizeof(*r));
+		r->name = xstrdup(name);
+		r->reason = xstrdup(reason);
+		r->src = xstrdup(ip);
+		r->from = xstrdup(from);
+		r->to = xstrdup(to);
+		r->chain = xstrdup(chain);
+		r->port = (unsigned)port->num;
+		r->status = status;
+		r->would_deny = wd->b;
+		r->deny = strcmp(verdict, "deny") == 0 || wd->b;
+		r->ts_ms = ms;
+		snprintf(r->ts, sizeof(r->ts), "%s", ts->str);
+		return;
+	}
 	if (strcmp(ev->str, "deny") != 0)
 		return;
 	if (dn->nd == dn->capd) {
@@ -361,12 +496,10 @@ take_line(struct den *dn, char *line, size_t len)
 	memset(d, 0, sizeof(*d));
 	d->name = xstrdup(name);
 	d->reason = xstrdup(reason);
-	{
-		char ip[128];
-
-		src_ip(src, ip, sizeof(ip));
-		d->src = xstrdup(ip);
-	}
+	d->src = xstrdup(ip);
+	d->chain = xstrdup(chain);
+	d->after = xstrdup(after);
+	d->after_ms = after_ms;
 	d->port = (unsigned)port->num;
 	d->would_deny = wd->b;
 	d->ts_ms = ms;
@@ -472,66 +605,229 @@ read_input(struct den *dn, const char *path, char *buf)
 	return 0;
 }
 
-static int
-same_name(const char *a, const char *b)
+/* The group of (name, port); created (requested) when create is set. */
+static struct group *
+group_find(struct den *dn, const char *name, unsigned port, int create)
 {
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
+	struct group *g;
+
+	/* Linear: the number of distinct (name, port) is small in practice. */
+	for (size_t i = 0; i < dn->ng; i++)
+		if (dn->g[i].port == port && ctl_str_eq(dn->g[i].name, name))
+			return &dn->g[i];
+	if (!create)
+		return NULL;
+	if (dn->ng == dn->capg) {
+		dn->capg = dn->capg == 0 ? 32 : dn->capg * 2;
+		dn->g = xrealloc(dn->g, dn->capg * sizeof(*dn->g));
+	}
+	g = &dn->g[dn->ng++];
+	memset(g, 0, sizeof(*g));
+	g->name = xstrdup(name);
+	g->port = port;
+	g->requested = 1;
+	g->first_ms = INT64_MAX;
+	g->last_ms = INT64_MIN;
+	return g;
+}
+
+/* Count one line (a deny, or a redirect to a target never requested). */
+static void
+group_count(struct group *g, const char *reason, const char *src,
+    int would_deny, int64_t ts_ms, const char *ts)
+{
+	size_t i;
+
+	g->count++;
+	if (would_deny)
+		g->would_deny++;
+	if (ts_ms < g->first_ms) {
+		g->first_ms = ts_ms;
+		snprintf(g->first, sizeof(g->first), "%s", ts);
+	}
+	if (ts_ms >= g->last_ms) {
+		g->last_ms = ts_ms;
+		snprintf(g->last, sizeof(g->last), "%s", ts);
+	}
+	for (i = 0; i < g->nreasons; i++)
+		if (strcmp(g->reasons[i].reason, reason) == 0)
+			break;
+	if (i == g->nreasons) {
+		g->reasons = xrealloc(g->reasons, (g->nreasons + 1) *
+		    sizeof(*g->reasons));
+		g->reasons[i].reason = xstrdup(reason);
+		g->reasons[i].count = 0;
+		g->nreasons++;
+	}
+	g->reasons[i].count++;
+	if (strset_add(&g->srcs, src)) {
+		g->srclist = xrealloc(g->srclist, (g->nsrclist + 1) *
+		    sizeof(char *));
+		g->srclist[g->nsrclist++] = xstrdup(src);
+	}
+}
+
+static void
+hint_add(struct group *g, const char *name, double ms)
+{
+	size_t i;
+
+	for (i = 0; i < g->nhints; i++)
+		if (strcmp(g->hints[i].name, name) == 0)
+			break;
+	if (i == g->nhints) {
+		g->hints = xrealloc(g->hints, (g->nhints + 1) *
+		    sizeof(*g->hints));
+		g->hints[i].name = xstrdup(name);
+		g->hints[i].count = 0;
+		g->hints[i].max_ms = 0;
+		g->nhints++;
+	}
+	g->hints[i].count++;
+	if (ms > g->hints[i].max_ms)
+		g->hints[i].max_ms = ms;
 }
 
 static void
 group_add(struct den *dn, const struct denial *d)
 {
-	struct group *g = NULL;
-	size_t i;
+	struct group *g = group_find(dn, d->name, d->port, 1);
 
-	/* Linear: the number of distinct (name, port) is small in practice. */
-	for (i = 0; i < dn->ng; i++)
-		if (dn->g[i].port == d->port && same_name(dn->g[i].name, d->name)) {
-			g = &dn->g[i];
+	group_count(g, d->reason, d->src, d->would_deny, d->ts_ms, d->ts);
+	if (d->after != NULL)
+		hint_add(g, d->after, d->after_ms);
+}
+
+/*
+ * One redirect towards the group: counted once per (chain, from, to), so
+ * that the redirect line and the denied request that followed it (same
+ * chain) are one redirect, not two.
+ */
+static void
+via_add(struct group *g, unsigned status, const char *from,
+    const char *chain, const char *to)
+{
+	struct via *v = NULL;
+	char *key;
+	size_t klen;
+
+	if (chain != NULL) {
+		klen = strlen(chain) + (from ? strlen(from) : 1) +
+		    (to ? strlen(to) : 1) + 3;
+		key = xrealloc(NULL, klen);
+		snprintf(key, klen, "%s\037%s\037%s", chain, from ? from : "-",
+		    to ? to : "-");
+		if (!strset_add(&g->events, key)) {
+			free(key);
+			return;
+		}
+		free(key);
+	}
+	for (size_t i = 0; i < g->nvia; i++)
+		if (g->via[i].status == status &&
+		    ctl_str_eq(g->via[i].from, from)) {
+			v = &g->via[i];
 			break;
 		}
-	if (g == NULL) {
-		if (dn->ng == dn->capg) {
-			dn->capg = dn->capg == 0 ? 32 : dn->capg * 2;
-			dn->g = xrealloc(dn->g, dn->capg * sizeof(*dn->g));
-		}
-		g = &dn->g[dn->ng++];
-		memset(g, 0, sizeof(*g));
-		g->name = xstrdup(d->name);
-		g->port = d->port;
-		g->first_ms = g->last_ms = d->ts_ms;
-		snprintf(g->first, sizeof(g->first), "%s", d->ts);
-		snprintf(g->last, sizeof(g->last), "%s", d->ts);
+	if (v == NULL) {
+		g->via = xrealloc(g->via, (g->nvia + 1) * sizeof(*g->via));
+		v = &g->via[g->nvia++];
+		memset(v, 0, sizeof(*v));
+		v->status = status;
+		v->from = xstrdup(from);
 	}
-	g->count++;
-	if (d->would_deny)
-		g->would_deny++;
-	if (d->ts_ms < g->first_ms) {
-		g->first_ms = d->ts_ms;
-		snprintf(g->first, sizeof(g->first), "%s", d->ts);
-	}
-	if (d->ts_ms >= g->last_ms) {
-		g->last_ms = d->ts_ms;
-		snprintf(g->last, sizeof(g->last), "%s", d->ts);
-	}
-	for (i = 0; i < g->nreasons; i++)
-		if (strcmp(g->reasons[i].reason, d->reason) == 0)
-			break;
-	if (i == g->nreasons) {
-		g->reasons = xrealloc(g->reasons, (g->nreasons + 1) *
-		    sizeof(*g->reasons));
-		g->reasons[i].reason = xstrdup(d->reason);
-		g->reasons[i].count = 0;
-		g->nreasons++;
-	}
-	g->reasons[i].count++;
-	if (strset_add(&g->srcs, d->src)) {
-		g->srclist = xrealloc(g->srclist, (g->nsrclist + 1) *
+	v->count++;
+	if (chain != NULL && strset_add(&v->chainset, chain)) {
+		v->chains = xrealloc(v->chains, (v->nchains + 1) *
 		    sizeof(char *));
-		g->srclist[g->nsrclist++] = xstrdup(d->src);
+		v->chains[v->nchains++] = xstrdup(chain);
 	}
+}
+
+static int
+via_cmp(const void *a, const void *b)
+{
+	const struct via *x = a, *y = b;
+	int c;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	if (x->from == NULL || y->from == NULL) {
+		if (x->from != y->from)
+			return x->from == NULL ? 1 : -1;
+	} else if ((c = strcmp(x->from, y->from)) != 0) {
+		return c;
+	}
+	return x->status < y->status ? -1 : x->status > y->status;
+}
+
+/* Redirects by chain, name, port, then time: chained denials look up here. */
+static int
+redir_key_cmp(const char *chain, const char *name, unsigned port,
+    int64_t ts_ms, const struct redir *r)
+{
+	int c;
+
+	if ((c = strcmp(chain, r->chain)) != 0)
+		return c;
+	if (name == NULL || r->name == NULL) {
+		if (name != r->name)
+			return name == NULL ? -1 : 1;
+	} else if ((c = strcmp(name, r->name)) != 0) {
+		return c;
+	}
+	if (port != r->port)
+		return port < r->port ? -1 : 1;
+	return ts_ms < r->ts_ms ? -1 : ts_ms > r->ts_ms;
+}
+
+static int
+redir_cmp(const void *a, const void *b)
+{
+	const struct redir *x = *(const struct redir *const *)a;
+	const struct redir *y = *(const struct redir *const *)b;
+
+	return redir_key_cmp(x->chain, x->name, x->port, x->ts_ms, y);
+}
+
+/*
+ * The last redirect of chain towards (name, port) at or before ts_ms, in
+ * idx (n redirects sorted by redir_cmp), or NULL.
+ */
+static const struct redir *
+redir_find(struct redir **idx, size_t n, const char *chain, const char *name,
+    unsigned port, int64_t ts_ms)
+{
+	size_t lo = 0, hi = n;
+	const struct redir *r;
+
+	/* The first one after (chain, name, port, ts_ms)... */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (redir_key_cmp(chain, name, port, ts_ms, idx[mid]) >= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	/* ...and the one before it, if it is of the same chain and target. */
+	r = idx[lo - 1];
+	if (strcmp(r->chain, chain) != 0 || r->port != port ||
+	    !ctl_str_eq(r->name, name))
+		return NULL;
+	return r;
+}
+
+static int
+hint_cmp(const void *a, const void *b)
+{
+	const struct hint *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->name, y->name);
 }
 
 static int
@@ -550,6 +846,9 @@ group_cmp(const void *a, const void *b)
 	const struct group *x = a, *y = b;
 	int c;
 
+	/* Redirect targets never requested come after every denial. */
+	if (x->requested != y->requested)
+		return x->requested ? -1 : 1;
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
 	if (x->name == NULL || y->name == NULL) {
@@ -784,6 +1083,31 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 	    "# connection(s). Review before use: each host below was refused by\n"
 	    "# policy; admitting it lets every client reach it.\n",
 	    kind == SUGGEST_NATIVE ? "native" : "serviceentry", ndenied);
+	/*
+	 * Redirect targets that were denied but never requested are
+	 * included: they are where clients break next, once enforced.
+	 */
+	for (i = 0; i < dn->ng; i++) {
+		struct group *g = &dn->g[i];
+		int fixable = 0;
+
+		if (g->requested || !valid_host(g->name))
+			continue;
+		for (j = 0; j < g->nreasons; j++)
+			if (!is_unfixable(g->reasons[j].reason))
+				fixable = 1;
+		if (!fixable)
+			continue;
+		if (!any_apart)
+			printf("#\n");
+		any_apart = 1;
+		printf("# redirected to, not yet requested (included): %s:%u "
+		    "(%zu redirect%s", g->name, g->port, g->count,
+		    g->count == 1 ? "" : "s");
+		if (g->nvia > 0 && g->via[0].from != NULL)
+			printf(", from %s", g->via[0].from);
+		printf(")\n");
+	}
 	/* What is not suggested, and why. */
 	for (i = 0; i < dn->ng; i++) {
 		struct group *g = &dn->g[i];
@@ -880,10 +1204,19 @@ print_text(const struct den *dn, size_t max_sources)
 		const struct group *g = &dn->g[i];
 		size_t j;
 
-		printf("%s:%u  %zu denied", g->name != NULL ? g->name :
-		    "(no name)", g->port, g->count);
-		if (g->would_deny > 0)
-			printf(" (%zu would_deny)", g->would_deny);
+		if (g->requested) {
+			printf("%s:%u  %zu denied", g->name != NULL ? g->name :
+			    "(no name)", g->port, g->count);
+			if (g->would_deny > 0)
+				printf(" (%zu would_deny)", g->would_deny);
+		} else {
+			printf("%s:%u  redirected to, not yet requested (%zu "
+			    "redirect%s", g->name != NULL ? g->name : "(no name)",
+			    g->port, g->count, g->count == 1 ? "" : "s");
+			if (g->would_deny > 0)
+				printf(", %zu would_deny", g->would_deny);
+			printf(")");
+		}
 		printf("\n  reasons: ");
 		for (j = 0; j < g->nreasons; j++)
 			printf("%s%s %zu", j > 0 ? ", " : "",
@@ -894,16 +1227,46 @@ print_text(const struct den *dn, size_t max_sources)
 		if (g->nsrclist > max_sources)
 			printf(" and %zu more", g->nsrclist - max_sources);
 		printf("\n  first %s, last %s\n", g->first, g->last);
+		for (j = 0; j < g->nvia; j++) {
+			const struct via *v = &g->via[j];
+
+			if (v->from != NULL && v->status != 0)
+				printf("  reached by redirect: %u from %s",
+				    v->status, v->from);
+			else if (v->from != NULL)
+				printf("  reached by redirect: from %s", v->from);
+			else
+				printf("  reached by redirect: its redirect "
+				    "line is not in this input");
+			printf(" (");
+			if (v->nchains == 1)
+				printf("chain %s, ", v->chains[0]);
+			else if (v->nchains > 1)
+				printf("chains %s and %zu more, ", v->chains[0],
+				    v->nchains - 1);
+			printf("%zu time%s)\n", v->count, v->count == 1 ? "" :
+			    "s");
+		}
+		for (j = 0; j < g->nhints && j < max_sources; j++)
+			printf("  heuristic: often denied right after an allowed "
+			    "connection to %s (%zu time%s, within %.15g ms)\n",
+			    g->hints[j].name, g->hints[j].count,
+			    g->hints[j].count == 1 ? "" : "s",
+			    g->hints[j].max_ms);
+		if (g->nhints > max_sources)
+			printf("  heuristic: and %zu more names\n",
+			    g->nhints - max_sources);
 	}
 }
 
 static void
 print_json(const struct den *dn, size_t ndenied, size_t nnames,
-    size_t nsources, size_t nwd, const char *since)
+    size_t nsources, size_t nwd, size_t ntargets, const char *since)
 {
 	printf("{\"denied\":%zu,\"names\":%zu,\"sources\":%zu,"
-	    "\"would_deny\":%zu,\"skipped_lines\":%zu,\"since\":", ndenied,
-	    nnames, nsources, nwd, dn->skipped);
+	    "\"would_deny\":%zu,\"redirect_targets\":%zu,"
+	    "\"skipped_lines\":%zu,\"since\":", ndenied, nnames, nsources,
+	    nwd, ntargets, dn->skipped);
 	ctl_json_str(stdout, since);
 	printf(",\"groups\":[");
 	for (size_t i = 0; i < dn->ng; i++) {
@@ -928,7 +1291,33 @@ print_json(const struct den *dn, size_t ndenied, size_t nnames,
 		ctl_json_str(stdout, g->first);
 		printf(",\"last_seen\":");
 		ctl_json_str(stdout, g->last);
-		printf("}");
+		printf(",\"requested\":%s,\"redirects\":[",
+		    g->requested ? "true" : "false");
+		for (j = 0; j < g->nvia; j++) {
+			const struct via *v = &g->via[j];
+
+			printf("%s{\"status\":", j > 0 ? "," : "");
+			if (v->status != 0)
+				printf("%u", v->status);
+			else
+				printf("null");
+			printf(",\"from\":");
+			ctl_json_str(stdout, v->from);
+			printf(",\"count\":%zu,\"chains\":[", v->count);
+			for (size_t k = 0; k < v->nchains; k++) {
+				printf("%s", k > 0 ? "," : "");
+				ctl_json_str(stdout, v->chains[k]);
+			}
+			printf("]}");
+		}
+		printf("],\"after\":[");
+		for (j = 0; j < g->nhints; j++) {
+			printf("%s{\"name\":", j > 0 ? "," : "");
+			ctl_json_str(stdout, g->hints[j].name);
+			printf(",\"count\":%zu,\"max_ms\":%.15g}",
+			    g->hints[j].count, g->hints[j].max_ms);
+		}
+		printf("]}");
 	}
 	printf("]}\n");
 }
@@ -950,6 +1339,8 @@ ctl_denials_main(int argc, char **argv)
 	int json = 0, c, rc = CTL_EXIT_OK;
 	enum suggest sg = SUGGEST_NONE;
 	size_t max_sources = 5, ndenied = 0, nwd = 0, nnames = 0, i;
+	size_t ntargets = 0, nridx = 0;
+	struct redir **ridx = NULL;
 	struct strset names = { 0 }, srcs = { 0 };
 	char *buf;
 
@@ -1046,22 +1437,82 @@ ctl_denials_main(int argc, char **argv)
 			nnames++;
 		strset_add(&srcs, d->src);
 	}
-	for (i = 0; i < dn.ng; i++)
+	/* Redirects towards a denied target (verdict deny, or would_deny). */
+	for (i = 0; i < dn.nr; i++) {
+		const struct redir *r = &dn.r[i];
+		struct group *g;
+
+		if (!r->deny || (since_ms >= 0 &&
+		    r->ts_ms < dn.newest_ms - since_ms))
+			continue;
+		g = group_find(&dn, r->name, r->port, 0);
+		if (g == NULL) {
+			g = group_find(&dn, r->name, r->port, 1);
+			g->requested = 0;
+			ntargets++;
+		}
+		if (!g->requested)
+			group_count(g, r->reason, r->src, r->would_deny,
+			    r->ts_ms, r->ts);
+		via_add(g, r->status, r->from, r->chain, r->to);
+	}
+	/*
+	 * Denied requests that are part of a redirect chain: joined to the
+	 * redirect line of that chain towards the same name and port (the
+	 * last one before the request), else listed as "its redirect line
+	 * is not in this input".
+	 */
+	ridx = xrealloc(NULL, dn.nr * sizeof(*ridx));
+	for (i = 0; i < dn.nr; i++)
+		if (dn.r[i].chain != NULL)
+			ridx[nridx++] = &dn.r[i];
+	if (nridx > 1)
+		qsort(ridx, nridx, sizeof(*ridx), redir_cmp);
+	for (i = 0; i < dn.nd; i++) {
+		const struct denial *d = &dn.d[i];
+		const struct redir *hit;
+		struct group *g;
+
+		if (d->chain == NULL || (since_ms >= 0 &&
+		    d->ts_ms < dn.newest_ms - since_ms))
+			continue;
+		hit = redir_find(ridx, nridx, d->chain, d->name, d->port,
+		    d->ts_ms);
+		g = group_find(&dn, d->name, d->port, 0);
+		if (g == NULL)
+			continue;       /* cannot happen: every kept deny has one */
+		if (hit != NULL)
+			via_add(g, hit->status, hit->from, hit->chain, hit->to);
+		else
+			via_add(g, 0, NULL, d->chain, NULL);
+	}
+	for (i = 0; i < dn.ng; i++) {
 		if (dn.g[i].nreasons > 1)
 			qsort(dn.g[i].reasons, dn.g[i].nreasons,
 			    sizeof(*dn.g[i].reasons), reason_cmp);
+		if (dn.g[i].nvia > 1)
+			qsort(dn.g[i].via, dn.g[i].nvia, sizeof(*dn.g[i].via),
+			    via_cmp);
+		if (dn.g[i].nhints > 1)
+			qsort(dn.g[i].hints, dn.g[i].nhints,
+			    sizeof(*dn.g[i].hints), hint_cmp);
+	}
 	if (dn.ng > 1)
 		qsort(dn.g, dn.ng, sizeof(*dn.g), group_cmp);
 
 	if (sg != SUGGEST_NONE)
 		suggest(&dn, ndenied, sg);
 	else if (json)
-		print_json(&dn, ndenied, nnames, srcs.n, nwd, since);
+		print_json(&dn, ndenied, nnames, srcs.n, nwd, ntargets, since);
 	else {
 		print_text(&dn, max_sources);
 		printf("%zu denied connections, %zu names, %zu sources; "
-		    "%zu would_deny (report mode)\n", ndenied, nnames, srcs.n,
+		    "%zu would_deny (report mode)", ndenied, nnames, srcs.n,
 		    nwd);
+		if (ntargets > 0)
+			printf("; %zu redirect target%s not yet requested",
+			    ntargets, ntargets == 1 ? "" : "s");
+		printf("\n");
 	}
 	if (dn.skipped > 0) {
 		fflush(stdout);
@@ -1069,15 +1520,27 @@ ctl_denials_main(int argc, char **argv)
 		    "not egressd connection lines (%zu notices, %zu not JSON)\n",
 		    dn.skipped, dn.notices, dn.not_json);
 	}
-	rc = ndenied > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
+	rc = ndenied > 0 || ntargets > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 out:
 	free(buf);
 	for (i = 0; i < dn.nd; i++) {
 		free(dn.d[i].name);
 		free(dn.d[i].reason);
 		free(dn.d[i].src);
+		free(dn.d[i].chain);
+		free(dn.d[i].after);
 	}
 	free(dn.d);
+	for (i = 0; i < dn.nr; i++) {
+		free(dn.r[i].name);
+		free(dn.r[i].reason);
+		free(dn.r[i].src);
+		free(dn.r[i].from);
+		free(dn.r[i].to);
+		free(dn.r[i].chain);
+	}
+	free(dn.r);
+	free(ridx);
 	for (i = 0; i < dn.ng; i++) {
 		struct group *g = &dn.g[i];
 
@@ -1089,6 +1552,18 @@ out:
 			free(g->srclist[j]);
 		free(g->srclist);
 		strset_free(&g->srcs);
+		for (size_t j = 0; j < g->nvia; j++) {
+			for (size_t k = 0; k < g->via[j].nchains; k++)
+				free(g->via[j].chains[k]);
+			free(g->via[j].chains);
+			free(g->via[j].from);
+			strset_free(&g->via[j].chainset);
+		}
+		free(g->via);
+		strset_free(&g->events);
+		for (size_t j = 0; j < g->nhints; j++)
+			free(g->hints[j].name);
+		free(g->hints);
 	}
 	free(dn.g);
 	strset_free(&names);

@@ -54,24 +54,6 @@ explain_usage(FILE *f)
 }
 
 static int
-parse_port(const char *s, unsigned *out)
-{
-	unsigned long v = 0;
-
-	if (s == NULL || *s == '\0' || strlen(s) > 5)
-		return -1;
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(*p - '0');
-	}
-	if (v == 0 || v > 65535)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
-
-static int
 parse_src(const char *s, struct sockaddr_storage *ss)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -105,7 +87,7 @@ parse_name(struct explain *ex, const char *arg)
 	if (colon != NULL && strchr(arg, ':') == colon) {
 		unsigned port;
 
-		if (parse_port(colon + 1, &port) != 0) {
+		if (ctl_parse_port(colon + 1, arg + strlen(arg), &port) != 0) {
 			fprintf(stderr, "egressctl explain: '%s': the port after "
 			    "':' must be 1-65535\n", arg);
 			return -1;
@@ -241,17 +223,6 @@ why_not(const struct explain *ex, const struct pol_verdict *v,
 }
 
 static void
-print_rule_text(const char *label, const struct pol_rule *r)
-{
-	char ports[POL_MAX_PORTS * 8 + 64];
-
-	printf("%s%s:%u: %s %s (%s, %s); ports %s\n", label, r->file, r->line,
-	    pol_action_str(r->action), r->pattern, r->name,
-	    r->origin != NULL ? r->origin : "native", ctl_ports_str(r, ports,
-	    sizeof(ports)));
-}
-
-static void
 json_rule(const struct pol_rule *r)
 {
 	printf("{\"file\":");
@@ -327,7 +298,7 @@ output(const struct explain *ex, const struct pol_verdict *v,
 		printf("would_deny: report mode: egressd lets this connection "
 		    "through and logs it as a deny with \"would_deny\": true\n");
 	if (v->rule != NULL)
-		print_rule_text("rule: ", v->rule);
+		ctl_print_rule(stdout, "rule: ", v->rule, NULL);
 	else
 		printf("rule: none (no rule admits %s)\n", ex->name);
 	if (nothers == 0) {
@@ -336,15 +307,10 @@ output(const struct explain *ex, const struct pol_verdict *v,
 	}
 	printf("other rules that match:\n");
 	for (size_t i = 0; i < nm; i++) {
-		char ports[POL_MAX_PORTS * 8 + 64];
-
 		if (m[i] == v->rule)
 			continue;
 		why_not(ex, v, m[i], src, port, why, sizeof(why));
-		printf("  %s:%u: %s %s (%s, %s); ports %s: %s\n", m[i]->file,
-		    m[i]->line, pol_action_str(m[i]->action), m[i]->pattern,
-		    m[i]->name, m[i]->origin != NULL ? m[i]->origin : "native",
-		    ctl_ports_str(m[i], ports, sizeof(ports)), why);
+		ctl_print_rule(stdout, "  ", m[i], why);
 	}
 }
 
@@ -361,10 +327,8 @@ ctl_explain_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct explain ex;
-	struct ctl_diag diag;
 	struct gw_config *cfg = NULL;
 	struct pol_snapshot *snap = NULL;
-	struct pol_load_opts lopts;
 	struct pol_request req;
 	struct pol_verdict v;
 	const struct pol_rule *stackm[64], **m = stackm;
@@ -373,7 +337,6 @@ ctl_explain_main(int argc, char **argv)
 	int ch, rc = CTL_EXIT_USAGE;
 
 	memset(&ex, 0, sizeof(ex));
-	memset(&diag, 0, sizeof(diag));
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "c:p:s:P:f:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -381,7 +344,8 @@ ctl_explain_main(int argc, char **argv)
 			ex.config = optarg;
 			break;
 		case 'p':
-			if (parse_port(optarg, &ex.port) != 0) {
+			if (ctl_parse_port(optarg, optarg + strlen(optarg),
+			    &ex.port) != 0) {
 				fprintf(stderr, "egressctl explain: --port '%s': "
 				    "give a port 1-65535\n", optarg);
 				return CTL_EXIT_USAGE;
@@ -439,23 +403,10 @@ ctl_explain_main(int argc, char **argv)
 	if (ex.src_text != NULL)
 		src = (const struct sockaddr *)&ex.src;
 
-	cfg = gw_config_load(ex.config, ctl_report, &diag);
-	if (cfg == NULL) {
-		fprintf(stderr, "egressctl explain: %s: the configuration does "
-		    "not load (%u %s)\n", ex.config, diag.errors,
-		    diag.errors == 1 ? "error" : "errors");
+	snap = ctl_load_policy("explain", ex.config, "; egressd would not "
+	    "start or would keep its old policy", &cfg);
+	if (snap == NULL)
 		return CTL_EXIT_USAGE;
-	}
-	gw_config_policy_opts(cfg, &lopts);
-	snap = pol_load_ex((const char *const *)cfg->policy_paths, cfg->npolicy,
-	    &lopts, ctl_report, &diag);
-	if (snap == NULL) {
-		fprintf(stderr, "egressctl explain: %s: the policy does not load "
-		    "(%u %s); egressd would not start or would keep its old "
-		    "policy\n", ex.config, diag.errors,
-		    diag.errors == 1 ? "error" : "errors");
-		goto out;
-	}
 
 	memset(&req, 0, sizeof(req));
 	req.name = ex.name;

@@ -6,6 +6,8 @@
  *                                    too-wide rules
  *   egressctl explain -c CONFIG NAME which rule decides NAME, and why
  *   egressctl denials LOG...         what was denied, grouped; suggestions
+ *   egressctl audit -c CONFIG PCAP   what a capture's flows would get
+ *   egressctl trace URL              follow a redirect chain, verdict per hop
  *
  * Exit statuses: 0 valid/allowed, 1 errors/denied, 2 usage or nothing
  * usable. Diagnostics go to stderr in the daemon's own format so editors
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/gwconfig.h"
 #include "tools/ctl.h"
 
 static void
@@ -31,6 +34,12 @@ usage(FILE *f)
 	    "                         NAME[:PORT]\n"
 	    "       egressctl denials [--since DURATION] [--format text|json]\n"
 	    "                         [--suggest native|serviceentry] LOG...\n"
+	    "       egressctl audit -c CONFIG [--format text|json] [--port-map A=B]...\n"
+	    "                       [--dns-port N]... CAPTURE...\n"
+	    "       egressctl trace [-c CONFIG] [--via HOST:PORT] [--cacert FILE]\n"
+	    "                       [--resolve HOST:PORT:ADDR] [--max-hops N]\n"
+	    "                       [--timeout SECONDS] [--method GET|HEAD]\n"
+	    "                       [--format text|json] URL\n"
 	    "       egressctl --version | --help\n"
 	    "\n"
 	    "  check    validate policy files (or the daemon configuration and every\n"
@@ -44,9 +53,15 @@ usage(FILE *f)
 	    "  denials  group the deny lines of egressd logs per name and port, or\n"
 	    "           suggest an allow-list that would admit them; exit 0 none,\n"
 	    "           1 denials found, 2 usage or an unreadable log\n"
+	    "  audit    read packet captures, find every TLS ClientHello, HTTP\n"
+	    "           request and DNS query, and decide each flow as egressd\n"
+	    "           would; exit 0 nothing denied, 1 denials, 2 usage\n"
+	    "  trace    follow a URL's redirect chain (directly or through the\n"
+	    "           gateway) and give the policy's verdict for every hop;\n"
+	    "           exit 0 every hop allowed, 1 a hop denied, 2 usage/failure\n"
 	    "\n"
-	    "Run 'egressctl check --help' or 'egressctl explain --help' for the\n"
-	    "options of each; docs/egressctl.md has examples.\n");
+	    "Run 'egressctl COMMAND --help' for the options of each;\n"
+	    "docs/egressctl.md has examples.\n");
 }
 
 /* Diagnostics as file:line:column: message, as gateway/main.c prints them. */
@@ -82,6 +97,78 @@ ctl_diagf(struct ctl_diag *d, enum pol_severity sev, const char *file,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	ctl_report(d, sev, file, line, col, msg);
+}
+
+struct pol_snapshot *
+ctl_load_policy(const char *cmd, const char *config_path,
+    const char *policy_note, struct gw_config **cfg_out)
+{
+	struct ctl_diag diag;
+	struct gw_config *cfg;
+	struct pol_snapshot *snap;
+	struct pol_load_opts lopts;
+
+	*cfg_out = NULL;
+	memset(&diag, 0, sizeof(diag));
+	cfg = gw_config_load(config_path, ctl_report, &diag);
+	if (cfg == NULL) {
+		fprintf(stderr, "egressctl %s: %s: the configuration does "
+		    "not load (%u %s)\n", cmd, config_path, diag.errors,
+		    diag.errors == 1 ? "error" : "errors");
+		return NULL;
+	}
+	gw_config_policy_opts(cfg, &lopts);
+	snap = pol_load_ex((const char *const *)cfg->policy_paths, cfg->npolicy,
+	    &lopts, ctl_report, &diag);
+	if (snap == NULL) {
+		fprintf(stderr, "egressctl %s: %s: the policy does not load "
+		    "(%u %s)%s\n", cmd, config_path, diag.errors,
+		    diag.errors == 1 ? "error" : "errors",
+		    policy_note != NULL ? policy_note : "");
+		gw_config_free(cfg);
+		return NULL;
+	}
+	*cfg_out = cfg;
+	return snap;
+}
+
+void
+ctl_print_rule(FILE *f, const char *label, const struct pol_rule *r,
+    const char *why)
+{
+	char ports[POL_MAX_PORTS * 8 + 64];
+
+	fprintf(f, "%s%s:%u: %s %s (%s, %s); ports %s%s%s\n", label, r->file,
+	    r->line, pol_action_str(r->action), r->pattern, r->name,
+	    r->origin != NULL ? r->origin : "native",
+	    ctl_ports_str(r, ports, sizeof(ports)), why != NULL ? ": " : "",
+	    why != NULL ? why : "");
+}
+
+int
+ctl_parse_port(const char *s, const char *end, unsigned *out)
+{
+	unsigned long v = 0;
+
+	if (s == end || end - s > 5)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int
+ctl_str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
 }
 
 const char *
@@ -190,6 +277,10 @@ main(int argc, char **argv)
 		return ctl_explain_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "denials") == 0)
 		return ctl_denials_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "audit") == 0)
+		return ctl_audit_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "trace") == 0)
+		return ctl_trace_main(argc - 1, argv + 1);
 	fprintf(stderr, "egressctl: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CTL_EXIT_USAGE;

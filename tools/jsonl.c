@@ -182,12 +182,30 @@ word(struct cur *c, const char *w)
 	return 0;
 }
 
+static int parse_object(struct cur *c, struct jsonl_obj *o, int nested);
+
+/*
+ * The value of kv, an entry of o. An object value (when not nested
+ * itself) puts its members in o->kv right after kv.
+ */
 static int
-parse_value(struct cur *c, struct jsonl_kv *kv)
+parse_value(struct cur *c, struct jsonl_obj *o, struct jsonl_kv *kv,
+    int nested)
 {
+	size_t first;
+
 	if (c->p >= c->end)
 		return -1;
 	switch (*c->p) {
+	case '{':
+		if (nested)
+			return -1;
+		kv->type = JSONL_OBJECT;
+		first = o->n;
+		if (parse_object(c, o, 1) != 0)
+			return -1;
+		kv->nitems = o->n - first;
+		return 0;
 	case '"':
 		kv->type = JSONL_STRING;
 		return parse_string(c, &kv->str);
@@ -235,6 +253,48 @@ parse_value(struct cur *c, struct jsonl_kv *kv)
 	}
 }
 
+/* At '{': the members, appended to o->kv. nested: inside an object value. */
+static int
+parse_object(struct cur *c, struct jsonl_obj *o, int nested)
+{
+	if (c->p >= c->end || *c->p != '{')
+		return -1;
+	c->p++;
+	skip_ws(c);
+	if (c->p < c->end && *c->p == '}') {
+		c->p++;
+		return 0;
+	}
+	for (;;) {
+		struct jsonl_kv *kv;
+
+		if (o->n >= JSONL_MAX_KEYS)
+			return -1;
+		kv = &o->kv[o->n++];
+		memset(kv, 0, sizeof(*kv));
+		skip_ws(c);
+		if (parse_string(c, &kv->key) != 0)
+			return -1;
+		skip_ws(c);
+		if (c->p >= c->end || *c->p != ':')
+			return -1;
+		c->p++;
+		skip_ws(c);
+		if (parse_value(c, o, kv, nested) != 0)
+			return -1;
+		skip_ws(c);
+		if (c->p >= c->end)
+			return -1;
+		if (*c->p == '}') {
+			c->p++;
+			return 0;
+		}
+		if (*c->p != ',')
+			return -1;
+		c->p++;
+	}
+}
+
 int
 jsonl_parse(char *line, size_t len, struct jsonl_obj *o)
 {
@@ -242,43 +302,8 @@ jsonl_parse(char *line, size_t len, struct jsonl_obj *o)
 
 	o->n = 0;
 	skip_ws(&c);
-	if (c.p >= c.end || *c.p != '{')
+	if (parse_object(&c, o, 0) != 0)
 		return -1;
-	c.p++;
-	skip_ws(&c);
-	if (c.p < c.end && *c.p == '}') {
-		c.p++;
-	} else {
-		for (;;) {
-			struct jsonl_kv *kv;
-
-			if (o->n >= JSONL_MAX_KEYS)
-				return -1;
-			kv = &o->kv[o->n];
-			memset(kv, 0, sizeof(*kv));
-			skip_ws(&c);
-			if (parse_string(&c, &kv->key) != 0)
-				return -1;
-			skip_ws(&c);
-			if (c.p >= c.end || *c.p != ':')
-				return -1;
-			c.p++;
-			skip_ws(&c);
-			if (parse_value(&c, kv) != 0)
-				return -1;
-			o->n++;
-			skip_ws(&c);
-			if (c.p >= c.end)
-				return -1;
-			if (*c.p == '}') {
-				c.p++;
-				break;
-			}
-			if (*c.p != ',')
-				return -1;
-			c.p++;
-		}
-	}
 	skip_ws(&c);
 	return c.p == c.end ? 0 : -1;
 }
@@ -286,8 +311,22 @@ jsonl_parse(char *line, size_t len, struct jsonl_obj *o)
 const struct jsonl_kv *
 jsonl_get(const struct jsonl_obj *o, const char *key)
 {
-	for (size_t i = 0; i < o->n; i++)
+	for (size_t i = 0; i < o->n; i++) {
 		if (strcmp(o->kv[i].key, key) == 0)
 			return &o->kv[i];
+		if (o->kv[i].type == JSONL_OBJECT)
+			i += o->kv[i].nitems;   /* not its members */
+	}
+	return NULL;
+}
+
+const struct jsonl_kv *
+jsonl_member(const struct jsonl_kv *obj, const char *key)
+{
+	if (obj->type != JSONL_OBJECT)
+		return NULL;
+	for (size_t i = 1; i <= obj->nitems; i++)
+		if (strcmp(obj[i].key, key) == 0)
+			return &obj[i];
 	return NULL;
 }

@@ -1,8 +1,10 @@
 /*
- * A minimal, strict, bounded reader for the one-line flat JSON objects
- * egressd writes to its log (docs/log.md): string, number, true/false,
- * null and array-of-strings values, no nesting. Anything else is refused
- * (returns -1); it never reads outside the line it is given.
+ * A minimal, strict, bounded reader for the one-line JSON objects egressd
+ * writes to its log (docs/log.md): string, number, true/false, null and
+ * array-of-strings values, and objects of those one level deep (the
+ * "after" hint). Anything else (an object inside an object value, an
+ * object in an array) is refused (returns -1); it never reads outside the
+ * line it is given.
  */
 #ifndef EGRESSD_JSONL_H
 #define EGRESSD_JSONL_H
@@ -12,7 +14,7 @@
 #define JSONL_MAX_KEYS 48
 
 enum jsonl_type { JSONL_STRING, JSONL_NUMBER, JSONL_BOOL, JSONL_NULL,
-	JSONL_ARRAY };
+	JSONL_ARRAY, JSONL_OBJECT };
 
 struct jsonl_kv {
 	const char *key;
@@ -20,9 +22,12 @@ struct jsonl_kv {
 	const char *str;        /* JSONL_STRING: decoded, NUL-terminated */
 	double num;             /* JSONL_NUMBER */
 	int b;                  /* JSONL_BOOL */
-	size_t nitems;          /* JSONL_ARRAY: number of strings */
+	size_t nitems;          /* JSONL_ARRAY: number of strings;
+	                         * JSONL_OBJECT: number of members, the
+	                         * entries right after this one in kv[] */
 };
 
+/* Members of object values count against JSONL_MAX_KEYS too. */
 struct jsonl_obj {
 	struct jsonl_kv kv[JSONL_MAX_KEYS];
 	size_t n;
@@ -35,7 +40,11 @@ struct jsonl_obj {
  */
 int jsonl_parse(char *line, size_t len, struct jsonl_obj *o);
 
-/* The value of key, or NULL when absent. */
+/* The value of key at the top level, or NULL when absent. */
 const struct jsonl_kv *jsonl_get(const struct jsonl_obj *o, const char *key);
+
+/* The value of key in obj, a JSONL_OBJECT entry of a jsonl_obj, or NULL. */
+const struct jsonl_kv *jsonl_member(const struct jsonl_kv *obj,
+    const char *key);
 
 #endif

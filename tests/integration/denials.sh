@@ -218,4 +218,167 @@ ok $? "with the ServiceEntries, another svc.test name is allowed" || diag "$(cat
 [ $? -eq 1 ]
 ok $? "and meta.test is not" || diag "$(cat ex.out)"
 
+# ---------------------------------------------------------------- redirect chains and "after" hints
+# The HTTP listener's lines add "method", "url", "status", "chain", "from",
+# "to", "verdict" and "after" after "detail" (redirect lines have "event":
+# "redirect"). The daemon cannot write them yet, so these lines are made
+# here from a real deny line of the log above, with the keys added by
+# python3. The real daemon's redirect lines are checked end to end in
+# tests/integration/redirects.sh (written with the HTTP listener).
+python3 - "$LOG" > redirects.log <<'EOF'
+import json, sys
+base = None
+for raw in open(sys.argv[1]):
+    d = json.loads(raw)
+    if d.get("event") == "deny" and d.get("name") == "a.svc.test":
+        base = d
+        break
+assert base is not None
+
+def mk(**kw):
+    d = dict(base)
+    for k in ("method", "url", "status", "chain", "from", "to", "verdict", "after"):
+        d[k] = None
+    d.update(kw)
+    return json.dumps(d, separators=(",", ":"))
+
+def redirect(name, port, reason, status, chain, frm, to, verdict, wd=False, **kw):
+    return mk(event="redirect", reason=reason, would_deny=wd, listener="http", name=name,
+              port=port, proto="http", alpn=None, method="GET", url=frm, status=status,
+              chain=chain, **{"from": frm}, to=to, verdict=verdict, **kw)
+
+def http_deny(name, port, url, chain):
+    return mk(listener="http", name=name, port=port, proto="http", alpn=None,
+              method="GET", url=url, status=403, chain=chain)
+
+print(mk(after={"name": "login.svc.test", "ms": 120}))          # TLS deny, hint
+print(mk(after={"name": "login.svc.test", "ms": 80}))
+print(mk())                                                       # TLS deny, no hint
+print(redirect("pay.redir.test", 80, "not_allowed", 302, "w0-00000010.1",
+               "http://shop.svc.test/checkout", "http://pay.redir.test/start", "deny"))
+print(http_deny("pay.redir.test", 80, "http://pay.redir.test/start", "w0-00000010.1"))
+print(redirect("pay.redir.test", 80, "not_allowed", 302, "w0-00000012.1",
+               "http://shop.svc.test/checkout", "http://pay.redir.test/start", "deny"))
+print(redirect("pay.redir.test", 80, "not_allowed", 301, "w0-00000014.1",
+               "http://shop.svc.test/retry", "http://pay.redir.test/start", "deny"))
+print(redirect("ok.svc.test", 80, "allowed", 302, "w0-00000016.1",
+               "http://shop.svc.test/", "http://ok.svc.test/", "allow", rule="policy.yaml:2"))
+print(redirect("cdn.static.test", 80, "not_allowed", 301, "w0-00000020.1",
+               "http://shop.svc.test/img", "http://cdn.static.test/a.png", "deny", wd=True))
+print(redirect("cdn.static.test", 80, "not_allowed", 301, "w0-00000021.1",
+               "http://shop.svc.test/img", "http://cdn.static.test/a.png", "deny"))
+print(redirect("paste.redir.test", 443, "denied_by_rule", 307, "w0-00000022.1",
+               "http://shop.svc.test/share", "https://paste.redir.test/new", "deny",
+               rule="policy.yaml:9", rule_name="no-paste"))
+print(http_deny("lost.old.test", 80, "http://lost.old.test/", "w0-00000030.1"))
+print(mk(after="login.svc.test"))                                 # wrong type: skipped
+print(mk(after={"name": {"deeper": 1}, "ms": 1}))                 # nested twice: not JSON
+EOF
+TS=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["ts"])' redirects.log)
+run denials redirects.log
+cat > want.txt <<EOF
+a.svc.test:$UP  3 denied
+  reasons: not_allowed 3
+  sources: 127.0.0.1
+  first $TS, last $TS
+  heuristic: often denied right after an allowed connection to login.svc.test (2 times, within 120 ms)
+lost.old.test:80  1 denied
+  reasons: not_allowed 1
+  sources: 127.0.0.1
+  first $TS, last $TS
+  reached by redirect: its redirect line is not in this input (chain w0-00000030.1, 1 time)
+pay.redir.test:80  1 denied
+  reasons: not_allowed 1
+  sources: 127.0.0.1
+  first $TS, last $TS
+  reached by redirect: 302 from http://shop.svc.test/checkout (chains w0-00000010.1 and 1 more, 2 times)
+  reached by redirect: 301 from http://shop.svc.test/retry (chain w0-00000014.1, 1 time)
+cdn.static.test:80  redirected to, not yet requested (2 redirects, 1 would_deny)
+  reasons: not_allowed 2
+  sources: 127.0.0.1
+  first $TS, last $TS
+  reached by redirect: 301 from http://shop.svc.test/img (chains w0-00000020.1 and 1 more, 2 times)
+paste.redir.test:443  redirected to, not yet requested (1 redirect)
+  reasons: denied_by_rule 1
+  sources: 127.0.0.1
+  first $TS, last $TS
+  reached by redirect: 307 from http://shop.svc.test/share (chain w0-00000022.1, 1 time)
+5 denied connections, 3 names, 1 sources; 0 would_deny (report mode); 2 redirect targets not yet requested
+EOF
+printf '%s\n' "$OUT" | diff want.txt - > diff.out
+ok $? "redirects: the exact text (chains joined, deduplicated, targets not yet requested, after hints)" || diag "$(cat diff.out)"
+[ "$RC" -eq 1 ]
+ok $? "redirects: exit 1" || show
+printf '%s\n' "$ERR" | grep -qxF "egressctl denials: skipped 2 lines that are not egressd connection lines (0 notices, 1 not JSON)"
+ok $? "redirects: an 'after' that is not an object is skipped, one nested twice is not JSON" || show
+
+run denials --format json redirects.log
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+up, ts = int(sys.argv[1]), sys.argv[2]
+assert (d["denied"], d["names"], d["sources"], d["would_deny"], d["redirect_targets"],
+        d["skipped_lines"]) == (5, 3, 1, 0, 2, 2), d
+g = d["groups"]
+assert [(x["name"], x["port"], x["requested"]) for x in g] == [
+    ("a.svc.test", up, True), ("lost.old.test", 80, True), ("pay.redir.test", 80, True),
+    ("cdn.static.test", 80, False), ("paste.redir.test", 443, False)], g
+assert g[0]["after"] == [{"name": "login.svc.test", "count": 2, "max_ms": 120}], g[0]
+assert g[0]["redirects"] == [], g[0]
+assert g[1]["redirects"] == [{"status": None, "from": None, "count": 1,
+                              "chains": ["w0-00000030.1"]}], g[1]
+assert g[2]["redirects"] == [
+    {"status": 302, "from": "http://shop.svc.test/checkout", "count": 2,
+     "chains": ["w0-00000010.1", "w0-00000012.1"]},
+    {"status": 301, "from": "http://shop.svc.test/retry", "count": 1,
+     "chains": ["w0-00000014.1"]}], g[2]
+assert g[2]["count"] == 1 and g[2]["after"] == [], g[2]
+assert g[3] == {"name": "cdn.static.test", "port": 80, "count": 2, "would_deny": 1,
+                "reasons": {"not_allowed": 2}, "sources": ["127.0.0.1"],
+                "first_seen": ts, "last_seen": ts, "requested": False,
+                "redirects": [{"status": 301, "from": "http://shop.svc.test/img", "count": 2,
+                               "chains": ["w0-00000020.1", "w0-00000021.1"]}],
+                "after": []}, g[3]
+assert g[4]["reasons"] == {"denied_by_rule": 1}, g[4]
+' "$UP" "$TS"
+ok $? "redirects: the same in json (requested, redirects, after, redirect_targets)" || show
+
+run denials --suggest native redirects.log
+cp run.out redir-suggested.yaml
+cat > want.txt <<EOF
+#
+# redirected to, not yet requested (included): cdn.static.test:80 (2 redirects, from http://shop.svc.test/img)
+# not suggested: paste.redir.test:443 (denied_by_rule: a deny rule wins over any allow, 1)
+allow:
+  - name: suggested-1
+    hosts: ["a.svc.test"]
+    ports: [$UP]
+  - name: suggested-2
+    hosts: ["cdn.static.test", "lost.old.test", "pay.redir.test"]
+    ports: [80]
+EOF
+tail -n +4 redir-suggested.yaml | diff want.txt - > diff.out
+ok $? "redirects: --suggest includes the redirect target not yet requested, says so, never the denied_by_rule one" || diag "$(cat diff.out)"
+cat > redir-config.yaml <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW"}
+policy: {files: [redir-suggested.yaml]}
+EOF
+"$EGRESSCTL" check redir-suggested.yaml > check.out 2>&1 &&
+    "$EGRESSCTL" explain -c redir-config.yaml --port 80 cdn.static.test > ex.out 2>&1
+ok $? "redirects: the suggestion loads and admits cdn.static.test:80" || diag "$(cat redir-suggested.yaml check.out ex.out)"
+
+grep '"event":"redirect"' redirects.log | grep cdn.static.test > targets-only.log
+run denials targets-only.log
+[ "$RC" -eq 1 ] && printf '%s\n' "$OUT" | tail -1 |
+    grep -qxF "0 denied connections, 0 names, 0 sources; 0 would_deny (report mode); 1 redirect target not yet requested"
+ok $? "redirects: a log with only a denied redirect target: exit 1, nothing counted as a denied connection" || show
+
+cat "$LOG" redirects.log > mixed.log
+run denials mixed.log
+printf '%s\n' "$OUT" | grep -qxF "12 denied connections, 7 names, 2 sources; 1 would_deny (report mode); 2 redirect targets not yet requested" &&
+    printf '%s\n' "$OUT" | grep -qxF "a.svc.test:$UP  5 denied" &&
+    printf '%s\n' "$OUT" | grep -qxF "c.svc.test:$UP  1 denied (1 would_deny)"
+ok $? "redirects: lines without the new keys (older logs) and with them read together" || show
+
 finish

@@ -1,0 +1,297 @@
+#!/bin/bash
+# egressctl audit on real captures: tcpdump records real clients (curl over
+# TLS and plain HTTP, openssl s_client with and without SNI, a ClientHello
+# sent in several TCP segments, pipelined HTTP requests, bytes that are
+# neither, DNS queries) talking to real servers on loopback; audit decides
+# each flow with the daemon's configuration. Then hand-made captures check
+# reassembly (out of order, retransmitted, overlapping, sequence wrap, no
+# SYN), IPv6, VLAN, DLT_NULL, fragments and the limits, and the errors.
+. "$(dirname "$0")/lib.sh"
+need dnsmasq openssl curl python3 tcpdump
+: "${EGRESSCTL:=$top_builddir/egressctl}"
+[ -x "$EGRESSCTL" ] || bail "no egressctl binary at $EGRESSCTL"
+PY="$top_srcdir/tests/integration/audit_pcap.py"
+
+make_pki ok.test
+DNS_PORT=$(free_port)
+TLS=$(free_port)
+HTTP=$(free_port)
+start_dns "$DNS_PORT" ok.test=127.0.0.3
+start_tls_www "127.0.0.3:$TLS" ok.test
+mkdir -p "$T/www"
+echo hello > "$T/www/index.html"
+python3 -m http.server --bind 127.0.0.4 --directory "$T/www" "$HTTP" \
+    >"$T/http.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_port "127.0.0.4:$HTTP" 10 || bail "python http.server did not listen"
+
+cat > "$T/policy.yaml" <<EOF
+allow:
+  - hosts: [ok.test]
+    ports: [443, $TLS]
+  - hosts: [plain.test]
+    ports: [$HTTP]
+  - hosts: [src.test]
+    ports: [$TLS]
+    sources: [127.0.0.7/32]
+deny:
+  - hosts: [evil.test]
+EOF
+cat > "$T/report.yaml" <<EOF
+mode: report
+deny:
+  - hosts: [trial.test]
+EOF
+cat > "$T/egressd.yaml" <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$(free_port)"}
+dns:
+  servers: ["127.0.0.1:$DNS_PORT"]
+policy: {files: [policy.yaml, report.yaml]}
+EOF
+"$EGRESSD" -t -c "$T/egressd.yaml" >/dev/null 2>&1 || bail "the test configuration does not load"
+
+# capture IFACE FILE FILTER: start tcpdump, wait until it captures.
+# --immediate-mode: with -i any, packets still in the kernel's ring buffer
+# when SIGINT comes are otherwise never written.
+capture() {
+	tcpdump -i "$1" -U --immediate-mode -n -w "$2" "$3" 2>"$2.err" &
+	TCPDUMP_PID=$!
+	PIDS="$PIDS $TCPDUMP_PID"
+	if ! wait_for "$2.err" "listening on" 10; then
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "1..0 # SKIP tcpdump cannot capture on $1 (not root): $(head -1 "$2.err")"
+			exit 0
+		fi
+		bail "tcpdump did not start: $(cat "$2.err")"
+	fi
+}
+# stop_capture: SIGINT, then wait; tcpdump flushes the file on the way out.
+stop_capture() {
+	sleep 0.3
+	kill -INT "$TCPDUMP_PID" 2>/dev/null
+	wait "$TCPDUMP_PID" 2>/dev/null
+}
+
+CURL="curl -sS --max-time 10 -k"
+tls_get() {
+	# tls_get NAME [CURL OPTIONS]: https://NAME:$TLS/ served by s_server.
+	n=$1
+	shift
+	$CURL "$@" --resolve "$n:$TLS:127.0.0.3" "https://$n:$TLS/" >/dev/null 2>&1
+}
+sclient() {
+	openssl s_client -connect "127.0.0.3:$TLS" "$@" </dev/null >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------- lo capture
+FILTER="tcp port $TLS or tcp port $HTTP or udp port $DNS_PORT"
+capture lo "$T/lo.pcap" "$FILTER"
+tls_get ok.test
+tls_get ok.test --interface 127.0.0.5
+tls_get other.test
+tls_get other.test --interface 127.0.0.6
+tls_get src.test --interface 127.0.0.7
+tls_get src.test
+tls_get trial.test
+sclient -servername evil.test
+sclient -noservername
+$CURL --resolve "plain.test:$HTTP:127.0.0.4" "http://plain.test:$HTTP/" >/dev/null 2>&1
+$CURL --resolve "nope.test:$HTTP:127.0.0.4" "http://nope.test:$HTTP/" >/dev/null 2>&1
+python3 "$PY" pipelined 127.0.0.4 "$HTTP" plain.test nope2.test
+python3 "$PY" garbage 127.0.0.3 "$TLS"
+SEGPORT=$(python3 "$PY" segmented 127.0.0.3 "$TLS" seg.test 6)
+python3 "$PY" dnsq "$DNS_PORT" ok.test A
+python3 "$PY" dnsq "$DNS_PORT" ok.test AAAA
+python3 "$PY" dnsq "$DNS_PORT" lookup.test A
+stop_capture
+
+cd "$T" || bail "no temp dir"
+run() {
+	"$EGRESSCTL" "$@" >run.out 2>run.err
+	RC=$?
+	OUT=$(cat run.out)
+	ERR=$(cat run.err)
+}
+show() {
+	diag "exit $RC; stdout:"
+	diag "$OUT"
+	diag "stderr: $ERR"
+}
+okshow() {
+	ok "$1" "$2"
+	[ "$1" -eq 0 ] || show
+}
+# row TABLE FIELDS...: the text table TABLE ("denied" or "allowed") has a
+# row whose first columns are FIELDS (whitespace-separated, exact).
+row() {
+	python3 - "$@" <<'EOF'
+import sys
+table, want = sys.argv[1], sys.argv[2:]
+head = {"denied": "would be denied:", "allowed": "allowed:",
+        "dns": "DNS queries ("}[table]
+inside = False
+for line in open("run.out"):
+    if line.startswith(head):
+        inside = True
+        continue
+    if inside and not line.strip():
+        break
+    if inside and line.split()[:len(want)] == want:
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# The segmented ClientHello really crossed several TCP segments.
+NSEG=$(tcpdump -r lo.pcap -n "tcp src port $SEGPORT and tcp[tcpflags] & tcp-push != 0" 2>/dev/null | wc -l)
+[ "$NSEG" -ge 4 ]
+ok $? "the seg.test ClientHello crossed $NSEG TCP segments"
+
+run audit -c egressd.yaml --dns-port "$DNS_PORT" lo.pcap
+[ "$RC" -eq 1 ]
+okshow $? "denials in the capture: exit 1"
+S="audit: 15 flows in 1 capture(s): 5 allowed, 10 would be denied (7 names); 3 DNS queries"
+[ "$(echo "$OUT" | tail -1)" = "$S" ]
+okshow $? "summary line: $S"
+row denied other.test "$TLS" tls not_allowed 127.0.0.1,127.0.0.6 2
+okshow $? "other.test: not_allowed, two sources, count 2"
+row denied evil.test "$TLS" tls denied_by_rule 127.0.0.1 1 &&
+    echo "$OUT" | grep -q "^evil\.test .* policy\.yaml:10 (deny\[0\])$"
+okshow $? "evil.test: denied_by_rule, with the deny rule's file:line"
+row denied src.test "$TLS" tls not_allowed 127.0.0.1 1
+okshow $? "src.test from a source outside the rule's sources: not_allowed"
+row denied trial.test "$TLS" tls denied_by_rule "(report)" 127.0.0.1 1 &&
+    echo "$OUT" | grep -q "^trial\.test .* report\.yaml:3 (deny\[0\])$"
+okshow $? "trial.test: a report-mode deny is still listed as would be denied"
+row denied - "$TLS" tls no_sni 127.0.0.1 1
+okshow $? "s_client -noservername: no_sni"
+row denied - "$TLS" tls not_tls 127.0.0.1 1
+okshow $? "bytes that are neither TLS nor HTTP: not_tls"
+row denied seg.test "$TLS" tls not_allowed 127.0.0.1 1
+okshow $? "a ClientHello in several segments is reassembled: seg.test"
+row denied nope.test "$HTTP" http not_allowed 127.0.0.1 1 &&
+    row denied nope2.test "$HTTP" http not_allowed 127.0.0.1 1
+okshow $? "plain HTTP: the Host of curl's and of the second pipelined request"
+row allowed ok.test "$TLS" tls 127.0.0.1,127.0.0.5 2
+okshow $? "ok.test allowed, two sources"
+row allowed plain.test "$HTTP" http 127.0.0.1 2
+okshow $? "plain.test allowed twice (curl, first pipelined request)"
+row allowed src.test "$TLS" tls 127.0.0.7 1
+okshow $? "src.test from its rule's source: allowed"
+echo "$OUT" | grep -q "^ok\.test .* policy\.yaml:2 (allow\[0\])$"
+okshow $? "the allowed row names the deciding rule"
+row dns ok.test A,AAAA allow 127.0.0.1 2 && row dns lookup.test A deny not_allowed 127.0.0.1 1
+okshow $? "DNS names listed with the verdict on 443"
+echo "$OUT" | grep -q "^DNS queries (a name looked up is not a connection"
+okshow $? "the DNS section says a lookup is not a connection"
+echo "$OUT" | grep -Eq "^other\.test +$TLS +tls +not_allowed +[^ ]+ +2 +20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z +20[0-9-]{8}T[0-9:.]{12}Z"
+okshow $? "first and last seen in ISO 8601 UTC"
+
+run audit -c egressd.yaml --format json --dns-port "$DNS_PORT" lo.pcap
+python3 - "$TLS" "$HTTP" <<'EOF'
+import json, sys
+tls, http = int(sys.argv[1]), int(sys.argv[2])
+d = json.load(open("run.out"))
+s = d["summary"]
+assert (s["flows"], s["allowed"], s["would_deny"], s["denied_names"],
+        s["dns_queries"], s["not_judged"]) == (15, 5, 10, 7, 3, 0), s
+den = {(g["name"], g["port"], g["proto"], g["reason"]): g for g in d["denied"]}
+g = den[("other.test", tls, "tls", "not_allowed")]
+assert g["count"] == 2 and g["sources"] == ["127.0.0.1", "127.0.0.6"], g
+assert g["first_seen"] <= g["last_seen"] and g["first_seen"].endswith("Z"), g
+g = den[("evil.test", tls, "tls", "denied_by_rule")]
+assert g["rule"]["file"] == "policy.yaml" and g["rule"]["line"] == 10, g
+assert g["report_mode"] is False, g
+assert den[("trial.test", tls, "tls", "denied_by_rule")]["report_mode"] is True
+assert den[(None, tls, "tls", "no_sni")]["count"] == 1
+assert den[(None, tls, "tls", "not_tls")]["count"] == 1
+assert den[("nope2.test", http, "http", "not_allowed")]["count"] == 1
+al = {(g["name"], g["port"], g["proto"]): g for g in d["allowed"]}
+assert al[("ok.test", tls, "tls")]["rule"]["line"] == 2
+assert al[("plain.test", http, "http")]["count"] == 2
+dns = {g["name"]: g for g in d["dns"]}
+assert dns["ok.test"]["types"] == ["A", "AAAA"] and dns["ok.test"]["verdict_443"] == "allow"
+assert dns["lookup.test"]["verdict_443"] == "deny" and dns["lookup.test"]["reason"] == "not_allowed"
+EOF
+okshow $? "--format json: one document with the same facts"
+[ "$RC" -eq 1 ]
+okshow $? "--format json: exit 1 too"
+
+# ---------------------------------------------------------------- -i any (SLL2)
+capture any "$T/any.pcap" "$FILTER"
+tls_get ok.test
+$CURL --resolve "plain.test:$HTTP:127.0.0.4" "http://plain.test:$HTTP/" >/dev/null 2>&1
+stop_capture
+tcpdump -r any.pcap -c 1 2>&1 | grep -q "LINUX_SLL2"
+ok $? "tcpdump -i any wrote a LINUX_SLL2 capture"
+run audit -c egressd.yaml any.pcap
+[ "$RC" -eq 0 ] &&
+    [ "$(echo "$OUT" | tail -1)" = "audit: 2 flows in 1 capture(s): 2 allowed, 0 would be denied (0 names); 0 DNS queries" ] &&
+    echo "$OUT" | grep -q "^would be denied: nothing$" &&
+    row allowed ok.test "$TLS" tls 127.0.0.1 1 &&
+    row allowed plain.test "$HTTP" http 127.0.0.1 1
+okshow $? "SLL2 capture with only allowed traffic: exit 0"
+
+run audit -c egressd.yaml --dns-port "$DNS_PORT" any.pcap lo.pcap
+[ "$RC" -eq 1 ] && echo "$OUT" | tail -1 | grep -q "^audit: 17 flows in 2 capture(s): 7 allowed, 10 would be denied"
+okshow $? "two captures: counted together"
+
+# ---------------------------------------------------------------- hand-made
+python3 "$PY" synth "$T" || bail "cannot write the hand-made captures"
+run audit -c egressd.yaml raw.pcap
+[ "$RC" -eq 1 ] && row denied ooo.test 443 tls not_allowed 127.0.0.21 1
+okshow $? "out of order, retransmitted, overlapping segments across a sequence wrap: ooo.test"
+row denied nosyn.test 443 tls not_allowed 127.0.0.21 1
+okshow $? "no SYN captured: the side that starts a hello is the client"
+row denied v6.test 443 tls not_allowed ::1 1
+okshow $? "IPv6 with a hop-by-hop header"
+row denied - 443 tls hello_too_large 127.0.0.21 2
+okshow $? "a 64 KiB hello and one in too many records: hello_too_large"
+echo "$OUT" | grep -q "^  1 incomplete: " && echo "$OUT" | grep -q "^  1 no_payload: " &&
+    echo "$OUT" | grep -q "^  1 midstream: " &&
+    echo "$OUT" | grep -q "^IP fragments ignored: 2$" &&
+    [ "$(echo "$OUT" | tail -1)" = "audit: 5 flows in 1 capture(s): 0 allowed, 5 would be denied (3 names), 3 not judged; 0 DNS queries" ]
+okshow $? "half a hello, a bare SYN, mid-connection bytes: not judged; fragments counted"
+run audit -c egressd.yaml vlan.pcap null.pcap
+[ "$RC" -eq 1 ] && row denied vlan.test 443 tls not_allowed 127.0.0.21 1 &&
+    row denied null.test 443 tls not_allowed 127.0.0.21 1
+okshow $? "Ethernet with an 802.1Q tag, and DLT_NULL"
+run audit -c egressd.yaml --port-map "$TLS=443" any.pcap
+[ "$RC" -eq 0 ] && row allowed ok.test 443 tls 127.0.0.1 1
+okshow $? "--port-map decides the captured port as another"
+
+# ---------------------------------------------------------------- errors
+run audit -c egressd.yaml wifi.pcap
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "wifi.pcap: link type IEEE802_11 (105) is not supported"
+okshow $? "an unsupported link type: exit 2, named"
+head -c 300 /dev/urandom > garbage.pcap
+printf 'not a capture at all, just text\n' >> garbage.pcap
+run audit -c egressd.yaml garbage.pcap
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "^egressctl audit: garbage.pcap: cannot read the capture: " && [ -z "$OUT" ]
+okshow $? "a garbage file: exit 2 with a clear message, nothing on stdout"
+run audit -c egressd.yaml missing.pcap
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "missing.pcap: cannot read the capture"
+okshow $? "a missing capture: exit 2"
+run audit lo.pcap
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "\-c CONFIG is required"
+okshow $? "no -c: exit 2"
+run audit -c egressd.yaml
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "give at least one CAPTURE"
+okshow $? "no capture: exit 2"
+run audit -c egressd.yaml --format xml lo.pcap
+[ "$RC" -eq 2 ]
+okshow $? "--format xml: exit 2"
+run audit -c egressd.yaml --port-map 443 lo.pcap
+[ "$RC" -eq 2 ]
+okshow $? "--port-map without '=': exit 2"
+printf 'allow:\n  - hosts: ["*foo.test"]\n' > bad.yaml
+sed 's/policy.yaml, report.yaml/bad.yaml/' egressd.yaml > bad-config.yaml
+run audit -c bad-config.yaml lo.pcap
+[ "$RC" -eq 2 ] && echo "$ERR" | grep -q "^bad.yaml:2:.*" && echo "$ERR" | grep -q "the policy does not load"
+okshow $? "a policy that does not load: exit 2, file:line"
+run audit --help
+[ "$RC" -eq 0 ] && echo "$OUT" | grep -q "^usage: egressctl audit"
+okshow $? "--help"
+
+finish
