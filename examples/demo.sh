@@ -3,9 +3,10 @@
 # loopback, with its own DNS server (dnsmasq) and test certificates. Runs in
 # the foreground and prints its log; Ctrl-C stops everything it started.
 #
-#   gateway   127.0.0.1:8443  (TLS listener)
+#   gateway   127.0.0.1:8443  (TLS listener), 127.0.0.1:3128 (proxy listener)
 #   DNS       127.0.0.1:5353  (dnsmasq: *.demo.test)
 #   upstream  127.0.0.2:8444  (openssl s_server for api.demo.test)
+#             127.0.0.2:8080  (a plain HTTP origin for api.demo.test)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -20,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-for prog in dnsmasq openssl curl; do
+for prog in dnsmasq openssl curl python3; do
 	command -v $prog >/dev/null || { echo "demo: $prog is missing: run ./bootstrap.sh deps" >&2; exit 1; }
 done
 
@@ -41,13 +42,16 @@ pids="$pids $!"
 openssl s_server -accept 127.0.0.2:8444 -cert "$D/api.pem" -key "$D/api.key" \
     -www -quiet >/dev/null 2>&1 &
 pids="$pids $!"
+# A plain HTTP origin for api.demo.test: /status/301?to=URL answers a redirect.
+python3 "$top/tests/integration/origin.py" --log /dev/null 127.0.0.2:8080 &
+pids="$pids $!"
 
 cat > "$D/allow.yaml" <<YAML
 # Names the demo's clients may reach. Deny rules win over allow rules.
 allow:
   - hosts: ["api.demo.test"]
-    ports: [8444]
-    allow_private: true          # the demo upstream lives on loopback
+    ports: [8444, 8080]
+    allow_private: true          # the demo upstreams live on loopback
   - hosts: ["*.demo.test"]       # any other demo name, but never private addresses
     ports: [8444]
 deny:
@@ -59,6 +63,9 @@ listeners:
     address: 127.0.0.1:8443
     protocol: tls
     upstream_port: 8444
+  - name: proxy                  # HTTP_PROXY / HTTPS_PROXY clients
+    address: 127.0.0.1:3128
+    protocol: connect
 workers: auto
 dns:
   servers: ["127.0.0.1:5353"]
@@ -72,7 +79,8 @@ CA="${TMPDIR:-/tmp}/egressd-demo-ca.pem"
 cp "$D/ca.pem" "$CA"
 
 cat >&2 <<MSG
-egressd demo: gateway on 127.0.0.1:8443, configuration in $D/egressd.yaml
+egressd demo: gateway on 127.0.0.1:8443 (TLS) and 127.0.0.1:3128 (proxy),
+configuration in $D/egressd.yaml
 Try, from another terminal:
 
   # allowed: a real TLS handshake with the upstream, verified end to end
@@ -86,6 +94,16 @@ Try, from another terminal:
 
   # allowed name, but it resolves to the cloud metadata address: private_address
   curl --cacert $CA --connect-to metadata.demo.test:8444:127.0.0.1:8443 https://metadata.demo.test:8444/
+
+  # through the proxy listener: HTTPS by CONNECT, plain HTTP per request
+  curl --cacert $CA -x http://127.0.0.1:3128 https://api.demo.test:8444/
+  curl -x http://127.0.0.1:3128 http://api.demo.test:8080/hello
+
+  # a redirect towards a denied host: a "redirect" line with verdict deny, then the 403
+  curl -L -x http://127.0.0.1:3128 "http://api.demo.test:8080/status/301?to=http://blocked.demo.test:8080/x"
+
+  # follow that chain hop by hop, with the policy's verdict for each
+  $EGRESSCTL trace -c $D/egressd.yaml --via 127.0.0.1:3128 "http://api.demo.test:8080/status/301?to=http://blocked.demo.test:8080/x"
 
   # why is a name denied? the deciding rule and every other match
   $EGRESSCTL explain -c $D/egressd.yaml --port 8444 blocked.demo.test
