@@ -241,119 +241,6 @@ origin_str(char *out, size_t len, int https, const char *host, uint16_t port)
 	    v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)port);
 }
 
-/*
- * Where a Location points, as an absolute URL, its scheme, host and port
- * (RFC 3986 section 5.2, the cases a Location takes). base is the request's
- * absolute URL, base_https its scheme. Returns 0, or -1 when the Location
- * has no usable host (the line then says so).
- */
-static int
-resolve_location(const char *base, int base_https, const char *loc, size_t n,
-    char *out, size_t outlen, int *https, char *host, size_t hostlen,
-    uint16_t *port)
-{
-	const char *p, *end = loc + n, *auth, *auth_end, *hp, *colon = NULL;
-	char raw[HTTP_HOST_MAX + 1];
-	size_t hl;
-
-	*https = base_https;
-	if (n >= 7 && strncasecmp(loc, "http://", 7) == 0) {
-		*https = 0;
-		auth = loc + 7;
-	} else if (n >= 8 && strncasecmp(loc, "https://", 8) == 0) {
-		*https = 1;
-		auth = loc + 8;
-	} else if (n >= 2 && loc[0] == '/' && loc[1] == '/') {
-		auth = loc + 2;
-	} else {
-		/* A path on the same origin: base's scheme://authority, then
-		 * the path (relative ones are taken against base's directory). */
-		const char *b_auth = strstr(base, "://"), *b_path, *slash;
-		int m;
-
-		if (b_auth == NULL)
-			return -1;
-		b_path = strchr(b_auth + 3, '/');
-		if (b_path == NULL)
-			b_path = base + strlen(base);
-		if (n > 0 && loc[0] == '/') {
-			m = snprintf(out, outlen, "%.*s%.*s", (int)(b_path - base),
-			    base, (int)n, loc);
-		} else {
-			const char *q = strpbrk(b_path, "?#");
-			size_t plen = q ? (size_t)(q - b_path) : strlen(b_path);
-
-			slash = NULL;
-			for (size_t i = 0; i < plen; i++)
-				if (b_path[i] == '/')
-					slash = b_path + i;
-			if (slash == NULL)
-				m = snprintf(out, outlen, "%.*s/%.*s",
-				    (int)(b_path - base), base, (int)n, loc);
-			else
-				m = snprintf(out, outlen, "%.*s%.*s",
-				    (int)(slash + 1 - base), base, (int)n, loc);
-		}
-		if (m < 0)
-			return -1;
-		/* The host and port are base's. */
-		return resolve_location(base, base_https, out, strlen(out) < outlen ?
-		    strlen(out) : outlen - 1, out, outlen, https, host, hostlen, port) ==
-		    0 ? 0 : -1;
-	}
-	for (auth_end = auth; auth_end < end && *auth_end != '/' &&
-	    *auth_end != '?' && *auth_end != '#'; auth_end++)
-		;
-	hp = auth;
-	for (p = auth; p < auth_end; p++)       /* userinfo@ is not the host */
-		if (*p == '@')
-			hp = p + 1;
-	if (hp < auth_end && *hp == '[') {
-		const char *rb = memchr(hp, ']', (size_t)(auth_end - hp));
-
-		if (rb == NULL)
-			return -1;
-		hl = (size_t)(rb - hp - 1);
-		if (hl == 0 || hl >= sizeof(raw))
-			return -1;
-		memcpy(raw, hp + 1, hl);
-		if (rb + 1 < auth_end && rb[1] == ':')
-			colon = rb + 1;
-	} else {
-		colon = memchr(hp, ':', (size_t)(auth_end - hp));
-		hl = (size_t)((colon ? colon : auth_end) - hp);
-		if (hl == 0 || hl >= sizeof(raw))
-			return -1;
-		memcpy(raw, hp, hl);
-	}
-	raw[hl] = '\0';
-	*port = *https ? 443 : 80;
-	if (colon != NULL && colon + 1 < auth_end) {
-		unsigned long v = 0;
-
-		for (p = colon + 1; p < auth_end; p++) {
-			if (*p < '0' || *p > '9' || v > 65535)
-				return -1;
-			v = v * 10 + (unsigned long)(*p - '0');
-		}
-		if (v == 0 || v > 65535)
-			return -1;
-		*port = (uint16_t)v;
-	}
-	if (strchr(raw, ':') != NULL) {
-		snprintf(host, hostlen, "%s", raw);
-	} else if (sni_name_normalize((const uint8_t *)raw, hl, host) != 0) {
-		/* An IPv4 literal is not a name either: kept for the line. */
-		snprintf(host, hostlen, "%s", raw);
-		if (strspn(raw, "0123456789.") != hl)
-			return -1;
-	}
-	if (out != loc)
-		snprintf(out, outlen, "%s%.*s", loc[0] == '/' ? (*https ? "https:" :
-		    "http:") : "", (int)n, loc);
-	return 0;
-}
-
 /* ---- redirect lines ------------------------------------------------ */
 
 static void
@@ -369,9 +256,8 @@ gh_redirect(struct gw_conn *c, const struct http_response *resp)
 	int https = 0, ok;
 	uint16_t port = 0;
 
-	ok = resolve_location(h->url, strncmp(h->url, "https:", 6) == 0,
-	    resp->location, resp->location_len, to, sizeof(to), &https, host,
-	    sizeof(host), &port) == 0;
+	ok = http_location_resolve(h->url, resp->location, resp->location_len,
+	    to, sizeof(to), &https, host, sizeof(host), &port) == 0;
 	if (h->chain[0] == '\0')
 		snprintf(h->chain, sizeof(h->chain), "%s.%u", c->id, h->nexch);
 	memset(&r, 0, sizeof(r));

@@ -175,6 +175,21 @@ enum http_body_mode http_request_body(const struct http_request *req);
 enum http_body_mode http_response_body(const struct http_response *resp,
     int head_request, int connect_request);
 
+/*
+ * Where a redirect points: the Location value loc (n bytes, a view) taken
+ * against base, the absolute http(s) URL of the request that got it (RFC
+ * 3986 section 5.2: absolute, "//host/p", "/p", "?q" and relative
+ * references). out (outlen bytes) gets the absolute URL; *https, host
+ * (hostlen at least SNI_NAME_MAX + 1: a normalised name, or an IP literal
+ * as written, without brackets) and *port (the scheme's default when none
+ * is given) are what the policy decides on. 0, or -1 when the Location has
+ * no host that can be decided on (not http(s), an empty or invalid host, a
+ * bad port, too long); out then holds what could be made of it, or "".
+ */
+int http_location_resolve(const char *base, const char *loc, size_t n,
+    char *out, size_t outlen, int *https, char *host, size_t hostlen,
+    uint16_t *port);
+
 const char *http_status_str(enum http_status s);
 const char *http_target_form_str(enum http_target_form f);
 

@@ -1011,6 +1011,64 @@ test_bodies(void)
 	}
 }
 
+/* Location references against a request URL, as the redirect lines use. */
+static void
+test_locations(void)
+{
+	static const struct {
+		const char *base, *loc, *out, *host;
+		int https;
+		unsigned port;
+		int rc;
+	} cases[] = {
+		{ "http://a.test/x/y?q=1", "http://B.Test./z", "http://B.Test./z", "b.test", 0, 80, 0 },
+		{ "http://a.test/x/y", "https://b.test:8443/z", "https://b.test:8443/z", "b.test", 1, 8443, 0 },
+		{ "https://a.test/x", "//cdn.test/p", "https://cdn.test/p", "cdn.test", 1, 443, 0 },
+		{ "http://a.test:8080/x/y?q", "/abs?k", "http://a.test:8080/abs?k", "a.test", 0, 8080, 0 },
+		{ "http://a.test/x/y?q=1", "rel", "http://a.test/x/rel", "a.test", 0, 80, 0 },
+		{ "http://a.test", "rel", "http://a.test/rel", "a.test", 0, 80, 0 },
+		{ "http://a.test/x/y?q=1#f", "?k=2", "http://a.test/x/y?k=2", "a.test", 0, 80, 0 },
+		{ "http://a.test/", "http://user:pw@b.test:81/", "http://user:pw@b.test:81/", "b.test", 0, 81, 0 },
+		{ "http://a.test/", "http://[2001:db8::1]:8080/", "http://[2001:db8::1]:8080/", "2001:db8::1", 0, 8080, 0 },
+		{ "http://a.test/", "http://192.0.2.7/", "http://192.0.2.7/", "192.0.2.7", 0, 80, 0 },
+		{ "http://a.test/", "ftp://b.test/", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http:///nohost", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http://b.test:0/", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http://b.test:99999/", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http://b_test!/", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http://[2001:db8::1/", NULL, "", 0, 0, -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[256], host[256];
+		int https = -1, rc;
+		uint16_t port = 1;
+
+		rc = http_location_resolve(cases[i].base, cases[i].loc,
+		    strlen(cases[i].loc), out, sizeof(out), &https, host,
+		    sizeof(host), &port);
+		if (cases[i].rc != 0) {
+			tap_ok(rc == -1, "Location %s against %s: refused (rc %d)",
+			    cases[i].loc, cases[i].base, rc);
+			continue;
+		}
+		tap_ok(rc == 0 && strcmp(out, cases[i].out) == 0 &&
+		    strcmp(host, cases[i].host) == 0 && https == cases[i].https &&
+		    port == cases[i].port, "Location %s against %s: %s, %s %s:%u",
+		    cases[i].loc, cases[i].base, out, https ? "https" : "http", host,
+		    (unsigned)port);
+	}
+	{
+		char out[16], host[256];
+		int https;
+		uint16_t port;
+
+		tap_ok(http_location_resolve("http://a.test/", "http://b.test/a-long-path",
+		    25, out, sizeof(out), &https, host, sizeof(host), &port) == -1,
+		    "a Location that does not fit the output is refused, not cut");
+	}
+}
+
 int
 main(void)
 {
@@ -1025,5 +1083,6 @@ main(void)
 	test_real_requests(srcdir);
 	test_real_responses(srcdir);
 	test_bodies();
+	test_locations();
 	return tap_done();
 }
