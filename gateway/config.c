@@ -471,16 +471,17 @@ load_admin(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
-/* drain: {delay, timeout} */
+/*
+ * A section that is a mapping of durations: keys[i] sets *dst[i]. drain
+ * ({delay, timeout}) and redirects ({window, after_window}).
+ */
 static void
-load_drain(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
+load_durations(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n,
+    const char *section, const char *const keys[], uint64_t *const dst[])
 {
-	static const char *const keys[] = { "delay", "timeout", NULL };
-	struct gw_timeouts *t = &l->c->timeouts;
-
-	if (ydoc_is_mapping(&l->cx, n, "drain") != 0)
+	if (ydoc_is_mapping(&l->cx, n, section) != 0)
 		return;
-	check_keys(l, doc, n, "drain", keys);
+	check_keys(l, doc, n, section, keys);
 	YDOC_FOREACH_PAIR(doc, n, p) {
 		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
 		yaml_node_t *v = YDOC_NODE(doc, p->value);
@@ -488,10 +489,9 @@ load_drain(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 
 		if (k == NULL || ydoc_duration_ms(&l->cx, v, k, &ms) != 0)
 			continue;
-		if (strcmp(k, "delay") == 0)
-			t->drain_delay_ms = ms;
-		else if (strcmp(k, "timeout") == 0)
-			t->drain_ms = ms;
+		for (size_t i = 0; keys[i] != NULL; i++)
+			if (strcmp(k, keys[i]) == 0)
+				*dst[i] = ms;
 	}
 }
 
@@ -588,31 +588,6 @@ load_log(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
-/* redirects: {window, after_window} */
-static void
-load_redirects(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
-{
-	static const char *const keys[] = { "window", "after_window", NULL };
-	struct gw_config *c = l->c;
-
-	if (ydoc_is_mapping(&l->cx, n, "redirects") != 0)
-		return;
-	check_keys(l, doc, n, "redirects", keys);
-	YDOC_FOREACH_PAIR(doc, n, p) {
-		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
-		yaml_node_t *v = YDOC_NODE(doc, p->value);
-		uint64_t ms;
-
-		if (k == NULL || !key_in(k, keys) ||
-		    ydoc_duration_ms(&l->cx, v, k, &ms) != 0)
-			continue;
-		if (strcmp(k, "window") == 0)
-			c->redirect_window_ms = ms;
-		else
-			c->after_window_ms = ms;
-	}
-}
-
 /* upstream_tls: {ca_file}: what TLS origination verifies upstreams with. */
 static void
 load_upstream_tls(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
@@ -703,7 +678,12 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 		} else if (strcmp(k, "log") == 0) {
 			load_log(l, doc, v);
 		} else if (strcmp(k, "redirects") == 0) {
-			load_redirects(l, doc, v);
+			static const char *const rkeys[] = { "window",
+			    "after_window", NULL };
+			uint64_t *const rdst[] = { &c->redirect_window_ms,
+			    &c->after_window_ms };
+
+			load_durations(l, doc, v, "redirects", rkeys, rdst);
 		} else if (strcmp(k, "upstream_tls") == 0) {
 			load_upstream_tls(l, doc, v);
 		} else if (strcmp(k, "timeouts") == 0) {
@@ -722,7 +702,12 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 		} else if (strcmp(k, "admin") == 0) {
 			load_admin(l, doc, v);
 		} else if (strcmp(k, "drain") == 0) {
-			load_drain(l, doc, v);
+			static const char *const dkeys[] = { "delay", "timeout",
+			    NULL };
+			uint64_t *const ddst[] = { &c->timeouts.drain_delay_ms,
+			    &c->timeouts.drain_ms };
+
+			load_durations(l, doc, v, "drain", dkeys, ddst);
 		} else if (strcmp(k, "user") == 0 || strcmp(k, "group") == 0) {
 			char **dst = k[0] == 'u' ? &c->user : &c->group;
 
