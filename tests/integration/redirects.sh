@@ -101,6 +101,17 @@ ok $? "d.test's request (new connection) carries the chain"
 [ "$(chain_of event=allow listener=tls name=c.test)" = "$C2" ]
 ok $? "the TLS connection to c.test (another listener) carries the chain"
 
+# --- http -> https through the proxy: the CONNECT that follows is in the chain
+out=$(http_proxy="http://127.0.0.1:$PX" HTTPS_PROXY="http://127.0.0.1:$PX" \
+    $CURL -L --cacert "$T/pki/ca.pem" -o "$T/viaproxy.out" -w '%{http_code} %{num_redirects}' \
+    "$A/status/301?to=https://c.test:$TUP/viaproxy")
+[ "$out" = "200 1" ] && grep -q "GET /viaproxy" "$T/viaproxy.out"
+ok $? "http_proxy + HTTPS_PROXY: curl -L follows http -> https through CONNECT ($out)"
+C3=$(chain_of event=redirect to="https://c.test:$TUP/viaproxy")
+[ "$(chain_of event=allow listener=proxy method=CONNECT name=c.test)" = "$C3" ] &&
+    [ "$C3" != NONE ]
+ok $? "the CONNECT tunnel to c.test carries the redirect's chain ($C3)"
+
 # --- Locations of every shape ---------------------------------------------------
 $CURL -x "http://127.0.0.1:$PX" -o /dev/null "$A/status/302?to=rel" \
     "$A/status/307?to=/abs" "$A/status/308?to=http://a.test:9/" \
