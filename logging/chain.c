@@ -1,8 +1,10 @@
 /*
  * The redirect-chain table: two kinds of entries in one slot array,
- * keyed by a hash of (kind, source IP[, host, port]). Linear probing over a
- * small window; a full window loses its oldest entry, so the table never
- * grows and never refuses.
+ * keyed by a hash of (kind, source IP[, host, port]). A key lives in one
+ * bucket of PROBE slots; a full bucket loses its oldest entry, so the
+ * table never grows and never refuses. Buckets are spread over LOCKS
+ * mutexes: every TLS connection consults the table when it ends, and
+ * workers should not queue behind one lock for that.
  */
 #include "logging/chain.h"
 
@@ -12,7 +14,8 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#define PROBE   8
+#define PROBE   8               /* slots per bucket */
+#define LOCKS   64
 
 enum { K_FREE = 0, K_REDIRECT, K_ALLOWED };
 
@@ -27,8 +30,8 @@ struct slot {
 };
 
 struct chain_table {
-	pthread_mutex_t lock;
-	size_t mask;
+	pthread_mutex_t locks[LOCKS];
+	size_t mask;                    /* buckets - 1 */
 	uint64_t window_ms, after_ms;
 	struct slot *slots;
 };
@@ -37,7 +40,7 @@ struct chain_table *
 chain_new(size_t slots, uint64_t window_ms, uint64_t after_ms)
 {
 	struct chain_table *t;
-	size_t n = 16;
+	size_t n = 16 * PROBE;
 
 	if (slots == 0)
 		slots = 4096;
@@ -51,8 +54,9 @@ chain_new(size_t slots, uint64_t window_ms, uint64_t after_ms)
 		free(t);
 		return NULL;
 	}
-	pthread_mutex_init(&t->lock, NULL);
-	t->mask = n - 1;
+	for (size_t i = 0; i < LOCKS; i++)
+		pthread_mutex_init(&t->locks[i], NULL);
+	t->mask = n / PROBE - 1;
 	t->window_ms = window_ms;
 	t->after_ms = after_ms;
 	return t;
@@ -63,7 +67,8 @@ chain_free(struct chain_table *t)
 {
 	if (t == NULL)
 		return;
-	pthread_mutex_destroy(&t->lock);
+	for (size_t i = 0; i < LOCKS; i++)
+		pthread_mutex_destroy(&t->locks[i]);
 	free(t->slots);
 	free(t);
 }
@@ -124,16 +129,24 @@ slot_is(const struct slot *s, uint64_t h, int kind, const uint8_t ip[16],
 	    (host == NULL || (s->port == port && strcmp(s->host, host) == 0));
 }
 
-/* The slot holding the key, else the free or oldest slot of its window. */
+static pthread_mutex_t *
+lock_of(struct chain_table *t, uint64_t h)
+{
+	return &t->locks[(h & t->mask) % LOCKS];
+}
+
+/* The slot holding the key, else the free or oldest slot of its bucket;
+ * called with the bucket's lock held. */
 static struct slot *
 find(struct chain_table *t, uint64_t h, int kind, const uint8_t ip[16],
     const char *host, uint16_t port, int *found)
 {
+	struct slot *bucket = &t->slots[(h & t->mask) * PROBE];
 	struct slot *victim = NULL;
 
 	*found = 0;
 	for (size_t i = 0; i < PROBE; i++) {
-		struct slot *s = &t->slots[(h + i) & t->mask];
+		struct slot *s = &bucket[i];
 
 		if (slot_is(s, h, kind, ip, host, port)) {
 			*found = 1;
@@ -160,7 +173,7 @@ put(struct chain_table *t, int kind, const struct sockaddr *src,
 		return;
 	/* A source has one "last allowed" entry: the key leaves the host out. */
 	h = key_hash(kind, ip, kind == K_REDIRECT ? host : NULL, port);
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(lock_of(t, h));
 	s = find(t, h, kind, ip, kind == K_REDIRECT ? host : NULL, port, &found);
 	s->hash = h;
 	s->kind = (uint8_t)kind;
@@ -169,7 +182,7 @@ put(struct chain_table *t, int kind, const struct sockaddr *src,
 	s->port = port;
 	snprintf(s->host, sizeof(s->host), "%s", host);
 	snprintf(s->id, sizeof(s->id), "%s", id != NULL ? id : "");
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(lock_of(t, h));
 }
 
 void
@@ -198,13 +211,13 @@ chain_follows(struct chain_table *t, const struct sockaddr *src,
 	if (t == NULL || host == NULL || !ip_key(src, ip))
 		return 0;
 	h = key_hash(K_REDIRECT, ip, host, port);
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(lock_of(t, h));
 	s = find(t, h, K_REDIRECT, ip, host, port, &found);
 	if (found && now_ms - s->at_ms <= t->window_ms && now_ms >= s->at_ms) {
 		snprintf(id, idlen, "%s", s->id);
 		rc = 1;
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(lock_of(t, h));
 	return rc;
 }
 
@@ -221,7 +234,7 @@ chain_last_allowed(struct chain_table *t, const struct sockaddr *src,
 	if (t == NULL || !ip_key(src, ip))
 		return 0;
 	h = key_hash(K_ALLOWED, ip, NULL, 0);
-	pthread_mutex_lock(&t->lock);
+	pthread_mutex_lock(lock_of(t, h));
 	s = find(t, h, K_ALLOWED, ip, NULL, 0, &found);
 	if (found && now_ms >= s->at_ms && now_ms - s->at_ms <= t->after_ms &&
 	    (name == NULL || strcmp(name, s->host) != 0)) {
@@ -229,6 +242,6 @@ chain_last_allowed(struct chain_table *t, const struct sockaddr *src,
 		*ago_ms = now_ms - s->at_ms;
 		rc = 1;
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(lock_of(t, h));
 	return rc;
 }

@@ -7,9 +7,9 @@
  * connection, for the "after" hint on TLS passthrough denials, where
  * responses are invisible.
  *
- * One table is shared by every worker: a fixed array of slots under a
- * mutex, so memory is bounded whatever clients do; the oldest entry of a
- * probe window is replaced when it is full. Sources are compared by IP
+ * One table is shared by every worker: a fixed array of slots in buckets
+ * under striped mutexes, so memory is bounded whatever clients do; the
+ * oldest entry of a full bucket is replaced. Sources are compared by IP
  * only: a client follows a redirect from a new connection, so a new port.
  */
 #ifndef EGRESSD_CHAIN_H
@@ -24,7 +24,7 @@
 
 struct chain_table;
 
-/* slots: entries kept at most (rounded up to a power of two; 0: 4096).
+/* slots: entries kept at most (a power of two, at least 128; 0: 4096).
  * window_ms: how long a redirect waits to be followed; after_ms: how long
  * an allowed connection stays the "after" hint. */
 struct chain_table *chain_new(size_t slots, uint64_t window_ms,
