@@ -15,6 +15,12 @@
  * hello that does not fit is hello_too_large, as in the daemon. Decided
  * flows drop their buffers. What a capture cannot show (what DNS would
  * answer, the daemon's listener ports) is in docs/egressctl-audit.md.
+ *
+ * HTTP request bodies of every framing are skipped with http_body_scan, so
+ * that each head on a keep-alive connection is decided. After an admitted
+ * CONNECT the client's next bytes are the tunnel's: as the daemon does, a
+ * ClientHello (or plain request) in it that names another host than the
+ * CONNECT did turns the tunnel's decision into sni_mismatch.
  */
 #include "config.h"
 
@@ -36,6 +42,7 @@
 
 #define AUD_STREAM_CAP  SNI_PEEK_MAX    /* client bytes kept per flow */
 #define AUD_OOO_MAX     32              /* out-of-order ranges per flow */
+#define AUD_PIECE       4096            /* a segment is read in pieces */
 #define AUD_HASH_SIZE   4096
 #define AUD_SRC_SHOWN   3               /* sources listed in text, then +N */
 #define AUD_PORTMAP_MAX 32
@@ -75,7 +82,18 @@ static const char *const aud_skip_text[AUD_SKIP_MAX] = {
 enum aud_phase {
 	AUD_PH_START = 0,       /* nothing read yet: TLS or HTTP? */
 	AUD_PH_HTTP,            /* keep-alive: the next request head */
+	AUD_PH_BODY,            /* a request body, skipped */
+	AUD_PH_TUNNEL,          /* an admitted CONNECT: the tunnel's first bytes */
 	AUD_PH_DONE,            /* nothing more to read */
+};
+
+/* What a client asked for inside a CONNECT tunnel, when it was not the
+ * CONNECT host (an sni_mismatch row says which). */
+enum aud_inner {
+	AUD_INNER_NONE = 0,     /* not a tunnel refused for its content */
+	AUD_INNER_TLS,          /* a ClientHello's server name */
+	AUD_INNER_HTTP,         /* a plain request's host and port */
+	AUD_INNER_OTHER,        /* neither TLS nor HTTP */
 };
 
 struct aud_range {
@@ -94,6 +112,20 @@ struct aud_stream {
 	struct aud_range ooo[AUD_OOO_MAX];
 	enum aud_phase phase;
 	int decided;                    /* at least one decision was made */
+	struct http_body body;          /* AUD_PH_BODY: where in the body */
+};
+
+/*
+ * A CONNECT the policy admits (or would deny only in report mode) is
+ * recorded once its tunnel's first bytes say whether the decision stands:
+ * the daemon peeks into the tunnel and refuses another name there.
+ */
+struct aud_tunnel {
+	int pending;                    /* decided, not recorded yet */
+	int pinned;                     /* plain HTTP in the tunnel */
+	char host[HTTP_HOST_MAX + 1];   /* the CONNECT authority */
+	uint16_t port;
+	int64_t ts;                     /* when the CONNECT head was complete */
 };
 
 struct aud_ep {
@@ -108,6 +140,7 @@ struct aud_flow {
 	struct aud_stream st[2];
 	int client;                     /* 0, 1, or -1 while unknown */
 	int64_t first_us, last_us;
+	struct aud_tunnel tun;
 };
 
 /* One row of a table: a decision, or a DNS name, grouped. */
@@ -125,6 +158,17 @@ struct aud_group {
 	size_t nsrc, capsrc;
 	unsigned qtypes[8];             /* DNS only */
 	size_t nqtypes;
+	/* sni_mismatch in a tunnel: what the client asked for inside it. */
+	enum aud_inner inner;
+	char *inner_name;               /* NULL: none, or not a host name */
+	unsigned inner_port;            /* AUD_INNER_HTTP only */
+};
+
+/* The inside of a tunnel, as a decision carries it to its row. */
+struct aud_in {
+	enum aud_inner kind;
+	const char *name;
+	unsigned port;
 };
 
 struct aud_table {
@@ -217,14 +261,20 @@ qtype_str(unsigned t, char *buf, size_t len)
 
 static struct aud_group *
 table_get(struct aud_table *t, const char *name, unsigned port,
-    enum pol_proto proto, const char *reason, const struct pol_rule *rule)
+    enum pol_proto proto, const char *reason, const struct pol_rule *rule,
+    const struct aud_in *in)
 {
+	static const struct aud_in none;
 	struct aud_group *g;
 
+	if (in == NULL)
+		in = &none;
 	for (size_t i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		if (ctl_str_eq(g->name, name) && g->port == port &&
-		    g->proto == proto && g->reason == reason && g->rule == rule)
+		    g->proto == proto && g->reason == reason && g->rule == rule &&
+		    g->inner == in->kind && ctl_str_eq(g->inner_name, in->name) &&
+		    g->inner_port == in->port)
 			return g;
 	}
 	if (t->n == t->cap) {
@@ -240,6 +290,12 @@ table_get(struct aud_table *t, const char *name, unsigned port,
 	memset(g, 0, sizeof(*g));
 	if (name != NULL && (g->name = strdup(name)) == NULL)
 		return NULL;
+	if (in->name != NULL && (g->inner_name = strdup(in->name)) == NULL) {
+		free(g->name);
+		return NULL;
+	}
+	g->inner = in->kind;
+	g->inner_port = in->port;
 	g->port = port;
 	g->proto = proto;
 	g->reason = reason;
@@ -277,6 +333,7 @@ table_free(struct aud_table *t)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		free(t->g[i].name);
+		free(t->g[i].inner_name);
 		free(t->g[i].src);
 	}
 	free(t->g);
@@ -319,32 +376,42 @@ map_port(const struct audit *a, unsigned port)
 	return port;
 }
 
+/* The policy's verdict for a name from this flow's client. */
+static void
+flow_decide(const struct audit *a, const struct aud_flow *f, const char *name,
+    unsigned port, enum pol_proto proto, struct pol_verdict *v)
+{
+	struct sockaddr_storage src;
+	struct pol_request req;
+
+	ep_sockaddr(f->family, &f->ep[f->client], &src);
+	memset(&req, 0, sizeof(req));
+	req.name = name;
+	req.port = (uint16_t)port;
+	req.proto = proto;
+	req.src = (const struct sockaddr *)&src;
+	pol_decide(a->snap, &req, v);
+}
+
 /*
  * One decision, as the daemon makes it: a name through pol_decide, or a
- * reason the bytes give before any policy is asked (name NULL).
+ * reason the bytes give before (or, in a tunnel, after) the policy is
+ * asked. in says what a tunnel refused for its content asked for inside.
  */
 static int
-audit_record(struct audit *a, const struct aud_flow *f, int64_t ts,
-    const char *name, unsigned port, enum pol_proto proto, const char *reason)
+audit_record_in(struct audit *a, const struct aud_flow *f, int64_t ts,
+    const char *name, unsigned port, enum pol_proto proto, const char *reason,
+    const struct aud_in *in)
 {
 	const struct aud_ep *cl = &f->ep[f->client];
-	struct sockaddr_storage src;
 	struct pol_verdict v;
 	struct aud_group *g;
 	char srcs[AUD_ADDR_LEN];
 
 	memset(&v, 0, sizeof(v));
-	ep_sockaddr(f->family, cl, &src);
 	ep_addr_str(f->family, cl, srcs, sizeof(srcs));
 	if (reason == NULL) {
-		struct pol_request req;
-
-		memset(&req, 0, sizeof(req));
-		req.name = name;
-		req.port = (uint16_t)port;
-		req.proto = proto;
-		req.src = (const struct sockaddr *)&src;
-		pol_decide(a->snap, &req, &v);
+		flow_decide(a, f, name, port, proto, &v);
 		reason = pol_reason_str(v.reason);
 	} else {
 		/* Refused before the policy: the daemon enforces these in
@@ -354,10 +421,10 @@ audit_record(struct audit *a, const struct aud_flow *f, int64_t ts,
 	a->decisions++;
 	if (v.allow) {
 		a->nallowed++;
-		g = table_get(&a->allowed, name, port, proto, reason, v.rule);
+		g = table_get(&a->allowed, name, port, proto, reason, v.rule, in);
 	} else {
 		a->ndenied++;
-		g = table_get(&a->denied, name, port, proto, reason, v.rule);
+		g = table_get(&a->denied, name, port, proto, reason, v.rule, in);
 	}
 	if (g == NULL || group_add(g, srcs, ts) != 0) {
 		fprintf(stderr, "egressctl: out of memory\n");
@@ -366,6 +433,13 @@ audit_record(struct audit *a, const struct aud_flow *f, int64_t ts,
 	g->allow = v.allow;
 	g->report = v.report;
 	return 0;
+}
+
+static int
+audit_record(struct audit *a, const struct aud_flow *f, int64_t ts,
+    const char *name, unsigned port, enum pol_proto proto, const char *reason)
+{
+	return audit_record_in(a, f, ts, name, port, proto, reason, NULL);
 }
 
 /* [A-Z]+ and a space: a request line, whatever else is wrong with it. */
@@ -478,21 +552,69 @@ decide_tls(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 }
 
 /*
- * Every request head of a keep-alive connection: each is decided as the
- * daemon decides a request. Bodies are framed by Content-Length; after a
- * chunked body, an upgrade, a CONNECT or "Connection: close" nothing more
- * is read.
+ * The tunnel's decision, once its first bytes (or the end of the
+ * connection) say what it is: reason NULL, the CONNECT's own decision
+ * stands; else the refusal the daemon gives in the tunnel, on the CONNECT
+ * host and port.
  */
 static int
-decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
-    int64_t ts)
+tunnel_record(struct audit *a, struct aud_flow *f, const char *reason,
+    const struct aud_in *in)
 {
-	struct http_request req;
-	enum pol_proto proto;
-	unsigned port;
-	int notls, rc = 0;
+	struct aud_tunnel *t = &f->tun;
 
-	while (s->phase != AUD_PH_DONE && s->have > 0 && rc == 0) {
+	t->pending = 0;
+	return audit_record_in(a, f, t->ts, t->host, t->port, POL_PROTO_CONNECT,
+	    reason, in);
+}
+
+/*
+ * The first bytes in an admitted tunnel, as the daemon peeks at them
+ * (gateway/http.c): a ClientHello must name the CONNECT host (one without
+ * a server name passes); plain HTTP is read request by request, each for
+ * the CONNECT host and port (the stream goes on as pinned HTTP); anything
+ * else is sni_mismatch. A CONNECT for the same authority again is the
+ * client trying anew after the capture's proxy refused it (407 and
+ * credentials): the tunnel has not started yet.
+ */
+static int
+decide_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s)
+{
+	struct sni_hello h;
+	struct http_request req;
+	struct aud_in in;
+	char name[SNI_NAME_MAX + 1];
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	switch (sni_parse_hello(s->buf, s->have, a->scratch,
+	    sizeof(a->scratch), &h)) {
+	case SNI_NEED_MORE:
+		if (s->have < AUD_STREAM_CAP)
+			return 0;
+		rc = tunnel_record(a, f, "hello_too_large", NULL);
+		break;
+	case SNI_OK:
+		in.kind = AUD_INNER_TLS;
+		if (!h.has_sni) {
+			rc = tunnel_record(a, f, NULL, NULL);
+		} else if (sni_name_normalize(h.name.ptr, h.name.len,
+		    name) != 0) {
+			/* Not a host name: never the CONNECT host. */
+			rc = tunnel_record(a, f, "sni_mismatch", &in);
+		} else if (strcmp(name, f->tun.host) != 0) {
+			in.name = name;
+			rc = tunnel_record(a, f, "sni_mismatch", &in);
+		} else {
+			rc = tunnel_record(a, f, NULL, NULL);
+		}
+		break;
+	default:
+		if (h.error != SNI_ERR_NOT_TLS) {
+			rc = tunnel_record(a, f, h.error == SNI_ERR_TOO_LARGE ?
+			    "hello_too_large" : "malformed_hello", NULL);
+			break;
+		}
 		switch (http_parse_request(s->buf, s->have, &req, NULL)) {
 		case HTTP_NEED_MORE:
 			if (s->have < AUD_STREAM_CAP)
@@ -500,6 +622,130 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 			/* The parser decides within HTTP_HEAD_MAX bytes. */
 			/* FALLTHROUGH */
 		case HTTP_ERROR:
+			in.kind = AUD_INNER_OTHER;
+			rc = tunnel_record(a, f, "sni_mismatch", &in);
+			break;
+		case HTTP_DONE:
+		default:
+			if (req.form == HTTP_AUTHORITY &&
+			    strcmp(req.host, f->tun.host) == 0 &&
+			    req.port == f->tun.port) {
+				stream_consume(s, req.head_len);
+				return 0;
+			}
+			f->tun.pinned = 1;
+			s->phase = AUD_PH_HTTP;
+			return 0;
+		}
+		break;
+	}
+	s->decided = 1;
+	stream_release(s);
+	return rc;
+}
+
+/*
+ * A request in a tunnel that carries plain HTTP: the daemon forwards it
+ * only if it is for the CONNECT host and port (a port-less Host means the
+ * tunnel's); another is fronting. 1 when the request passes, 0 when the
+ * tunnel was recorded as refused, -1 on error.
+ */
+static int
+tunnel_request(struct audit *a, struct aud_flow *f, const struct http_request *req)
+{
+	struct aud_in in;
+	unsigned port;
+
+	if (!req->has_host ||
+	    (req->form == HTTP_ABSOLUTE && req->scheme == HTTP_SCHEME_HTTPS))
+		return tunnel_record(a, f, "bad_http", NULL) == 0 ? 0 : -1;
+	port = req->port != 0 ? req->port : f->tun.port;
+	if (req->form != HTTP_AUTHORITY && strcmp(req->host, f->tun.host) == 0 &&
+	    port == f->tun.port)
+		return 1;
+	memset(&in, 0, sizeof(in));
+	in.kind = AUD_INNER_HTTP;
+	in.name = req->host;
+	in.port = port;
+	return tunnel_record(a, f, "sni_mismatch", &in) == 0 ? 0 : -1;
+}
+
+/*
+ * Skip what the stream holds of a request body (http_body_scan: a
+ * Content-Length, or chunks up to the last one and its trailers). A length
+ * is skipped whole at once, bytes not captured yet included, so segments
+ * after the body land where they belong. -1: the chunk framing is broken;
+ * the daemon refuses the request then, and nothing after it can be read.
+ */
+static int
+skip_body(struct aud_stream *s)
+{
+	enum http_status st;
+	size_t used = 0;
+
+	st = http_body_scan(&s->body, s->body.mode == HTTP_BODY_CHUNKED ?
+	    s->buf : NULL, s->have, &used, NULL);
+	if (st == HTTP_ERROR)
+		return -1;
+	if (st == HTTP_NEED_MORE && s->body.mode == HTTP_BODY_LENGTH) {
+		used += (size_t)s->body.remain;
+		s->body.remain = 0;
+		st = HTTP_DONE;
+	}
+	stream_consume(s, used);
+	if (st == HTTP_DONE)
+		s->phase = AUD_PH_HTTP;
+	return 0;
+}
+
+/*
+ * Every request head of a keep-alive connection: each is decided as the
+ * daemon decides a request, and its body (of any framing) skipped. After
+ * an upgrade or "Connection: close" nothing more is read; after a CONNECT
+ * the policy admits, the tunnel's first bytes are (decide_tunnel).
+ */
+static int
+decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
+    int64_t ts)
+{
+	struct http_request req;
+	struct pol_verdict v;
+	enum pol_proto proto;
+	unsigned port;
+	int notls, rc = 0;
+
+	while (s->phase != AUD_PH_DONE && rc == 0) {
+		if (s->phase == AUD_PH_BODY) {
+			if (skip_body(s) != 0) {
+				stream_release(s);
+				return rc;
+			}
+			if (s->phase == AUD_PH_BODY)
+				return rc;
+			continue;
+		}
+		if (s->have == 0)
+			return rc;
+		if (s->phase == AUD_PH_TUNNEL) {
+			rc = decide_tunnel(a, f, s);
+			if (s->phase == AUD_PH_TUNNEL)
+				return rc;
+			continue;
+		}
+		switch (http_parse_request(s->buf, s->have, &req, NULL)) {
+		case HTTP_NEED_MORE:
+			if (s->have < AUD_STREAM_CAP)
+				return 0;
+			/* The parser decides within HTTP_HEAD_MAX bytes. */
+			/* FALLTHROUGH */
+		case HTTP_ERROR:
+			if (f->tun.pinned) {
+				/* The tunnel's next request does not parse. */
+				rc = tunnel_record(a, f, "bad_http", NULL);
+				s->decided = 1;
+				stream_release(s);
+				return rc;
+			}
 			/* Neither a hello nor a request line: what the
 			 * daemon's TLS listener calls not_tls. */
 			notls = s->phase == AUD_PH_START &&
@@ -514,6 +760,21 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 		case HTTP_DONE:
 			break;
 		}
+		s->decided = 1;
+		if (f->tun.pinned) {
+			int pass = tunnel_request(a, f, &req);
+
+			if (pass != 1) {
+				stream_release(s);
+				return pass < 0 ? -1 : 0;
+			}
+			if (req.connection_close || req.upgrade) {
+				rc = tunnel_record(a, f, NULL, NULL);
+				stream_release(s);
+				return rc;
+			}
+			goto body;
+		}
 		proto = POL_PROTO_HTTP;
 		if (req.form == HTTP_AUTHORITY) {
 			proto = POL_PROTO_CONNECT;
@@ -524,21 +785,39 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 		} else {
 			port = map_port(a, f->ep[!f->client].port);
 		}
+		if (proto == POL_PROTO_CONNECT) {
+			/* Admitted (or let through in report mode): the
+			 * decision waits for the tunnel's first bytes. */
+			flow_decide(a, f, req.host, port, proto, &v);
+			if (v.allow || v.report) {
+				struct aud_tunnel *t = &f->tun;
+
+				t->pending = 1;
+				snprintf(t->host, sizeof(t->host), "%s",
+				    req.host);
+				t->port = (uint16_t)port;
+				t->ts = ts;
+				s->phase = AUD_PH_TUNNEL;
+				stream_consume(s, req.head_len);
+				continue;
+			}
+		}
 		if (!req.has_host)
 			rc = audit_record(a, f, ts, NULL, port, proto,
 			    "bad_http");
 		else
 			rc = audit_record(a, f, ts, req.host, port, proto,
 			    NULL);
-		s->decided = 1;
 		if (proto == POL_PROTO_CONNECT || req.connection_close ||
-		    req.upgrade || req.chunked) {
+		    req.upgrade) {
 			stream_release(s);
 			return rc;
 		}
-		s->phase = AUD_PH_HTTP;
-		stream_consume(s, req.head_len + (size_t)(req.content_length > 0 ?
-		    req.content_length : 0));
+body:
+		http_body_init(&s->body, http_request_body(&req),
+		    req.content_length > 0 ? (uint64_t)req.content_length : 0);
+		s->phase = AUD_PH_BODY;
+		stream_consume(s, req.head_len);
 	}
 	return rc;
 }
@@ -682,6 +961,10 @@ flow_finish(struct audit *a, struct aud_flow *f)
 	} else {
 		struct aud_stream *s = &f->st[f->client];
 
+		/* An admitted CONNECT whose tunnel never showed its
+		 * first bytes: its own decision stands. */
+		if (f->tun.pending)
+			rc = tunnel_record(a, f, NULL, NULL);
 		/* A hello that filled the buffer was decided when it did:
 		 * what is left is short of its end. */
 		if (!s->decided)
@@ -774,11 +1057,22 @@ audit_tcp(struct audit *a, int family, const uint8_t *sa, const uint8_t *da,
 		return 0;
 	if (f->client >= 0 && dir != f->client)
 		return 0;
-	if (f->st[dir].phase == AUD_PH_DONE)
-		return 0;
-	if (stream_insert(&f->st[dir], seq, p, n) != 0)
-		return -1;
-	return flow_advance(a, f, ts);
+	/* In pieces: a segment larger than the buffer (loopback, TSO)
+	 * may carry a chunked body that is read as it goes, then the next
+	 * head. */
+	while (n > 0 && f->st[dir].phase != AUD_PH_DONE) {
+		size_t k = n < AUD_PIECE ? n : AUD_PIECE;
+
+		if (stream_insert(&f->st[dir], seq, p, k) != 0 ||
+		    flow_advance(a, f, ts) != 0)
+			return -1;
+		seq += (uint32_t)k;
+		p += k;
+		n -= k;
+		if (f->client >= 0 && dir != f->client)
+			break;
+	}
+	return 0;
 }
 
 /* ---- DNS ----------------------------------------------------------------- */
@@ -839,7 +1133,7 @@ audit_dns(struct audit *a, int family, const uint8_t *sa, const uint8_t *p,
 	req.src = (const struct sockaddr *)&ss;
 	pol_decide(a->snap, &req, &v);
 	g = table_get(&a->dns, name, 443, POL_PROTO_TLS,
-	    pol_reason_str(v.reason), v.rule);
+	    pol_reason_str(v.reason), v.rule, NULL);
 	if (g == NULL || group_add(g, srcs, ts) != 0) {
 		fprintf(stderr, "egressctl: out of memory\n");
 		return -1;
@@ -1123,7 +1417,10 @@ cmp_count(const void *x, const void *y)
 		return c;
 	if (g->port != h->port)
 		return g->port < h->port ? -1 : 1;
-	return strcmp(g->reason, h->reason);
+	c = strcmp(g->reason, h->reason);
+	if (c != 0 || g->inner == h->inner)
+		return c;
+	return (int)g->inner - (int)h->inner;
 }
 
 static int
@@ -1318,6 +1615,61 @@ print_text_dns(const struct aud_table *t)
 	}
 }
 
+/* host:port, an IPv6 literal in brackets. */
+static const char *
+authority_text(const char *host, unsigned port, char *buf, size_t len)
+{
+	int v6 = strchr(host, ':') != NULL;
+
+	snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+	    port);
+	return buf;
+}
+
+/*
+ * What the rows refused inside a CONNECT tunnel asked for: the table
+ * names the tunnel (the CONNECT host and port), this says what came in it.
+ */
+static void
+print_text_inner(const struct aud_table *t)
+{
+	char tun[HTTP_HOST_MAX + 16], in[HTTP_HOST_MAX + 16];
+	int any = 0;
+
+	for (size_t k = 0; k < t->n; k++) {
+		const struct aud_group *g = &t->g[k];
+
+		if (g->inner == AUD_INNER_NONE)
+			continue;
+		if (!any)
+			printf("\ninside CONNECT tunnels (sni_mismatch: the tunnel "
+			    "was admitted for one host, the client asked for "
+			    "another in it):\n");
+		any = 1;
+		authority_text(g->name != NULL ? g->name : "-", g->port, tun,
+		    sizeof(tun));
+		switch (g->inner) {
+		case AUD_INNER_TLS:
+			if (g->inner_name != NULL)
+				printf("  %s: the ClientHello names %s", tun,
+				    g->inner_name);
+			else
+				printf("  %s: the ClientHello's server name is "
+				    "not a host name", tun);
+			break;
+		case AUD_INNER_HTTP:
+			printf("  %s: the request in the tunnel is for %s", tun,
+			    authority_text(g->inner_name != NULL ?
+			    g->inner_name : "-", g->inner_port, in, sizeof(in)));
+			break;
+		default:
+			printf("  %s: neither TLS nor HTTP in the tunnel", tun);
+			break;
+		}
+		printf(" (%llu)\n", (unsigned long long)g->count);
+	}
+}
+
 static void
 print_summary(const struct audit *a, int ncap)
 {
@@ -1340,6 +1692,7 @@ output_text(const struct audit *a, int ncap)
 	if (a->denied.n > 0) {
 		printf("would be denied:\n");
 		print_text_groups(&a->denied, 1);
+		print_text_inner(&a->denied);
 	} else {
 		printf("would be denied: nothing\n");
 	}
@@ -1417,7 +1770,22 @@ json_group(const struct aud_group *g, int dns)
 		printf("%s", i ? "," : "");
 		ctl_json_str(stdout, g->src[i]);
 	}
-	printf("]}");
+	printf("]");
+	if (g->inner != AUD_INNER_NONE) {
+		/* Only on rows refused for what was inside a tunnel. */
+		printf(",\"inner\":{\"proto\":%s,\"name\":",
+		    g->inner == AUD_INNER_TLS ? "\"tls\"" :
+		    g->inner == AUD_INNER_HTTP ? "\"http\"" : "null");
+		if (g->inner_name != NULL)
+			ctl_json_str(stdout, g->inner_name);
+		else
+			printf("null");
+		if (g->inner == AUD_INNER_HTTP)
+			printf(",\"port\":%u}", g->inner_port);
+		else
+			printf(",\"port\":null}");
+	}
+	printf("}");
 }
 
 static void

@@ -6,6 +6,9 @@
 # each flow with the daemon's configuration. Then hand-made captures check
 # reassembly (out of order, retransmitted, overlapping, sequence wrap, no
 # SYN), IPv6, VLAN, DLT_NULL, fragments and the limits, and the errors.
+# Then CONNECT tunnels through egressd's connect listener (the inner SNI or
+# Host must be the CONNECT host) and a keep-alive connection carrying a
+# chunked POST and a GET.
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl curl python3 tcpdump
 : "${EGRESSCTL:=$top_builddir/egressctl}"
@@ -293,5 +296,139 @@ okshow $? "a policy that does not load: exit 2, file:line"
 run audit --help
 [ "$RC" -eq 0 ] && echo "$OUT" | grep -q "^usage: egressctl audit"
 okshow $? "--help"
+
+# ---------------------------------------------------------------- CONNECT tunnels
+# egressd's own connect listener is the forward proxy; tcpdump records the
+# clients' side (the proxy port). Inside a tunnel admitted for a.test the
+# client's ClientHello (or plain request) must name a.test, as the daemon
+# checks: audit must refuse what the daemon's log refuses.
+DNS2=$(free_port)
+PX=$(free_port)
+start_dns "$DNS2" a.test=127.0.0.3
+cat > "$T/tunnel.yaml" <<EOF
+allow:
+  - hosts: [a.test]
+    ports: [$TLS]
+    allow_private: true
+EOF
+LOG="$T/proxy.log"
+cat > "$T/proxy.yaml" <<EOF
+listeners:
+  - {name: proxy, address: "127.0.0.1:$PX", protocol: connect}
+workers: 1
+admin: {address: "off"}
+dns:
+  servers: ["127.0.0.1:$DNS2"]
+policy: {files: [tunnel.yaml]}
+log: {path: proxy.log}
+timeouts: {connect: 2s, hello: 2s}
+EOF
+start_egressd "$T/proxy.yaml"
+px_sclient() {
+	timeout 20 openssl s_client -proxy "127.0.0.1:$PX" -connect "a.test:$TLS" \
+	    "$@" </dev/null >>"$T/px_sclient.out" 2>&1
+}
+px_curl() {
+	$CURL --noproxy "" --proxy "http://127.0.0.1:$PX" "$@" >/dev/null 2>&1
+}
+capture lo "$T/tunnel-lo.pcap" "tcp port $PX"
+px_sclient -servername a.test
+px_sclient -servername evil.test
+px_curl "https://a.test:$TLS/"
+px_curl "https://nope.test:$TLS/"
+python3 "$PY" tunnel_http 127.0.0.1 "$PX" "a.test:$TLS" other.test
+wait_log "$LOG" 2 event=deny reason=sni_mismatch &&
+    wait_log "$LOG" 1 event=deny reason=not_allowed name=nope.test proto=connect &&
+    wait_log "$LOG" 3 event=allow name=a.test proto=connect
+okshow $? "the daemon refused the two tunnels that named another host, and nope.test"
+stop_capture
+
+run audit -c proxy.yaml tunnel-lo.pcap
+S="audit: 5 flows in 1 capture(s): 2 allowed, 3 would be denied (2 names); 0 DNS queries"
+[ "$RC" -eq 1 ] && [ "$(echo "$OUT" | tail -1)" = "$S" ]
+okshow $? "tunnels through egressd: $S"
+row allowed a.test "$TLS" connect 127.0.0.1 2
+okshow $? "the tunnels whose ClientHello names a.test (s_client, curl): allowed on the CONNECT port"
+row denied a.test "$TLS" connect sni_mismatch 127.0.0.1 1 &&
+    echo "$OUT" | grep -qx "  a\.test:$TLS: the ClientHello names evil\.test (1)"
+okshow $? "s_client -servername evil.test in a tunnel for a.test: sni_mismatch, with a note"
+echo "$OUT" | grep -qx "  a\.test:$TLS: the request in the tunnel is for other\.test:$TLS (1)"
+okshow $? "a plain GET for other.test in a tunnel for a.test: sni_mismatch"
+row denied nope.test "$TLS" connect not_allowed 127.0.0.1 1
+okshow $? "a CONNECT the policy refuses: its own decision"
+run audit -c proxy.yaml --format json tunnel-lo.pcap
+python3 - "$TLS" "$LOG" <<'EOF'
+import collections, json, sys
+tls, log = int(sys.argv[1]), sys.argv[2]
+d = json.load(open("run.out"))
+mm = [g for g in d["denied"] if g["reason"] == "sni_mismatch"]
+assert sorted((g["name"], g["port"], g["proto"], g["count"]) for g in mm) == \
+    [("a.test", tls, "connect", 1)] * 2, mm
+inner = sorted(json.dumps(g["inner"], sort_keys=True) for g in mm)
+assert inner == sorted([
+    json.dumps({"proto": "tls", "name": "evil.test", "port": None}, sort_keys=True),
+    json.dumps({"proto": "http", "name": "other.test", "port": tls}, sort_keys=True)]), inner
+assert all("inner" not in g for g in d["allowed"]), d["allowed"]
+assert all("inner" not in g for g in d["denied"] if g["reason"] != "sni_mismatch")
+# What the daemon refused, reason by reason, is what audit would refuse.
+daemon = collections.Counter()
+for line in open(log):
+    r = json.loads(line)
+    if r.get("event") == "deny":
+        daemon[r["reason"]] += 1
+audit = collections.Counter()
+for g in d["denied"]:
+    audit[g["reason"]] += g["count"]
+assert daemon == audit, (daemon, audit)
+EOF
+okshow $? "--format json: the inner names, and the same refusals as the daemon's log"
+
+# Hand-made tunnels (tunnel.pcap, from synth): inner SNI or Host, a
+# second request for another port, neither TLS nor HTTP, no bytes, no SNI,
+# a CONNECT sent again after a 407; keep-alive bodies to port 80.
+run audit -c egressd.yaml --port-map "80=$HTTP" tunnel.pcap
+S="audit: 15 flows in 1 capture(s): 8 allowed, 7 would be denied (4 names); 0 DNS queries"
+[ "$RC" -eq 1 ] && [ "$(echo "$OUT" | tail -1)" = "$S" ]
+okshow $? "hand-made tunnels and bodies: $S"
+row allowed ok.test 443 connect 127.0.0.21 5
+okshow $? "inner SNI ok.test, GETs for ok.test and ok.test:443, no bytes, no SNI, a 407 retry: the CONNECT decision stands"
+echo "$OUT" | grep -qx "  ok\.test:443: the ClientHello names evil\.test (1)" &&
+    echo "$OUT" | grep -qx "  ok\.test:443: the request in the tunnel is for other\.test:443 (1)" &&
+    echo "$OUT" | grep -qx "  ok\.test:443: the request in the tunnel is for ok\.test:8080 (1)" &&
+    echo "$OUT" | grep -qx "  ok\.test:443: neither TLS nor HTTP in the tunnel (1)" &&
+    [ "$(echo "$OUT" | grep -c "^ok\.test  *443  *connect  *sni_mismatch  *127\.0\.0\.21  *1 ")" -eq 4 ]
+okshow $? "sni_mismatch: another SNI, another Host, another port, neither TLS nor HTTP"
+row denied evil.test 443 connect denied_by_rule 127.0.0.21 1
+okshow $? "a refused CONNECT: the tunnel behind it is not read"
+row allowed plain.test "$HTTP" http 127.0.0.21 3 &&
+    row denied nope4.test "$HTTP" http not_allowed 127.0.0.21 1 &&
+    row denied nope5.test "$HTTP" http not_allowed 127.0.0.21 1 &&
+    ! echo "$OUT" | grep -q nope6
+okshow $? "chunked bodies (segmented, with a trailer; 40 KB in one segment) skipped: the next head is decided; not after broken framing"
+
+# ---------------------------------------------------------------- keep-alive after a chunked body
+KA=$(free_port)
+python3 "$top_srcdir/tests/integration/origin.py" --log "$T/ka.log" "127.0.0.4:$KA" \
+    2>"$T/ka.err" &
+PIDS="$PIDS $!"
+wait_port "127.0.0.4:$KA" 10 || bail "origin.py did not listen"
+head -c 100000 /dev/zero | tr '\0' 'p' > "$T/body"
+capture lo "$T/ka.pcap" "tcp port $KA"
+$CURL -H 'Transfer-Encoding: chunked' -H 'Expect:' --data-binary @"$T/body" \
+    --resolve "plain.test:$KA:127.0.0.4" "http://plain.test:$KA/post" \
+    --next -sS --max-time 10 -H 'Host: nope3.test' \
+    --resolve "plain.test:$KA:127.0.0.4" "http://plain.test:$KA/get" >/dev/null 2>&1
+stop_capture
+# (origin.log numbers connections; wait_port's probe was the first.)
+KAC=$(sed -n "s|^conn=\([0-9]*\) n=1 POST /post host=plain\.test:$KA body=100000 .*|\1|p" "$T/ka.log")
+[ -n "$KAC" ] && grep -q "^conn=$KAC n=2 GET /get host=nope3\.test " "$T/ka.log"
+ok $? "curl sent a chunked POST and a GET on one keep-alive connection" ||
+    diag "$(cat "$T/ka.log")"
+run audit -c egressd.yaml --port-map "$KA=$HTTP" ka.pcap
+S="audit: 2 flows in 1 capture(s): 1 allowed, 1 would be denied (1 names); 0 DNS queries"
+[ "$RC" -eq 1 ] && [ "$(echo "$OUT" | tail -1)" = "$S" ] &&
+    row allowed plain.test "$HTTP" http 127.0.0.1 1 &&
+    row denied nope3.test "$HTTP" http not_allowed 127.0.0.1 1
+okshow $? "both request heads decided: the chunked POST's and the GET's after it"
 
 finish

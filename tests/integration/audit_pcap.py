@@ -10,8 +10,13 @@ bounded. Subcommands (argv[1]):
   pipelined HOST PORT NAME...  one HTTP/1.1 connection carrying one GET per
                                NAME (Host: NAME), sent at once
   garbage HOST PORT            connect, send a line that is not TLS or HTTP
+  tunnel_http HOST PORT AUTH NAME
+                               through the proxy at HOST PORT, CONNECT AUTH
+                               (host:port); after its answer, one plain GET
+                               with Host: NAME inside the tunnel
   dnsq PORT NAME TYPE          one DNS query (TYPE A or AAAA) to 127.0.0.1
-  synth DIR                    write hand-made captures to DIR (see synth())
+  synth DIR                    write hand-made captures to DIR (see synth()
+                               and synth_tunnel())
 """
 import socket
 import ssl
@@ -26,6 +31,7 @@ def first_flight(name):
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    # name None: no server_name extension at all.
     obj = ctx.wrap_bio(inc, out, server_hostname=name)
     try:
         obj.do_handshake()
@@ -75,6 +81,24 @@ def cmd_pipelined(a):
 def cmd_garbage(a):
     s = connect(a[0], a[1])
     s.sendall(b"\x00\x01hello, this is not TLS\r\n")
+    linger_close(s)
+
+
+def cmd_tunnel_http(a):
+    host, port, auth, name = a[0], a[1], a[2].encode(), a[3].encode()
+    s = connect(host, port)
+    s.sendall(b"CONNECT " + auth + b" HTTP/1.1\r\nHost: " + auth + b"\r\n\r\n")
+    s.settimeout(5)
+    head = b""
+    for _ in range(50):
+        try:
+            b = s.recv(4096)
+        except OSError:
+            break
+        head += b
+        if not b or b"\r\n\r\n" in head:
+            break
+    s.sendall(b"GET / HTTP/1.1\r\nHost: " + name + b"\r\n\r\n")
     linger_close(s)
 
 
@@ -238,10 +262,100 @@ def synth(a):
     p.add(b"\x00" * 24)
     p.close()
 
+    synth_tunnel(d)
+
+
+def conversation(p, cli, srv, sport, dport, parts):
+    """A TCP connection: handshake, then parts in order, each a client
+    payload (bytes, one segment) or ("s", bytes) from the server."""
+    cseq, sseq = 1000, 5000
+    p.add(ip4(cli, srv, 6, tcp(sport, dport, cseq, SYN)))
+    p.add(ip4(srv, cli, 6, tcp(dport, sport, sseq, SYNACK, ack=cseq + 1)))
+    cseq, sseq = cseq + 1, sseq + 1
+    for part in parts:
+        if isinstance(part, tuple):
+            p.add(ip4(srv, cli, 6, tcp(dport, sport, sseq, ACK | PSH, part[1],
+                                       ack=cseq)))
+            sseq += len(part[1])
+        else:
+            p.add(ip4(cli, srv, 6, tcp(sport, dport, cseq, ACK | PSH, part,
+                                       ack=sseq)))
+            cseq += len(part)
+
+
+def synth_tunnel(d):
+    """tunnel.pcap: CONNECT tunnels (to port 3128, a proxy) and keep-alive
+    connections with request bodies (to port 80)."""
+    cli, srv = "127.0.0.21", "127.0.0.23"
+    ok = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+    def connect(host):
+        return (b"CONNECT " + host + b" HTTP/1.1\r\nHost: " + host +
+                b"\r\n\r\n")
+
+    def get(host, extra=b""):
+        return b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n" + extra + b"\r\n"
+
+    def post_chunked(host):
+        return (b"POST /up HTTP/1.1\r\nHost: " + host +
+                b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+    p = Pcap(d + "/tunnel.pcap", 101)
+    c = connect(b"ok.test:443")
+    conns = [
+        # 1. The inner SNI is the CONNECT host: allowed.
+        [c, ("s", ok), first_flight("ok.test")],
+        # 2. Another SNI inside: sni_mismatch (evil.test).
+        [c, ("s", ok), first_flight("evil.test")],
+        # 3. Plain HTTP inside for another Host: sni_mismatch.
+        [c, ("s", ok), get(b"other.test")],
+        # 4. Plain HTTP: the first request is for the tunnel's host, the
+        #    second names the host with another port: sni_mismatch.
+        [c, ("s", ok), get(b"ok.test"), ("s", b"HTTP/1.1 204 No\r\n\r\n"),
+         get(b"ok.test:8080")],
+        # 5. Plain HTTP for the tunnel's host and port: allowed.
+        [c, ("s", ok), get(b"ok.test:443") + get(b"ok.test")],
+        # 6. Neither TLS nor HTTP inside: sni_mismatch.
+        [c, ("s", ok), b"\x00\x01 not a hello\r\n"],
+        # 7. No bytes in the tunnel: the CONNECT decision stands.
+        [c, ("s", ok)],
+        # 8. A CONNECT the policy refuses: its decision, the tunnel unread.
+        [connect(b"evil.test:443"), first_flight("other.test")],
+        # 9. A ClientHello without SNI inside: allowed.
+        [c, ("s", ok), first_flight(None)],
+        # 10. The CONNECT again (the capture's proxy asked for
+        #     credentials), then the tunnel: one allowed flow.
+        [c, ("s", b"HTTP/1.1 407 Auth\r\nContent-Length: 0\r\n\r\n"),
+         c[:-2] + b"Proxy-Authorization: Basic eDp5\r\n\r\n", ("s", ok),
+         first_flight("ok.test")],
+    ]
+    for i, parts in enumerate(conns):
+        conversation(p, cli, srv, 41001 + i, 3128, parts)
+
+    # Keep-alive with bodies, to port 80.
+    # 11. A chunked body in three segments, with a chunk extension and a
+    #     trailer, then a GET for another host.
+    conversation(p, cli, srv, 41101, 80, [
+        post_chunked(b"plain.test") + b"5;x=y\r\nhel",
+        b"lo\r\n1a\r\n" + b"a" * 26 + b"\r\n",
+        b"0\r\nX-Sum: 1\r\n\r\n" + get(b"nope4.test")])
+    # 12. A chunked body larger than audit's buffer in one segment (as
+    #     loopback and TSO give), the next head in the same segment.
+    big = b"%x\r\n" % 40000 + b"b" * 40000 + b"\r\n0\r\n\r\n"
+    conversation(p, cli, srv, 41102, 80, [
+        post_chunked(b"plain.test") + big + get(b"nope5.test")])
+    # 13. Broken chunk framing: the daemon refuses; nothing after it is
+    #     read (nope6.test is not decided).
+    conversation(p, cli, srv, 41103, 80, [
+        post_chunked(b"plain.test") + b"zz\r\nhello\r\n0\r\n\r\n" +
+        get(b"nope6.test")])
+    p.close()
+
 
 def main():
     cmds = {"segmented": cmd_segmented, "pipelined": cmd_pipelined,
-            "garbage": cmd_garbage, "dnsq": cmd_dnsq, "synth": synth}
+            "garbage": cmd_garbage, "tunnel_http": cmd_tunnel_http,
+            "dnsq": cmd_dnsq, "synth": synth}
     cmds[sys.argv[1]](sys.argv[2:])
 
 
