@@ -84,27 +84,32 @@ gw_event_str(enum gw_event e)
 	return "unknown";
 }
 
+/* Nanoseconds from t to now: the sum first, so that dividing it later
+ * rounds down (a negative tv_nsec difference divided alone rounds up,
+ * and a timer would then fire up to a unit early). */
+static int64_t
+mono_ns_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000000000 +
+	    (now.tv_nsec - t->tv_nsec);
+}
+
 static uint32_t
 mono_us_since(const struct timespec *t)
 {
-	struct timespec now;
-	int64_t us;
+	int64_t us = mono_ns_since(t) / 1000;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = (int64_t)(now.tv_sec - t->tv_sec) * 1000000 +
-	    (now.tv_nsec - t->tv_nsec) / 1000;
 	return us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
-static uint64_t
-mono_ms_since(const struct timespec *t)
+uint64_t
+gw_mono_ms_since(const struct timespec *t)
 {
-	struct timespec now;
-	int64_t ms;
+	int64_t ms = mono_ns_since(t) / 1000000;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (int64_t)(now.tv_sec - t->tv_sec) * 1000 +
-	    (now.tv_nsec - t->tv_nsec) / 1000000;
 	return ms < 0 ? 0 : (uint64_t)ms;
 }
 
@@ -1184,7 +1189,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	case GW_CONN_DECIDED:
 		/* libevent arms timers from its cached loop time, which can lag
 		 * when a loop iteration ran long: never cut a client early. */
-		quiet = mono_ms_since(&c->start_mono);
+		quiet = gw_mono_ms_since(&c->start_mono);
 		if (quiet < c->w->cfg->timeouts.hello_ms) {
 			timer_arm(c, c->w->cfg->timeouts.hello_ms - quiet);
 			break;
@@ -1198,7 +1203,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case GW_CONN_CONNECTING:
 		/* As for the hello: the timer may run ahead of the clock. */
-		quiet = mono_ms_since(&c->attempt_start);
+		quiet = gw_mono_ms_since(&c->attempt_start);
 		if (quiet < c->w->cfg->timeouts.connect_ms) {
 			timer_arm(c, c->w->cfg->timeouts.connect_ms - quiet);
 			break;
@@ -1217,7 +1222,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		idle = c->w->cfg->timeouts.idle_ms;
-		quiet = mono_ms_since(&c->last_active);
+		quiet = gw_mono_ms_since(&c->last_active);
 		if (quiet >= idle)
 			gw_conn_close(c, GW_EV_ALLOW, "idle_timeout");
 		else

@@ -134,6 +134,8 @@ void gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h);
 /* conn.c: the client's bytes of a denied connection to the evidence file. */
 void gw_conn_evidence(struct gw_conn *c, const void *bytes, size_t len);
 void gw_conn_timer(struct gw_conn *c, uint64_t ms);
+/* conn.c: whole milliseconds since t (CLOCK_MONOTONIC), rounded down. */
+uint64_t gw_mono_ms_since(const struct timespec *t);
 
 /* http.c: the client speaks HTTP; its first bytes are in c->peek. */
 void gw_http_take_over(struct gw_conn *c);

@@ -58,6 +58,7 @@ struct gw_http {
 	char up_host[HTTP_HOST_MAX + 1];
 	uint16_t up_port;
 	int up_ready, up_tls, handshaking;
+	struct sockaddr_storage up_addr;        /* for the lines of reused requests */
 	int pinned;                     /* plain HTTP inside a CONNECT tunnel:
 	                                 * every request must be for up_host */
 	struct timespec hs_start;
@@ -466,6 +467,7 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 			gw_http_refuse(c, GW_EV_DENY, "sni_mismatch");
 			return;
 		}
+		memcpy(&c->upstream, &h->up_addr, sizeof(c->upstream));
 		gh_next(c);
 		return;
 	}
@@ -494,6 +496,7 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 	    strcmp(h->up_host, c->name) == 0 && h->up_port == c->port &&
 	    h->up_tls == (c->rule != NULL && c->rule->action == POL_ALLOW &&
 	    c->rule->originate_tls)) {
+		memcpy(&c->upstream, &h->up_addr, sizeof(c->upstream));
 		gh_next(c);
 		return;
 	}
@@ -518,12 +521,18 @@ gh_read_head(struct gw_conn *c)
 	if (len == 0)
 		return;
 	if (c->state != GW_CONN_PEEKING) {
-		/* The first bytes of a new request: its clock starts now. */
+		/* The first bytes of a new request: its clock starts now, and
+		 * nothing of the previous request is its (a line for a head
+		 * that never completes names no host, rule or upstream). */
 		c->state = GW_CONN_PEEKING;
 		c->logged = 0;
 		c->bytes_in = c->bytes_out = 0;
 		c->start_us = log_now_us();
 		clock_gettime(CLOCK_MONOTONIC, &c->start_mono);
+		c->has_name = 0;
+		c->name[0] = '\0';
+		c->rule = NULL;
+		memset(&c->upstream, 0, sizeof(c->upstream));
 		gw_conn_timer(c, c->w->cfg->timeouts.hello_ms);
 	}
 	if (len > HTTP_HEAD_MAX)
@@ -531,20 +540,21 @@ gh_read_head(struct gw_conn *c)
 	p = evbuffer_pullup(in, (ev_ssize_t)len);
 	switch (http_parse_request(p, len, &req, &why)) {
 	case HTTP_NEED_MORE:
+		/* All of it is this head so far: a timeout's line says so. */
+		c->bytes_in = len;
 		return;
 	case HTTP_ERROR:
 		c->detail = why;
 		h->head_len = len;
-		c->bytes_in += len;
+		c->bytes_in = len;
 		gw_conn_release_upstream(c);
-		memset(&c->upstream, 0, sizeof(c->upstream));
 		gw_http_refuse(c, GW_EV_DENY, "bad_http");
 		return;
 	case HTTP_DONE:
 		break;
 	}
 	evtimer_del(c->timer);
-	c->bytes_in += req.head_len;
+	c->bytes_in = req.head_len;
 	c->state = GW_CONN_DECIDED;
 	gh_decide(c, &req, p);
 }
@@ -872,6 +882,7 @@ gw_http_connected(struct gw_conn *c)
 	c->naddrs = c->next_addr = 0;
 	snprintf(h->up_host, sizeof(h->up_host), "%s", c->name);
 	h->up_port = c->port;
+	memcpy(&h->up_addr, &c->upstream, sizeof(h->up_addr));
 	h->up_tls = !h->is_connect && c->rule != NULL &&
 	    c->rule->action == POL_ALLOW && c->rule->originate_tls;
 	if (h->up_tls) {
@@ -951,6 +962,8 @@ gh_pin(struct gw_conn *c)
 static void
 gh_tunnel_hello(struct gw_conn *c)
 {
+	static const uint8_t decode_error[7] = { 0x15, 0x03, 0x03, 0x00, 0x02,
+	    0x02, 50 };
 	struct gw_http *h = c->http;
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	size_t len = evbuffer_get_length(in);
@@ -997,8 +1010,11 @@ gh_tunnel_hello(struct gw_conn *c)
 		}
 		c->detail = sni_error_str(hello.error);
 		gw_conn_evidence(c, p, len);
+		/* As the TLS listener answers: a decode_error alert. */
+		c->bytes_out += sizeof(decode_error);
 		gw_conn_log_once(c, GW_EV_DENY, hello.error == SNI_ERR_TOO_LARGE ?
 		    "hello_too_large" : "malformed_hello");
+		bufferevent_write(c->cbev, decode_error, sizeof(decode_error));
 		gh_close_after_flush(c);
 		return;
 	}
@@ -1094,17 +1110,14 @@ void
 gw_http_timeout(struct gw_conn *c)
 {
 	struct gw_http *h = c->http;
-	struct timespec now;
 	uint64_t quiet, limit;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (h->st == GH_CLOSING) {
 		gw_conn_close(c, GW_EV_ERROR, "closed");
 		return;
 	}
 	if (h->handshaking) {
-		quiet = (uint64_t)((now.tv_sec - h->hs_start.tv_sec) * 1000 +
-		    (now.tv_nsec - h->hs_start.tv_nsec) / 1000000);
+		quiet = gw_mono_ms_since(&h->hs_start);
 		if (quiet < c->w->cfg->timeouts.connect_ms) {
 			gw_conn_timer(c, c->w->cfg->timeouts.connect_ms - quiet);
 			return;
@@ -1114,8 +1127,7 @@ gw_http_timeout(struct gw_conn *c)
 		return;
 	}
 	limit = c->w->cfg->timeouts.idle_ms;
-	quiet = (uint64_t)((now.tv_sec - c->last_active.tv_sec) * 1000 +
-	    (now.tv_nsec - c->last_active.tv_nsec) / 1000000);
+	quiet = gw_mono_ms_since(&c->last_active);
 	if (quiet < limit) {
 		gw_conn_timer(c, limit - quiet);
 		return;
@@ -1166,6 +1178,9 @@ gw_http_take_over(struct gw_conn *c)
 	c->peek = NULL;
 	c->peek_len = c->peek_cap = 0;
 	c->http->st = GH_HEAD;
+	/* Its first bytes are here: timeouts.hello counts from now (the
+	 * same for every request on the connection). */
+	c->state = GW_CONN_RELAYING;
 	bufferevent_setcb(c->cbev, gh_client_read, gh_client_write,
 	    gh_client_event, c);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
