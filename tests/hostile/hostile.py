@@ -121,6 +121,60 @@ def reframe(raw, nrec):
     return out
 
 
+def exchange(s, obj, inc, out, deadline, t0):
+    """After the ClientHello went out on s: finish the handshake through
+    the memory BIOs, ask GET / and read s_server's page. (ok, ms from t0
+    to the first byte back, detail). Shared with http_hostile.py."""
+    first = None
+    while True:
+        if time.monotonic() > deadline:
+            return False, first, "timeout"
+        data = s.recv(65536)
+        if first is None:
+            first = (time.monotonic() - t0) * 1000.0
+        if not data:
+            return False, first, "closed during handshake"
+        inc.write(data)
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as e:
+            return False, first, "ssl: %s" % e
+        finally:
+            pending = out.read()
+            if pending:
+                s.sendall(pending)
+    obj.write(b"GET / HTTP/1.0\r\n\r\n")
+    s.sendall(out.read())
+    body = b""
+    while time.monotonic() < deadline:
+        data = s.recv(65536)
+        if not data:
+            break
+        inc.write(data)
+        try:
+            while True:
+                chunk = obj.read(65536)
+                if not chunk:
+                    break
+                body += chunk
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        except ssl.SSLError as e:
+            if b"s_server" in body:
+                break
+            return False, first, "ssl read: %s" % e
+        if b"</HTML>" in body.upper() or b"</BODY>" in body.upper():
+            break
+    if b"s_server" not in body:
+        return False, first, "no s_server page (%d bytes)" % len(body)
+    return True, first, "served"
+
+
 def handshake(gw, name, ca, mode="normal", alpn=None, timeout=10.0):
     """(ok, ms_to_first_byte, detail). Full handshake through the gateway,
     certificate verified, then GET / and s_server's page."""
@@ -140,55 +194,7 @@ def handshake(gw, name, ca, mode="normal", alpn=None, timeout=10.0):
             s.sendall(reframe(hello, int(mode[7:])))
         else:
             s.sendall(hello)
-        first = None
-        deadline = time.monotonic() + timeout
-        done = False
-        while not done:
-            if time.monotonic() > deadline:
-                return False, None, "timeout"
-            data = s.recv(65536)
-            if first is None:
-                first = (time.monotonic() - t0) * 1000.0
-            if not data:
-                return False, first, "closed during handshake"
-            inc.write(data)
-            try:
-                obj.do_handshake()
-                done = True
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLError as e:
-                return False, first, "ssl: %s" % e
-            pending = out.read()
-            if pending:
-                s.sendall(pending)
-        obj.write(b"GET / HTTP/1.0\r\n\r\n")
-        s.sendall(out.read())
-        body = b""
-        while time.monotonic() < deadline:
-            data = s.recv(65536)
-            if not data:
-                break
-            inc.write(data)
-            try:
-                while True:
-                    chunk = obj.read(65536)
-                    if not chunk:
-                        break
-                    body += chunk
-            except ssl.SSLWantReadError:
-                pass
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                break
-            except ssl.SSLError as e:
-                if b"s_server" in body:
-                    break
-                return False, first, "ssl read: %s" % e
-            if b"</HTML>" in body.upper() or b"</BODY>" in body.upper():
-                break
-        if b"s_server" not in body:
-            return False, first, "no s_server page (%d bytes)" % len(body)
-        return True, first, "served"
+        return exchange(s, obj, inc, out, time.monotonic() + timeout, t0)
     except OSError as e:
         return False, None, "os: %s" % e
     finally:

@@ -363,49 +363,10 @@ def tls_over(s, name, ca, hello_bytewise=True, timeout=10):
             time.sleep(0.002)
     else:
         s.sendall(hello)
-    deadline = time.monotonic() + timeout
     s.settimeout(timeout)
-    while True:
-        if time.monotonic() > deadline:
-            return "fail timeout"
-        d = s.recv(65536)
-        if not d:
-            return "fail closed during the handshake"
-        inc.write(d)
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as e:
-            return "fail ssl: %s" % e
-        finally:
-            p = out.read()
-            if p:
-                s.sendall(p)
-    obj.write(b"GET / HTTP/1.0\r\n\r\n")
-    s.sendall(out.read())
-    body = b""
-    while time.monotonic() < deadline:
-        d = s.recv(65536)
-        if not d:
-            break
-        inc.write(d)
-        try:
-            while True:
-                chunk = obj.read(65536)
-                if not chunk:
-                    break
-                body += chunk
-        except ssl.SSLWantReadError:
-            pass
-        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-            break
-        except ssl.SSLError:
-            break
-        if b"</HTML>" in body.upper() or b"</BODY>" in body.upper():
-            break
-    return "served" if b"s_server" in body else "fail no s_server page (%d bytes)" % len(body)
+    t0 = time.monotonic()
+    ok, _, why = hostile.exchange(s, obj, inc, out, t0 + timeout, t0)
+    return "served" if ok else "fail " + why
 
 
 def junk20k(mode):
