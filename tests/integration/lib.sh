@@ -74,8 +74,33 @@ need() {
 	done
 }
 
+# free_port: a port to listen on, chosen below the kernel's ephemeral range:
+# a port the kernel hands out could go to another test's outgoing connection
+# before our server binds it (tests run in parallel).
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 -c '
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+port = 0
+for _ in range(500 if low > 11000 else 0):
+    p = random.randrange(10000, low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        port = p
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()
+if not port:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+print(port)'
 }
 
 # Wait (at most $2 seconds, default 10) for a TCP port "host:port" to accept.
