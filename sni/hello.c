@@ -2,9 +2,11 @@
  * TLS ClientHello parser: record reassembly, then the hello itself.
  *
  * Stateless by design: the caller re-parses the whole buffer each time more
- * bytes arrive. That keeps the connection code free of parser state, costs
- * at most one 16 KiB copy per read, and makes "every prefix of a valid hello
- * returns NEED_MORE" a property that is easy to test and to fuzz.
+ * bytes arrive. That keeps the connection code free of parser state and
+ * makes "every prefix of a valid hello returns NEED_MORE" a property that is
+ * easy to test and to fuzz. Re-parsing stays cheap because an incomplete
+ * hello costs only a walk over at most 64 record headers: the payload is
+ * copied and parsed once, when all of it is there (see sni_parse_hello).
  */
 #include <stdint.h>
 #include <string.h>
@@ -70,34 +72,40 @@ cur_vec16(struct cur *c, struct cur *sub)
  *     u8   name_type (0 = host_name)
  *     u16  length, then that many bytes
  *
- * Only host_name is defined; other types are taken to share the u16-length
- * layout and skipped, as nginx and OpenSSL do. The first host_name wins.
- * A zero-length host_name is malformed (HostName<1..2^16-1>).
+ * The list must hold exactly one entry, a host_name. RFC 6066 allows only
+ * one name per type and defines only host_name, and OpenSSL and BoringSSL
+ * refuse anything else; a gateway that decided on one entry while the
+ * server might route on another would be bypassed, so any other list is
+ * refused here rather than guessed at. The entries are still walked first
+ * (other types taken to share the u16-length layout), so that a list whose
+ * lengths do not add up is MALFORMED whatever it holds. A zero-length
+ * host_name is malformed too (HostName<1..2^16-1>).
  */
-static int
+static enum sni_error
 parse_server_name(struct cur *ext, struct sni_hello *h)
 {
-	struct cur list;
+	struct cur list, name = { NULL, 0 };
+	size_t entries = 0;
+	uint8_t type = SNI_NAME_TYPE_HOST;
 
 	if (cur_vec16(ext, &list) == -1 || ext->len != 0 || list.len == 0)
-		return -1;
+		return SNI_ERR_MALFORMED;
 	while (list.len > 0) {
-		uint8_t type;
-		struct cur name;
-
-		if (cur_u8(&list, &type) == -1 || cur_vec16(&list, &name) == -1)
-			return -1;
-		if (type != SNI_NAME_TYPE_HOST)
-			continue;
-		if (name.len == 0)
-			return -1;
-		if (!h->has_sni) {
-			h->has_sni = 1;
-			h->name.ptr = name.p;
-			h->name.len = name.len;
-		}
+		if (cur_u8(&list, &type) == -1 ||
+		    cur_vec16(&list, &name) == -1)
+			return SNI_ERR_MALFORMED;
+		if (type == SNI_NAME_TYPE_HOST && name.len == 0)
+			return SNI_ERR_MALFORMED;
+		entries++;
 	}
-	return 0;
+	if (entries > 1)
+		return SNI_ERR_MULTIPLE_NAMES;
+	if (type != SNI_NAME_TYPE_HOST)
+		return SNI_ERR_NAME_TYPE;
+	h->has_sni = 1;
+	h->name.ptr = name.p;
+	h->name.len = name.len;
+	return SNI_ERR_NONE;
 }
 
 /*
@@ -197,7 +205,7 @@ ext_seen_test_and_set(struct ext_seen *s, uint16_t type)
  * Extensions read here: server_name (0), ALPN (16), supported_versions
  * (43), encrypted_client_hello (0xfe0d; only its presence is recorded).
  */
-static int
+static enum sni_error
 parse_client_hello(struct cur *body, struct sni_hello *h)
 {
 	struct cur v, exts;
@@ -205,38 +213,42 @@ parse_client_hello(struct cur *body, struct sni_hello *h)
 
 	if (cur_u16(body, &h->client_version) == -1 ||
 	    cur_skip(body, 32) == -1)
-		return -1;
+		return SNI_ERR_MALFORMED;
 	if (cur_vec8(body, &v) == -1 || v.len > 32)
-		return -1;
+		return SNI_ERR_MALFORMED;
 	if (cur_vec16(body, &v) == -1 || v.len < 2 || v.len % 2 != 0)
-		return -1;
+		return SNI_ERR_MALFORMED;
 	if (cur_vec8(body, &v) == -1 || v.len < 1)
-		return -1;
+		return SNI_ERR_MALFORMED;
 	if (body->len == 0)
-		return 0;
+		return SNI_ERR_NONE;
 	if (cur_vec16(body, &exts) == -1 || body->len != 0)
-		return -1;
+		return SNI_ERR_MALFORMED;
 
 	memset(&seen, 0, sizeof(seen));
 	while (exts.len > 0) {
 		uint16_t type;
 		struct cur data;
-		int rc = 0;
+		enum sni_error err = SNI_ERR_NONE;
 
 		if (cur_u16(&exts, &type) == -1 ||
 		    cur_vec16(&exts, &data) == -1)
-			return -1;
+			return SNI_ERR_MALFORMED;
+		/* Covers server_name and encrypted_client_hello too: a
+		 * second copy of either is refused before it is read. */
 		if (ext_seen_test_and_set(&seen, type))
-			return -1;
+			return SNI_ERR_MALFORMED;
 		switch (type) {
 		case EXT_SERVER_NAME:
-			rc = parse_server_name(&data, h);
+			err = parse_server_name(&data, h);
 			break;
 		case EXT_ALPN:
-			rc = parse_alpn(&data, h);
+			if (parse_alpn(&data, h) == -1)
+				err = SNI_ERR_MALFORMED;
 			break;
 		case EXT_SUPPORTED_VERSIONS:
-			rc = parse_supported_versions(&data, h);
+			if (parse_supported_versions(&data, h) == -1)
+				err = SNI_ERR_MALFORMED;
 			break;
 		case EXT_ECH:
 			h->ech = 1;
@@ -244,11 +256,21 @@ parse_client_hello(struct cur *body, struct sni_hello *h)
 		default:
 			break;
 		}
-		if (rc == -1)
-			return -1;
+		if (err != SNI_ERR_NONE)
+			return err;
 	}
-	return 0;
+	return SNI_ERR_NONE;
 }
+
+/* Where a walk over the records stands. */
+struct rec_walk {
+	uint16_t record_version;        /* of the first record */
+	size_t have;                    /* message bytes seen so far */
+	size_t need;                    /* 4, then 4 + the header's length */
+	int header_done;
+	uint8_t hdr[4];                 /* the handshake header, as far as in */
+	size_t raw_len;                 /* records that carry the message */
+};
 
 /*
  * The record layer (RFC 8446 section 5.1), as the client sends it:
@@ -266,7 +288,6 @@ parse_client_hello(struct cur *body, struct sni_hello *h)
  *   u24  length of the body
  *   body
  *
- * Payload bytes are gathered into scratch until the whole message is there.
  * Every check is made as soon as the bytes it needs have arrived, so junk
  * fails early, while a prefix of a valid hello only ever gets NEED_MORE:
  * no check below can fail on a byte that is merely absent.
@@ -274,23 +295,22 @@ parse_client_hello(struct cur *body, struct sni_hello *h)
  * The first record decides whether this is TLS at all: a wrong content type
  * or major version there is NOT_TLS (plain HTTP, SSLv2, ...). The same fault
  * in a later record is MALFORMED: the client started speaking TLS.
+ *
+ * walk_records returns SNI_NEED_MORE while the message or its last record
+ * is incomplete, SNI_OK once both are whole, SNI_ERROR with *err. limit
+ * caps the message. With dst NULL nothing is copied: the work is one step
+ * per record header (at most SNI_MAX_RECORDS), however many payload bytes
+ * have arrived. With dst, the message is gathered there as well.
  */
-enum sni_result
-sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
-    size_t scratch_cap, struct sni_hello *out)
+static enum sni_result
+walk_records(const uint8_t *buf, size_t len, size_t limit, uint8_t *dst,
+    struct rec_walk *w, enum sni_error *err)
 {
-	struct sni_hello h;
-	struct cur rec, msg;
-	size_t have = 0, need = 4, limit;
-	int header_done = 0;
+	struct cur rec;
 	unsigned int nrec;
-	enum sni_error err;
 
-	memset(&h, 0, sizeof(h));
-	memset(out, 0, sizeof(*out));
-	/* A short scratch buffer lowers the cap rather than overflowing. */
-	limit = scratch == NULL ? 0 :
-	    scratch_cap < SNI_HELLO_MAX ? scratch_cap : SNI_HELLO_MAX;
+	memset(w, 0, sizeof(*w));
+	w->need = 4;
 	cur_init(&rec, buf, buf == NULL ? 0 : len);
 
 	for (nrec = 0;; nrec++) {
@@ -301,40 +321,41 @@ sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
 
 		/* Only reached while the message is still incomplete. */
 		if (nrec == SNI_MAX_RECORDS) {
-			err = SNI_ERR_TOO_LARGE;
-			goto fail;
+			*err = SNI_ERR_TOO_LARGE;
+			return SNI_ERROR;
 		}
 		if (cur_u8(&rec, &type) == -1)
 			return SNI_NEED_MORE;
 		if (type != TLS_CT_HANDSHAKE) {
-			err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
-			goto fail;
+			*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+			return SNI_ERROR;
 		}
 		if (cur_u8(&rec, &major) == -1)
 			return SNI_NEED_MORE;
 		if (major != 3) {
-			err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
-			goto fail;
+			*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+			return SNI_ERROR;
 		}
 		if (cur_u8(&rec, &minor) == -1)
 			return SNI_NEED_MORE;
 		if (nrec == 0)
-			h.record_version = (uint16_t)(major << 8 | minor);
+			w->record_version = (uint16_t)(major << 8 | minor);
 		if (cur_u16(&rec, &rlen) == -1)
 			return SNI_NEED_MORE;
 		if (rlen == 0 || rlen > SNI_RECORD_MAX) {
-			err = SNI_ERR_MALFORMED;
-			goto fail;
+			*err = SNI_ERR_MALFORMED;
+			return SNI_ERROR;
 		}
 
 		/* Whatever part of this record's payload has arrived. */
 		avail = rlen < rec.len ? rlen : rec.len;
 		if (cur_sub(&rec, avail, &pay) == -1) {
-			err = SNI_ERR_MALFORMED;        /* cannot happen */
-			goto fail;
+			*err = SNI_ERR_MALFORMED;       /* cannot happen */
+			return SNI_ERROR;
 		}
-		while (pay.len > 0 && have < need) {
-			size_t n = need - have;
+		/* At most two rounds per record: the header, then the body. */
+		while (pay.len > 0 && w->have < w->need) {
+			size_t n = w->need - w->have;
 			const uint8_t *p;
 			struct cur hdr;
 			uint8_t mtype;
@@ -342,31 +363,38 @@ sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
 
 			if (n > pay.len)
 				n = pay.len;
-			if (have + n > limit) {
-				err = SNI_ERR_TOO_LARGE;
-				goto fail;
+			if (w->have + n > limit) {
+				*err = SNI_ERR_TOO_LARGE;
+				return SNI_ERROR;
 			}
 			if (cur_bytes(&pay, n, &p) == -1) {
-				err = SNI_ERR_MALFORMED;        /* cannot happen */
-				goto fail;
+				*err = SNI_ERR_MALFORMED;       /* cannot happen */
+				return SNI_ERROR;
 			}
-			memcpy(scratch + have, p, n);
-			have += n;
+			if (dst != NULL)
+				memcpy(dst + w->have, p, n);
+			if (w->have < sizeof(w->hdr)) {
+				size_t k = sizeof(w->hdr) - w->have;
+
+				memcpy(w->hdr + w->have, p, k < n ? k : n);
+			}
+			w->have += n;
 
 			/* Judge the header as far as it has arrived. */
-			cur_init(&hdr, scratch, have);
+			cur_init(&hdr, w->hdr, w->have < sizeof(w->hdr) ?
+			    w->have : sizeof(w->hdr));
 			if (cur_u8(&hdr, &mtype) == -1 ||
 			    mtype != TLS_HS_CLIENT_HELLO) {
-				err = SNI_ERR_MALFORMED;
-				goto fail;
+				*err = SNI_ERR_MALFORMED;
+				return SNI_ERROR;
 			}
-			if (!header_done && cur_u24(&hdr, &blen) == 0) {
-				header_done = 1;
-				need = 4 + (size_t)blen;
+			if (!w->header_done && cur_u24(&hdr, &blen) == 0) {
+				w->header_done = 1;
+				w->need = 4 + (size_t)blen;
 				/* Refuse as soon as the header says so. */
-				if (need > limit) {
-					err = SNI_ERR_TOO_LARGE;
-					goto fail;
+				if (w->need > limit) {
+					*err = SNI_ERR_TOO_LARGE;
+					return SNI_ERROR;
 				}
 			}
 		}
@@ -378,17 +406,56 @@ sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
 		 */
 		if (avail < rlen)
 			return SNI_NEED_MORE;
-		if (header_done && have == need)
+		if (w->header_done && w->have == w->need)
 			break;
 	}
+	w->raw_len = len - rec.len;
+	return SNI_OK;
+}
 
-	h.hello_len = need;
-	h.raw_len = len - rec.len;
-	cur_init(&msg, scratch + 4, need - 4);
-	if (parse_client_hello(&msg, &h) == -1) {
-		err = SNI_ERR_MALFORMED;
+/*
+ * The caller parses the whole buffer again after every read, so a hello
+ * trickled one byte per segment must not cost a 16 KiB copy each time
+ * (quadratic in the hello's size). The first walk therefore reads only
+ * the record headers and the 4-byte handshake header, which is enough to
+ * give every NEED_MORE and every record-layer error exactly as a full
+ * reassembly would; the payload is gathered into scratch and parsed only
+ * once the whole message and its last record have arrived.
+ */
+enum sni_result
+sni_parse_hello(const uint8_t *buf, size_t len, uint8_t *scratch,
+    size_t scratch_cap, struct sni_hello *out)
+{
+	struct sni_hello h;
+	struct rec_walk w;
+	struct cur msg;
+	size_t limit;
+	enum sni_result r;
+	enum sni_error err = SNI_ERR_NONE;
+
+	memset(&h, 0, sizeof(h));
+	memset(out, 0, sizeof(*out));
+	/* A short scratch buffer lowers the cap rather than overflowing. */
+	limit = scratch == NULL ? 0 :
+	    scratch_cap < SNI_HELLO_MAX ? scratch_cap : SNI_HELLO_MAX;
+
+	r = walk_records(buf, len, limit, NULL, &w, &err);
+	if (r == SNI_NEED_MORE)
+		return SNI_NEED_MORE;
+	if (r == SNI_ERROR)
+		goto fail;
+	/* Same bytes, same walk: it ends the same way, now copying. */
+	if (walk_records(buf, len, limit, scratch, &w, &err) != SNI_OK) {
+		err = SNI_ERR_MALFORMED;        /* cannot happen */
 		goto fail;
 	}
+
+	h.record_version = w.record_version;
+	h.hello_len = w.need;
+	h.raw_len = w.raw_len;
+	cur_init(&msg, scratch + 4, w.need - 4);
+	if ((err = parse_client_hello(&msg, &h)) != SNI_ERR_NONE)
+		goto fail;
 	*out = h;
 	return SNI_OK;
 
@@ -412,7 +479,10 @@ sni_result_str(enum sni_result r)
 	return "unknown";
 }
 
-/* These are also the daemon's log reasons: keep them stable. */
+/*
+ * The first four are also the daemon's log reasons: keep them stable. The
+ * others are refinements of malformed_hello, logged as its detail.
+ */
 const char *
 sni_error_str(enum sni_error e)
 {
@@ -425,6 +495,10 @@ sni_error_str(enum sni_error e)
 		return "malformed_hello";
 	case SNI_ERR_TOO_LARGE:
 		return "hello_too_large";
+	case SNI_ERR_MULTIPLE_NAMES:
+		return "server_name list holds more than one name";
+	case SNI_ERR_NAME_TYPE:
+		return "server_name entry is not a host_name";
 	}
 	return "unknown";
 }

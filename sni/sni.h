@@ -34,6 +34,8 @@ enum sni_error {
 	SNI_ERR_NOT_TLS,        /* first bytes are not a TLS handshake record */
 	SNI_ERR_MALFORMED,      /* a length or field does not add up */
 	SNI_ERR_TOO_LARGE,      /* hello longer than SNI_HELLO_MAX, or too many records */
+	SNI_ERR_MULTIPLE_NAMES, /* server_name list with more than one entry */
+	SNI_ERR_NAME_TYPE,      /* server_name entry that is not a host_name */
 };
 
 struct sni_view {
@@ -62,11 +64,17 @@ struct sni_hello {
  * Parse a ClientHello from the raw bytes a client sent (TLS records as on
  * the wire). The hello may span any number of records; their payloads are
  * reassembled into scratch (capacity at least SNI_HELLO_MAX), and views in
- * *out point into buf or scratch, valid until either changes.
+ * *out point into buf or scratch, valid until either changes. scratch is
+ * written only once the whole hello has arrived: until then a call reads
+ * just the record headers (at most 64), so calling again after every read
+ * stays linear in the hello's size however it is trickled.
  *
  * SNI_NEED_MORE: every prefix of a valid hello returns this, never a wrong
  * answer. SNI_OK: *out is filled (the name is raw: validate it with
- * sni_name_normalize before use). SNI_ERROR: out->error says why.
+ * sni_name_normalize before use). SNI_ERROR: out->error says why. A
+ * server_name extension must hold exactly one entry, a host_name
+ * (SNI_ERR_MULTIPLE_NAMES, SNI_ERR_NAME_TYPE otherwise); a repeated
+ * extension of any type is SNI_ERR_MALFORMED.
  */
 enum sni_result sni_parse_hello(const uint8_t *buf, size_t len,
     uint8_t *scratch, size_t scratch_cap, struct sni_hello *out);

@@ -9,6 +9,7 @@
  * is not checked. Checks: parsed whole with the expected fields; every
  * prefix is NEED_MORE; growing one buffer byte by byte (and in chunks)
  * agrees; the message re-framed into 2, 3 and 64 records reads the same.
+ * No prefix may be copied into scratch (waiting for more must stay cheap).
  * Exit status 1 on any failure or a usage error.
  */
 #include <errno.h>
@@ -114,12 +115,17 @@ reframe(const uint8_t *m, size_t n, uint16_t rv, const size_t *sizes,
 	return len;
 }
 
+/*
+ * Every proper prefix is NEED_MORE, and none is copied into scratch: the
+ * gateway re-parses after every read, so waiting must stay cheap.
+ */
 static void
 check_prefixes(const char *what, const uint8_t *p, size_t n)
 {
 	struct sni_hello h;
-	size_t bad = 0, first = 0;
+	size_t bad = 0, first = 0, copied = 0;
 
+	memset(scratch2, 0xa5, sizeof(scratch2));
 	for (size_t i = 0; i < n; i++) {
 		enum sni_result r;
 
@@ -129,6 +135,11 @@ check_prefixes(const char *what, const uint8_t *p, size_t n)
 	}
 	if (!tap_ok(bad == 0, "%s: all %zu prefixes need_more", what, n))
 		tap_diag("  %zu bad, first at %zu", bad, first);
+	for (size_t i = 0; i < sizeof(scratch2); i++)
+		if (scratch2[i] != 0xa5)
+			copied++;
+	if (!tap_ok(copied == 0, "%s: no prefix copied into scratch", what))
+		tap_diag("  %zu scratch bytes written", copied);
 }
 
 static void

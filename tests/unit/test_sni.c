@@ -216,27 +216,87 @@ hello_zero(const struct sni_hello *h)
 	return memcmp(h, &z, sizeof(z)) == 0;
 }
 
+/* Marks scratch as "never written": see scratch_untouched. */
+#define CANARY 0xa5
+
+static int
+scratch_untouched(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != CANARY)
+			return 0;
+	return 1;
+}
+
 /*
  * Every proper prefix must be NEED_MORE with nothing filled in. step > 1
  * samples (for the 16 KiB cases), always including the last few bytes.
+ * An incomplete hello must not be copied into scratch either: the gateway
+ * re-parses after every read, and copying each time is what made a
+ * trickled hello cost quadratic time.
  */
 static void
 check_prefixes(const char *what, const uint8_t *p, size_t n, size_t step)
 {
 	struct sni_hello h;
-	size_t bad = 0, first = 0;
+	size_t bad = 0, first = 0, copied = 0;
 	enum sni_result r = SNI_NEED_MORE;
 
+	memset(scratch, CANARY, sizeof(scratch));
 	for (size_t i = 0; i < n; i += (i + 8 >= n) ? 1 : step) {
 		r = sni_parse_hello(p, i, scratch, sizeof(scratch), &h);
 		if (r != SNI_NEED_MORE || !hello_zero(&h)) {
 			if (bad++ == 0)
 				first = i;
 		}
+		if (copied == 0 && !scratch_untouched(scratch, sizeof(scratch)))
+			copied = i + 1;
 	}
 	if (!tap_ok(bad == 0, "%s: every prefix is need_more", what))
 		tap_diag("  %zu bad prefixes, first at %zu: %s/%s", bad, first,
 		    sni_result_str(r), sni_error_str(h.error));
+	if (!tap_ok(copied == 0, "%s: no prefix is copied into scratch", what))
+		tap_diag("  first written by the %zu-byte prefix", copied - 1);
+}
+
+/*
+ * Every prefix of p[0..n) is NEED_MORE (nothing filled in, scratch not
+ * written) below at, and res/err from at to n: a decision, once made,
+ * stands. The decision points are the parser's contract (errors as soon as
+ * the offending byte is in, OK when the last record ends), so this pins
+ * down that checking record headers before copying moved none of them.
+ */
+static void
+check_decided_at(const char *what, const uint8_t *p, size_t n, size_t cap,
+    size_t at, enum sni_result res, enum sni_error err)
+{
+	struct sni_hello h;
+	size_t early = 0, late = 0, copied = 0, first_early = 0,
+	    first_late = 0;
+
+	if (cap > sizeof(scratch))
+		abort();
+	for (size_t i = 0; i <= n; i++) {
+		enum sni_result r;
+
+		memset(scratch, CANARY, sizeof(scratch));
+		r = sni_parse_hello(p, i, scratch, cap, &h);
+		if (i < at) {
+			if ((r != SNI_NEED_MORE || !hello_zero(&h)) &&
+			    early++ == 0)
+				first_early = i;
+			if (!scratch_untouched(scratch, sizeof(scratch)))
+				copied++;
+		} else if ((r != res || h.error != err) && late++ == 0) {
+			first_late = i;
+		}
+	}
+	if (!tap_ok(early == 0, "%s: need_more below %zu bytes", what, at))
+		tap_diag("  %zu wrong, first at %zu", early, first_early);
+	tap_ok(copied == 0, "%s: scratch untouched below %zu bytes", what, at);
+	if (!tap_ok(late == 0, "%s: %s/%s from %zu bytes on", what,
+	    sni_result_str(res), sni_error_str(err), at))
+		tap_diag("  %zu wrong, first at %zu", late, first_late);
 }
 
 /* Grow one buffer a chunk at a time, as the gateway does, reusing scratch. */
@@ -329,23 +389,6 @@ x_many_alpn(struct bb *e)
 }
 
 static void
-x_other_type_only(struct bb *e)
-{
-	ext_sni_typed(e, 7, "not-a-host");
-}
-
-static void
-x_other_then_host(struct bb *e)
-{
-	static const uint8_t sn[] = { 0, 19,
-	    7, 0, 3, 'x', 'y', 'z',
-	    0, 0, 4, 'h', 'o', 's', 't',
-	    0, 0, 3, 'a', 'l', 't' };
-
-	ext_raw(e, 0, sn, sizeof(sn));
-}
-
-static void
 x_empty(struct bb *e)
 {
 	(void)e;
@@ -368,10 +411,6 @@ static const struct xcase xcases[] = {
 	{ "tls12 versions", x_tls12, 1, 1, "a.b", "", 0, 0, 0 },
 	{ "18 alpn, 16 kept", x_many_alpn, 1, 0, "",
 	    "p0,p1,p2,p3,p4,p5,p6,p7,p8,p9,pa,pb,pc,pd,pe,pf", 16, 0, 0 },
-	{ "server_name with a non-host_name type only", x_other_type_only, 1,
-	    0, "", "", 0, 0, 0 },
-	{ "server_name: other type, then two host_names", x_other_then_host,
-	    1, 1, "host", "", 0, 0, 0 },
 	{ "empty extension block", x_empty, 1, 0, "", "", 0, 0, 0 },
 	{ "no extension block", x_empty, 0, 0, "", "", 0, 0, 0 },
 	/* Raw: the parser does not judge the name, sni_name_normalize does. */
@@ -837,6 +876,364 @@ test_malformed(void)
 #undef RUN
 }
 
+/* ---- server_name: exactly one host_name ------------------------------ */
+
+/*
+ * RFC 6066 allows one name per type and defines only host_name; OpenSSL
+ * and BoringSSL refuse any other list. A gateway that decided on one entry
+ * while the server routed on another would be bypassed, so each of these
+ * is refused, and never accepted early: every prefix is need_more.
+ */
+
+/* One ServerName entry, appended to a list under construction. */
+static void
+sn_entry(struct bb *l, unsigned int type, const char *name)
+{
+	bb_u8(l, type);
+	bb_u16(l, (unsigned int)strlen(name));
+	bb_bytes(l, name, strlen(name));
+}
+
+/* A server_name extension around the list built so far. */
+static void
+ext_sni_list(struct bb *e, const struct bb *l)
+{
+	bb_u16(e, 0);
+	bb_u16(e, (unsigned int)(l->len + 2));
+	bb_u16(e, (unsigned int)l->len);
+	bb_bytes(e, l->p, l->len);
+}
+
+static void
+r_two_hosts(struct bb *e)
+{
+	static struct bb l;
+
+	l.len = 0;
+	sn_entry(&l, 0, "good.example");
+	sn_entry(&l, 0, "bad.example");
+	ext_sni_list(e, &l);
+}
+
+static void
+r_same_host_twice(struct bb *e)
+{
+	static struct bb l;
+
+	l.len = 0;
+	sn_entry(&l, 0, "a.b");
+	sn_entry(&l, 0, "a.b");
+	ext_sni_list(e, &l);
+}
+
+static void
+r_host_then_other(struct bb *e)
+{
+	static struct bb l;
+
+	l.len = 0;
+	sn_entry(&l, 0, "host");
+	sn_entry(&l, 7, "xyz");
+	ext_versions(e, v13, 3);
+	ext_sni_list(e, &l);
+}
+
+static void
+r_other_then_hosts(struct bb *e)
+{
+	static struct bb l;
+
+	l.len = 0;
+	sn_entry(&l, 7, "xyz");
+	sn_entry(&l, 0, "host");
+	sn_entry(&l, 0, "alt");
+	ext_sni_list(e, &l);
+}
+
+static void
+r_other_only(struct bb *e)
+{
+	ext_alpn(e, "h2");
+	ext_sni_typed(e, 7, "not-a-host");
+}
+
+static void
+r_other_empty(struct bb *e)
+{
+	ext_sni_typed(e, 1, "");
+}
+
+/* Lengths are judged before the count: a second entry cut short. */
+static void
+r_host_then_truncated(struct bb *e)
+{
+	static struct bb l;
+
+	l.len = 0;
+	sn_entry(&l, 0, "host");
+	bb_u8(&l, 0);
+	bb_u8(&l, 0);
+	ext_sni_list(e, &l);
+}
+
+static void
+r_dup_sni(struct bb *e)
+{
+	ext_sni(e, "first.example");
+	ext_alpn(e, "h2");
+	ext_sni(e, "second.example");
+}
+
+/* The duplicate is refused before its (bad) contents are read. */
+static void
+r_dup_sni_second_multi(struct bb *e)
+{
+	ext_sni(e, "first.example");
+	r_two_hosts(e);
+}
+
+static void
+r_dup_ech(struct bb *e)
+{
+	ext_sni(e, "public.example");
+	ext_ech(e);
+	ext_versions(e, v13, 3);
+	ext_ech(e);
+}
+
+static void
+r_dup_ech_empty(struct bb *e)
+{
+	ext_raw(e, 0xfe0d, "", 0);
+	ext_raw(e, 0xfe0d, "", 0);
+	ext_sni(e, "x.example");
+}
+
+struct rcase {
+	const char *what;
+	void (*exts)(struct bb *);
+	enum sni_error err;
+};
+
+static const struct rcase rcases[] = {
+	{ "two host_names", r_two_hosts, SNI_ERR_MULTIPLE_NAMES },
+	{ "the same host_name twice", r_same_host_twice,
+	    SNI_ERR_MULTIPLE_NAMES },
+	{ "host_name, then another type", r_host_then_other,
+	    SNI_ERR_MULTIPLE_NAMES },
+	{ "another type, then two host_names", r_other_then_hosts,
+	    SNI_ERR_MULTIPLE_NAMES },
+	{ "another type alone", r_other_only, SNI_ERR_NAME_TYPE },
+	{ "another type alone, empty", r_other_empty, SNI_ERR_NAME_TYPE },
+	{ "host_name, then a truncated entry", r_host_then_truncated,
+	    SNI_ERR_MALFORMED },
+	{ "duplicate server_name extension", r_dup_sni, SNI_ERR_MALFORMED },
+	{ "duplicate server_name, the second with two names",
+	    r_dup_sni_second_multi, SNI_ERR_MALFORMED },
+	{ "duplicate encrypted_client_hello", r_dup_ech, SNI_ERR_MALFORMED },
+	{ "duplicate empty encrypted_client_hello", r_dup_ech_empty,
+	    SNI_ERR_MALFORMED },
+};
+
+/* Grow one buffer a byte at a time: need_more until the last, then err. */
+static void
+check_growth_refused(const char *what, const uint8_t *p, size_t n,
+    enum sni_error err)
+{
+	static uint8_t grow[BUF_MAX];
+	struct sni_hello h;
+	size_t len = 0, bad = 0;
+
+	while (len < n) {
+		enum sni_result r;
+
+		grow[len] = p[len];
+		len++;
+		r = sni_parse_hello(grow, len, scratch2, sizeof(scratch2), &h);
+		if (len < n ? r != SNI_NEED_MORE :
+		    r != SNI_ERROR || h.error != err || !(h.has_sni == 0 &&
+		    h.name.ptr == NULL && h.hello_len == 0 && h.raw_len == 0))
+			bad++;
+	}
+	tap_ok(bad == 0, "%s: growth by 1 need_more, then %s at the end",
+	    what, sni_error_str(err));
+}
+
+static void
+test_server_name_rules(void)
+{
+	static struct bb e, m, r;
+	size_t ones[64];
+
+	for (size_t i = 0; i < 64; i++)
+		ones[i] = 1;
+	for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
+		const struct rcase *c = &rcases[i];
+		char what[160];
+		size_t two[1], three[] = { 1, 0 };
+		struct ecase ec;
+
+		e.len = 0;
+		c->exts(&e);
+		msg_build(&m, &e, 1, 0);
+		two[0] = m.len / 2;
+		three[1] = m.len - 3;
+
+		for (int layout = 0; layout < 4; layout++) {
+			static const char *const name[] = { "", " [2 records]",
+			    " [3 records]", " [64 records]" };
+
+			if (layout == 0)
+				frame1(&r, &m);
+			else if (layout == 1)
+				frame(&r, m.p, m.len, two, 1);
+			else if (layout == 2)
+				frame(&r, m.p, m.len, three, 2);
+			else
+				frame(&r, m.p, m.len, ones, 63);
+			snprintf(what, sizeof(what), "%s%s", c->what,
+			    name[layout]);
+			ec.what = what;
+			ec.p = r.p;
+			ec.n = r.len;
+			ec.res = SNI_ERROR;
+			ec.err = c->err;
+			run_ecase(&ec);
+			check_prefixes(what, r.p, r.len, 1);
+			if (layout == 0 || layout == 3)
+				check_growth_refused(what, r.p, r.len, c->err);
+		}
+	}
+}
+
+/*
+ * Where each outcome is decided, on the vectors above: a record-layer fault
+ * as soon as its byte is in, a fault in the body or the server_name rules
+ * only with the last byte, OK only when the last record is whole. These
+ * are the answers the parser gave before it learned to skip the copy
+ * while waiting, and must keep giving.
+ */
+static void
+test_decision_points(void)
+{
+	static struct bb e, m, r;
+	size_t two[] = { 40 }, hs[] = { 2 }, ones[64], three[] = { 1, 50 };
+	size_t full = sizeof(scratch);
+
+	for (size_t i = 0; i < 64; i++)
+		ones[i] = 1;
+	e.len = 0;
+	ext_sni(&e, "x.example");
+	ext_alpn(&e, "h2,http/1.1");
+	msg_build(&m, &e, 1, 0);
+
+	frame1(&r, &m);
+	check_decided_at("1 record", r.p, r.len, full, r.len, SNI_OK,
+	    SNI_ERR_NONE);
+	check_decided_at("1 record, scratch one byte short", r.p, r.len,
+	    m.len - 1, 9, SNI_ERROR, SNI_ERR_TOO_LARGE);
+	check_decided_at("1 record, 3-byte scratch", r.p, r.len, 3, 9,
+	    SNI_ERROR, SNI_ERR_TOO_LARGE);
+	check_decided_at("1 record, no scratch", r.p, r.len, 0, 6,
+	    SNI_ERROR, SNI_ERR_TOO_LARGE);
+	bb_bytes(&r, "\x17\x03\x03\x00\x01X", 6);
+	check_decided_at("1 record, then application data", r.p, r.len, full,
+	    r.len - 6, SNI_OK, SNI_ERR_NONE);
+
+	frame1(&r, &m);
+	bb_fill(&r, 0, 3);
+	r.p[4] += 3;
+	check_decided_at("3 bytes past the message in its record", r.p, r.len,
+	    full, r.len, SNI_OK, SNI_ERR_NONE);
+
+	frame(&r, m.p, m.len, two, 1);
+	check_decided_at("2 records", r.p, r.len, full, r.len, SNI_OK,
+	    SNI_ERR_NONE);
+	frame(&r, m.p, m.len, three, 2);
+	check_decided_at("3 records", r.p, r.len, full, r.len, SNI_OK,
+	    SNI_ERR_NONE);
+	frame(&r, m.p, m.len, ones, 63);
+	check_decided_at("64 records", r.p, r.len, full, r.len, SNI_OK,
+	    SNI_ERR_NONE);
+	frame(&r, m.p, m.len, ones, 64);
+	check_decided_at("65 records", r.p, r.len, full, 64 * 6, SNI_ERROR,
+	    SNI_ERR_TOO_LARGE);
+
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40] = 23;
+	check_decided_at("application_data as the 2nd record", r.p, r.len,
+	    full, 5 + 40 + 1, SNI_ERROR, SNI_ERR_MALFORMED);
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40 + 1] = 2;
+	check_decided_at("2nd record major 2", r.p, r.len, full, 5 + 40 + 2,
+	    SNI_ERROR, SNI_ERR_MALFORMED);
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40 + 3] = 0;
+	r.p[5 + 40 + 4] = 0;
+	check_decided_at("2nd record length 0", r.p, r.len, full, 5 + 40 + 5,
+	    SNI_ERROR, SNI_ERR_MALFORMED);
+	frame(&r, m.p, m.len, two, 1);
+	r.p[5 + 40 + 3] = 0x41;
+	r.p[5 + 40 + 4] = 0x01;
+	check_decided_at("2nd record length 16641", r.p, r.len, full,
+	    5 + 40 + 5, SNI_ERROR, SNI_ERR_MALFORMED);
+
+	frame1(&r, &m);
+	r.p[0] = 23;
+	check_decided_at("1st record application_data", r.p, r.len, full, 1,
+	    SNI_ERROR, SNI_ERR_NOT_TLS);
+	frame1(&r, &m);
+	r.p[1] = 2;
+	check_decided_at("1st record major 2", r.p, r.len, full, 2,
+	    SNI_ERROR, SNI_ERR_NOT_TLS);
+	frame1(&r, &m);
+	r.p[3] = 0;
+	r.p[4] = 0;
+	check_decided_at("1st record length 0", r.p, r.len, full, 5,
+	    SNI_ERROR, SNI_ERR_MALFORMED);
+
+	m.p[0] = 2;
+	frame1(&r, &m);
+	check_decided_at("handshake type 2", r.p, r.len, full, 6, SNI_ERROR,
+	    SNI_ERR_MALFORMED);
+	frame(&r, m.p, m.len, ones, 63);
+	check_decided_at("handshake type 2, 64 records", r.p, r.len, full, 6,
+	    SNI_ERROR, SNI_ERR_MALFORMED);
+	m.p[0] = 1;
+
+	m.p[4 + HELLO_FIXED + 1]++;             /* extensions length + 1 */
+	frame(&r, m.p, m.len, two, 1);
+	check_decided_at("extensions length overruns", r.p, r.len, full,
+	    r.len, SNI_ERROR, SNI_ERR_MALFORMED);
+	m.p[4 + HELLO_FIXED + 1]--;
+
+	e.len = 0;
+	r_two_hosts(&e);
+	msg_build(&m, &e, 1, 0);
+	frame(&r, m.p, m.len, three, 2);
+	check_decided_at("two host_names, 3 records", r.p, r.len, full, r.len,
+	    SNI_ERROR, SNI_ERR_MULTIPLE_NAMES);
+	e.len = 0;
+	r_other_only(&e);
+	msg_build(&m, &e, 1, 0);
+	frame1(&r, &m);
+	check_decided_at("another type alone", r.p, r.len, full, r.len,
+	    SNI_ERROR, SNI_ERR_NAME_TYPE);
+
+	/* A header that announces too much, whole or split over records. */
+	e.len = 0;
+	ext_sni(&e, "big.example");
+	msg_build(&m, &e, 1, SNI_HELLO_MAX + 1);
+	frame1(&r, &m);
+	r.len = 200;
+	check_decided_at("SNI_HELLO_MAX + 1", r.p, r.len, full, 9, SNI_ERROR,
+	    SNI_ERR_TOO_LARGE);
+	frame(&r, m.p, m.len, hs, 1);
+	r.len = 200;
+	check_decided_at("SNI_HELLO_MAX + 1, header split 2 + 2", r.p, r.len,
+	    full, 14, SNI_ERROR, SNI_ERR_TOO_LARGE);
+}
+
 /* Bytes that follow a complete hello (the client's next flight) are not ours. */
 static void
 test_followed(void)
@@ -867,6 +1264,11 @@ test_strings(void)
 	    "error str malformed_hello");
 	tap_is_str(sni_error_str(SNI_ERR_TOO_LARGE), "hello_too_large",
 	    "error str hello_too_large");
+	tap_is_str(sni_error_str(SNI_ERR_MULTIPLE_NAMES),
+	    "server_name list holds more than one name",
+	    "error str multiple names");
+	tap_is_str(sni_error_str(SNI_ERR_NAME_TYPE),
+	    "server_name entry is not a host_name", "error str name type");
 }
 
 /* ---- names -------------------------------------------------------------- */
@@ -973,6 +1375,8 @@ main(void)
 	test_size_limits();
 	test_not_tls();
 	test_malformed();
+	test_server_name_rules();
+	test_decision_points();
 	test_followed();
 	test_names();
 	return tap_done();
