@@ -648,6 +648,7 @@ parse_request(struct px *x, struct http_request *r)
 		r->host_is_ip = ta.is_ip;
 		r->has_host = 1;
 	}
+	r->host_field = has_hh;
 	r->content_length = fr.content_length;
 	r->chunked = fr.chunked;
 	r->connection_close = closes(&fr, r->version_minor);

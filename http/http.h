@@ -82,6 +82,8 @@ struct http_request {
 	char host[HTTP_HOST_MAX + 1];
 	uint16_t port;
 	int has_host;
+	int host_field;         /* a Host header field was sent (absolute-form
+	                         * requests may come without one) */
 	int host_is_ip;         /* host is an IPv4 or IPv6 literal: policy may refuse */
 	int64_t content_length; /* the Content-Length, -1 when none */
 	int chunked;            /* Transfer-Encoding: chunked */

@@ -630,8 +630,8 @@ test_limits(void)
 	check_req_growth("head of HTTP_HEAD_MAX", big, n + 9, &(struct http_request){
 	    .method = (const char *)big, .method_len = 3, .form = HTTP_ORIGIN,
 	    .target = (const char *)big + 4, .target_len = 1, .version_minor = 1,
-	    .host = "a.example", .has_host = 1, .content_length = -1,
-	    .head_len = HTTP_HEAD_MAX });
+	    .host = "a.example", .has_host = 1, .host_field = 1,
+	    .content_length = -1, .head_len = HTTP_HEAD_MAX });
 
 	n = build_head(big, HTTP_HEAD_MAX + 1);
 	for (size_t i = HTTP_HEAD_MAX - 1; i <= n; i++) {
@@ -1069,6 +1069,34 @@ test_locations(void)
 	}
 }
 
+/* Whether a Host field was sent: an absolute-form request may come
+ * without one, and the gateway then adds the URL's (RFC 9112 3.2.2). */
+static void
+test_host_field(void)
+{
+	static const struct {
+		const char *head;
+		int host_field;
+	} cases[] = {
+		{ "GET http://a.test:8080/x HTTP/1.1\r\n\r\n", 0 },
+		{ "GET http://a.test/x HTTP/1.0\r\n\r\n", 0 },
+		{ "GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\n\r\n", 1 },
+		{ "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", 1 },
+		{ "CONNECT a.test:443 HTTP/1.1\r\n\r\n", 0 },
+	};
+	struct http_request r;
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum http_status st = http_parse_request(
+		    (const uint8_t *)cases[i].head, strlen(cases[i].head), &r, &why);
+
+		tap_ok(st == HTTP_DONE && r.has_host == 1 &&
+		    r.host_field == cases[i].host_field,
+		    "host_field %d: %.40s", cases[i].host_field, cases[i].head);
+	}
+}
+
 int
 main(void)
 {
@@ -1084,5 +1112,6 @@ main(void)
 	test_real_responses(srcdir);
 	test_bodies();
 	test_locations();
+	test_host_field();
 	return tap_done();
 }
