@@ -18,6 +18,12 @@
  * The sockets are made here rather than by evhttp_bind_socket so that an
  * accept that fails for want of descriptors rests for a moment instead of
  * spinning the main loop (evconnlistener retries a level-triggered event).
+ *
+ * At most admin.max_connections admin connections are open at once, the
+ * three addresses together, and each lives at most ADMIN_TIMEOUT_S without
+ * progress: slow or idle clients on the health and metrics ports must not
+ * take the descriptors the relay needs. A connection beyond the cap is
+ * closed as soon as it is accepted and counted (admin_refused).
  */
 #include "config.h"
 
@@ -29,10 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -47,6 +55,7 @@
 #define ADMIN_MAX_HEADERS 8192
 #define ADMIN_MAX_BODY 1024
 #define ADMIN_REST_MS 250
+#define ADMIN_CAP_NOTICE_S 60   /* at most one "at the cap" notice a minute */
 
 enum admin_role {
 	ADMIN_MAIN = 1,
@@ -62,12 +71,20 @@ struct admin_srv {
 	struct evhttp *http;
 	struct evconnlistener *lev;     /* owned by http once bound */
 	struct event *rest_ev;
+	/* The connection accepted last, until conn_settle has seen it: the
+	 * bufferevent made for it (one reference ours) and whether it was
+	 * let in under the cap. */
+	struct bufferevent *pending;
+	int pending_admit;
+	struct event *settle_ev;
 };
 
 struct gw_admin {
 	struct event_base *base;
 	struct gw_status *st;
 	struct admin_srv srv[3];
+	unsigned open;                  /* admin connections, all addresses */
+	time_t cap_noticed;             /* the last "at the cap" notice */
 };
 
 /* ---- responses --------------------------------------------------------- */
@@ -265,6 +282,10 @@ config_dump(struct evbuffer *b, const struct gw_status *st)
 	evbuffer_add_printf(b, "%u", cfg->max_connections);
 	json_key(b, &first, "draining");
 	evbuffer_add_printf(b, "%s", st->draining ? "true" : "false");
+	json_key(b, &first, "refuse_ech");
+	evbuffer_add_printf(b, "%s", cfg->refuse_ech ? "true" : "false");
+	json_key(b, &first, "policy_redecide");
+	evbuffer_add_printf(b, "%s", cfg->policy_redecide ? "true" : "false");
 	json_key(b, &first, "listeners");
 	evbuffer_add(b, "[", 1);
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -278,6 +299,21 @@ config_dump(struct evbuffer *b, const struct gw_status *st)
 		json_str(b, lc->address_text);
 		json_key(b, &f, "proto");
 		json_str(b, gw_proto_str(lc->proto));
+		json_key(b, &f, "proxy_protocol");
+		evbuffer_add_printf(b, "%s", lc->proxy_protocol ? "true" : "false");
+		/* Whose PROXY headers are believed: null when none is read. */
+		json_key(b, &f, "proxy_protocol_from");
+		if (lc->nproxy_from == 0) {
+			evbuffer_add(b, "null", 4);
+		} else {
+			evbuffer_add(b, "[", 1);
+			for (size_t j = 0; j < lc->nproxy_from; j++) {
+				if (j > 0)
+					evbuffer_add(b, ",", 1);
+				json_cidr(b, &lc->proxy_from[j]);
+			}
+			evbuffer_add(b, "]", 1);
+		}
 		evbuffer_add(b, "}", 1);
 	}
 	evbuffer_add(b, "]", 1);
@@ -290,6 +326,8 @@ config_dump(struct evbuffer *b, const struct gw_status *st)
 	json_admin_addr(b, &cfg->admin_health);
 	json_key(b, &f, "prometheus_address");
 	json_admin_addr(b, &cfg->admin_prometheus);
+	json_key(b, &f, "max_connections");
+	evbuffer_add_printf(b, "%u", cfg->admin_max_conns);
 	evbuffer_add(b, "}", 1);
 	json_key(b, &first, "rule_count");
 	evbuffer_add_printf(b, "%zu", n);
@@ -392,6 +430,102 @@ admin_request(struct evhttp_request *req, void *arg)
 	reply_str(req, 404, "Not Found", "not found\n");
 }
 
+/* ---- the connection cap ------------------------------------------------ */
+
+/*
+ * libevent 2.1.12 (Debian 12) has no evhttp_set_max_connections and no
+ * evhttp_set_newreqcb (both 2.2), and no public way to hand evhttp an
+ * accepted descriptor, so the cap hooks evhttp's own accept: evhttp asks
+ * admin_bev (evhttp_set_bevcb) for the bufferevent of every connection it
+ * accepts, just before it builds the evhttp_connection around it, and
+ * points that bufferevent's callbacks (their argument) at the connection.
+ * Once evhttp is done with it (at the next accept, or in settle_ev, which
+ * runs before the loop waits again) conn_settle finds the connection that
+ * way and either sets its close callback, which gives the place back, or
+ * frees it: the client sees the connection closed, without an answer.
+ * With libevent 2.2 all of this is evhttp_set_max_connections().
+ */
+
+static void
+conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct gw_admin *a = arg;
+
+	if (a->open > 0)
+		a->open--;
+}
+
+static void
+conn_settle(struct admin_srv *s)
+{
+	struct gw_admin *a = s->a;
+	struct bufferevent *bev = s->pending;
+	struct evhttp_connection *evcon = NULL;
+	bufferevent_data_cb readcb;
+	void *cbarg;
+
+	if (bev == NULL)
+		return;
+	s->pending = NULL;
+	/* Callbacks cleared: evhttp failed to set the connection up and has
+	 * freed it already (our reference kept the bufferevent). */
+	bufferevent_getcb(bev, &readcb, NULL, NULL, &cbarg);
+	if (readcb != NULL && cbarg != NULL &&
+	    evhttp_connection_get_bufferevent(cbarg) == bev)
+		evcon = cbarg;
+	if (s->pending_admit) {
+		if (evcon != NULL)
+			evhttp_connection_set_closecb(evcon, conn_closed, a);
+		else
+			conn_closed(NULL, a);
+	} else {
+		struct timeval now;
+
+		a->st->admin_refused++;
+		if (evcon != NULL)
+			evhttp_connection_free(evcon);
+		event_base_gettimeofday_cached(a->base, &now);
+		if (a->cap_noticed == 0 ||
+		    now.tv_sec - a->cap_noticed >= ADMIN_CAP_NOTICE_S) {
+			a->cap_noticed = now.tv_sec;
+			log_notice(a->st->log, "admin: %u connections open "
+			    "(admin.max_connections); closing new ones at once, "
+			    "%llu so far", a->open,
+			    (unsigned long long)a->st->admin_refused);
+		}
+	}
+	bufferevent_decref(bev);
+}
+
+static void
+settle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_settle(arg);
+}
+
+static struct bufferevent *
+admin_bev(struct event_base *base, void *arg)
+{
+	struct admin_srv *s = arg;
+	struct gw_admin *a = s->a;
+	struct bufferevent *bev;
+
+	/* evhttp is done with the connection before: settle it first. */
+	conn_settle(s);
+	/* Options as evhttp's own (no CLOSE_ON_FREE): evhttp closes the
+	 * descriptor itself when it frees the connection. */
+	bev = bufferevent_socket_new(base, -1, 0);
+	if (bev == NULL)
+		return NULL;    /* evhttp tries its own; that one goes uncounted */
+	bufferevent_incref(bev);
+	s->pending = bev;
+	s->pending_admit = a->open < a->st->cfg->admin_max_conns;
+	if (s->pending_admit)
+		a->open++;
+	event_active(s->settle_ev, EV_TIMEOUT, 1);
+	return bev;
+}
+
 /* ---- sockets ------------------------------------------------------------ */
 
 static void
@@ -466,7 +600,8 @@ srv_open(struct admin_srv *s, char *err, size_t errlen)
 	}
 	s->http = evhttp_new(a->base);
 	s->rest_ev = evtimer_new(a->base, rest_cb, s);
-	if (s->http == NULL || s->rest_ev == NULL)
+	s->settle_ev = event_new(a->base, -1, 0, settle_cb, s);
+	if (s->http == NULL || s->rest_ev == NULL || s->settle_ev == NULL)
 		goto oom;
 	s->lev = evconnlistener_new(a->base, NULL, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
@@ -479,6 +614,7 @@ srv_open(struct admin_srv *s, char *err, size_t errlen)
 		goto oom;
 	}
 	evconnlistener_set_error_cb(s->lev, accept_error_cb);
+	evhttp_set_bevcb(s->http, admin_bev, s);
 	evhttp_set_timeout(s->http, ADMIN_TIMEOUT_S);
 	evhttp_set_max_headers_size(s->http, ADMIN_MAX_HEADERS);
 	evhttp_set_max_body_size(s->http, ADMIN_MAX_BODY);
@@ -543,9 +679,14 @@ gw_admin_free(struct gw_admin *a)
 	for (size_t i = 0; i < 3; i++) {
 		struct admin_srv *s = &a->srv[i];
 
-		/* evhttp_free frees the listener it was bound to. */
+		if (s->settle_ev != NULL)
+			event_free(s->settle_ev);
+		/* evhttp_free frees the listener it was bound to, and every
+		 * connection (conn_closed only counts). */
 		if (s->http != NULL)
 			evhttp_free(s->http);
+		if (s->pending != NULL)
+			bufferevent_decref(s->pending);
 		if (s->rest_ev != NULL)
 			event_free(s->rest_ev);
 	}

@@ -162,15 +162,49 @@ string_list(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n,
 	return 0;
 }
 
+static size_t cidr_list(struct cfg_load *, yaml_document_t *, yaml_node_t *,
+    const char *, size_t, struct pol_cidr **);
+
+/*
+ * A whole number from min to max, written as digits; what names it in the
+ * message. 0, or -1 after reporting.
+ */
+static int
+uint_range(struct cfg_load *l, yaml_node_t *v, const char *what,
+    unsigned long min, unsigned long max, unsigned long *out)
+{
+	const char *s = ydoc_text(v);
+	size_t len = s != NULL ? v->data.scalar.length : 0;
+	unsigned long u = 0;
+	size_t i;
+
+	for (i = 0; s != NULL && i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || u > (max - (unsigned long)
+		    (s[i] - '0')) / 10) {
+			s = NULL;       /* not digits, or past max */
+			break;
+		}
+		u = u * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (s == NULL || i == 0 || u < min) {
+		ydoc_error(&l->cx, v, "%s must be a whole number from %lu to %lu",
+		    what, min, max);
+		return -1;
+	}
+	*out = u;
+	return 0;
+}
+
 static void
 load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "name", "address", "protocol",
-	    "upstream_port", "proxy_protocol", NULL };
+	    "upstream_port", "proxy_protocol", "proxy_protocol_from", NULL };
 	struct gw_config *c = l->c;
 	struct gw_listener_conf *lc;
 	int have_addr = 0;
-	yaml_node_t *up_node = NULL;
+	yaml_node_t *up_node = NULL, *pp_node = NULL, *from_node = NULL;
+	int pp_bad = 0;
 
 	if (ydoc_is_mapping(&l->cx, n, "listeners[]") != 0)
 		return;
@@ -233,7 +267,14 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				    "supported (supported: tls, http, connect, "
 				    "transparent)", s);
 		} else if (strcmp(k, "proxy_protocol") == 0) {
-			(void)ydoc_bool(&l->cx, v, "proxy_protocol", &lc->proxy_protocol);
+			pp_bad = ydoc_bool(&l->cx, v, "proxy_protocol",
+			    &lc->proxy_protocol) != 0;
+			pp_node = v;
+		} else if (strcmp(k, "proxy_protocol_from") == 0) {
+			free(lc->proxy_from);
+			lc->nproxy_from = cidr_list(l, doc, v, "proxy_protocol_from",
+			    GW_MAX_RANGES, &lc->proxy_from);
+			from_node = v;
 		} else if (strcmp(k, "upstream_port") == 0) {
 			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
 				continue;
@@ -247,6 +288,19 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 	if (!have_addr)
 		ydoc_error(&l->cx, n, "listener: 'address' is required");
+	/*
+	 * Fail closed: a header is believed only from the front proxies named
+	 * here, so a listener never takes its clients' addresses (the ones
+	 * sources: rules check) from whoever can connect to it.
+	 */
+	if (lc->proxy_protocol && from_node == NULL)
+		ydoc_error(&l->cx, pp_node, "proxy_protocol: true needs "
+		    "proxy_protocol_from: the CIDRs of the front proxies whose "
+		    "headers are believed");
+	if (!lc->proxy_protocol && !pp_bad && from_node != NULL)
+		ydoc_error(&l->cx, from_node, "proxy_protocol_from needs "
+		    "proxy_protocol: true (without it the listener reads no "
+		    "PROXY header)");
 	if (lc->proto == GW_PROTO_TRANSPARENT && up_node != NULL)
 		ydoc_error(&l->cx, up_node, "upstream_port does not apply to a "
 		    "transparent listener: it uses the port the client aimed at");
@@ -445,12 +499,12 @@ admin_addr(struct cfg_load *l, yaml_node_t *v, const char *what,
 	out->text = xstrdup(s);
 }
 
-/* admin: {address, health_address, prometheus_address} */
+/* admin: {address, health_address, prometheus_address, max_connections} */
 static void
 load_admin(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "address", "health_address",
-	    "prometheus_address", NULL };
+	    "prometheus_address", "max_connections", NULL };
 	struct gw_config *c = l->c;
 
 	if (ydoc_is_mapping(&l->cx, n, "admin") != 0)
@@ -468,6 +522,13 @@ load_admin(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 			admin_addr(l, v, "admin.health_address", &c->admin_health);
 		else if (strcmp(k, "prometheus_address") == 0)
 			admin_addr(l, v, "admin.prometheus_address", &c->admin_prometheus);
+		else if (strcmp(k, "max_connections") == 0) {
+			unsigned long u;
+
+			if (uint_range(l, v, "admin.max_connections", 1,
+			    GW_ADMIN_MAX_CONNS_MAX, &u) == 0)
+				c->admin_max_conns = (unsigned)u;
+		}
 	}
 }
 
@@ -620,8 +681,9 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 	static const char *const keys[] = { "listeners", "workers", "dns",
 	    "policy", "log", "timeouts", "max_connections", "mode",
 	    "namespaces", "admin", "drain", "user", "group", "redirects",
-	    "upstream_tls", NULL };
-	static const char *const policy_keys[] = { "files", "watch", NULL };
+	    "upstream_tls", "refuse_ech", "relay_splice", NULL };
+	static const char *const policy_keys[] = { "files", "watch",
+	    "redecide", NULL };
 	struct cfg_load *l = arg;
 	struct gw_config *c = l->c;
 
@@ -674,6 +736,9 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 				else if (pk != NULL && strcmp(pk, "watch") == 0)
 					(void)ydoc_bool(cx, pv, "policy.watch",
 					    &c->policy_watch);
+				else if (pk != NULL && strcmp(pk, "redecide") == 0)
+					(void)ydoc_bool(cx, pv, "policy.redecide",
+					    &c->policy_redecide);
 			}
 		} else if (strcmp(k, "log") == 0) {
 			load_log(l, doc, v);
@@ -720,6 +785,10 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 			}
 			free(*dst);
 			*dst = xstrdup(s);
+		} else if (strcmp(k, "refuse_ech") == 0) {
+			(void)ydoc_bool(cx, v, "refuse_ech", &c->refuse_ech);
+		} else if (strcmp(k, "relay_splice") == 0) {
+			(void)ydoc_bool(cx, v, "relay_splice", &c->relay_splice);
 		} else if (strcmp(k, "max_connections") == 0) {
 			if (ydoc_uint(cx, v, "max_connections", 1000000, &u) == 0) {
 				if (u == 0)
@@ -752,6 +821,12 @@ config_new(const char *label, const char *dir)
 	c->redirect_window_ms = 30000;
 	c->after_window_ms = 2000;
 	c->policy_watch = 1;
+	/* A rule removed during an incident must also end the tunnels it
+	 * admitted; policy.redecide: false keeps them across reloads. */
+	c->policy_redecide = 1;
+	c->refuse_ech = 0;
+	c->relay_splice = 1;
+	c->admin_max_conns = GW_ADMIN_MAX_CONNS_DEFAULT;
 	c->admin.set = c->admin.is_default = 1;
 	c->admin.text = xstrdup(GW_ADMIN_DEFAULT);
 	(void)dns_addr_parse(GW_ADMIN_DEFAULT, 0, &c->admin.addr, &c->admin.addrlen);
@@ -818,6 +893,7 @@ gw_config_free(struct gw_config *c)
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		free(c->listeners[i].name);
 		free(c->listeners[i].address_text);
+		free(c->listeners[i].proxy_from);
 	}
 	for (size_t i = 0; i < c->ndns_servers; i++)
 		free(c->dns_servers[i]);

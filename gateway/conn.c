@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "decide/decide.h"
 #include "dns/dns.h"
 #include "gateway/gateway.h"
 #include "logging/chain.h"
@@ -34,17 +35,10 @@
 #include "logging/log.h"
 
 #define PEEK_INITIAL    1024    /* most ClientHellos fit; larger ones grow it */
-/* Relay backpressure (as libevent's le-proxy): stop reading one side while
- * the other's output holds this much, resume when it falls to half. */
-#define RELAY_HIGH_WATER (256 * 1024)
 /* After a deny, wait this long for the client to read the alert and close,
  * so it sees the alert and not a reset. */
 #define LINGER_MS       1000
 
-#define TLS_ALERT_ACCESS_DENIED   49
-#define TLS_ALERT_DECODE_ERROR    50
-#define TLS_ALERT_INTERNAL_ERROR  80
-#define NO_ALERT                  (-1)
 
 static void conn_connect_next(struct gw_conn *c);
 
@@ -64,22 +58,10 @@ gw_conn_state_str(enum gw_conn_state s)
 		return "connecting";
 	case GW_CONN_RELAYING:
 		return "relaying";
+	case GW_CONN_ANSWERING:
+		return "answering";
 	case GW_CONN_CLOSING:
 		return "closing";
-	}
-	return "unknown";
-}
-
-const char *
-gw_event_str(enum gw_event e)
-{
-	switch (e) {
-	case GW_EV_ALLOW:
-		return "allow";
-	case GW_EV_DENY:
-		return "deny";
-	case GW_EV_ERROR:
-		return "error";
 	}
 	return "unknown";
 }
@@ -123,34 +105,90 @@ timer_arm(struct gw_conn *c, uint64_t ms)
 	evtimer_add(c->timer, &tv);
 }
 
-static void
-conn_set_state(struct gw_conn *c, enum gw_conn_state s)
+/*
+ * The transitions of DESIGN §3, and those HTTP adds: a keep-alive
+ * connection goes back to PEEKING for its next request, a reused upstream
+ * goes from DECIDED straight to RELAYING, and a CONNECT tunnel peeks at
+ * its ClientHello once the upstream is up. ANSWERING and CLOSING are
+ * reachable from everywhere; ANSWERING is left only for CLOSING.
+ */
+#define ST(s) (1u << (s))
+static const unsigned conn_next_ok[] = {
+	[GW_CONN_ACCEPTED] = ST(GW_CONN_PEEKING),
+	[GW_CONN_PEEKING] = ST(GW_CONN_DECIDED) | ST(GW_CONN_RELAYING),
+	[GW_CONN_DECIDED] = ST(GW_CONN_RESOLVING) | ST(GW_CONN_RELAYING) |
+	    ST(GW_CONN_PEEKING),
+	[GW_CONN_RESOLVING] = ST(GW_CONN_CONNECTING),
+	[GW_CONN_CONNECTING] = ST(GW_CONN_CONNECTING) | ST(GW_CONN_RELAYING) |
+	    ST(GW_CONN_PEEKING),
+	[GW_CONN_RELAYING] = ST(GW_CONN_PEEKING) | ST(GW_CONN_RELAYING),
+	[GW_CONN_ANSWERING] = 0,
+	[GW_CONN_CLOSING] = 0,
+};
+
+void
+gw_conn_set_state(struct gw_conn *c, enum gw_conn_state s)
 {
+	if (s != GW_CONN_CLOSING && !(s == GW_CONN_ANSWERING &&
+	    c->state != GW_CONN_CLOSING) && !(conn_next_ok[c->state] & ST(s))) {
+		/* A bug in the state machine, never reachable from input. */
+		fprintf(stderr, "egressd: %s: state %s -> %s is not a transition\n",
+		    c->id, gw_conn_state_str(c->state), gw_conn_state_str(s));
+		abort();
+	}
 	c->state = s;
 }
 
 /* ---- the log line ----------------------------------------------------- */
 
+/* The "chain" and "after" keys of a TLS connection's line. */
 static void
-conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
+conn_chain_keys(struct gw_conn *c, enum dc_event ev, struct log_record *r,
+    char *chain, size_t chainlen, char *after, size_t afterlen)
+{
+	struct chain_table *chains = c->w->shared->chains;
+	uint64_t now_ms = r->ts_us / 1000;
+
+	if (c->has_name != 1 || chains == NULL)
+		return;
+	/* A TLS connection that follows a redirect seen in HTTP. */
+	if (chain_follows(chains, (const struct sockaddr *)&c->src, c->name,
+	    c->port, now_ms, chain, chainlen))
+		r->chain = chain;
+	/* Responses are invisible here: a denial right after an allowed
+	 * connection from the same client is a hint. */
+	if ((ev == DC_EV_DENY || r->would_deny) &&
+	    chain_last_allowed(chains, (const struct sockaddr *)&c->src, c->name,
+	    now_ms, after, afterlen, &r->after_ms))
+		r->after_name = after;
+}
+
+static void
+conn_log(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 {
 	struct log_record r;
 	char rule[512], ended[96], stale[80];
 	char chain[CHAIN_ID_MAX], after[SNI_NAME_MAX + 1];
+	const struct pol_rule *lr = c->decided ? c->v.rule : NULL;
 	struct timespec now;
+	/* would_deny belongs to a relayed connection; a refusal after the
+	 * admission (the address guard) is a real denial. */
+	int report = c->decided && c->v.allow && c->v.would_deny &&
+	    ev != DC_EV_DENY;
 
 	memset(&r, 0, sizeof(r));
 	r.ts_us = log_now_us();
-	r.event = gw_event_str(ev);
-	r.reason = reason;
-	r.would_deny = c->would_deny;
-	if (c->would_deny && ev == GW_EV_ALLOW) {
+	r.event = dc_event_str(ev);
+	r.reason = dc_reason_str(reason);
+	r.would_deny = report;
+	if (report && ev == DC_EV_ALLOW) {
 		/* Report mode: the policy's answer is what the line is about;
 		 * how the relayed connection ended goes to detail. */
 		snprintf(ended, sizeof(ended), "report mode let it through; "
-		    "ended: %s", reason);
-		r.event = gw_event_str(GW_EV_DENY);
-		r.reason = c->deny_reason;
+		    "ended: %s", dc_reason_str(reason));
+		r.event = dc_event_str(DC_EV_DENY);
+		r.reason = dc_reason_str(c->v.would_reason);
+		lr = c->v.would_rule;
 	}
 	r.listener = c->l->conf->name;
 	r.src = (const struct sockaddr *)&c->src;
@@ -162,45 +200,32 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 	}
 	r.port = c->port;
 	r.proto = "tls";
-	if (c->http != NULL) {
-		gw_http_fill_log(c, &r);
-	} else if (c->has_name == 1 && c->w->shared->chains != NULL) {
-		uint64_t now_ms = r.ts_us / 1000;
-
-		/* A TLS connection that follows a redirect seen in HTTP. */
-		if (chain_follows(c->w->shared->chains,
-		    (const struct sockaddr *)&c->src, c->name, c->port, now_ms,
-		    chain, sizeof(chain)))
-			r.chain = chain;
-		/* Responses are invisible here: a denial right after an
-		 * allowed connection from the same client is a hint. */
-		if ((ev == GW_EV_DENY || c->would_deny) &&
-		    chain_last_allowed(c->w->shared->chains,
-		    (const struct sockaddr *)&c->src, c->name, now_ms, after,
-		    sizeof(after), &r.after_ms))
-			r.after_name = after;
-	}
+	c->ops->fill_log(c, &r);
+	if (c->ops == &gw_tls_ops)
+		conn_chain_keys(c, ev, &r, chain, sizeof(chain), after, sizeof(after));
 	r.has_alpn = c->has_alpn;
 	r.nalpn = c->nalpn;
 	for (size_t i = 0; i < c->nalpn && i < LOG_MAX_ALPN; i++) {
 		r.alpn[i] = c->alpn_buf + c->alpn_off[i];
 		r.alpn_len[i] = c->alpn_len[i];
 	}
-	if (c->rule != NULL) {
-		snprintf(rule, sizeof(rule), "%s:%u", c->rule->file, c->rule->line);
+	if (lr != NULL) {
+		snprintf(rule, sizeof(rule), "%s:%u", lr->file, lr->line);
 		r.rule = rule;
-		r.rule_name = c->rule->name;
+		r.rule_name = lr->name;
 	}
 	if (c->upstream.ss_family != AF_UNSPEC)
 		r.upstream = (const struct sockaddr *)&c->upstream;
+	if (c->upstream_local.ss_family != AF_UNSPEC)
+		r.upstream_local = (const struct sockaddr *)&c->upstream_local;
 	r.bytes_in = c->bytes_in;
-	r.bytes_out = c->bytes_out;
+	r.bytes_out = c->bytes_out + c->answer_len;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	r.duration_ms = (double)(now.tv_sec - c->start_mono.tv_sec) * 1e3 +
 	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
 	r.conn = c->id;
 	r.detail = c->detail;
-	if (c->would_deny && ev == GW_EV_ALLOW)
+	if (report && ev == DC_EV_ALLOW)
 		r.detail = ended;
 	if (c->dns_stale && r.detail == NULL) {
 		snprintf(stale, sizeof(stale), "DNS failed; served a stale answer "
@@ -208,26 +233,28 @@ conn_log(struct gw_conn *c, enum gw_event ev, const char *reason)
 		r.detail = stale;
 	}
 	log_write(c->w->log, &r);
-	gw_metrics_conn(c->w, &r, c->hello_bytes, c->decide_us, c->dns_us);
+	gw_metrics_conn(c->w, &r, report && ev == DC_EV_ALLOW ?
+	    c->v.would_reason : reason,
+	    c->hello_bytes, c->decide_us, c->dns_us);
 }
 
 /* The connection's one line, and its count; later calls do nothing. */
 void
-gw_conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason)
+gw_conn_log_once(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 {
 	struct gw_worker *w = c->w;
 
-	if (c->logged)
+	if (c->logged || c->silent)
 		return;
 	c->logged = 1;
 	/* What a refused TLS client sent, for the evidence file (HTTP
 	 * hands its request head over itself). */
-	if (ev == GW_EV_DENY && c->http == NULL)
+	if (ev == DC_EV_DENY && c->ops == &gw_tls_ops)
 		gw_conn_evidence(c, c->peek, c->peek_len);
 	conn_log(c, ev, reason);
-	if (ev == GW_EV_ALLOW)
+	if (ev == DC_EV_ALLOW)
 		w->counters.allowed++;
-	else if (ev == GW_EV_DENY)
+	else if (ev == DC_EV_DENY)
 		w->counters.denied++;
 	else
 		w->counters.errors++;
@@ -264,6 +291,13 @@ gw_conn_timer(struct gw_conn *c, uint64_t ms)
 void
 gw_conn_release_upstream(struct gw_conn *c)
 {
+	gw_relay_release(c);
+	if (c->looped) {
+		gw_loops_del(c->w->shared->loops,
+		    (const struct sockaddr *)&c->upstream_local);
+		c->looped = 0;
+	}
+	memset(&c->upstream_local, 0, sizeof(c->upstream_local));
 	if (c->ticket != NULL) {
 		dns_cancel(c->ticket);
 		c->ticket = NULL;
@@ -311,11 +345,12 @@ conn_destroy(struct gw_conn *c)
 	c->cfd = -1;
 	free(c->peek);
 	c->peek = NULL;
-	gw_http_free(c);
+	if (c->ops->release != NULL)
+		c->ops->release(c);
 	if (c->snap != NULL)
 		pol_snapshot_unref(c->snap);
 	c->snap = NULL;
-	c->rule = NULL;
+	c->decided = 0;
 	TAILQ_REMOVE(&w->conns, c, entry);
 	TAILQ_INSERT_TAIL(&w->zombies, c, entry);
 	event_active(w->reap_ev, EV_READ, 0);
@@ -341,7 +376,7 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
+gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 {
 	struct gw_worker *w = c->w;
 	int linger = 0;
@@ -356,8 +391,8 @@ gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
 	}
 	gw_conn_log_once(c, ev, reason);
 	/* A client we answered before relaying gets time to read the answer. */
-	linger = c->cbev == NULL && c->bytes_out > 0 && !w->draining;
-	conn_set_state(c, GW_CONN_CLOSING);
+	linger = c->cbev == NULL && c->answered && !w->draining;
+	gw_conn_set_state(c, GW_CONN_CLOSING);
 	gw_conn_release_upstream(c);
 	if (!linger) {
 		conn_destroy(c);
@@ -376,48 +411,56 @@ gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason)
 	timer_arm(c, LINGER_MS);
 }
 
-/* ---- refusing a client in its own protocol ----------------------------- */
-
-static void
-conn_send(struct gw_conn *c, const void *buf, size_t len)
+void
+gw_conn_finish(struct gw_conn *c)
 {
-	ssize_t n = send(c->cfd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-	if (n > 0)
-		c->bytes_out += (uint64_t)n;
+	/* The line names how it ended; this reason is never written. */
+	gw_conn_close(c, DC_EV_DENY, c->v.reason);
 }
+
+void
+gw_conn_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
+{
+	c->ops->refuse(c, ev, reason);
+}
+
+/* ---- refusing a client in its own protocol ----------------------------- */
 
 /*
  * Answer the client (a TLS alert, an HTTP 400) and close. The line is
- * written before the answer is sent: a client that was told "denied" has
- * its line even if the daemon dies right after, or the log blocks. The line
- * counts the answer in bytes_out as sent.
+ * written before the answer is sent, counting it in bytes_out: a client
+ * that was told "denied" has its line even if the daemon dies right after,
+ * or the log blocks.
  */
 static void
-conn_answer_and_close(struct gw_conn *c, enum gw_event ev, const char *reason,
-    const void *answer, size_t len)
+conn_answer_and_close(struct gw_conn *c, enum dc_event ev,
+    enum dc_reason reason, const void *answer, size_t len)
 {
+	ssize_t n;
+
 	if (answer != NULL && len > 0 && c->cbev == NULL && !c->logged) {
-		c->bytes_out += len;
+		c->answer_len = (uint32_t)len;
 		gw_conn_log_once(c, ev, reason);
-		c->bytes_out -= len;
-		conn_send(c, answer, len);
+		c->answer_len = 0;
+		n = send(c->cfd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			c->bytes_out += (uint64_t)n;
+			c->answered = 1;
+		}
 	}
 	gw_conn_close(c, ev, reason);
 }
 
+/* A fatal TLS alert record: what a TLS client can print as a reason. */
 static void
-conn_refuse(struct gw_conn *c, enum gw_event ev, const char *reason, int alert)
+tls_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 {
-	/* A fatal TLS alert record: what a TLS client can print as a reason. */
 	uint8_t rec[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+	int alert = dc_reason_info(reason)->tls_alert;
 
-	if (c->http != NULL) {
-		gw_http_refuse(c, ev, reason);
-		return;
-	}
 	rec[6] = (uint8_t)alert;
-	conn_answer_and_close(c, ev, reason, rec, alert != NO_ALERT ? sizeof(rec) : 0);
+	conn_answer_and_close(c, ev, reason, rec,
+	    alert != DC_NO_ALERT ? sizeof(rec) : 0);
 }
 
 /*
@@ -437,157 +480,12 @@ conn_refuse_not_tls(struct gw_conn *c)
 		    "Content-Type: text/plain\r\nConnection: close\r\n"
 		    "Content-Length: %d\r\n\r\n%s", blen, body);
 		if (mlen > 0 && (size_t)mlen < sizeof(msg)) {
-			conn_answer_and_close(c, GW_EV_DENY, "not_tls", msg,
+			conn_answer_and_close(c, DC_EV_DENY, DC_NOT_TLS, msg,
 			    (size_t)mlen);
 			return;
 		}
 	}
-	gw_conn_close(c, GW_EV_DENY, "not_tls");
-}
-
-/* ---- relay -------------------------------------------------------------- */
-
-static int
-conn_relay_done(struct gw_conn *c)
-{
-	return c->c_eof && c->u_eof &&
-	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
-}
-
-/* Half-close: once one side has finished and everything it sent is
- * written, pass the FIN on to the other side. */
-static void
-conn_pass_fin(struct gw_conn *c)
-{
-	if (c->c_eof && !c->u_shut &&
-	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
-		c->u_shut = 1;
-		shutdown(c->ufd, SHUT_WR);
-	}
-	if (c->u_eof && !c->c_shut &&
-	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
-		c->c_shut = 1;
-		shutdown(c->cfd, SHUT_WR);
-	}
-	if (conn_relay_done(c))
-		gw_conn_close(c, GW_EV_ALLOW, "allowed");
-}
-
-static void
-relay_read_cb(struct bufferevent *src, void *arg)
-{
-	struct gw_conn *c = arg;
-	struct bufferevent *dst = src == c->cbev ? c->ubev : c->cbev;
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
-	size_t n = evbuffer_get_length(in);
-
-	if (src == c->cbev)
-		c->bytes_in += n;
-	else
-		c->bytes_out += n;
-	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
-	evbuffer_add_buffer(out, in);
-	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
-		bufferevent_disable(src, EV_READ);
-		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
-	}
-}
-
-static void
-relay_write_cb(struct bufferevent *dst, void *arg)
-{
-	struct gw_conn *c = arg;
-	struct bufferevent *src = dst == c->cbev ? c->ubev : c->cbev;
-	int src_eof = src == c->cbev ? c->c_eof : c->u_eof;
-
-	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
-	if (!src_eof && !(bufferevent_get_enabled(src) & EV_READ)) {
-		bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
-		bufferevent_enable(src, EV_READ);
-	}
-	conn_pass_fin(c);
-}
-
-static void
-relay_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct gw_conn *c = arg;
-	int client = bev == c->cbev;
-
-	if (what & BEV_EVENT_ERROR) {
-		int err = EVUTIL_SOCKET_ERROR();
-
-		c->detail = strerror(err);
-		gw_conn_close(c, GW_EV_ALLOW, client ? "client_reset" : "upstream_reset");
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		bufferevent_disable(bev, EV_READ);
-		if (client)
-			c->c_eof = 1;
-		else
-			c->u_eof = 1;
-		conn_pass_fin(c);
-	}
-}
-
-void
-gw_conn_relay_bevs(struct gw_conn *c)
-{
-	struct evbuffer *cin = bufferevent_get_input(c->cbev);
-	struct evbuffer *uin = bufferevent_get_input(c->ubev);
-
-	/* What either side sent before the switch goes first. */
-	c->bytes_in += evbuffer_get_length(cin);
-	c->bytes_out += evbuffer_get_length(uin);
-	evbuffer_add_buffer(bufferevent_get_output(c->ubev), cin);
-	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
-	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
-	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-	conn_set_state(c, GW_CONN_RELAYING);
-	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
-	evtimer_del(c->timer);
-	timer_arm(c, c->w->cfg->timeouts.idle_ms);
-}
-
-static void
-conn_relay(struct gw_conn *c)
-{
-	struct event_base *base = c->w->base;
-
-	event_free(c->uev);
-	c->uev = NULL;
-	evtimer_del(c->timer);
-	if (c->cev != NULL) {
-		event_free(c->cev);
-		c->cev = NULL;
-	}
-	c->cbev = bufferevent_socket_new(base, c->cfd, 0);
-	c->ubev = bufferevent_socket_new(base, c->ufd, 0);
-	if (c->cbev == NULL || c->ubev == NULL) {
-		c->detail = "out of memory";
-		gw_conn_close(c, GW_EV_ERROR, "overloaded");
-		return;
-	}
-	/* The peeked bytes go first and unchanged; then everything else. */
-	if (evbuffer_add(bufferevent_get_output(c->ubev), c->peek, c->peek_len) != 0) {
-		c->detail = "out of memory";
-		gw_conn_close(c, GW_EV_ERROR, "overloaded");
-		return;
-	}
-	free(c->peek);
-	c->peek = NULL;
-	c->peek_cap = 0;
-	/* Connected: the other candidate addresses are not needed any more,
-	 * and an idle relayed connection should cost as little as it can. */
-	free(c->addrs);
-	c->addrs = NULL;
-	c->naddrs = c->next_addr = 0;
-	gw_conn_relay_bevs(c);
+	gw_conn_close(c, DC_EV_DENY, DC_NOT_TLS);
 }
 
 /* ---- connect ------------------------------------------------------------ */
@@ -602,10 +500,7 @@ connect_cb(evutil_socket_t fd, short what, void *arg)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 		err = errno;
 	if (err == 0) {
-		if (c->http != NULL)
-			gw_http_connected(c);
-		else
-			conn_relay(c);
+		c->ops->connected(c);
 		return;
 	}
 	c->detail = strerror(err);
@@ -615,6 +510,30 @@ connect_cb(evutil_socket_t fd, short what, void *arg)
 	close(c->ufd);
 	c->ufd = -1;
 	conn_connect_next(c);
+}
+
+/*
+ * Our end of the upstream connection: for the line (to join with NAT,
+ * firewall and flow logs) and for the loop table, so that a connection
+ * that comes back to one of our listeners from it is recognised.
+ */
+static void
+conn_note_local(struct gw_conn *c)
+{
+	socklen_t len = sizeof(c->upstream_local);
+	struct gw_loops *loops = c->w->shared->loops;
+
+	if (c->looped) {        /* the address tried before this one */
+		gw_loops_del(loops, (const struct sockaddr *)&c->upstream_local);
+		c->looped = 0;
+	}
+	if (getsockname(c->ufd, (struct sockaddr *)&c->upstream_local, &len) != 0) {
+		memset(&c->upstream_local, 0, sizeof(c->upstream_local));
+		return;
+	}
+	if (loops != NULL && gw_loops_add(loops,
+	    (const struct sockaddr *)&c->upstream_local) == 0)
+		c->looped = 1;
 }
 
 static void
@@ -634,8 +553,7 @@ conn_connect_next(struct gw_conn *c)
 		if (fd < 0) {
 			c->detail = strerror(errno);
 			if (errno == EMFILE || errno == ENFILE) {
-				conn_refuse(c, GW_EV_ERROR, "overloaded",
-				    TLS_ALERT_INTERNAL_ERROR);
+				gw_conn_refuse(c, DC_EV_ERROR, DC_OVERLOADED);
 				return;
 			}
 			continue;
@@ -647,21 +565,21 @@ conn_connect_next(struct gw_conn *c)
 			continue;
 		}
 		c->ufd = fd;
+		conn_note_local(c);
 		c->uev = event_new(w->base, fd, EV_WRITE, connect_cb, c);
 		if (c->uev == NULL) {
 			c->detail = "out of memory";
-			conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+			gw_conn_refuse(c, DC_EV_ERROR, DC_OVERLOADED);
 			return;
 		}
 		event_add(c->uev, NULL);
-		conn_set_state(c, GW_CONN_CONNECTING);
+		gw_conn_set_state(c, GW_CONN_CONNECTING);
 		clock_gettime(CLOCK_MONOTONIC, &c->attempt_start);
 		timer_arm(c, w->cfg->timeouts.connect_ms);
 		return;
 	}
-	conn_refuse(c, GW_EV_ERROR,
-	    c->last_connect_timeout ? "connect_timeout" : "connect_failed",
-	    TLS_ALERT_INTERNAL_ERROR);
+	gw_conn_refuse(c, DC_EV_ERROR, c->last_connect_timeout ?
+	    DC_CONNECT_TIMEOUT : DC_CONNECT_FAILED);
 }
 
 /* ---- resolve ------------------------------------------------------------ */
@@ -746,9 +664,8 @@ conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
 static int
 conn_uses_orig_dst(const struct gw_conn *c)
 {
-	return c->orig_dst.ss_family != 0 && c->rule != NULL &&
-	    c->rule->action == POL_ALLOW && c->rule->resolution == POL_RES_NONE &&
-	    c->rule->nendpoints == 0;
+	return c->orig_dst.ss_family != 0 &&
+	    dc_resolution(&c->v) == POL_RES_NONE && c->v.admit->nendpoints == 0;
 }
 
 /*
@@ -784,8 +701,8 @@ conn_match_orig_dst(struct gw_conn *c, const struct dns_answer *ans,
 	    "the client aimed at %s; %.120s resolves to %s%s", aimed, c->name, got,
 	    ans->naddrs > 1 ? " and others" : "");
 	c->detail = c->w->detail_buf;
-	c->would_deny = 0;      /* where to connect is never relaxed */
-	conn_refuse(c, GW_EV_DENY, "dst_mismatch", TLS_ALERT_ACCESS_DENIED);
+	/* Where to connect is never relaxed, not even in report mode. */
+	gw_conn_refuse(c, DC_EV_DENY, DC_DST_MISMATCH);
 	c->detail = NULL;
 	return NULL;
 }
@@ -802,8 +719,9 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 
 	evtimer_del(c->timer);
 	if (ans->status != DNS_OK) {
-		conn_refuse(c, GW_EV_ERROR, dns_status_str(ans->status),
-		    TLS_ALERT_INTERNAL_ERROR);
+		gw_conn_refuse(c, DC_EV_ERROR, ans->status == DNS_NXDOMAIN ?
+		    DC_DNS_NXDOMAIN : ans->status == DNS_TIMEOUT ? DC_DNS_TIMEOUT :
+		    DC_DNS_FAILURE);
 		return;
 	}
 	if (ans->stale) {
@@ -819,14 +737,13 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 	}
 	c->addrs = calloc(ans->naddrs ? ans->naddrs : 1, sizeof(*c->addrs));
 	if (c->addrs == NULL) {
-		conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+		gw_conn_refuse(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
 	/* Only addresses the name resolved to, and only public ones unless
 	 * the deciding allow rule says otherwise: the client never picks.
 	 * Report mode relaxes the allow-list, never this guard. */
-	allow_private = c->rule != NULL && c->rule->action == POL_ALLOW &&
-	    c->rule->allow_private;
+	allow_private = dc_allow_private(&c->v);
 	for (size_t i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
 		const char *why = conn_guard(c->w->cfg, sa, dns_addr_port(sa) != 0 ?
@@ -862,8 +779,7 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		    first_refused, refused);
 		c->detail = detail;
 		/* A real denial even in report mode: the guard is not relaxed. */
-		c->would_deny = 0;
-		conn_refuse(c, GW_EV_DENY, "private_address", TLS_ALERT_ACCESS_DENIED);
+		gw_conn_refuse(c, DC_EV_DENY, DC_PRIVATE_ADDRESS);
 		c->detail = NULL;
 		return;
 	}
@@ -910,28 +826,27 @@ conn_static_answer(const struct pol_rule *r,
 }
 
 void
-gw_conn_resolve(struct gw_conn *c)
+gw_conn_resolve(struct gw_conn *c, uint16_t dst_port)
 {
 	struct gw_worker *w = c->w;
 	struct dns_answer ans;
-
-	const struct pol_rule *r = c->rule;
+	const struct pol_rule *r = c->v.admit;
 	const char *target = c->name;
 
-	c->dst_port = c->http != NULL ? gw_http_upstream_port(c) : c->port;
-	conn_set_state(c, GW_CONN_RESOLVING);
+	c->dst_port = dst_port;
+	gw_conn_set_state(c, GW_CONN_RESOLVING);
 	/* The client waits for our answer; what it may still send stays in
 	 * the kernel until the relay starts. */
 	if (c->cev != NULL)
 		event_del(c->cev);
 	/*
 	 * Where to connect comes from the admitting rule (DESIGN §5), never
-	 * from the client: a ServiceEntry with STATIC resolution names its
-	 * addresses, one with DNS and endpoints names the hosts to resolve.
-	 * Everything else resolves the requested name. In report mode the
-	 * deciding rule may be a deny rule: it says nothing about where.
+	 * from the client, nor from a rule that merely matched the name: a
+	 * ServiceEntry with STATIC resolution names its addresses, one with
+	 * DNS and endpoints names the hosts to resolve. Everything else
+	 * resolves the requested name.
 	 */
-	if (r != NULL && r->action == POL_ALLOW && r->nendpoints > 0) {
+	if (c->v.allow && r != NULL && r->nendpoints > 0) {
 		if (r->resolution == POL_RES_STATIC) {
 			conn_static_answer(r, &ans);
 			conn_on_answer(c, &ans);
@@ -950,7 +865,7 @@ gw_conn_resolve(struct gw_conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &c->dns_start);
 	c->ticket = dns_resolve(w->dns, target, conn_dns_cb, c);
 	if (c->ticket == NULL) {
-		conn_refuse(c, GW_EV_ERROR, "dns_failure", TLS_ALERT_INTERNAL_ERROR);
+		gw_conn_refuse(c, DC_EV_ERROR, DC_DNS_FAILURE);
 		return;
 	}
 	/* The resolver reports its own timeout; this only backs it up. */
@@ -965,6 +880,8 @@ gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h)
 	size_t off = 0;
 
 	c->ech = h->ech;
+	if (h->ech)
+		gw_metrics_ech(c->w, (unsigned)(c->l - c->w->listeners));
 	c->has_alpn = h->alpn_count > 0;
 	for (size_t i = 0; i < h->alpn_count && c->nalpn < 8; i++) {
 		size_t len = h->alpn[i].len;
@@ -999,59 +916,110 @@ conn_take_hello(struct gw_conn *c, const struct sni_hello *h)
 	}
 }
 
-int
-gw_conn_verdict(struct gw_conn *c, const struct pol_verdict *v)
+enum dc_listener
+gw_conn_listener_kind(const struct gw_conn *c)
 {
-	struct chain_table *chains = c->w->shared->chains;
+	switch (c->l->conf->proto) {
+	case GW_PROTO_TLS:
+		break;
+	case GW_PROTO_TRANSPARENT:
+		return DC_L_TRANSPARENT;
+	case GW_PROTO_HTTP:
+		return DC_L_HTTP;
+	case GW_PROTO_CONNECT:
+		return DC_L_CONNECT;
+	}
+	return DC_L_TLS;
+}
 
-	c->rule = v->rule;
-	if (!v->allow && !v->report)
+/* The decision's options from the daemon's configuration. */
+static void
+conn_dc_opts(const struct gw_conn *c, struct dc_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->refuse_ech = c->w->cfg->refuse_ech;
+}
+
+int
+gw_conn_decide(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+	struct chain_table *chains = w->shared->chains;
+	struct dc_opts o;
+
+	if (c->snap != w->snap) {
+		pol_snapshot_unref(c->snap);
+		c->snap = pol_snapshot_ref(w->snap);
+	}
+	conn_dc_opts(c, &o);
+	c->facts.listener = gw_conn_listener_kind(c);
+	c->facts.src = (const struct sockaddr *)&c->src;
+	c->facts.orig_dst = c->orig_dst.ss_family != 0 ?
+	    (const struct sockaddr *)&c->orig_dst : NULL;
+	dc_decide(c->snap, &o, &c->facts, &c->v);
+	c->decided = 1;
+	c->port = c->v.port;
+	if (!c->v.allow) {
+		if (c->detail == NULL)
+			c->detail = c->v.detail;
 		return -1;
-	if (!v->allow) {
-		c->would_deny = 1;
-		c->deny_reason = pol_reason_str(v->reason);
-	} else if (chains != NULL && c->has_name == 1) {
+	}
+	if (chains != NULL && c->has_name == 1 && !c->v.would_deny)
 		/* For the "after" hint of a denial that may follow. */
 		chain_note_allowed(chains, (const struct sockaddr *)&c->src,
 		    c->name, log_now_us() / 1000);
-	}
 	return 0;
 }
 
-static void
-conn_decide(struct gw_conn *c, const struct sni_hello *h)
+/*
+ * A reload: the connection was admitted by an older policy. Decided again
+ * on the same facts, it goes on under the new one, or is closed with its
+ * own reason and line. The line names the new policy's deciding rule, and
+ * detail the reason it gives.
+ */
+void
+gw_conn_redecide(struct gw_conn *c)
 {
 	struct gw_worker *w = c->w;
-	struct pol_request req;
-	struct pol_verdict v;
+	struct dc_verdict nv;
+	struct dc_opts o;
 
+	if (!c->decided || !c->v.allow || c->freeing || c->logged ||
+	    c->state >= GW_CONN_ANSWERING || c->snap == w->snap)
+		return;
+	conn_dc_opts(c, &o);
+	dc_decide(w->snap, &o, &c->facts, &nv);
+	pol_snapshot_unref(c->snap);
+	c->snap = pol_snapshot_ref(w->snap);
+	c->v = nv;
+	if (nv.allow)
+		return;
+	snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded policy "
+	    "refuses it: %s", dc_reason_str(nv.reason));
+	c->detail = w->detail_buf;
+	gw_conn_close(c, DC_EV_DENY, DC_POLICY_REVOKED);
+}
+
+static void
+tls_decide(struct gw_conn *c, const struct sni_hello *h)
+{
 	evtimer_del(c->timer);
 	conn_take_hello(c, h);
-	conn_set_state(c, GW_CONN_DECIDED);
-	if (!c->has_name) {
-		conn_refuse(c, GW_EV_DENY, "no_sni", TLS_ALERT_ACCESS_DENIED);
-		return;
-	}
-	if (c->has_name == 2) {
-		c->detail = "server_name is not a valid host name";
-		conn_refuse(c, GW_EV_DENY, "malformed_hello", TLS_ALERT_DECODE_ERROR);
-		return;
-	}
-	c->snap = pol_snapshot_ref(w->snap);
+	gw_conn_set_state(c, GW_CONN_DECIDED);
 	c->hello_bytes = (uint32_t)c->peek_len;
 	c->decide_us = mono_us_since(&c->start_mono);
-	memset(&req, 0, sizeof(req));
-	req.name = c->name;
-	req.port = c->port;
-	req.proto = POL_PROTO_TLS;
-	req.src = (const struct sockaddr *)&c->src;
-	pol_decide(c->snap, &req, &v);
-	if (gw_conn_verdict(c, &v) != 0) {
-		conn_refuse(c, GW_EV_DENY, pol_reason_str(v.reason),
-		    TLS_ALERT_ACCESS_DENIED);
+	memset(&c->facts, 0, sizeof(c->facts));
+	c->facts.from = DC_FROM_SNI;
+	c->facts.proto = POL_PROTO_TLS;
+	c->facts.name = c->has_name == 1 ? c->name : NULL;
+	c->facts.name_invalid = c->has_name == 2;
+	c->facts.port = c->port;
+	c->facts.ech = c->ech;
+	if (gw_conn_decide(c) != 0) {
+		gw_conn_refuse(c, DC_EV_DENY, c->v.reason);
 		return;
 	}
-	gw_conn_resolve(c);
+	gw_conn_resolve(c, c->v.port);
 }
 
 /* ---- peek ------------------------------------------------------------------ */
@@ -1076,7 +1044,7 @@ conn_take_proxy_header(struct gw_conn *c)
 		return 0;
 	case PROXY_ERROR:
 		c->detail = reason;
-		gw_conn_close(c, GW_EV_DENY, "bad_proxy_header");
+		gw_conn_close(c, DC_EV_DENY, DC_BAD_PROXY_HEADER);
 		return -1;
 	case PROXY_DONE:
 		break;
@@ -1099,8 +1067,6 @@ static void
 peek_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_conn *c = arg;
-	struct gw_worker *w = c->w;
-	struct sni_hello h;
 	ssize_t n;
 
 	if (c->peek_len == c->peek_cap) {
@@ -1110,13 +1076,12 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 		if (cap > SNI_PEEK_MAX)
 			cap = SNI_PEEK_MAX;
 		if (cap == c->peek_cap) {
-			conn_refuse(c, GW_EV_DENY, "hello_too_large",
-			    TLS_ALERT_DECODE_ERROR);
+			gw_conn_refuse(c, DC_EV_DENY, DC_HELLO_TOO_LARGE);
 			return;
 		}
 		p = realloc(c->peek, cap);
 		if (p == NULL) {
-			conn_refuse(c, GW_EV_ERROR, "overloaded", TLS_ALERT_INTERNAL_ERROR);
+			gw_conn_refuse(c, DC_EV_ERROR, DC_OVERLOADED);
 			return;
 		}
 		c->peek = p;
@@ -1127,13 +1092,13 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		c->detail = strerror(errno);
-		gw_conn_close(c, GW_EV_ERROR, "client_reset");
+		gw_conn_close(c, DC_EV_ERROR, DC_CLIENT_RESET);
 		return;
 	}
 	if (n == 0) {
 		c->detail = c->peek_len ? "client closed during the ClientHello" :
 		    "client closed before sending anything";
-		gw_conn_close(c, GW_EV_ERROR, "client_closed");
+		gw_conn_close(c, DC_EV_ERROR, DC_CLIENT_CLOSED);
 		return;
 	}
 	c->peek_len += (size_t)n;
@@ -1141,17 +1106,22 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->l->conf->proxy_protocol && !c->proxied &&
 	    conn_take_proxy_header(c) <= 0)
 		return;
-	if (c->l->conf->proto == GW_PROTO_HTTP ||
-	    c->l->conf->proto == GW_PROTO_CONNECT) {
-		gw_http_take_over(c);
-		return;
-	}
+	c->ops->peek(c);
+}
+
+/* TLS passthrough: the ClientHello, whole, then the one decision. */
+static void
+tls_peek(struct gw_conn *c)
+{
+	struct gw_worker *w = c->w;
+	struct sni_hello h;
+
 	switch (sni_parse_hello(c->peek, c->peek_len, w->scratch,
 	    sizeof(w->scratch), &h)) {
 	case SNI_NEED_MORE:
 		return;
 	case SNI_OK:
-		conn_decide(c, &h);
+		tls_decide(c, &h);
 		return;
 	case SNI_ERROR:
 		break;
@@ -1167,10 +1137,11 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 		conn_refuse_not_tls(c);
 		break;
 	case SNI_ERR_TOO_LARGE:
-		conn_refuse(c, GW_EV_DENY, "hello_too_large", TLS_ALERT_DECODE_ERROR);
+		gw_conn_refuse(c, DC_EV_DENY, DC_HELLO_TOO_LARGE);
 		break;
 	default:
-		conn_refuse(c, GW_EV_DENY, "malformed_hello", TLS_ALERT_DECODE_ERROR);
+		c->detail = sni_error_str(h.error);
+		gw_conn_refuse(c, DC_EV_DENY, DC_MALFORMED_HELLO);
 		break;
 	}
 }
@@ -1178,10 +1149,37 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 /* ---- timeouts ------------------------------------------------------------ */
 
 static void
+tls_timeout(struct gw_conn *c)
+{
+	uint64_t idle = c->w->cfg->timeouts.idle_ms;
+	uint64_t quiet = gw_mono_ms_since(&c->last_active);
+
+	if (quiet >= idle)
+		gw_conn_close(c, DC_EV_ALLOW, DC_IDLE_TIMEOUT);
+	else
+		timer_arm(c, idle - quiet);
+}
+
+static enum dc_reason
+tls_peek_timeout(const struct gw_conn *c)
+{
+	(void)c;
+	return DC_HELLO_TIMEOUT;
+}
+
+static void
+tls_fill_log(struct gw_conn *c, struct log_record *r)
+{
+	/* Whether the ClientHello offered ECH, once one was read. */
+	r->has_ech = c->hello_bytes > 0;
+	r->ech = c->ech;
+}
+
+static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_conn *c = arg;
-	uint64_t idle, quiet;
+	uint64_t quiet;
 
 	switch (c->state) {
 	case GW_CONN_ACCEPTED:
@@ -1195,11 +1193,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		/* A client that says nothing is not told anything either. */
-		gw_conn_close(c, GW_EV_DENY, c->http != NULL &&
-		    !gw_http_in_tunnel(c) ? "request_timeout" : "hello_timeout");
+		gw_conn_close(c, DC_EV_DENY, c->ops->peek_timeout(c));
 		break;
 	case GW_CONN_RESOLVING:
-		conn_refuse(c, GW_EV_ERROR, "dns_timeout", TLS_ALERT_INTERNAL_ERROR);
+		gw_conn_refuse(c, DC_EV_ERROR, DC_DNS_TIMEOUT);
 		break;
 	case GW_CONN_CONNECTING:
 		/* As for the hello: the timer may run ahead of the clock. */
@@ -1217,16 +1214,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_connect_next(c);
 		break;
 	case GW_CONN_RELAYING:
-		if (c->http != NULL) {
-			gw_http_timeout(c);
-			break;
-		}
-		idle = c->w->cfg->timeouts.idle_ms;
-		quiet = gw_mono_ms_since(&c->last_active);
-		if (quiet >= idle)
-			gw_conn_close(c, GW_EV_ALLOW, "idle_timeout");
-		else
-			timer_arm(c, idle - quiet);
+	case GW_CONN_ANSWERING:
+		c->ops->timeout(c);
 		break;
 	case GW_CONN_CLOSING:
 		conn_destroy(c);
@@ -1263,6 +1252,37 @@ conn_original_dst(struct gw_conn *c)
 	c->port = dns_addr_port((const struct sockaddr *)o);
 }
 
+/*
+ * Who may talk to this listener at all, before a byte is read: a PROXY
+ * header is believed only from the front proxies proxy_protocol_from
+ * names (anyone else could claim any source and pass sources: rules), and
+ * a connection from one of this gateway's own upstream sockets is a loop.
+ * 0: go on; -1: refused and closed, the line naming the real peer.
+ */
+static int
+conn_screen_peer(struct gw_conn *c)
+{
+	const struct gw_listener_conf *lc = c->l->conf;
+	const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
+	char buf[64];
+
+	if (c->w->shared->loops != NULL &&
+	    gw_loops_has(c->w->shared->loops, peer)) {
+		c->detail = "the client is this gateway's own upstream connection";
+		gw_conn_refuse(c, DC_EV_DENY, DC_GATEWAY_LOOP);
+		return -1;
+	}
+	if (lc->proxy_protocol && !in_ranges(lc->proxy_from, lc->nproxy_from, peer)) {
+		dns_addr_format(peer, buf, sizeof(buf));
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "%s is not in "
+		    "proxy_protocol_from: its PROXY header is not believed", buf);
+		c->detail = c->w->detail_buf;
+		gw_conn_close(c, DC_EV_DENY, DC_UNTRUSTED_PROXY);
+		return -1;
+	}
+	return 0;
+}
+
 void
 gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int salen)
 {
@@ -1275,10 +1295,14 @@ gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int sal
 	}
 	c->w = w;
 	c->l = l;
+	c->ops = l->conf->proto == GW_PROTO_HTTP ||
+	    l->conf->proto == GW_PROTO_CONNECT ? &gw_http_ops : &gw_tls_ops;
 	c->cfd = fd;
 	c->ufd = -1;
-	if (salen > 0 && (size_t)salen <= sizeof(c->src))
+	if (salen > 0 && (size_t)salen <= sizeof(c->src)) {
 		memcpy(&c->src, sa, (size_t)salen);
+		memcpy(&c->peer, sa, (size_t)salen);
+	}
 	c->port = l->conf->upstream_port;
 	if (l->conf->proto == GW_PROTO_TRANSPARENT)
 		conn_original_dst(c);
@@ -1293,10 +1317,23 @@ gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int sal
 	c->cev = event_new(w->base, fd, EV_READ | EV_PERSIST, peek_cb, c);
 	c->timer = evtimer_new(w->base, timer_cb, c);
 	if (c->cev == NULL || c->timer == NULL) {
-		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
-	conn_set_state(c, GW_CONN_PEEKING);
+	gw_conn_set_state(c, GW_CONN_PEEKING);
+	if (conn_screen_peer(c) != 0)
+		return;
 	event_add(c->cev, NULL);
 	timer_arm(c, w->cfg->timeouts.hello_ms);
 }
+
+const struct gw_proto_ops gw_tls_ops = {
+	.name = "tls",
+	.peek = tls_peek,
+	.connected = gw_relay_start,
+	.refuse = tls_refuse,
+	.timeout = tls_timeout,
+	.fill_log = tls_fill_log,
+	.peek_timeout = tls_peek_timeout,
+	.release = NULL,
+};

@@ -3,7 +3,8 @@
  *
  *   ACCEPTED -> PEEKING -> DECIDED -> RESOLVING -> CONNECTING -> RELAYING
  *
- * and from any of them to CLOSING. Every exit goes through gw_conn_close(),
+ * and from any of them to ANSWERING (an HTTP refusal being flushed) and
+ * to CLOSING. Every exit goes through gw_conn_close(),
  * which writes exactly one log line; a denied client is then given a short
  * linger so the alert is read before the socket goes away.
  */
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "decide/decide.h"
 #include "policy/policy.h"
 #include "sni/sni.h"
 
@@ -24,6 +26,36 @@ struct bufferevent;
 struct dns_ticket;
 struct dns_answer;
 struct gw_http;
+struct gw_splice;
+struct gw_conn;
+struct log_record;
+
+/*
+ * What differs per protocol, behind one table (as relayd's struct
+ * protocol): the core (conn.c) accepts, reads a PROXY header, peeks,
+ * decides, resolves, connects and closes; these say what the bytes mean
+ * and how to answer in the protocol's own words.
+ */
+struct gw_proto_ops {
+	const char *name;
+	/* The client's first bytes (after any PROXY header) are in c->peek. */
+	void (*peek)(struct gw_conn *c);
+	/* The upstream TCP connection is up (c->ufd). */
+	void (*connected)(struct gw_conn *c);
+	/* Refuse in the protocol's own words, then close. */
+	void (*refuse)(struct gw_conn *c, enum dc_event ev, enum dc_reason r);
+	/* The timer fired while GW_CONN_RELAYING. */
+	void (*timeout)(struct gw_conn *c);
+	/* The protocol's own keys of the connection's line. */
+	void (*fill_log)(struct gw_conn *c, struct log_record *r);
+	/* What a client that never finished its first message is told. */
+	enum dc_reason (*peek_timeout)(const struct gw_conn *c);
+	/* Release what the protocol holds (may be NULL). */
+	void (*release)(struct gw_conn *c);
+};
+
+extern const struct gw_proto_ops gw_tls_ops;   /* conn.c: passthrough */
+extern const struct gw_proto_ops gw_http_ops;  /* http.c: HTTP, CONNECT */
 
 enum gw_conn_state {
 	GW_CONN_ACCEPTED = 0,
@@ -32,14 +64,8 @@ enum gw_conn_state {
 	GW_CONN_RESOLVING,
 	GW_CONN_CONNECTING,
 	GW_CONN_RELAYING,
+	GW_CONN_ANSWERING,      /* a refusal is flushed to the client (HTTP) */
 	GW_CONN_CLOSING,
-};
-
-/* How a connection ended: the log's event and reason. */
-enum gw_event {
-	GW_EV_ALLOW = 0,
-	GW_EV_DENY,
-	GW_EV_ERROR,
 };
 
 #define GW_ALPN_BUF 96
@@ -48,14 +74,18 @@ struct gw_conn {
 	TAILQ_ENTRY(gw_conn) entry;
 	struct gw_worker *w;
 	const struct gw_listener *l;
-	enum gw_conn_state state;
+	const struct gw_proto_ops *ops;
+	enum gw_conn_state state;       /* changed by gw_conn_set_state() only */
 	char id[24];
 
 	int cfd, ufd;
 	struct sockaddr_storage src;
+	struct sockaddr_storage peer;           /* the socket's peer, before any
+	                                         * PROXY header */
 	struct sockaddr_storage orig_dst;       /* transparent: where the client
 	                                         * aimed; family 0 otherwise */
 	struct sockaddr_storage upstream;       /* AF_UNSPEC until connected */
+	struct sockaddr_storage upstream_local; /* our end of it */
 
 	/* What the client sent before the decision; forwarded first. */
 	uint8_t *peek;
@@ -65,11 +95,14 @@ struct gw_conn {
 	struct event *uev;              /* upstream writable: connect */
 	struct event *timer;            /* the current state's timeout */
 	struct bufferevent *cbev, *ubev;
+	struct gw_splice *splice;       /* the splice relay, when relaying so */
 	struct dns_ticket *ticket;
 
-	/* Facts for the decision and the log. */
-	struct pol_snapshot *snap;      /* holds a reference once decided */
-	const struct pol_rule *rule;
+	/* The facts decided on (kept to decide again after a reload) and
+	 * the verdict; its rules live in snap, which holds a reference. */
+	struct dc_facts facts;
+	struct dc_verdict v;
+	struct pol_snapshot *snap;
 	char name[SNI_NAME_MAX + 1];
 	size_t name_len;                /* raw bytes kept when invalid */
 	int has_name;
@@ -86,19 +119,25 @@ struct gw_conn {
 	int last_connect_timeout;
 
 	uint64_t bytes_in, bytes_out;
+	uint32_t answer_len;            /* a refusal being sent: counted in the
+	                                 * line, which is written before it */
 	uint64_t start_us;              /* wall clock, for the log */
 	struct timespec start_mono, last_active;
 	struct timespec attempt_start;  /* the current upstream connect */
 	unsigned c_eof:1, u_eof:1, c_shut:1, u_shut:1, logged:1, freeing:1;
-	unsigned would_deny:1;          /* report mode let a denial through */
+	unsigned decided:1;             /* facts and v hold a decision */
+	unsigned answered:1;            /* the client was told something before
+	                                 * the relay: linger so it reads it */
+	unsigned silent:1;              /* ends without a line (an HTTP
+	                                 * connection idle between requests) */
 	unsigned proxied:1;             /* the PROXY header has been read */
 	unsigned dns_stale:1;           /* DNS failed; a stale answer served */
+	unsigned looped:1;              /* registered in the loop table */
 	uint32_t hello_bytes;           /* the ClientHello as decided on */
 	uint32_t decide_us;             /* accept to policy decision */
 	uint32_t dns_us;                /* waiting for a DNS lookup */
 	struct timespec dns_start;
 	uint32_t dns_stale_age;         /* seconds past its TTL */
-	const char *deny_reason;        /* ...and this is what it would have been */
 	const char *detail;
 	/* HTTP and CONNECT (gateway/http.c): the exchange in progress; NULL
 	 * for TLS passthrough, which keeps its connections small. */
@@ -108,50 +147,54 @@ struct gw_conn {
 /* Take over an accepted socket (non-blocking). Closes it on failure. */
 void gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa,
     int salen);
-/* End a connection: one log line, then release (or linger after a deny). */
-void gw_conn_close(struct gw_conn *c, enum gw_event ev, const char *reason);
+/* End a connection: one log line, then release (or linger after an answer). */
+void gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason);
+/* Close a connection whose line is already written (an answer flushed). */
+void gw_conn_finish(struct gw_conn *c);
+/* Refuse in the connection's protocol (its ops' refuse). */
+void gw_conn_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason);
+/* Every state change, checked against the transitions of DESIGN §3. */
+void gw_conn_set_state(struct gw_conn *c, enum gw_conn_state s);
+/* A reload: decide again with the worker's new snapshot; a connection the
+ * new policy refuses is closed (policy_revoked). */
+void gw_conn_redecide(struct gw_conn *c);
 
 const char *gw_conn_state_str(enum gw_conn_state s);
-const char *gw_event_str(enum gw_event e);
 
 /* ---- between conn.c and http.c (the gateway's own use only) ---- */
 
 /* conn.c: the connection's one line (per exchange on HTTP), once. */
-void gw_conn_log_once(struct gw_conn *c, enum gw_event ev, const char *reason);
-/* conn.c: resolve c->name and connect to c->dst_port; ends in
- * gw_http_connected() or gw_http_refuse() for HTTP connections. */
-void gw_conn_resolve(struct gw_conn *c);
+void gw_conn_log_once(struct gw_conn *c, enum dc_event ev, enum dc_reason reason);
+/* conn.c: decide c->facts (filled by the caller, pointing at c's own
+ * storage) with the worker's snapshot. 0: admitted, go on; -1: refused,
+ * c->v.reason says why and the caller answers. */
+int gw_conn_decide(struct gw_conn *c);
+/* conn.c: resolve the verdict's destination and connect to dst_port;
+ * ends in ops->connected() or ops->refuse(). */
+void gw_conn_resolve(struct gw_conn *c, uint16_t dst_port);
 /* conn.c: drop the upstream socket, its events and candidates. */
 void gw_conn_release_upstream(struct gw_conn *c);
-/* conn.c: cbev and ubev exist: relay bytes both ways from now on. */
+/* relay.c: cbev and ubev exist: relay bytes both ways from now on. */
 void gw_conn_relay_bevs(struct gw_conn *c);
-/* conn.c: take the policy's verdict (rule, report mode, the "after"
- * hint's memory). 0: go on; -1: a denial for the caller to answer. */
-struct pol_verdict;
-int gw_conn_verdict(struct gw_conn *c, const struct pol_verdict *v);
-/* conn.c: keep the ALPN list of a ClientHello for the log. */
+/* relay.c: TLS passthrough is connected: the peeked bytes, then a relay
+ * (splice where it can, bufferevents otherwise). */
+void gw_relay_start(struct gw_conn *c);
+/* relay.c: the bufferevent relay over cfd and ufd, peeked bytes first;
+ * 0, or -1 when the connection was closed. */
+int gw_relay_bevs_start(struct gw_conn *c);
+/* relay.c: drop the splice relay's events and pipes (if any). */
+void gw_relay_release(struct gw_conn *c);
+/* conn.c: keep the ALPN list and ECH flag of a ClientHello for the log. */
 void gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h);
 /* conn.c: the client's bytes of a denied connection to the evidence file. */
 void gw_conn_evidence(struct gw_conn *c, const void *bytes, size_t len);
 void gw_conn_timer(struct gw_conn *c, uint64_t ms);
 /* conn.c: whole milliseconds since t (CLOCK_MONOTONIC), rounded down. */
 uint64_t gw_mono_ms_since(const struct timespec *t);
+/* conn.c: the facts' listener kind for this connection's listener. */
+enum dc_listener gw_conn_listener_kind(const struct gw_conn *c);
 
 /* http.c: the client speaks HTTP; its first bytes are in c->peek. */
 void gw_http_take_over(struct gw_conn *c);
-/* http.c: the upstream TCP connection is up (c->ufd). */
-void gw_http_connected(struct gw_conn *c);
-/* http.c: refuse in HTTP (403/502/504 with a one-line body) and close. */
-void gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason);
-/* http.c: the port to connect to for an allowed request. */
-uint16_t gw_http_upstream_port(const struct gw_conn *c);
-/* http.c: a timer fired in GW_CONN_RELAYING. */
-void gw_http_timeout(struct gw_conn *c);
-/* http.c: the HTTP keys of the connection's line. */
-struct log_record;
-void gw_http_fill_log(struct gw_conn *c, struct log_record *r);
-void gw_http_free(struct gw_conn *c);
-/* http.c: waiting for the ClientHello inside a CONNECT tunnel? */
-int gw_http_in_tunnel(const struct gw_conn *c);
 
 #endif

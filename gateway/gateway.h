@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "gateway/gwconfig.h"
 #include "gateway/metrics.h"
@@ -37,7 +38,17 @@ struct gw_shared {
 	struct chain_table *chains;     /* redirect chains, "after" hints */
 	struct evid_writer *evidence;   /* NULL: log.evidence_pcap is off */
 	struct ssl_ctx_st *tls_ctx;     /* TLS origination: verifies upstreams */
+	struct gw_loops *loops;         /* our upstream sockets' local addresses */
 };
+
+/* loops.c: the local addresses of every open upstream connection, shared
+ * by the workers; a client at one of them is this gateway itself. */
+struct gw_loops;
+struct gw_loops *gw_loops_new(void);
+void gw_loops_free(struct gw_loops *t);
+int gw_loops_add(struct gw_loops *t, const struct sockaddr *local);
+void gw_loops_del(struct gw_loops *t, const struct sockaddr *local);
+int gw_loops_has(struct gw_loops *t, const struct sockaddr *peer);
 
 struct gw_listener {
 	struct gw_worker *w;
@@ -54,6 +65,8 @@ struct gw_counters {
 	uint64_t accepted, allowed, denied, errors;
 	uint64_t accept_pauses;
 };
+
+#define GW_SPARE_PIPES 8
 
 struct gw_worker {
 	unsigned id;
@@ -95,6 +108,11 @@ struct gw_worker {
 	int done;
 	struct event *exit_ev;
 
+	/* Empty pipes for the splice relay, kept for the next connection
+	 * that has bytes in flight (gateway/relay.c). */
+	int pipes[GW_SPARE_PIPES][2];
+	unsigned npipes;
+
 	/* Reassembly buffer for ClientHello parsing: parsing is synchronous,
 	 * so one per worker serves every connection. */
 	uint8_t scratch[SNI_HELLO_MAX];
@@ -126,14 +144,14 @@ void gw_watch_free(struct gw_watch *w);
 
 /*
  * metrics.c: called once per connection line, on the worker's thread, with
- * the line as written (event and reason after report mode), the size of
+ * the line as written and its reason (both after report mode), the size of
  * the ClientHello decided on and the time from accept to the decision
  * (both 0 when no decision was made), and how long the connection waited
  * for a DNS lookup (0 when none was sent: cached, STATIC, or no decision).
  */
 struct log_record;
 void gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
-    uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us);
+    enum dc_reason reason, uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us);
 
 /* Called by the connection code. */
 void gw_worker_conn_gone(struct gw_worker *w);
@@ -156,6 +174,8 @@ struct gw_status {
 	uint64_t start_us;              /* wall clock */
 	uint64_t nofile_limit;          /* RLIMIT_NOFILE soft, as set */
 	const struct gw_shared *shared; /* the evidence writer's counters */
+	uint64_t admin_refused;         /* admin connections closed at once:
+	                                 * admin.max_connections were open */
 };
 
 /*

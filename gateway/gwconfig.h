@@ -19,6 +19,8 @@
 #define GW_MAX_NS_CIDRS 32
 #define GW_MAX_RANGES 64
 #define GW_ADMIN_DEFAULT "127.0.0.1:15000"
+#define GW_ADMIN_MAX_CONNS_DEFAULT 64
+#define GW_ADMIN_MAX_CONNS_MAX 10000
 
 enum gw_proto {
 	GW_PROTO_TLS = 0,
@@ -38,6 +40,11 @@ struct gw_listener_conf {
 	uint16_t upstream_port;         /* tls: 443, http: 80 (a Host without a
 	                                 * port); transparent: the original */
 	int proxy_protocol;             /* a PROXY v1/v2 header comes first */
+	/* proxy_protocol_from: the front proxies whose headers are believed;
+	 * required with proxy_protocol (and only with it), so a listener never
+	 * takes its clients' addresses from whoever connects. */
+	struct pol_cidr *proxy_from;
+	size_t nproxy_from;
 	unsigned line;
 };
 
@@ -74,6 +81,8 @@ struct gw_config {
 	size_t npolicy;
 	char *policy_paths[GW_MAX_POLICY_PATHS];
 	int policy_watch;               /* reload when the files change */
+	int policy_redecide;            /* a reload decides live connections
+	                                 * again: policy_revoked */
 	enum pol_mode mode;             /* policy mode for files that do not say */
 	size_t nnamespaces;             /* namespace -> client CIDRs */
 	struct pol_namespace namespaces[GW_MAX_NAMESPACES];
@@ -87,8 +96,11 @@ struct gw_config {
 	char *upstream_ca_file;         /* upstream_tls.ca_file; NULL: system */
 	struct gw_timeouts timeouts;
 	unsigned max_connections;
+	int relay_splice;               /* TLS passthrough relays with splice(2) */
+	int refuse_ech;                 /* refuse encrypted_client_hello */
 	/* admin: everything on address; Istio's pair on the other two. */
 	struct gw_admin_addr admin, admin_health, admin_prometheus;
+	unsigned admin_max_conns;       /* open at once, all three together */
 	char *user, *group;             /* drop to these after binding; NULL: stay */
 };
 

@@ -73,13 +73,21 @@ struct gw_http {
 	size_t path_off;                /* absolute-form: where the path starts
 	                                 * in the target; 0: forward as is */
 	size_t target_off, target_len;
+	int add_host;                   /* absolute-form without Host: the
+	                                 * origin gets one from the URL */
+	char host_field[HTTP_HOST_MAX + 16];    /* "host[:port]" for it */
+	size_t line_end;                /* request line length, CRLF included */
+	size_t parsed_len;              /* the head's bytes at the last parse */
+	size_t scanned;                 /* searched for the blank line so far */
 	struct http_body req_body, resp_body;
 	int req_done, resp_head, resp_done;
 	int answered;                   /* bytes of a response went to the client */
+	int hello_seen;                 /* a tunnel's ClientHello was read */
 };
 
 static void gh_client_read(struct bufferevent *bev, void *arg);
 static void gh_next(struct gw_conn *c);
+static uint16_t gh_upstream_port(const struct gw_conn *c);
 
 static uint64_t
 now_ms(void)
@@ -103,9 +111,8 @@ gh_client_write(struct bufferevent *bev, void *arg)
 		 * client still sending its body reads the answer, not a reset. */
 		bufferevent_free(c->cbev);
 		c->cbev = NULL;
-		if (c->bytes_out == 0)
-			c->bytes_out = 1;
-		gw_conn_close(c, GW_EV_DENY, "closed");
+		c->answered = 1;
+		gw_conn_finish(c);
 		return;
 	}
 	/* Backpressure: the response may flow again. */
@@ -123,31 +130,13 @@ gh_close_after_flush(struct gw_conn *c)
 
 	h->st = GH_CLOSING;
 	gw_conn_release_upstream(c);
-	/* The timer now only bounds the flush (gw_http_timeout). */
-	c->state = GW_CONN_RELAYING;
+	/* The timer now only bounds the flush (gh_timeout). */
+	gw_conn_set_state(c, GW_CONN_ANSWERING);
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cbev, EV_READ);
 	bufferevent_enable(c->cbev, EV_WRITE);
 	gw_conn_timer(c, 5000);         /* a client that never reads */
 	gh_client_write(c->cbev, c);
-}
-
-static int
-status_for(const char *reason)
-{
-	static const struct { const char *reason; int status; } map[] = {
-		{ "bad_http", 400 }, { "request_timeout", 408 },
-		{ "overloaded", 503 }, { "draining", 503 },
-		{ "dns_nxdomain", 502 }, { "dns_failure", 502 },
-		{ "connect_failed", 502 }, { "upstream_tls_failed", 502 },
-		{ "upstream_reset", 502 },
-		{ "dns_timeout", 504 }, { "connect_timeout", 504 },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].reason, reason) == 0)
-			return map[i].status;
-	return 403;
 }
 
 static const char *
@@ -164,14 +153,16 @@ status_text(int status)
 	return "Error";
 }
 
-void
-gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
+static void
+gh_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 {
 	struct gw_http *h = c->http;
 	char body[600], msg[900], what[300];
-	int status = status_for(reason), blen, mlen;
+	int status = dc_reason_info(reason)->http_status, blen, mlen;
 
-	if (h->st == GH_CLOSING || c->cbev == NULL) {
+	if (status == 0)
+		status = 403;
+	if (h == NULL || h->st == GH_CLOSING || c->cbev == NULL) {
 		gw_conn_close(c, ev, reason);
 		return;
 	}
@@ -186,7 +177,7 @@ gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
 	else
 		snprintf(what, sizeof(what), "this request");
 	blen = snprintf(body, sizeof(body), "egressd: %s: %s%s%.300s\n", what,
-	    reason, c->detail != NULL ? ": " : "", c->detail != NULL ? c->detail : "");
+	    dc_reason_str(reason), c->detail != NULL ? ": " : "", c->detail != NULL ? c->detail : "");
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		blen = (int)strlen(body);
 	mlen = snprintf(msg, sizeof(msg), "HTTP/1.1 %d %s\r\nContent-Type: text/plain"
@@ -195,9 +186,10 @@ gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
 	if (mlen < 0 || (size_t)mlen >= sizeof(msg))
 		mlen = 0;
 	h->status = status;
-	/* The line first: a client told "no" has its line whatever happens. */
-	c->bytes_out += (uint64_t)mlen;
-	if (ev == GW_EV_DENY && h->head_len > 0 && c->cbev != NULL) {
+	/* The line first, counting the answer: a client told "no" has its
+	 * line whatever happens. */
+	c->answer_len = (uint32_t)mlen;
+	if (ev == DC_EV_DENY && h->head_len > 0 && c->cbev != NULL) {
 		struct evbuffer *in = bufferevent_get_input(c->cbev);
 		size_t n = evbuffer_get_length(in) < h->head_len ?
 		    evbuffer_get_length(in) : h->head_len;
@@ -205,6 +197,8 @@ gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
 		gw_conn_evidence(c, evbuffer_pullup(in, (ev_ssize_t)n), n);
 	}
 	gw_conn_log_once(c, ev, reason);
+	c->answer_len = 0;
+	c->bytes_out += (uint64_t)mlen;
 	bufferevent_write(c->cbev, msg, (size_t)mlen);
 	h->answered = 1;
 	gh_close_after_flush(c);
@@ -212,12 +206,20 @@ gw_http_refuse(struct gw_conn *c, enum gw_event ev, const char *reason)
 
 /* ---- the log ---------------------------------------------------------- */
 
-void
-gw_http_fill_log(struct gw_conn *c, struct log_record *r)
+static void
+gh_fill_log(struct gw_conn *c, struct log_record *r)
 {
 	struct gw_http *h = c->http;
 
+	if (h == NULL) {
+		/* Refused before the first byte (the peer itself was). */
+		r->proto = c->l->conf->proto == GW_PROTO_CONNECT ? "connect" : "http";
+		return;
+	}
 	r->proto = h->is_connect ? "connect" : "http";
+	/* A tunnel's ClientHello, once read, says whether it offered ECH. */
+	r->has_ech = h->hello_seen;
+	r->ech = c->ech;
 	if (h->method[0] != '\0')
 		r->method = h->method;
 	if (h->url[0] != '\0')
@@ -244,25 +246,46 @@ origin_str(char *out, size_t len, int https, const char *host, uint16_t port)
 
 /* ---- redirect lines ------------------------------------------------ */
 
+/* The verdict on a redirect's target: what the policy says now. */
+static void
+gh_redirect_decide(struct gw_conn *c, const char *host, uint16_t port,
+    int https, struct dc_verdict *v)
+{
+	struct dc_facts f;
+	struct dc_opts o;
+
+	memset(&f, 0, sizeof(f));
+	memset(&o, 0, sizeof(o));
+	f.listener = gw_conn_listener_kind(c);
+	f.from = DC_FROM_LOCATION;
+	f.proto = https ? POL_PROTO_TLS : POL_PROTO_HTTP;
+	f.src = (const struct sockaddr *)&c->src;
+	f.name = host[0] != '\0' ? host : NULL;
+	f.port = port;
+	dc_decide(c->w->snap, &o, &f, v);
+}
+
 static void
 gh_redirect(struct gw_conn *c, const struct http_response *resp)
 {
 	struct gw_http *h = c->http;
 	struct gw_worker *w = c->w;
 	char to[GH_URL_MAX], host[SNI_NAME_MAX + 1] = "", rule[512];
+	const struct pol_rule *lr;
 	struct log_record r;
-	struct pol_request req;
-	struct pol_verdict v;
+	struct dc_verdict v;
 	struct timespec now;
 	int https = 0, ok;
 	uint16_t port = 0;
 
 	ok = http_location_resolve(h->url, resp->location, resp->location_len,
 	    to, sizeof(to), &https, host, sizeof(host), &port) == 0;
+	if (!ok)
+		host[0] = '\0';
 	if (h->chain[0] == '\0')
 		snprintf(h->chain, sizeof(h->chain), "%s.%u", c->id, h->nexch);
+	gh_redirect_decide(c, host, port, https, &v);
 	memset(&r, 0, sizeof(r));
-	memset(&v, 0, sizeof(v));
 	r.ts_us = log_now_us();
 	r.event = "redirect";
 	r.listener = c->l->conf->name;
@@ -276,6 +299,10 @@ gh_redirect(struct gw_conn *c, const struct http_response *resp)
 	r.from = h->url;
 	r.status = resp->status;
 	r.chain = h->chain;
+	r.verdict = v.allow && !v.would_deny ? "allow" : "deny";
+	r.reason = dc_reason_str(dc_line_reason(&v));
+	r.would_deny = v.allow && v.would_deny;
+	r.detail = v.detail;
 	if (!ok) {
 		/* Nothing to decide on: said as it is, never silently. */
 		snprintf(to, sizeof(to), "%.*s", (int)(resp->location_len <
@@ -283,27 +310,16 @@ gh_redirect(struct gw_conn *c, const struct http_response *resp)
 		    resp->location);
 		r.to = to;
 		r.port = -1;
-		r.verdict = "deny";
-		r.reason = "not_allowed";
-		r.detail = "the Location has no host name the policy can decide on";
 	} else {
-		memset(&req, 0, sizeof(req));
-		req.name = host;
-		req.port = port;
-		req.proto = https ? POL_PROTO_TLS : POL_PROTO_HTTP;
-		req.src = (const struct sockaddr *)&c->src;
-		pol_decide(w->snap, &req, &v);
 		r.to = to;
 		r.name = host;
 		r.port = port;
 		r.proto = https ? "tls" : "http";
-		r.verdict = v.allow ? "allow" : "deny";
-		r.reason = pol_reason_str(v.reason);
-		r.would_deny = !v.allow && v.report;
-		if (v.rule != NULL) {
-			snprintf(rule, sizeof(rule), "%s:%u", v.rule->file, v.rule->line);
+		lr = dc_line_rule(&v);
+		if (lr != NULL) {
+			snprintf(rule, sizeof(rule), "%s:%u", lr->file, lr->line);
 			r.rule = rule;
-			r.rule_name = v.rule->name;
+			r.rule_name = lr->name;
 		}
 		chain_note_redirect(w->shared->chains, (const struct sockaddr *)&c->src,
 		    host, port, h->chain, now_ms());
@@ -315,7 +331,7 @@ gh_redirect(struct gw_conn *c, const struct http_response *resp)
 	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
 	log_write(w->log, &r);
 	/* Counted with the lines: event "redirect", the target's reason. */
-	gw_metrics_conn(w, &r, 0, 0, 0);
+	gw_metrics_conn(w, &r, dc_line_reason(&v), 0, 0, 0);
 }
 
 /* ---- requests ------------------------------------------------------- */
@@ -331,9 +347,10 @@ gh_reset(struct gw_conn *c)
 	h->status = 0;
 	h->head_len = h->path_off = h->target_off = h->target_len = 0;
 	h->req_done = h->resp_head = h->resp_done = h->answered = 0;
+	h->add_host = 0;
+	h->parsed_len = h->scanned = 0;
 	c->detail = NULL;
-	c->would_deny = 0;
-	c->deny_reason = NULL;
+	c->decided = 0;
 	c->decide_us = c->dns_us = 0;
 	c->dns_stale = 0;
 }
@@ -362,9 +379,8 @@ gh_url(struct gw_conn *c, const struct http_request *req, int https)
 		path = req->target;
 		plen = req->target_len;
 	}
-	snprintf(h->url, sizeof(h->url), "%s%.*s", origin, (int)plen, path);
-	if (plen == 0 && strlen(h->url) + 1 < sizeof(h->url))
-		strcat(h->url, "/");
+	snprintf(h->url, sizeof(h->url), "%s%.*s", origin,
+	    plen > 0 ? (int)plen : 1, plen > 0 ? path : "/");
 }
 
 /* In an absolute-form target, where the path starts (after the
@@ -382,14 +398,36 @@ path_offset(const struct http_request *req)
 	return (size_t)(p - t);
 }
 
+/* The request line's length, CRLF included (the parser accepted it). */
+static size_t
+line_length(const struct http_request *req, const uint8_t *base)
+{
+	const uint8_t *p = memchr(base, '\n', req->head_len);
+
+	return p != NULL ? (size_t)(p - base) + 1 : 0;
+}
+
+/* The port asked for: the request's, else the tunnel's, the scheme's, or
+ * the listener's (a transparent listener's is the original destination's,
+ * which dc_decide applies). */
+static uint16_t
+gh_request_port(const struct gw_conn *c, const struct http_request *req)
+{
+	if (req->port != 0)
+		return req->port;
+	if (c->http->pinned)
+		return c->http->up_port;
+	if (req->form == HTTP_ABSOLUTE)
+		return req->scheme == HTTP_SCHEME_HTTPS ? 443 : 80;
+	return c->l->conf->upstream_port;
+}
+
+/* What the request says, for the log and the decision. */
 static void
-gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base)
+gh_take_request(struct gw_conn *c, const struct http_request *req,
+    const uint8_t *base)
 {
 	struct gw_http *h = c->http;
-	struct gw_worker *w = c->w;
-	struct pol_request preq;
-	struct pol_verdict v;
-	int https = req->scheme == HTTP_SCHEME_HTTPS;
 
 	h->nexch++;
 	h->head_len = req->head_len;
@@ -403,6 +441,19 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 		h->path_off = path_offset(req);
 		h->target_off = (size_t)((const uint8_t *)req->target - base);
 		h->target_len = req->target_len;
+		/* RFC 9112 §3.2.2: a proxy forwarding an absolute-form request
+		 * sends the Host of its URL; a request that had none gets it. */
+		h->line_end = line_length(req, base);
+		h->add_host = !req->host_field;
+		snprintf(h->host_field, sizeof(h->host_field), "%s%s%s",
+		    req->host_is_ip && strchr(req->host, ':') ? "[" : "", req->host,
+		    req->host_is_ip && strchr(req->host, ':') ? "]" : "");
+		if (req->port != 0) {
+			size_t n = strlen(h->host_field);
+
+			snprintf(h->host_field + n, sizeof(h->host_field) - n, ":%u",
+			    (unsigned)req->port);
+		}
 	}
 	http_body_init(&h->req_body, http_request_body(req),
 	    req->content_length > 0 ? (uint64_t)req->content_length : 0);
@@ -413,89 +464,70 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 		c->name_len = 0;
 		c->has_name = 1;
 	}
-	/* The port: the request's, else the listener's default (80; on a
-	 * transparent listener, the port the client aimed at; in a tunnel,
-	 * the tunnel's). */
-	if (req->port != 0)
-		c->port = req->port;
-	else if (h->pinned)
-		c->port = h->up_port;
-	else if (req->form == HTTP_ABSOLUTE)
-		c->port = https ? 443 : 80;
-	else if (c->l->conf->proto == GW_PROTO_TRANSPARENT &&
-	    c->orig_dst.ss_family != 0)
-		c->port = dns_addr_port((const struct sockaddr *)&c->orig_dst);
-	else
-		c->port = c->l->conf->upstream_port;
-	gh_url(c, req, https);
+	c->port = gh_request_port(c, req);
 	c->hello_bytes = (uint32_t)req->head_len;
-	if (w->shared->chains != NULL && c->has_name)
-		(void)chain_follows(w->shared->chains, (const struct sockaddr *)&c->src,
-		    c->name, c->port, now_ms(), h->chain, sizeof(h->chain));
-	if (!req->has_host || (https && !h->is_connect) ||
-	    (c->l->conf->proto == GW_PROTO_HTTP && h->is_connect)) {
+}
+
+static void
+gh_facts(struct gw_conn *c, const struct http_request *req)
+{
+	struct gw_http *h = c->http;
+	struct dc_facts *f = &c->facts;
+
+	memset(f, 0, sizeof(*f));
+	f->from = h->pinned ? DC_FROM_TUNNEL_HOST :
+	    h->is_connect ? DC_FROM_AUTHORITY : DC_FROM_HOST;
+	f->proto = h->is_connect ? POL_PROTO_CONNECT : POL_PROTO_HTTP;
+	f->name = c->has_name ? c->name : NULL;
+	f->name_is_ip = req->host_is_ip;
+	f->port = c->port;
+	f->url_https = req->scheme == HTTP_SCHEME_HTTPS && !h->is_connect;
+	if (h->pinned) {
+		f->tunnel_name = h->up_host;
+		f->tunnel_port = h->up_port;
+	}
+}
+
+static void
+gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base)
+{
+	struct gw_http *h = c->http;
+	int reuse, refused;
+
+	gh_take_request(c, req, base);
+	gh_facts(c, req);
+	refused = gw_conn_decide(c) != 0;
+	/* A request that follows a redirect carries its chain, refused or
+	 * not: the chain is what shows how a client got to a denial. */
+	if (c->w->shared->chains != NULL && c->has_name)
+		(void)chain_follows(c->w->shared->chains,
+		    (const struct sockaddr *)&c->src, c->name, c->port, now_ms(),
+		    h->chain, sizeof(h->chain));
+	if (refused) {
+		/* The line names no upstream: none is used for this request,
+		 * and a tunnel's is not reused for another host. */
 		gw_conn_release_upstream(c);
 		memset(&c->upstream, 0, sizeof(c->upstream));
-	}
-	if (!req->has_host) {
-		c->detail = "an HTTP/1.0 request without Host: nothing to decide on";
-		gw_http_refuse(c, GW_EV_DENY, "bad_http");
-		return;
-	}
-	if (https && !h->is_connect) {
-		/* A proxy cannot forward https:// without originating TLS
-		 * for the client; clients use CONNECT for that. */
-		c->detail = "an https:// request to a proxy: use CONNECT";
-		gw_http_refuse(c, GW_EV_DENY, "bad_http");
-		return;
-	}
-	if (c->l->conf->proto == GW_PROTO_HTTP && h->is_connect) {
-		c->detail = "CONNECT is for a connect listener";
-		gw_http_refuse(c, GW_EV_DENY, "bad_http");
-		return;
-	}
-	if (h->pinned) {
-		/* In a tunnel admitted for one host, every request is for it:
-		 * the CONNECT's decision stands, another Host is fronting. */
-		if (h->is_connect || strcmp(c->name, h->up_host) != 0 ||
-		    c->port != h->up_port) {
+		h->up_ready = 0;
+		if (h->pinned && c->v.reason == DC_SNI_MISMATCH) {
 			snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
 			    "the request in the tunnel is for %.80s:%u; CONNECT "
 			    "said %.80s:%u", c->name, (unsigned)c->port, h->up_host,
 			    (unsigned)h->up_port);
 			c->detail = c->w->detail_buf;
-			gw_http_refuse(c, GW_EV_DENY, "sni_mismatch");
-			return;
 		}
-		memcpy(&c->upstream, &h->up_addr, sizeof(c->upstream));
-		gh_next(c);
+		gh_url(c, req, req->scheme == HTTP_SCHEME_HTTPS);
+		gh_refuse(c, DC_EV_DENY, c->v.reason);
 		return;
 	}
-	if (c->snap != NULL)
-		pol_snapshot_unref(c->snap);
-	c->snap = pol_snapshot_ref(w->snap);
-	memset(&preq, 0, sizeof(preq));
-	preq.name = c->name;
-	preq.port = c->port;
-	preq.proto = h->is_connect ? POL_PROTO_CONNECT : POL_PROTO_HTTP;
-	preq.src = (const struct sockaddr *)&c->src;
-	pol_decide(c->snap, &preq, &v);
-	c->decide_us = 1;
-	if (req->host_is_ip && !v.allow)
-		c->detail = "an IP address is not a name any rule can allow";
-	if (gw_conn_verdict(c, &v) != 0) {
-		/* The line names no upstream: none is used for this request. */
-		gw_conn_release_upstream(c);
-		memset(&c->upstream, 0, sizeof(c->upstream));
-		gw_http_refuse(c, GW_EV_DENY, pol_reason_str(v.reason));
-		return;
-	}
+	gh_url(c, req, req->scheme == HTTP_SCHEME_HTTPS);
 	/* The upstream carries one host only: same host and port, and the
-	 * same way of connecting, or a new connection. */
-	if (c->ubev != NULL && h->up_ready && !h->is_connect &&
+	 * same way of connecting, or a new connection. In a tunnel it is the
+	 * tunnel's own, admitted for this host. */
+	reuse = c->ubev != NULL && h->up_ready && !h->is_connect &&
 	    strcmp(h->up_host, c->name) == 0 && h->up_port == c->port &&
-	    h->up_tls == (c->rule != NULL && c->rule->action == POL_ALLOW &&
-	    c->rule->originate_tls)) {
+	    h->up_tls == dc_originate_tls(&c->v);
+	if (reuse || h->pinned) {
 		memcpy(&c->upstream, &h->up_addr, sizeof(c->upstream));
 		gh_next(c);
 		return;
@@ -505,7 +537,28 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 	memset(&c->upstream, 0, sizeof(c->upstream));
 	h->st = GH_UPSTREAM;
 	bufferevent_disable(c->cbev, EV_READ);
-	gw_conn_resolve(c);
+	gw_conn_resolve(c, gh_upstream_port(c));
+}
+
+/*
+ * A head trickled a byte at a time must not cost a parse of the whole head
+ * per byte: parse when the blank line that ends a head has arrived, when
+ * the bytes have doubled since the last parse (so garbage is still refused
+ * early, at a cost linear in the head), or at the size cap.
+ */
+static int
+gh_parse_due(struct gw_http *h, struct evbuffer *in, size_t len)
+{
+	struct evbuffer_ptr from, found;
+	size_t start = h->scanned > 3 ? h->scanned - 3 : 0;
+
+	if (h->parsed_len == 0 || len >= 2 * h->parsed_len || len >= HTTP_HEAD_MAX)
+		return 1;
+	if (evbuffer_ptr_set(in, &from, start, EVBUFFER_PTR_SET) != 0)
+		return 1;
+	found = evbuffer_search(in, "\r\n\r\n", 4, &from);
+	h->scanned = len;
+	return found.pos >= 0;
 }
 
 static void
@@ -524,38 +577,42 @@ gh_read_head(struct gw_conn *c)
 		/* The first bytes of a new request: its clock starts now, and
 		 * nothing of the previous request is its (a line for a head
 		 * that never completes names no host, rule or upstream). */
-		c->state = GW_CONN_PEEKING;
+		gw_conn_set_state(c, GW_CONN_PEEKING);
 		c->logged = 0;
+		c->silent = 0;
 		c->bytes_in = c->bytes_out = 0;
 		c->start_us = log_now_us();
 		clock_gettime(CLOCK_MONOTONIC, &c->start_mono);
 		c->has_name = 0;
 		c->name[0] = '\0';
-		c->rule = NULL;
+		c->decided = 0;
+		h->parsed_len = h->scanned = 0;
 		memset(&c->upstream, 0, sizeof(c->upstream));
 		gw_conn_timer(c, c->w->cfg->timeouts.hello_ms);
 	}
 	if (len > HTTP_HEAD_MAX)
 		len = HTTP_HEAD_MAX;
+	/* All of it is this head so far: a timeout's line says so. */
+	c->bytes_in = len;
+	if (!gh_parse_due(h, in, len))
+		return;
+	h->parsed_len = len;
 	p = evbuffer_pullup(in, (ev_ssize_t)len);
 	switch (http_parse_request(p, len, &req, &why)) {
 	case HTTP_NEED_MORE:
-		/* All of it is this head so far: a timeout's line says so. */
-		c->bytes_in = len;
 		return;
 	case HTTP_ERROR:
 		c->detail = why;
 		h->head_len = len;
-		c->bytes_in = len;
 		gw_conn_release_upstream(c);
-		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		gh_refuse(c, DC_EV_DENY, DC_BAD_HTTP);
 		return;
 	case HTTP_DONE:
 		break;
 	}
 	evtimer_del(c->timer);
 	c->bytes_in = req.head_len;
-	c->state = GW_CONN_DECIDED;
+	gw_conn_set_state(c, GW_CONN_DECIDED);
 	gh_decide(c, &req, p);
 }
 
@@ -579,8 +636,16 @@ gh_send_head(struct gw_conn *c)
 			evbuffer_add(out, "/", 1);
 		else if (*(const char *)evbuffer_pullup(in, 1) == '?')
 			evbuffer_add(out, "/", 1);
-		evbuffer_remove_buffer(in, out, h->head_len - h->target_off -
+		if (!h->add_host) {
+			evbuffer_remove_buffer(in, out, h->head_len -
+			    h->target_off - h->path_off);
+			return;
+		}
+		/* The rest of the request line, then the Host of the URL. */
+		evbuffer_remove_buffer(in, out, h->line_end - h->target_off -
 		    h->path_off);
+		evbuffer_add_printf(out, "Host: %s\r\n", h->host_field);
+		evbuffer_remove_buffer(in, out, h->head_len - h->line_end);
 	} else {
 		evbuffer_remove_buffer(in, out, h->head_len);
 	}
@@ -593,7 +658,7 @@ gh_exchange_end(struct gw_conn *c)
 
 	if (!h->resp_done || !h->req_done)
 		return;
-	gw_conn_log_once(c, GW_EV_ALLOW, "allowed");
+	gw_conn_log_once(c, DC_EV_ALLOW, DC_ALLOWED);
 	if (h->close_after) {
 		gh_close_after_flush(c);
 		return;
@@ -602,7 +667,7 @@ gh_exchange_end(struct gw_conn *c)
 	 * comes, the connection is idle and a close says nothing more. */
 	gh_reset(c);
 	h->st = GH_HEAD;
-	c->state = GW_CONN_RELAYING;
+	gw_conn_set_state(c, GW_CONN_RELAYING);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
 	bufferevent_enable(c->cbev, EV_READ);
@@ -628,7 +693,7 @@ gh_forward_body(struct gw_conn *c)
 	    evbuffer_pullup(in, (ev_ssize_t)len) : NULL, len, &used, &why);
 	if (st == HTTP_ERROR) {
 		c->detail = why;
-		gw_http_refuse(c, GW_EV_DENY, "bad_http");
+		gh_refuse(c, DC_EV_DENY, DC_BAD_HTTP);
 		return;
 	}
 	c->bytes_in += used;
@@ -661,7 +726,7 @@ gh_next(struct gw_conn *c)
 		h->status = 200;
 		h->answered = 1;
 		h->st = GH_TUNNEL_HELLO;
-		c->state = GW_CONN_PEEKING;
+		gw_conn_set_state(c, GW_CONN_PEEKING);
 		gw_conn_timer(c, c->w->cfg->timeouts.hello_ms);
 		bufferevent_enable(c->cbev, EV_READ);
 		gh_client_read(c->cbev, c);
@@ -669,7 +734,7 @@ gh_next(struct gw_conn *c)
 	}
 	gh_send_head(c);
 	h->st = GH_EXCHANGE;
-	c->state = GW_CONN_RELAYING;
+	gw_conn_set_state(c, GW_CONN_RELAYING);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
 	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
@@ -726,7 +791,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 				snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
 				    "the upstream's response: %s", why);
 				c->detail = c->w->detail_buf;
-				gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+				gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_RESET);
 				return;
 			case HTTP_DONE:
 				break;
@@ -766,7 +831,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 		    len, &used, &why);
 		if (st == HTTP_ERROR) {
 			c->detail = why;
-			gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+			gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_RESET);
 			return;
 		}
 		c->bytes_out += used;
@@ -838,8 +903,7 @@ gh_upstream_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (h->handshaking) {
 		c->detail = tls_failure(c, bev);
-		c->would_deny = 0;
-		gw_http_refuse(c, GW_EV_DENY, "upstream_tls_failed");
+		gh_refuse(c, DC_EV_DENY, DC_UPSTREAM_TLS_FAILED);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -864,11 +928,11 @@ gh_upstream_event(struct bufferevent *bev, short what, void *arg)
 	} else {
 		c->detail = strerror(EVUTIL_SOCKET_ERROR());
 	}
-	gw_http_refuse(c, GW_EV_ERROR, "upstream_reset");
+	gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_RESET);
 }
 
-void
-gw_http_connected(struct gw_conn *c)
+static void
+gh_connected(struct gw_conn *c)
 {
 	struct gw_http *h = c->http;
 	struct gw_worker *w = c->w;
@@ -883,15 +947,14 @@ gw_http_connected(struct gw_conn *c)
 	snprintf(h->up_host, sizeof(h->up_host), "%s", c->name);
 	h->up_port = c->port;
 	memcpy(&h->up_addr, &c->upstream, sizeof(h->up_addr));
-	h->up_tls = !h->is_connect && c->rule != NULL &&
-	    c->rule->action == POL_ALLOW && c->rule->originate_tls;
+	h->up_tls = !h->is_connect && dc_originate_tls(&c->v);
 	if (h->up_tls) {
 		ssl = w->shared->tls_ctx != NULL ? SSL_new(w->shared->tls_ctx) : NULL;
 		if (ssl == NULL || SSL_set_tlsext_host_name(ssl, c->name) != 1 ||
 		    SSL_set1_host(ssl, c->name) != 1) {
 			SSL_free(ssl);
 			c->detail = "cannot set up TLS to the upstream";
-			gw_http_refuse(c, GW_EV_ERROR, "upstream_tls_failed");
+			gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_TLS_FAILED);
 			return;
 		}
 		/* The bufferevent owns the socket and the SSL from here on. */
@@ -908,7 +971,7 @@ gw_http_connected(struct gw_conn *c)
 	}
 	if (c->ubev == NULL) {
 		c->detail = "out of memory";
-		gw_http_refuse(c, GW_EV_ERROR, "overloaded");
+		gh_refuse(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
 	bufferevent_setcb(c->ubev, gh_upstream_read, gh_upstream_write,
@@ -916,7 +979,7 @@ gw_http_connected(struct gw_conn *c)
 	if (h->up_tls) {
 		h->handshaking = 1;
 		clock_gettime(CLOCK_MONOTONIC, &h->hs_start);
-		c->state = GW_CONN_RELAYING;
+		gw_conn_set_state(c, GW_CONN_RELAYING);
 		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 		gw_conn_timer(c, w->cfg->timeouts.connect_ms);
 		bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
@@ -926,15 +989,13 @@ gw_http_connected(struct gw_conn *c)
 	gh_next(c);
 }
 
-uint16_t
-gw_http_upstream_port(const struct gw_conn *c)
+static uint16_t
+gh_upstream_port(const struct gw_conn *c)
 {
 	/* Originating TLS for a request to port 80 means port 443 (Istio's
 	 * ServiceEntry port 80 with targetPort 443); any other port is
 	 * where the TLS server listens. */
-	if (!c->http->is_connect && c->rule != NULL &&
-	    c->rule->action == POL_ALLOW && c->rule->originate_tls &&
-	    c->port == 80)
+	if (!c->http->is_connect && dc_originate_tls(&c->v) && c->port == 80)
 		return 443;
 	return c->port;
 }
@@ -951,99 +1012,129 @@ gh_pin(struct gw_conn *c)
 {
 	struct gw_http *h = c->http;
 
-	gw_conn_log_once(c, GW_EV_ALLOW, "allowed");
+	gw_conn_log_once(c, DC_EV_ALLOW, DC_ALLOWED);
 	gh_reset(c);
 	h->pinned = 1;
 	h->st = GH_HEAD;
-	c->state = GW_CONN_RELAYING;
+	gw_conn_set_state(c, GW_CONN_RELAYING);
 	gh_read_head(c);
+}
+
+/* Refuse inside a tunnel with a TLS alert, as the TLS listener would. */
+static void
+gh_tunnel_refuse(struct gw_conn *c, enum dc_reason reason, const uint8_t *p,
+    size_t len)
+{
+	uint8_t alert[7] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0 };
+	int a = dc_reason_info(reason)->tls_alert;
+
+	gw_conn_evidence(c, p, len);
+	if (a == DC_NO_ALERT) {
+		gw_conn_log_once(c, DC_EV_DENY, reason);
+	} else {
+		alert[6] = (uint8_t)a;
+		c->answer_len = sizeof(alert);
+		gw_conn_log_once(c, DC_EV_DENY, reason);
+		c->answer_len = 0;
+		c->bytes_out += sizeof(alert);
+		bufferevent_write(c->cbev, alert, sizeof(alert));
+	}
+	gh_close_after_flush(c);
+}
+
+/*
+ * What came through the tunnel is not TLS: plain HTTP is decided per
+ * request (each pinned to the CONNECT host); anything else is refused.
+ * 0: wait for more bytes.
+ */
+static int
+gh_tunnel_plain(struct gw_conn *c, const uint8_t *p, size_t len)
+{
+	struct http_request req;
+
+	switch (http_parse_request(p, len, &req, NULL)) {
+	case HTTP_NEED_MORE:
+		return 0;
+	case HTTP_DONE:
+		gh_pin(c);
+		return 1;
+	case HTTP_ERROR:
+		break;
+	}
+	c->detail = "neither TLS nor HTTP in the tunnel";
+	c->bytes_in += len;
+	gh_tunnel_refuse(c, DC_SNI_MISMATCH, p, len);
+	return 1;
 }
 
 static void
 gh_tunnel_hello(struct gw_conn *c)
 {
-	static const uint8_t decode_error[7] = { 0x15, 0x03, 0x03, 0x00, 0x02,
-	    0x02, 50 };
 	struct gw_http *h = c->http;
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	size_t len = evbuffer_get_length(in);
 	struct sni_hello hello;
 	char inner[SNI_NAME_MAX + 1];
 	const uint8_t *p;
+	struct dc_facts *f = &c->facts;
 
 	if (len == 0)
 		return;
 	if (len > SNI_PEEK_MAX)
 		len = SNI_PEEK_MAX;
 	p = evbuffer_pullup(in, (ev_ssize_t)len);
-	/* A refusal's line counts what the client sent in the tunnel. */
-	c->bytes_in += len;
 	switch (sni_parse_hello(p, len, c->w->scratch, sizeof(c->w->scratch),
 	    &hello)) {
 	case SNI_NEED_MORE:
-		c->bytes_in -= len;
 		return;
 	case SNI_OK:
 		break;
 	case SNI_ERROR:
 		if (hello.error == SNI_ERR_NOT_TLS) {
-			struct http_request req;
-
-			/* Plain HTTP in the tunnel: decided per request like
-			 * an http listener, each pinned to the CONNECT host. */
-			switch (http_parse_request(p, len, &req, NULL)) {
-			case HTTP_NEED_MORE:
-				c->bytes_in -= len;
-				return;
-			case HTTP_DONE:
-				c->bytes_in -= len;     /* counted per request */
-				gh_pin(c);
-				return;
-			case HTTP_ERROR:
-				break;
-			}
-			c->detail = "neither TLS nor HTTP in the tunnel";
-			gw_conn_evidence(c, p, len);
-			gw_conn_log_once(c, GW_EV_DENY, "sni_mismatch");
-			gh_close_after_flush(c);
+			(void)gh_tunnel_plain(c, p, len);
 			return;
 		}
+		/* A refusal's line counts what the client sent in the tunnel. */
+		c->bytes_in += len;
 		c->detail = sni_error_str(hello.error);
-		gw_conn_evidence(c, p, len);
-		/* As the TLS listener answers: a decode_error alert. */
-		c->bytes_out += sizeof(decode_error);
-		gw_conn_log_once(c, GW_EV_DENY, hello.error == SNI_ERR_TOO_LARGE ?
-		    "hello_too_large" : "malformed_hello");
-		bufferevent_write(c->cbev, decode_error, sizeof(decode_error));
-		gh_close_after_flush(c);
+		gh_tunnel_refuse(c, hello.error == SNI_ERR_TOO_LARGE ?
+		    DC_HELLO_TOO_LARGE : DC_MALFORMED_HELLO, p, len);
 		return;
 	}
 	gw_conn_take_alpn(c, &hello);
+	h->hello_seen = 1;
 	c->hello_bytes = (uint32_t)len;
-	c->bytes_in -= len;     /* the relay counts them as it forwards them */
+	/* The tunnel's ClientHello is decided too: it must name the CONNECT
+	 * host (none at all is no better: the front end it reaches would
+	 * route on whatever comes next). */
+	memset(f, 0, sizeof(*f));
+	f->from = DC_FROM_TUNNEL_SNI;
+	f->proto = POL_PROTO_CONNECT;
+	f->port = c->port;
+	f->tunnel_name = h->up_host;
+	f->tunnel_port = h->up_port;
+	f->ech = hello.ech;
 	if (hello.has_sni) {
-		if (sni_name_normalize(hello.name.ptr, hello.name.len, inner) != 0)
-			snprintf(inner, sizeof(inner), "(not a host name)");
-		if (strcmp(inner, c->name) != 0) {
-			/* Domain fronting: the tunnel was admitted for one name
-			 * and the TLS inside asks for another. */
-			static const uint8_t alert[7] = { 0x15, 0x03, 0x03, 0x00,
-			    0x02, 0x02, 49 };
-
+		if (sni_name_normalize(hello.name.ptr, hello.name.len, inner) == 0)
+			f->name = inner;
+		else
+			f->name_invalid = 1;
+	}
+	if (gw_conn_decide(c) != 0) {
+		if (c->v.reason == DC_SNI_MISMATCH) {
 			snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
 			    "the ClientHello names %.100s; CONNECT said %.100s",
-			    inner, c->name);
+			    f->name != NULL ? inner : hello.has_sni ?
+			    "(not a host name)" : "no server", h->up_host);
 			c->detail = c->w->detail_buf;
-			c->would_deny = 0;
-			gw_conn_evidence(c, p, len);
-			c->bytes_out += sizeof(alert);
-			gw_conn_log_once(c, GW_EV_DENY, "sni_mismatch");
-			bufferevent_write(c->cbev, alert, sizeof(alert));
-			gh_close_after_flush(c);
-			return;
 		}
+		f->name = NULL;         /* inner is about to go out of scope */
+		c->bytes_in += len;
+		gh_tunnel_refuse(c, c->v.reason, p, len);
+		return;
 	}
-	(void)h;
+	/* Decided again later (a reload) on the CONNECT host's name. */
+	f->name = c->name;
 	gh_relay(c);
 }
 
@@ -1084,9 +1175,10 @@ gh_client_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (h->st == GH_CLOSING) {
+		/* Answered and logged: the client left before reading all. */
 		bufferevent_free(c->cbev);
 		c->cbev = NULL;
-		gw_conn_close(c, GW_EV_ERROR, "client_closed");
+		gw_conn_finish(c);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR)
@@ -1098,22 +1190,23 @@ gh_client_event(struct bufferevent *bev, short what, void *arg)
 		c->detail = "client closed during the exchange";
 	if (h->st == GH_HEAD && !mid_head && h->nexch > 0) {
 		/* An idle keep-alive connection ends: nothing to log. */
-		c->logged = 1;
+		c->silent = 1;
 	}
 	gw_conn_close(c, h->st == GH_EXCHANGE || h->st == GH_TUNNEL_HELLO ?
-	    GW_EV_ALLOW : GW_EV_ERROR, "client_closed");
+	    DC_EV_ALLOW : DC_EV_ERROR, DC_CLIENT_CLOSED);
 }
 
 /* ---- timers ------------------------------------------------------------ */
 
-void
-gw_http_timeout(struct gw_conn *c)
+static void
+gh_timeout(struct gw_conn *c)
 {
 	struct gw_http *h = c->http;
 	uint64_t quiet, limit;
 
 	if (h->st == GH_CLOSING) {
-		gw_conn_close(c, GW_EV_ERROR, "closed");
+		/* The answer could not be flushed in time; it is logged. */
+		gw_conn_finish(c);
 		return;
 	}
 	if (h->handshaking) {
@@ -1123,7 +1216,7 @@ gw_http_timeout(struct gw_conn *c)
 			return;
 		}
 		c->detail = "the TLS handshake timed out";
-		gw_http_refuse(c, GW_EV_DENY, "upstream_tls_failed");
+		gh_refuse(c, DC_EV_DENY, DC_UPSTREAM_TLS_FAILED);
 		return;
 	}
 	limit = c->w->cfg->timeouts.idle_ms;
@@ -1133,8 +1226,8 @@ gw_http_timeout(struct gw_conn *c)
 		return;
 	}
 	if (h->st == GH_HEAD)
-		c->logged = 1;          /* idle between requests: no line */
-	gw_conn_close(c, GW_EV_ALLOW, "idle_timeout");
+		c->silent = 1;          /* idle between requests: no line */
+	gw_conn_close(c, DC_EV_ALLOW, DC_IDLE_TIMEOUT);
 }
 
 /* ---- start and end ---------------------------------------------------- */
@@ -1158,9 +1251,10 @@ gw_http_take_over(struct gw_conn *c)
 {
 	struct gw_worker *w = c->w;
 
+	c->ops = &gw_http_ops;
 	c->http = calloc(1, sizeof(*c->http));
 	if (c->http == NULL) {
-		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
 	if (c->cev != NULL) {
@@ -1169,7 +1263,7 @@ gw_http_take_over(struct gw_conn *c)
 	}
 	c->cbev = bufferevent_socket_new(w->base, c->cfd, 0);
 	if (c->cbev == NULL || add_input(c->cbev, c->peek, c->peek_len) != 0) {
-		gw_conn_close(c, GW_EV_ERROR, "overloaded");
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
 	/* bytes_in counts per request from here on. */
@@ -1180,22 +1274,35 @@ gw_http_take_over(struct gw_conn *c)
 	c->http->st = GH_HEAD;
 	/* Its first bytes are here: timeouts.hello counts from now (the
 	 * same for every request on the connection). */
-	c->state = GW_CONN_RELAYING;
+	gw_conn_set_state(c, GW_CONN_RELAYING);
 	bufferevent_setcb(c->cbev, gh_client_read, gh_client_write,
 	    gh_client_event, c);
 	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 	gh_read_head(c);
 }
 
-int
-gw_http_in_tunnel(const struct gw_conn *c)
+static enum dc_reason
+gh_peek_timeout(const struct gw_conn *c)
 {
-	return c->http != NULL && c->http->st == GH_TUNNEL_HELLO;
+	/* Inside a tunnel a ClientHello is awaited; else a request head. */
+	return c->http != NULL && c->http->st == GH_TUNNEL_HELLO ?
+	    DC_HELLO_TIMEOUT : DC_REQUEST_TIMEOUT;
 }
 
-void
-gw_http_free(struct gw_conn *c)
+static void
+gh_release(struct gw_conn *c)
 {
 	free(c->http);
 	c->http = NULL;
 }
+
+const struct gw_proto_ops gw_http_ops = {
+	.name = "http",
+	.peek = gw_http_take_over,
+	.connected = gh_connected,
+	.refuse = gh_refuse,
+	.timeout = gh_timeout,
+	.fill_log = gh_fill_log,
+	.peek_timeout = gh_peek_timeout,
+	.release = gh_release,
+};

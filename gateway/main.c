@@ -74,8 +74,9 @@ struct daemon {
 
 /*
  * What the workers share: the redirect-chain table, the evidence writer
- * (log.evidence_pcap) and the TLS context for origination, which verifies
- * upstreams against upstream_tls.ca_file or the system's store.
+ * (log.evidence_pcap), the TLS context for origination, which verifies
+ * upstreams against upstream_tls.ca_file or the system's store, and the
+ * loop table of our upstream sockets.
  */
 static int
 shared_new(struct daemon *d, char *err, size_t errlen)
@@ -85,7 +86,9 @@ shared_new(struct daemon *d, char *err, size_t errlen)
 	d->shared.chains = chain_new(0, cfg->redirect_window_ms,
 	    cfg->after_window_ms);
 	d->shared.tls_ctx = SSL_CTX_new(TLS_client_method());
-	if (d->shared.chains == NULL || d->shared.tls_ctx == NULL) {
+	d->shared.loops = gw_loops_new();
+	if (d->shared.chains == NULL || d->shared.tls_ctx == NULL ||
+	    d->shared.loops == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -120,6 +123,7 @@ shared_free(struct daemon *d)
 	evid_close(d->shared.evidence);
 	chain_free(d->shared.chains);
 	SSL_CTX_free(d->shared.tls_ctx);
+	gw_loops_free(d->shared.loops);
 	memset(&d->shared, 0, sizeof(d->shared));
 }
 
@@ -178,11 +182,15 @@ set_nofile(struct daemon *d, char *err, size_t errlen)
 {
 	const struct gw_config *c = d->cfg;
 	struct rlimit rl;
-	unsigned long long fixed, need, min, target;
+	unsigned long long fixed, need, min, target, admin;
 
+	/* A worker's own descriptors include its spare splice pipes. */
 	fixed = NOFILE_BASE + (unsigned long long)c->workers *
-	    (NOFILE_PER_WORKER + c->nlisteners);
-	need = fixed + 2ULL * c->max_connections;
+	    (NOFILE_PER_WORKER + 2 * GW_SPARE_PIPES + c->nlisteners);
+	/* The admin listeners' connections have a budget of their own, so
+	 * the relay's is never spent on them. */
+	admin = c->admin_max_conns;
+	need = fixed + admin + 2ULL * c->max_connections;
 	min = fixed + 2ULL * NOFILE_MIN_CONNS;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		snprintf(err, errlen, "getrlimit(RLIMIT_NOFILE): %s",
@@ -216,15 +224,17 @@ set_nofile(struct daemon *d, char *err, size_t errlen)
 		}
 		if (rl.rlim_cur < need)
 			log_notice(d->log, "open-file limit: max_connections %u "
-			    "needs %llu descriptors (2 per connection + %llu) but "
+			    "needs %llu descriptors (2 per connection + %llu, + %llu "
+			    "for admin connections) but "
 			    "the limit is %llu (hard %llu): about %llu connections "
 			    "fit; beyond that accepting pauses (reason overloaded). "
 			    "Raise the hard limit (ulimit -Hn, systemd "
 			    "LimitNOFILE=, docker --ulimit nofile=) or lower "
 			    "max_connections", c->max_connections, need, fixed,
-			    (unsigned long long)rl.rlim_cur,
+			    admin, (unsigned long long)rl.rlim_cur,
 			    (unsigned long long)rl.rlim_max,
-			    ((unsigned long long)rl.rlim_cur - fixed) / 2);
+			    rl.rlim_cur > fixed + admin ?
+			    ((unsigned long long)rl.rlim_cur - fixed - admin) / 2 : 0);
 	}
 	d->st.nofile_limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX :
 	    (uint64_t)rl.rlim_cur;

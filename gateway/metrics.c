@@ -75,46 +75,6 @@ listener_index(const struct gw_worker *w, const char *name)
 	return GW_METRICS_MAX_LISTENERS;
 }
 
-static void
-label_copy(char *dst, const char *src)
-{
-	if (src == NULL)
-		src = "none";
-	snprintf(dst, GW_METRICS_LABEL, "%s", src);
-}
-
-/* The series for this line, appended (and published) the first time. */
-static struct gw_metrics_series *
-series_find(struct gw_metrics *m, unsigned li, const char *event,
-    const char *reason)
-{
-	struct gw_metrics_series *s;
-	unsigned n = m->nseries;        /* our own store: a plain read */
-
-	if (event == NULL)
-		event = "none";
-	if (reason == NULL)
-		reason = "none";
-	for (unsigned i = 0; i < n; i++) {
-		s = &m->series[i];
-		if (s->listener == li && strcmp(s->event, event) == 0 &&
-		    strcmp(s->reason, reason) == 0)
-			return s;
-	}
-	if (n == GW_METRICS_SERIES) {
-		/* Full: the one reserved as "other" takes the rest. */
-		M_ADD(&m->series_dropped, 1);
-		return NULL;
-	}
-	s = &m->series[n];
-	s->listener = li;
-	label_copy(s->event, event);
-	label_copy(s->reason, reason);
-	s->count = 0;
-	__atomic_store_n(&m->nseries, n + 1, __ATOMIC_RELEASE);
-	return s;
-}
-
 static unsigned
 bucket_of(const uint64_t *le, size_t n, uint64_t v)
 {
@@ -128,15 +88,18 @@ bucket_of(const uint64_t *le, size_t n, uint64_t v)
 
 void
 gw_metrics_conn(struct gw_worker *w, const struct log_record *r,
-    uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us)
+    enum dc_reason reason, uint32_t hello_bytes, uint32_t decide_us, uint32_t dns_us)
 {
 	struct gw_metrics *m = &w->metrics;
-	struct gw_metrics_series *s;
 	unsigned li = listener_index(w, r->listener);
+	unsigned ev = r->event != NULL && r->event[0] == 'r' ?
+	    GW_METRICS_REDIRECT : r->event != NULL && r->event[0] == 'd' ?
+	    DC_EV_DENY : r->event != NULL && r->event[0] == 'e' ? DC_EV_ERROR :
+	    DC_EV_ALLOW;
 
-	s = series_find(m, li, r->event, r->reason);
-	if (s != NULL)
-		M_ADD(&s->count, 1);
+	if ((unsigned)reason < DC_REASON_COUNT)
+		M_ADD(&m->lines[li < GW_METRICS_MAX_LISTENERS ? li :
+		    GW_METRICS_MAX_LISTENERS][ev][reason], 1);
 	if (li < GW_METRICS_MAX_LISTENERS) {
 		M_ADD(&m->bytes_in[li], r->bytes_in);
 		M_ADD(&m->bytes_out[li], r->bytes_out);
@@ -173,6 +136,13 @@ void
 gw_metrics_active(struct gw_worker *w, unsigned nconns)
 {
 	M_SET(&w->metrics.active, (uint64_t)nconns);
+}
+
+void
+gw_metrics_ech(struct gw_worker *w, unsigned li)
+{
+	if (li < GW_METRICS_MAX_LISTENERS)
+		M_ADD(&w->metrics.ech[li], 1);
 }
 
 void
@@ -285,83 +255,50 @@ open_fds(void)
 	return n > 0 ? n - 1 : 0;       /* not the one opendir holds */
 }
 
-/* The series of every worker, summed: same listener, event and reason. */
-struct merged {
-	unsigned listener;
-	const char *event, *reason;
-	uint64_t count;
-};
-
-static int
-merged_cmp(const void *a, const void *b)
+static const char *
+event_label(unsigned ev)
 {
-	const struct merged *x = a, *y = b;
-	int c;
-
-	if (x->listener != y->listener)
-		return x->listener < y->listener ? -1 : 1;
-	if ((c = strcmp(x->event, y->event)) != 0)
-		return c;
-	return strcmp(x->reason, y->reason);
+	return ev == GW_METRICS_REDIRECT ? "redirect" :
+	    dc_event_str((enum dc_event)ev);
 }
 
+/* Every worker's lines, summed: one series per listener, event and reason
+ * seen. */
 static void
 render_connections(struct render *rd, const struct gw_status *st)
 {
 	const struct gw_config *cfg = st->cfg;
-	struct merged *all;
-	size_t n = 0, cap = st->nworkers * GW_METRICS_SERIES + 1;
-	uint64_t dropped = 0;
 
 	head(rd, "egressd_connections_total", "counter",
 	    "Connection log lines written (one per connection, plus accept "
 	    "failures), by listener, event and reason as in the log.");
-	all = calloc(cap, sizeof(*all));
-	if (all == NULL) {
-		rd->failed = 1;
-		return;
-	}
-	for (size_t i = 0; i < st->nworkers; i++) {
-		const struct gw_metrics *m = &st->workers[i]->metrics;
-		unsigned ns = __atomic_load_n(&m->nseries, __ATOMIC_ACQUIRE);
+	for (size_t li = 0; li <= GW_METRICS_MAX_LISTENERS; li++) {
+		const char *lname = li < cfg->nlisteners ?
+		    cfg->listeners[li].name : "unknown";
 
-		dropped += M_GET(&m->series_dropped);
-		for (unsigned j = 0; j < ns; j++) {
-			const struct gw_metrics_series *s = &m->series[j];
-			uint64_t c = M_GET(&s->count);
-			size_t k;
+		if (li >= cfg->nlisteners && li < GW_METRICS_MAX_LISTENERS)
+			continue;
+		for (unsigned ev = 0; ev < GW_METRICS_EVENTS; ev++) {
+			for (unsigned r = 0; r < DC_REASON_COUNT; r++) {
+				uint64_t v = 0;
 
-			for (k = 0; k < n; k++)
-				if (all[k].listener == s->listener &&
-				    strcmp(all[k].event, s->event) == 0 &&
-				    strcmp(all[k].reason, s->reason) == 0)
-					break;
-			if (k == n) {
-				all[n].listener = s->listener;
-				all[n].event = s->event;
-				all[n].reason = s->reason;
-				n++;
+				for (size_t i = 0; i < st->nworkers; i++)
+					v += M_GET(&st->workers[i]->metrics.lines[li][ev][r]);
+				if (v == 0)
+					continue;
+				put(rd, "egressd_connections_total{listener=\"");
+				put_label(rd, lname);
+				put(rd, "\",event=\"");
+				put_label(rd, event_label(ev));
+				put(rd, "\",reason=\"");
+				put_label(rd, dc_reason_str((enum dc_reason)r));
+				put(rd, "\"} %" PRIu64 "\n", v);
 			}
-			all[k].count += c;
 		}
 	}
-	qsort(all, n, sizeof(*all), merged_cmp);
-	for (size_t k = 0; k < n; k++) {
-		const char *lname = all[k].listener < cfg->nlisteners ?
-		    cfg->listeners[all[k].listener].name : "unknown";
-
-		put(rd, "egressd_connections_total{listener=\"");
-		put_label(rd, lname);
-		put(rd, "\",event=\"");
-		put_label(rd, all[k].event);
-		put(rd, "\",reason=\"");
-		put_label(rd, all[k].reason);
-		put(rd, "\"} %" PRIu64 "\n", all[k].count);
-	}
-	free(all);
 	simple(rd, "egressd_connections_unlabelled_total", "counter",
-	    "Connection log lines not in egressd_connections_total because a "
-	    "worker had seen too many distinct label sets.", dropped);
+	    "Always 0: every line has its series (kept for dashboards that "
+	    "read it).", 0);
 }
 
 static void
@@ -554,6 +491,10 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 	    "Client connections open now (lingering denials included).", active);
 	simple(&rd, "egressd_max_connections", "gauge",
 	    "The max_connections setting.", (uint64_t)st->cfg->max_connections);
+	render_per_listener(&rd, st, "egressd_client_hello_ech_total",
+	    "ClientHellos that offered Encrypted Client Hello (the name decided "
+	    "on is the outer one), by listener; GREASE ECH counts too.",
+	    offsetof(struct gw_metrics, ech));
 	render_per_listener(&rd, st, "egressd_bytes_received_total",
 	    "Bytes received from clients, by listener, counted when each "
 	    "connection ends.", offsetof(struct gw_metrics, bytes_in));
@@ -566,6 +507,9 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 	simple(&rd, "egressd_accept_pauses_total", "counter", "Times a worker "
 	    "stopped accepting: at its share of max_connections or out of "
 	    "descriptors (the overloaded log line).", pauses);
+	simple(&rd, "egressd_admin_connections_refused_total", "counter",
+	    "Admin connections closed at once: admin.max_connections were open.",
+	    st->admin_refused);
 	simple(&rd, "egressd_open_files", "gauge", "Open file descriptors.",
 	    open_fds());
 	simple(&rd, "egressd_open_files_limit", "gauge", "RLIMIT_NOFILE (soft) "

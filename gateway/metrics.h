@@ -6,9 +6,7 @@
  * is written only by that worker's thread, with relaxed atomic stores (a
  * load, an add and a store: there is one writer, so no read-modify-write
  * instruction is needed), and read by the main thread with atomic loads
- * when someone scrapes. The (listener, event, reason) series a worker has
- * seen are appended to a table whose length is published with a release
- * store, so a reader that loads the length with acquire sees whole entries.
+ * when someone scrapes.
  * DNS counters belong to the worker's resolver; the worker copies them
  * into its struct after each connection and once a second.
  */
@@ -17,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "decide/decide.h"
 #include "dns/dns.h"
 
 #define GW_METRICS_MAX_LISTENERS 16     /* == GW_MAX_LISTENERS */
@@ -25,20 +24,18 @@
 #define GW_HELLO_BUCKETS 9              /* +Inf included */
 #define GW_DECIDE_BUCKETS 18            /* +Inf included */
 
-/* One egressd_connections_total series as a worker has seen it. */
-struct gw_metrics_series {
-	unsigned listener;              /* index in the config's listeners */
-	char event[GW_METRICS_LABEL];
-	char reason[GW_METRICS_LABEL];
-	uint64_t count;
-};
+/* Events a line may have: allow, deny, error (enum dc_event), redirect. */
+#define GW_METRICS_EVENTS 4
+#define GW_METRICS_REDIRECT 3
 
 struct gw_metrics {
-	unsigned nseries;               /* release store / acquire load */
-	struct gw_metrics_series series[GW_METRICS_SERIES];
-	uint64_t series_dropped;        /* lines beyond the table: counted in
-	                                 * egressd_connections_unlabelled_total */
+	/* Lines by listener (the last row: no listener), event and reason:
+	 * indexed by enum, so counting compares no strings. */
+	uint64_t lines[GW_METRICS_MAX_LISTENERS + 1][GW_METRICS_EVENTS]
+	    [DC_REASON_COUNT];
 	uint64_t accepted[GW_METRICS_MAX_LISTENERS];
+	/* ClientHellos (on TLS listeners and in tunnels) offering ECH. */
+	uint64_t ech[GW_METRICS_MAX_LISTENERS];
 	uint64_t bytes_in[GW_METRICS_MAX_LISTENERS];   /* from clients */
 	uint64_t bytes_out[GW_METRICS_MAX_LISTENERS];  /* to clients */
 	/* Per listener, per bucket (not cumulative: summed when rendered). */
@@ -65,6 +62,8 @@ void gw_metrics_accepted(struct gw_worker *w, const struct gw_listener *l);
 /* The worker's connection count changed. */
 void gw_metrics_active(struct gw_worker *w, unsigned nconns);
 void gw_metrics_accept_pause(struct gw_worker *w);
+/* A ClientHello that offers Encrypted Client Hello, on listener index li. */
+void gw_metrics_ech(struct gw_worker *w, unsigned li);
 /* Copy the resolver's counters where the scraper can read them. */
 void gw_metrics_publish_dns(struct gw_worker *w);
 

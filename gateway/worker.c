@@ -127,14 +127,14 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 		return;
 	memset(&r, 0, sizeof(r));
 	r.ts_us = log_now_us();
-	r.event = "error";
-	r.reason = "overloaded";
+	r.event = dc_event_str(DC_EV_ERROR);
+	r.reason = dc_reason_str(DC_OVERLOADED);
 	r.listener = l->conf->name;
 	r.port = -1;
 	r.proto = "tls";        /* tls and transparent listeners relay TLS */
 	r.detail = strerror(err);
 	log_write(w->log, &r);
-	gw_metrics_conn(w, &r, 0, 0, 0);
+	gw_metrics_conn(w, &r, DC_OVERLOADED, 0, 0, 0);
 	worker_set_accepting(w, 0);
 	evtimer_add(w->resume_ev, &tv);
 }
@@ -164,8 +164,8 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct gw_conn *c;
 
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		gw_conn_close(c, c->state == GW_CONN_RELAYING ? GW_EV_ALLOW :
-		    GW_EV_ERROR, "draining");
+		gw_conn_close(c, c->state == GW_CONN_RELAYING ? DC_EV_ALLOW :
+		    DC_EV_ERROR, DC_DRAINING);
 }
 
 static void
@@ -192,6 +192,19 @@ worker_start_drain(struct gw_worker *w)
 	evtimer_add(w->drain_ev, &tv);
 }
 
+/* A connection the new policy refuses closes, and moves to the zombies,
+ * while we walk: take the next one before deciding this one. */
+static void
+worker_redecide(struct gw_worker *w)
+{
+	struct gw_conn *c, *next;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		gw_conn_redecide(c);
+	}
+}
+
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -205,9 +218,13 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 	drain = w->ctl_drain;
 	pthread_mutex_unlock(&w->ctl_lock);
 	if (snap != NULL) {
-		/* Connections already decided keep their own reference. */
 		pol_snapshot_unref(w->snap);
 		w->snap = snap;
+		/* Connections already admitted are decided again with it
+		 * (policy.redecide); otherwise they keep their own reference
+		 * to the snapshot they were decided with. */
+		if (w->cfg->policy_redecide)
+			worker_redecide(w);
 	}
 	if (drain)
 		worker_start_drain(w);
@@ -383,10 +400,15 @@ gw_worker_join_free(struct gw_worker *w)
 	/* The loop has stopped; close what is left without waiting. */
 	w->draining = 1;
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		gw_conn_close(c, c->state == GW_CONN_RELAYING ? GW_EV_ALLOW :
-		    GW_EV_ERROR, "draining");
+		gw_conn_close(c, c->state == GW_CONN_RELAYING ? DC_EV_ALLOW :
+		    DC_EV_ERROR, DC_DRAINING);
 	if (w->reap_ev != NULL)
 		reap_cb(-1, 0, w);
+	while (w->npipes > 0) {
+		w->npipes--;
+		close(w->pipes[w->npipes][0]);
+		close(w->pipes[w->npipes][1]);
+	}
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (w->listeners[i].lev != NULL)
 			evconnlistener_free(w->listeners[i].lev);

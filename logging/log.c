@@ -50,8 +50,8 @@
 
 #define LOG_KEYS \
 	"{\"ts\":,\"event\":,\"reason\":,\"listener\":,\"src\":,\"orig_dst\":," \
-	"\"name\":,\"port\":,\"proto\":,\"alpn\":,\"rule\":,\"rule_name\":," \
-	"\"upstream\":,\"bytes_in\":,\"bytes_out\":,\"duration_ms\":,\"conn\":," \
+	"\"name\":,\"port\":,\"proto\":,\"alpn\":,\"ech\":,\"rule\":," \
+	"\"rule_name\":,\"upstream\":,\"upstream_local_address\":,\"bytes_in\":,\"bytes_out\":,\"duration_ms\":,\"conn\":," \
 	"\"detail\":,\"method\":,\"url\":,\"status\":,\"chain\":,\"from\":," \
 	"\"to\":,\"verdict\":,\"after\":{\"name\":,\"ms\":}}\n"
 
@@ -59,7 +59,7 @@
 #define LOG_WORST (sizeof(LOG_KEYS) - 1 + \
 	(LOG_TS_LEN + 2) + \
 	6 * (LOG_CAP_SHORT + 2) + \
-	3 * (LOG_ADDR_MAX + 2) + \
+	4 * (LOG_ADDR_MAX + 2) + 5 + \
 	(LOG_CAP_NAME + 2) + 6 + \
 	(2 + LOG_MAX_ALPN * (LOG_CAP_ALPN + 3)) + \
 	(LOG_CAP_RULE + 2) + \
@@ -175,6 +175,23 @@ log_json_escape_char(const unsigned char *s, size_t left, char *out, size_t *use
 	out[4] = hex[c >> 4];
 	out[5] = hex[c & 0xf];
 	return 6;
+}
+
+int
+log_json_fput(FILE *f, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	char unit[6];
+	size_t i, used, n;
+
+	if (fputc('"', f) == EOF)
+		return -1;
+	for (i = 0; i < len; i += used) {
+		n = log_json_escape_char(u + i, len - i, unit, &used);
+		if (fwrite(unit, 1, n, f) != n)
+			return -1;
+	}
+	return fputc('"', f) == EOF ? -1 : 0;
 }
 
 /*
@@ -376,12 +393,16 @@ log_format(const struct log_record *r, char *buf, size_t buflen)
 		}
 		log_puts(&b, "]");
 	}
+	log_puts(&b, ",\"ech\":");
+	log_puts(&b, !r->has_ech ? "null" : r->ech ? "true" : "false");
 	log_puts(&b, ",\"rule\":");
 	log_put_cstr(&b, r->rule, LOG_CAP_RULE);
 	log_puts(&b, ",\"rule_name\":");
 	log_put_cstr(&b, r->rule_name, LOG_CAP_SHORT);
 	log_puts(&b, ",\"upstream\":");
 	log_put_addr(&b, r->upstream);
+	log_puts(&b, ",\"upstream_local_address\":");
+	log_put_addr(&b, r->upstream_local);
 	log_puts(&b, ",\"bytes_in\":");
 	log_put_u64(&b, r->bytes_in);
 	log_puts(&b, ",\"bytes_out\":");

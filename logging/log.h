@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define LOG_LINE_MAX 8192
@@ -49,9 +50,11 @@ struct log_record {
 	int has_alpn;
 	const char *alpn[LOG_MAX_ALPN];
 	size_t alpn_len[LOG_MAX_ALPN];
+	int has_ech, ech;               /* ech: null when has_ech is 0 */
 	const char *rule;               /* "file:line" */
 	const char *rule_name;          /* written as "rule_name" */
 	const struct sockaddr *upstream;
+	const struct sockaddr *upstream_local;  /* our end: for NAT and flow logs */
 	uint64_t bytes_in, bytes_out;   /* from the client, to the client */
 	double duration_ms;
 	const char *conn;               /* connection id */
@@ -92,5 +95,9 @@ uint64_t log_now_us(void);
  */
 size_t log_json_escape_char(const unsigned char *s, size_t left, char *out,
     size_t *used);
+
+/* s[0..len) as a JSON string, quotes included, on f, every character
+ * through log_json_escape_char (egressctl's JSON). 0, or -1 when f fails. */
+int log_json_fput(FILE *f, const char *s, size_t len);
 
 #endif

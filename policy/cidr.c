@@ -13,7 +13,8 @@
 
 #include "policy/policy.h"
 
-int pol_cidr_parse(const char *text, struct pol_cidr *out)
+int
+pol_cidr_parse(const char *text, struct pol_cidr *out)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	const char *slash;
@@ -66,7 +67,8 @@ int pol_cidr_parse(const char *text, struct pol_cidr *out)
 	return 0;
 }
 
-static int prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
+static int
+prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
 {
 	unsigned full = prefix / 8, rest = prefix % 8;
 
@@ -77,7 +79,8 @@ static int prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
 	return ((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
+int
+pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
 {
 	if (sa == NULL)
 		return 0;
@@ -103,7 +106,8 @@ int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
 	return 0;
 }
 
-void pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len)
+void
+pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 

@@ -89,7 +89,8 @@ struct k8s_state {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void oom(struct ydoc_ctx *cx, struct pol_loader *ld)
+static void
+oom(struct ydoc_ctx *cx, struct pol_loader *ld)
 {
 	if (!ld->oom)
 		ydoc_error(cx, NULL, "out of memory loading the policy");
@@ -97,7 +98,8 @@ static void oom(struct ydoc_ctx *cx, struct pol_loader *ld)
 }
 
 /* Grows *arr to hold one more element of size sz; 0, or -1. */
-static int grow(void **arr, size_t n, size_t *cap, size_t sz)
+static int
+grow(void **arr, size_t n, size_t *cap, size_t sz)
 {
 	void *p;
 	size_t ncap;
@@ -113,7 +115,8 @@ static int grow(void **arr, size_t n, size_t *cap, size_t sz)
 	return 0;
 }
 
-static struct k8s_state *state(struct ydoc_ctx *cx, struct pol_loader *ld)
+static struct k8s_state *
+state(struct ydoc_ctx *cx, struct pol_loader *ld)
 {
 	if (ld->k8s == NULL) {
 		ld->k8s = calloc(1, sizeof(struct k8s_state));
@@ -124,8 +127,9 @@ static struct k8s_state *state(struct ydoc_ctx *cx, struct pol_loader *ld)
 }
 
 /* The value of key in a mapping, or NULL; a second occurrence is an error. */
-static yaml_node_t *get(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *map, const char *key)
+static yaml_node_t *
+get(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *map,
+    const char *key)
 {
 	yaml_node_t *val = NULL;
 
@@ -149,7 +153,8 @@ static yaml_node_t *get(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return val;
 }
 
-static int is_empty_list(const yaml_node_t *n)
+static int
+is_empty_list(const yaml_node_t *n)
 {
 	return n->type == YAML_SEQUENCE_NODE &&
 	    n->data.sequence.items.top == n->data.sequence.items.start;
@@ -160,8 +165,9 @@ static int is_empty_list(const yaml_node_t *n)
  * the parent, or at the empty list) or the type error. is_empty_list() is
  * true only for sequences, so "key: x" reaches the type check.
  */
-static yaml_node_t *required_list(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *parent, const char *key, const char *what, const char *missing)
+static yaml_node_t *
+required_list(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *parent,
+    const char *key, const char *what, const char *missing)
 {
 	yaml_node_t *n = get(cx, doc, parent, key);
 
@@ -175,7 +181,8 @@ static yaml_node_t *required_list(struct ydoc_ctx *cx, yaml_document_t *doc,
 }
 
 /* A list, possibly absent; -1 when present and not a list. */
-static int opt_list(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
+static int
+opt_list(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 {
 	if (n == NULL)
 		return 0;
@@ -183,7 +190,8 @@ static int opt_list(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 }
 
 /* Lower-case letters, digits and '-', not at either end: a namespace. */
-static int is_dns_label(const char *s)
+static int
+is_dns_label(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -196,7 +204,8 @@ static int is_dns_label(const char *s)
 	return 1;
 }
 
-static int is_ip(const char *s)
+static int
+is_ip(const char *s)
 {
 	unsigned char a[16];
 
@@ -208,8 +217,9 @@ static int is_ip(const char *s)
  * and Sidecar hosts against ServiceEntry hosts, as Istio's host.Name
  * SubsetOf: "*.example.com" covers "a.example.com" and "*.a.example.com".
  */
-static int covers(enum pol_pattern_kind ak, const char *a,
-    enum pol_pattern_kind bk, const char *b)
+static int
+covers(enum pol_pattern_kind ak, const char *a, enum pol_pattern_kind bk,
+    const char *b)
 {
 	const char *as, *bs;
 	size_t al, bl;
@@ -231,7 +241,8 @@ static int covers(enum pol_pattern_kind ak, const char *a,
 }
 
 /* Istio host syntax: no ".example.com" form (that is egressd's own). */
-static int parse_host(struct ydoc_ctx *cx, yaml_node_t *n, const char *text,
+static int
+parse_host(struct ydoc_ctx *cx, yaml_node_t *n, const char *text,
     enum pol_pattern_kind *kind, char *out)
 {
 	char qb[POL_QUOTE_BUF], hint[HINT_BUF];
@@ -251,8 +262,9 @@ static int parse_host(struct ydoc_ctx *cx, yaml_node_t *n, const char *text,
 }
 
 /* Warns once per policy that the namespace map is missing. */
-static void warn_no_map(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_node_t *n, const char *what)
+static void
+warn_no_map(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_node_t *n,
+    const char *what)
 {
 	struct k8s_state *st = state(cx, ld);
 
@@ -270,9 +282,10 @@ static void warn_no_map(struct ydoc_ctx *cx, struct pol_loader *ld,
  * vis[i] (i over the namespace map) says who may use it. Returns 0, or -1
  * on an error. A namespace the map lacks contributes nobody (fail-closed).
  */
-static int read_export_to(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *list, const char *ns, int allow_none,
-    int *any, unsigned char *vis)
+static int
+read_export_to(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *list, const char *ns, int allow_none, int *any,
+    unsigned char *vis)
 {
 	const struct pol_load_opts *o = ld->opts;
 	char qb[POL_QUOTE_BUF];
@@ -369,8 +382,9 @@ static int read_export_to(struct ydoc_ctx *cx, struct pol_loader *ld,
 }
 
 /* The CIDRs of the namespaces vis marks; NULL with *n = 0 when none. */
-static struct pol_cidr *vis_cidrs(const struct pol_load_opts *o,
-    const unsigned char *vis, size_t *n, int *failed)
+static struct pol_cidr *
+vis_cidrs(const struct pol_load_opts *o, const unsigned char *vis, size_t *n,
+    int *failed)
 {
 	struct pol_cidr *c;
 	size_t total = 0, k = 0;
@@ -405,8 +419,9 @@ struct k8s_meta {
 	yaml_node_t *spec;
 };
 
-static int read_meta(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *root, struct k8s_meta *m)
+static int
+read_meta(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root,
+    struct k8s_meta *m)
 {
 	char qb[POL_QUOTE_BUF];
 	yaml_node_t *md = get(cx, doc, root, "metadata"), *n;
@@ -451,8 +466,9 @@ static int read_meta(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return ydoc_is_mapping(cx, m->spec, "spec");
 }
 
-static void rule_init(struct ydoc_ctx *cx, struct pol_rule *r,
-    const struct k8s_meta *m, const char *origin)
+static void
+rule_init(struct ydoc_ctx *cx, struct pol_rule *r, const struct k8s_meta *m,
+    const char *origin)
 {
 	memset(r, 0, sizeof(*r));
 	r->action = POL_ALLOW;
@@ -466,7 +482,8 @@ static void rule_init(struct ydoc_ctx *cx, struct pol_rule *r,
 /* ---- ServiceEntry ------------------------------------------------------ */
 
 /* Istio's protocol.Parse, case-insensitive; "" means sniffed. */
-static int known_protocol(const char *p)
+static int
+known_protocol(const char *p)
 {
 	static const char *const names[] = {
 		"HTTP", "HTTPS", "HTTP2", "HTTP_PROXY", "GRPC", "GRPC-WEB",
@@ -486,8 +503,9 @@ struct se_port {
 	uint16_t number;
 };
 
-static int read_se_ports(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *ports, struct pol_rule *r, struct se_port *sp)
+static int
+read_se_ports(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *ports,
+    struct pol_rule *r, struct se_port *sp)
 {
 	char qb[POL_QUOTE_BUF];
 	int rc = 0;
@@ -578,7 +596,8 @@ enum se_res {
 	SE_DYNAMIC_DNS,
 };
 
-static int read_resolution(struct ydoc_ctx *cx, yaml_node_t *n, enum se_res *out)
+static int
+read_resolution(struct ydoc_ctx *cx, yaml_node_t *n, enum se_res *out)
 {
 	static const char *const names[] = {
 		"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS",
@@ -607,8 +626,9 @@ static int read_resolution(struct ydoc_ctx *cx, yaml_node_t *n, enum se_res *out
  * endpoint maps a ServiceEntry port name to it and every mapped name
  * agrees: one endpoint has one port here, and 0 means the request's.
  */
-static int read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *list, enum se_res res, const struct se_port *sp, size_t nsp,
+static int
+read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
+    enum se_res res, const struct se_port *sp, size_t nsp,
     struct pol_endpoint *eps, size_t *neps)
 {
 	char qb[POL_QUOTE_BUF];
@@ -708,8 +728,9 @@ static int read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return rc;
 }
 
-static void remember_se(struct ydoc_ctx *cx, struct pol_loader *ld,
-    size_t first, const struct k8s_meta *m, int any, const unsigned char *vis)
+static void
+remember_se(struct ydoc_ctx *cx, struct pol_loader *ld, size_t first,
+    const struct k8s_meta *m, int any, const unsigned char *vis)
 {
 	struct k8s_state *st = state(cx, ld);
 	struct k8s_se *se;
@@ -736,7 +757,8 @@ static void remember_se(struct ydoc_ctx *cx, struct pol_loader *ld,
 	st->nse++;
 }
 
-static void read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
+static void
+read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, struct k8s_meta *m)
 {
 	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
@@ -895,9 +917,9 @@ out:
 
 /* ---- Sidecar ------------------------------------------------------------- */
 
-static void add_import(struct ydoc_ctx *cx, struct pol_loader *ld,
-    const char *sidecar_ns, const char *from, enum pol_pattern_kind kind,
-    const char *pattern)
+static void
+add_import(struct ydoc_ctx *cx, struct pol_loader *ld, const char *sidecar_ns,
+    const char *from, enum pol_pattern_kind kind, const char *pattern)
 {
 	struct k8s_state *st = state(cx, ld);
 	struct k8s_import *im;
@@ -923,8 +945,8 @@ static void add_import(struct ydoc_ctx *cx, struct pol_loader *ld,
 	st->nimp++;
 }
 
-static void add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld,
-    const char *ns)
+static void
+add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld, const char *ns)
 {
 	struct k8s_state *st = state(cx, ld);
 
@@ -948,8 +970,9 @@ static void add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld,
  * dnsName is "*", "*.example.com" or an FQDN (Istio's
  * ValidateNamespaceSlashWildcardHostname).
  */
-static void read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, struct k8s_meta *m)
+static void
+read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    struct k8s_meta *m)
 {
 	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
 	yaml_node_t *egress, *sel;
@@ -1056,7 +1079,8 @@ static void read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
 /* ---- VirtualService ------------------------------------------------------ */
 
 /* Is any entry of a gateways list something other than "mesh"? */
-static int names_gateway(yaml_document_t *doc, yaml_node_t *list)
+static int
+names_gateway(yaml_document_t *doc, yaml_node_t *list)
 {
 	if (list == NULL || list->type != YAML_SEQUENCE_NODE)
 		return 0;
@@ -1069,8 +1093,9 @@ static int names_gateway(yaml_document_t *doc, yaml_node_t *list)
 	return 0;
 }
 
-static int check_gateways(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *list, const char *what)
+static int
+check_gateways(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
+    const char *what)
 {
 	if (opt_list(cx, list, what) < 0)
 		return -1;
@@ -1085,7 +1110,8 @@ static int check_gateways(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return 0;
 }
 
-static void read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
+static void
+read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, struct k8s_meta *m)
 {
 	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF], vpat[PATTERN_BUF];
@@ -1222,8 +1248,9 @@ enum tls_mode {
 	TLS_ISTIO_MUTUAL,
 };
 
-static int read_tls_mode(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *holder, enum tls_mode *out)
+static int
+read_tls_mode(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *holder,
+    enum tls_mode *out)
 {
 	static const char *const names[] = {
 		"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL",
@@ -1259,12 +1286,14 @@ static int read_tls_mode(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return -1;
 }
 
-static int originates(enum tls_mode m)
+static int
+originates(enum tls_mode m)
 {
 	return m == TLS_SIMPLE || m == TLS_MUTUAL;
 }
 
-static void read_destination_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
+static void
+read_destination_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, struct k8s_meta *m)
 {
 	char pattern[PATTERN_BUF];
@@ -1354,7 +1383,8 @@ static void read_destination_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-static int istio_api(const char *v)
+static int
+istio_api(const char *v)
 {
 	return strcmp(v, "networking.istio.io/v1alpha3") == 0 ||
 	    strcmp(v, "networking.istio.io/v1beta1") == 0 ||
@@ -1365,8 +1395,9 @@ static void read_resource(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, yaml_node_t *root, int depth);
 
 /* "kind: List" (kubectl get -o yaml) holds its resources in items. */
-static void read_list(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *root, int depth)
+static void
+read_list(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *root, int depth)
 {
 	yaml_node_t *items = get(cx, doc, root, "items");
 
@@ -1380,8 +1411,9 @@ static void read_list(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
-static void read_resource(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *root, int depth)
+static void
+read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *root, int depth)
 {
 	char qb[POL_QUOTE_BUF], qb2[POL_QUOTE_BUF];
 	yaml_node_t *kn = get(cx, doc, root, "kind");
@@ -1431,8 +1463,9 @@ static void read_resource(struct ydoc_ctx *cx, struct pol_loader *ld,
 		read_destination_rule(cx, ld, doc, &m);
 }
 
-void pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *root)
+void
+pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *root)
 {
 	read_resource(cx, ld, doc, root, 0);
 }
@@ -1440,7 +1473,8 @@ void pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld,
 /* ---- finish: Sidecar scoping, then DestinationRules ----------------------- */
 
 /* Replaces rule i's sources (copied by pol_loader_add). 0, or -1. */
-static int set_sources(struct ydoc_ctx *cx, struct pol_loader *ld, size_t i,
+static int
+set_sources(struct ydoc_ctx *cx, struct pol_loader *ld, size_t i,
     const struct pol_cidr *src, size_t n)
 {
 	struct pol_snapshot *s = ld->snap;
@@ -1457,15 +1491,17 @@ static int set_sources(struct ydoc_ctx *cx, struct pol_loader *ld, size_t i,
 	return 0;
 }
 
-static void delete_rule(struct pol_snapshot *s, size_t i)
+static void
+delete_rule(struct pol_snapshot *s, size_t i)
 {
 	memmove(&s->rules[i], &s->rules[i + 1],
 	    (s->nrules - i - 1) * sizeof(s->rules[0]));
 	s->nrules--;
 }
 
-static int imports(const struct k8s_state *st, const char *client_ns,
-    const char *se_ns, const struct pol_rule *r)
+static int
+imports(const struct k8s_state *st, const char *client_ns, const char *se_ns,
+    const struct pol_rule *r)
 {
 	for (size_t i = 0; i < st->nimp; i++) {
 		const struct k8s_import *im = &st->imp[i];
@@ -1486,8 +1522,8 @@ static int imports(const struct k8s_state *st, const char *client_ns,
  * mapped namespaces that keep it: clients outside the map cannot be told
  * apart from the restricted namespace's, so they lose it too.
  */
-static void apply_sidecars(struct ydoc_ctx *cx, struct pol_loader *ld,
-    struct k8s_state *st)
+static void
+apply_sidecars(struct ydoc_ctx *cx, struct pol_loader *ld, struct k8s_state *st)
 {
 	const struct pol_load_opts *o = ld->opts;
 	unsigned char *vis = NULL;
@@ -1545,7 +1581,8 @@ static void apply_sidecars(struct ydoc_ctx *cx, struct pol_loader *ld,
 	free(vis);
 }
 
-static int has_port(const uint16_t *p, size_t n, uint16_t v)
+static int
+has_port(const uint16_t *p, size_t n, uint16_t v)
 {
 	for (size_t i = 0; i < n; i++)
 		if (p[i] == v)
@@ -1553,7 +1590,8 @@ static int has_port(const uint16_t *p, size_t n, uint16_t v)
 	return 0;
 }
 
-static int dr_port(const struct k8s_dr *dr, uint16_t port)
+static int
+dr_port(const struct k8s_dr *dr, uint16_t port)
 {
 	if (has_port(dr->on, dr->non, port))
 		return 1;
@@ -1566,8 +1604,8 @@ static int dr_port(const struct k8s_dr *dr, uint16_t port)
  * passthrough. A rule without ports (443 for TLS, 80 for HTTP) is marked
  * when either default port originates.
  */
-static void apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld,
-    const struct k8s_dr *dr)
+static void
+apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 {
 	struct pol_snapshot *s = ld->snap;
 	size_t n = s->nrules, matched = 0;
@@ -1616,7 +1654,8 @@ static void apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
-void pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
+void
+pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 {
 	struct k8s_state *st = ld->k8s;
 

@@ -36,7 +36,8 @@
  * Config text goes back into messages; keep them one printable line and
  * short, whatever the file holds.
  */
-const char *pol_quote(const char *s, char *buf, size_t size)
+const char *
+pol_quote(const char *s, char *buf, size_t size)
 {
 	size_t o = 0;
 
@@ -58,7 +59,8 @@ const char *pol_quote(const char *s, char *buf, size_t size)
 }
 
 /* "", "~" and "null" written plainly: a key present with nothing in it. */
-int pol_yaml_is_null(const yaml_node_t *n)
+int
+pol_yaml_is_null(const yaml_node_t *n)
 {
 	const char *s = ydoc_text(n);
 
@@ -73,9 +75,10 @@ int pol_yaml_is_null(const yaml_node_t *n)
  * value lands in vals[i]. Unknown, duplicate and non-string keys are
  * reported; the rest of the mapping is still read.
  */
-static void read_keys(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *map, const char *const *known, size_t nknown,
-    const char *expected, yaml_node_t **vals, yaml_node_t **keys)
+static void
+read_keys(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *map,
+    const char *const *known, size_t nknown, const char *expected,
+    yaml_node_t **vals, yaml_node_t **keys)
 {
 	char qb[QUOTE_MAX + 16];
 
@@ -109,7 +112,8 @@ static void read_keys(struct ydoc_ctx *cx, yaml_document_t *doc,
 }
 
 /* Ports are 1..65535; one message for every way of getting that wrong. */
-int pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out)
+int
+pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out)
 {
 	const char *s = ydoc_text(n);
 	unsigned long v = 0;
@@ -143,8 +147,9 @@ static const char *const rule_keys[K_COUNT] = {
 };
 
 /* A non-empty list of CIDRs; fills out[] and returns how many, 0 on error. */
-static size_t read_sources(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *list, struct pol_cidr *out)
+static size_t
+read_sources(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
+    struct pol_cidr *out)
 {
 	char qb[POL_QUOTE_BUF];
 	size_t n = 0;
@@ -181,7 +186,8 @@ static size_t read_sources(struct ydoc_ctx *cx, yaml_document_t *doc,
 	return cx->errors == before ? n : 0;
 }
 
-void pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
+void
+pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
     const struct pol_rule *r)
 {
 	if (ld->oom)
@@ -196,9 +202,9 @@ void pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
-static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *node, enum pol_action action,
-    size_t index)
+static void
+read_rule(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *node, enum pol_action action, size_t index)
 {
 	yaml_node_t *vals[K_COUNT], *keys[K_COUNT];
 	char what[32], defname[32], qb[QUOTE_MAX + 16], hint[160];
@@ -307,8 +313,9 @@ static void read_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
-static void read_rule_list(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *list, enum pol_action action)
+static void
+read_rule_list(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *list, enum pol_action action)
 {
 	size_t index = 0;
 
@@ -325,8 +332,8 @@ static void read_rule_list(struct ydoc_ctx *cx, struct pol_loader *ld,
  * every rule of that file, Istio resources included: a team can trial a
  * whole file. Two documents of one file that disagree are an error.
  */
-static void read_file_mode(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_node_t *n)
+static void
+read_file_mode(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_node_t *n)
 {
 	char qb[POL_QUOTE_BUF];
 	const char *text;
@@ -353,8 +360,9 @@ static void read_file_mode(struct ydoc_ctx *cx, struct pol_loader *ld,
 	ld->file_mode_line = (unsigned)n->start_mark.line + 1;
 }
 
-static void read_document(struct ydoc_ctx *cx, yaml_document_t *doc,
-    yaml_node_t *root, void *arg)
+static void
+read_document(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root,
+    void *arg)
 {
 	static const char *const top_keys[] = { "allow", "deny", "mode" };
 	struct pol_loader *ld = arg;
@@ -381,8 +389,8 @@ static void read_document(struct ydoc_ctx *cx, yaml_document_t *doc,
 		read_rule_list(cx, ld, doc, vals[1], POL_DENY);
 }
 
-static struct pol_snapshot *finish(struct pol_loader *ld, unsigned errors,
-    pol_report_fn report, void *arg)
+static struct pol_snapshot *
+finish(struct pol_loader *ld, unsigned errors, pol_report_fn report, void *arg)
 {
 	struct ydoc_ctx cx = { .file = NULL, .report = report, .arg = arg };
 
@@ -400,14 +408,16 @@ static struct pol_snapshot *finish(struct pol_loader *ld, unsigned errors,
 	return ld->snap;
 }
 
-static void begin_file(struct pol_loader *ld)
+static void
+begin_file(struct pol_loader *ld)
 {
 	ld->file_first = pol_snapshot_rule_count(ld->snap);
 	ld->file_mode = -1;
 }
 
 /* The file's mode covers every rule it contributed, whatever the order. */
-static void end_file(struct pol_loader *ld)
+static void
+end_file(struct pol_loader *ld)
 {
 	size_t n = pol_snapshot_rule_count(ld->snap);
 
@@ -417,8 +427,9 @@ static void end_file(struct pol_loader *ld)
 		ld->snap->rules[i].mode = (enum pol_mode)ld->file_mode;
 }
 
-struct pol_snapshot *pol_load_buffer(const char *name, const char *text,
-    size_t len, pol_report_fn report, void *arg)
+struct pol_snapshot *
+pol_load_buffer(const char *name, const char *text, size_t len,
+    pol_report_fn report, void *arg)
 {
 	static const struct pol_load_opts defaults;
 	struct ydoc_ctx cx = {
@@ -439,8 +450,8 @@ struct pol_snapshot *pol_load_buffer(const char *name, const char *text,
 	return finish(&ld, cx.errors, report, arg);
 }
 
-const struct pol_namespace *pol_loader_namespace(const struct pol_loader *ld,
-    const char *name)
+const struct pol_namespace *
+pol_loader_namespace(const struct pol_loader *ld, const char *name)
 {
 	for (size_t i = 0; i < ld->opts->nnamespaces; i++)
 		if (strcmp(ld->opts->namespaces[i].name, name) == 0)
@@ -448,7 +459,8 @@ const struct pol_namespace *pol_loader_namespace(const struct pol_loader *ld,
 	return NULL;
 }
 
-static int has_yaml_suffix(const char *name)
+static int
+has_yaml_suffix(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -456,13 +468,15 @@ static int has_yaml_suffix(const char *name)
 	    (n > 4 && strcmp(name + n - 4, ".yml") == 0);
 }
 
-static int cmp_names(const void *a, const void *b)
+static int
+cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void load_file(struct pol_loader *ld, const char *path,
-    pol_report_fn report, void *arg, unsigned *errors)
+static void
+load_file(struct pol_loader *ld, const char *path, pol_report_fn report,
+    void *arg, unsigned *errors)
 {
 	struct ydoc_ctx cx = { .file = path, .report = report, .arg = arg };
 
@@ -480,8 +494,9 @@ static void load_file(struct pol_loader *ld, const char *path,
  * timestamped "..2024_..." directories, next to the symlinks we want.
  * Returns the number of files read.
  */
-static size_t load_dir(struct pol_loader *ld, const char *dir,
-    pol_report_fn report, void *arg, unsigned *errors)
+static size_t
+load_dir(struct pol_loader *ld, const char *dir, pol_report_fn report,
+    void *arg, unsigned *errors)
 {
 	struct ydoc_ctx cx = { .file = dir, .report = report, .arg = arg };
 	char **names = NULL;
@@ -542,15 +557,17 @@ out:
 	return files;
 }
 
-struct pol_snapshot *pol_load(const char *const *paths, size_t npaths,
-    const char *base_dir, pol_report_fn report, void *arg)
+struct pol_snapshot *
+pol_load(const char *const *paths, size_t npaths, const char *base_dir,
+    pol_report_fn report, void *arg)
 {
 	struct pol_load_opts opts = { .base_dir = base_dir };
 
 	return pol_load_ex(paths, npaths, &opts, report, arg);
 }
 
-struct pol_snapshot *pol_load_ex(const char *const *paths, size_t npaths,
+struct pol_snapshot *
+pol_load_ex(const char *const *paths, size_t npaths,
     const struct pol_load_opts *opts, pol_report_fn report, void *arg)
 {
 	static const struct pol_load_opts defaults;

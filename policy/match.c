@@ -28,7 +28,8 @@
 
 #define CHUNK_SIZE (64u * 1024)
 
-const char *pol_reason_str(enum pol_reason r)
+const char *
+pol_reason_str(enum pol_reason r)
 {
 	switch (r) {
 	case POL_R_ALLOWED:
@@ -43,7 +44,8 @@ const char *pol_reason_str(enum pol_reason r)
 	return "unknown";
 }
 
-const char *pol_action_str(enum pol_action a)
+const char *
+pol_action_str(enum pol_action a)
 {
 	switch (a) {
 	case POL_ALLOW:
@@ -54,7 +56,8 @@ const char *pol_action_str(enum pol_action a)
 	return "unknown";
 }
 
-const char *pol_pattern_kind_str(enum pol_pattern_kind k)
+const char *
+pol_pattern_kind_str(enum pol_pattern_kind k)
 {
 	switch (k) {
 	case POL_PAT_EXACT:
@@ -69,7 +72,8 @@ const char *pol_pattern_kind_str(enum pol_pattern_kind k)
 	return "unknown";
 }
 
-const char *pol_proto_str(enum pol_proto p)
+const char *
+pol_proto_str(enum pol_proto p)
 {
 	switch (p) {
 	case POL_PROTO_TLS:
@@ -89,12 +93,14 @@ const char *pol_proto_str(enum pol_proto p)
  */
 #define HASH_INIT 2166136261u
 
-static uint32_t hash_step(uint32_t h, unsigned char c)
+static uint32_t
+hash_step(uint32_t h, unsigned char c)
 {
 	return (h ^ c) * 16777619u;
 }
 
-static uint32_t hash_bytes(const char *p, size_t n)
+static uint32_t
+hash_bytes(const char *p, size_t n)
 {
 	uint32_t h = HASH_INIT;
 
@@ -104,13 +110,15 @@ static uint32_t hash_bytes(const char *p, size_t n)
 }
 
 /* The filter's two bits for a key hash. */
-static uint32_t filter_bit2(uint32_t h)
+static uint32_t
+filter_bit2(uint32_t h)
 {
 	h *= 0x9e3779b1u;
 	return h ^ (h >> 15);
 }
 
-static int filter_may_hold(const struct pol_snapshot *s, uint32_t h)
+static int
+filter_may_hold(const struct pol_snapshot *s, uint32_t h)
 {
 	uint32_t a = h & s->filter_mask, b = filter_bit2(h) & s->filter_mask;
 
@@ -118,7 +126,8 @@ static int filter_may_hold(const struct pol_snapshot *s, uint32_t h)
 	    (s->filter[b >> 6] >> (b & 63) & 1);
 }
 
-static void filter_add(struct pol_snapshot *s, uint32_t h)
+static void
+filter_add(struct pol_snapshot *s, uint32_t h)
 {
 	uint32_t a = h & s->filter_mask, b = filter_bit2(h) & s->filter_mask;
 
@@ -126,7 +135,8 @@ static void filter_add(struct pol_snapshot *s, uint32_t h)
 	s->filter[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
-struct pol_snapshot *pol_snap_new(void)
+struct pol_snapshot *
+pol_snap_new(void)
 {
 	struct pol_snapshot *s = calloc(1, sizeof(*s));
 
@@ -136,7 +146,8 @@ struct pol_snapshot *pol_snap_new(void)
 }
 
 /* Memory that lives as long as the snapshot; aligned for any field. */
-static void *snap_alloc(struct pol_snapshot *s, size_t n)
+static void *
+snap_alloc(struct pol_snapshot *s, size_t n)
 {
 	struct pol_chunk *c = s->chunks;
 	size_t used;
@@ -166,7 +177,8 @@ static void *snap_alloc(struct pol_snapshot *s, size_t n)
 	return p;
 }
 
-static const char *snap_strdup(struct pol_snapshot *s, const char *str)
+static const char *
+snap_strdup(struct pol_snapshot *s, const char *str)
 {
 	size_t n = strlen(str) + 1;
 	char *p = snap_alloc(s, n);
@@ -177,8 +189,8 @@ static const char *snap_strdup(struct pol_snapshot *s, const char *str)
 }
 
 /* Rules of one resource or file share strings: compare with the last. */
-static const char *snap_strdup_last(struct pol_snapshot *s, const char *str,
-    const char **last)
+static const char *
+snap_strdup_last(struct pol_snapshot *s, const char *str, const char **last)
 {
 	if (str == NULL)
 		return NULL;
@@ -188,7 +200,8 @@ static const char *snap_strdup_last(struct pol_snapshot *s, const char *str,
 	return *last;
 }
 
-static int copy_arrays(struct pol_snapshot *s, struct pol_rule *nr,
+static int
+copy_arrays(struct pol_snapshot *s, struct pol_rule *nr,
     const struct pol_rule *r)
 {
 	if (r->nsources > 0) {
@@ -219,7 +232,8 @@ static int copy_arrays(struct pol_snapshot *s, struct pol_rule *nr,
 	return 0;
 }
 
-int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
+int
+pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
 {
 	struct pol_rule *nr;
 
@@ -268,8 +282,9 @@ int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r)
 	return 0;
 }
 
-static struct pol_slot *slot_find(const struct pol_snapshot *s, const char *key,
-    size_t keylen, uint32_t h)
+static struct pol_slot *
+slot_find(const struct pol_snapshot *s, const char *key, size_t keylen,
+    uint32_t h)
 {
 	size_t mask = s->nslots - 1;
 
@@ -284,7 +299,8 @@ static struct pol_slot *slot_find(const struct pol_snapshot *s, const char *key,
 	}
 }
 
-int pol_snap_compile(struct pol_snapshot *s)
+int
+pol_snap_compile(struct pol_snapshot *s)
 {
 	size_t nslots = 16, named = 0, nany = 0;
 	uint32_t pos = 0;
@@ -347,14 +363,16 @@ int pol_snap_compile(struct pol_snapshot *s)
 	return 0;
 }
 
-struct pol_snapshot *pol_snapshot_ref(struct pol_snapshot *s)
+struct pol_snapshot *
+pol_snapshot_ref(struct pol_snapshot *s)
 {
 	if (s != NULL)
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
 	return s;
 }
 
-void pol_snapshot_unref(struct pol_snapshot *s)
+void
+pol_snapshot_unref(struct pol_snapshot *s)
 {
 	struct pol_chunk *c, *next;
 
@@ -375,30 +393,34 @@ void pol_snapshot_unref(struct pol_snapshot *s)
 	free(s);
 }
 
-size_t pol_snapshot_rule_count(const struct pol_snapshot *s)
+size_t
+pol_snapshot_rule_count(const struct pol_snapshot *s)
 {
 	return s != NULL ? s->nrules : 0;
 }
 
-const struct pol_rule *pol_snapshot_rule(const struct pol_snapshot *s, size_t i)
+const struct pol_rule *
+pol_snapshot_rule(const struct pol_snapshot *s, size_t i)
 {
 	if (s == NULL || i >= s->nrules)
 		return NULL;
 	return &s->rules[i];
 }
 
-void pol_snapshot_set_generation(struct pol_snapshot *s, uint64_t gen)
+void
+pol_snapshot_set_generation(struct pol_snapshot *s, uint64_t gen)
 {
 	s->generation = gen;
 }
 
-uint64_t pol_snapshot_generation(const struct pol_snapshot *s)
+uint64_t
+pol_snapshot_generation(const struct pol_snapshot *s)
 {
 	return s->generation;
 }
 
-static int rule_admits_port(const struct pol_rule *r, uint16_t port,
-    enum pol_proto proto)
+static int
+rule_admits_port(const struct pol_rule *r, uint16_t port, enum pol_proto proto)
 {
 	if (r->nports == 0) {
 		if (r->action == POL_DENY)
@@ -411,7 +433,8 @@ static int rule_admits_port(const struct pol_rule *r, uint16_t port,
 	return 0;
 }
 
-static int rule_admits_src(const struct pol_rule *r, const struct sockaddr *src)
+static int
+rule_admits_src(const struct pol_rule *r, const struct sockaddr *src)
 {
 	if (r->nsources == 0)
 		return 1;
@@ -423,23 +446,30 @@ static int rule_admits_src(const struct pol_rule *r, const struct sockaddr *src)
 
 /*
  * One walk over the rules matching a name, most specific first. Deciding,
- * the first of each kind of hit is the one that counts; listing (out !=
+ * the first of each kind of hit is the one that counts, kept apart for
+ * enforced rules and report-mode rules (layer 0 and 1); listing (out !=
  * NULL, for explain), every rule is collected whatever its ports or
  * sources.
  */
+struct pol_hits {
+	const struct pol_rule *deny;            /* deny rule covering the port */
+	const struct pol_rule *allow;           /* allow rule admitting the port */
+	const struct pol_rule *allow_name;      /* allow rule matching the name */
+};
+
 struct pol_walk {
 	uint16_t port;
 	enum pol_proto proto;
 	const struct sockaddr *src;
-	const struct pol_rule *deny;            /* deny rule covering the port */
-	const struct pol_rule *allow;           /* allow rule admitting the port */
-	const struct pol_rule *allow_name;      /* allow rule matching the name */
+	struct pol_hits layer[2];               /* enforce, report */
 	const struct pol_rule **out;
 	size_t max, n;
 };
 
-static void walk_rule(struct pol_walk *w, const struct pol_rule *r)
+static void
+walk_rule(struct pol_walk *w, const struct pol_rule *r)
 {
+	struct pol_hits *hit;
 	int port_ok;
 
 	if (w->out != NULL) {
@@ -451,21 +481,22 @@ static void walk_rule(struct pol_walk *w, const struct pol_rule *r)
 	/* A rule for other clients is, for this one, not there at all. */
 	if (!rule_admits_src(r, w->src))
 		return;
+	hit = &w->layer[r->mode == POL_MODE_REPORT];
 	port_ok = rule_admits_port(r, w->port, w->proto);
 	if (r->action == POL_DENY) {
-		if (port_ok && w->deny == NULL)
-			w->deny = r;
+		if (port_ok && hit->deny == NULL)
+			hit->deny = r;
 		return;
 	}
-	if (w->allow_name == NULL)
-		w->allow_name = r;
-	if (port_ok && w->allow == NULL)
-		w->allow = r;
+	if (hit->allow_name == NULL)
+		hit->allow_name = r;
+	if (port_ok && hit->allow == NULL)
+		hit->allow = r;
 }
 
 /* The slot filed under key, or NULL; the filter spares most lookups. */
-static const struct pol_slot *lookup(const struct pol_snapshot *s,
-    const char *key, size_t keylen, uint32_t h)
+static const struct pol_slot *
+lookup(const struct pol_snapshot *s, const char *key, size_t keylen, uint32_t h)
 {
 	const struct pol_slot *sl;
 
@@ -476,7 +507,8 @@ static const struct pol_slot *lookup(const struct pol_snapshot *s,
 }
 
 /* Visits the rules of a slot whose kind is in the mask, in file order. */
-static void walk_slot(const struct pol_snapshot *s, struct pol_walk *w,
+static void
+walk_slot(const struct pol_snapshot *s, struct pol_walk *w,
     const struct pol_slot *sl, unsigned kinds)
 {
 	if (sl == NULL || (sl->kinds & kinds) == 0)
@@ -495,7 +527,8 @@ static void walk_slot(const struct pol_snapshot *s, struct pol_walk *w,
  * too long to be valid matches nothing, not even "*". Returns the length,
  * 0 for no usable name.
  */
-static size_t normalise(const char *in, char name[POL_NAME_MAX + 2])
+static size_t
+normalise(const char *in, char name[POL_NAME_MAX + 2])
 {
 	size_t len;
 
@@ -523,15 +556,14 @@ static size_t normalise(const char *in, char name[POL_NAME_MAX + 2])
  * (Prefetching the rules too needs the index loaded first; measured, it
  * cost more than it saved.)
  */
-static void prefetch_slots(const struct pol_snapshot *s, const uint32_t *hash,
-    size_t n)
+static void
+prefetch_slots(const struct pol_snapshot *s, const uint32_t *hash, size_t n)
 {
 	size_t mask = s->nslots - 1;
+	uint64_t maybe = 0;     /* suffixes past the filter (the 64 longest) */
 
 	if (s->nslots < 4096)   /* small tables stay in cache anyway */
 		return;
-	uint64_t maybe = 0;     /* suffixes past the filter (the 64 longest) */
-
 	for (size_t k = 0; k < n && k < 64; k++)
 		if (filter_may_hold(s, hash[n - 1 - k])) {
 			maybe |= (uint64_t)1 << k;
@@ -549,8 +581,9 @@ static void prefetch_slots(const struct pol_snapshot *s, const uint32_t *hash,
 	}
 }
 
-static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
-    const char *name, size_t len)
+static void
+walk_name(const struct pol_snapshot *s, struct pol_walk *w, const char *name,
+    size_t len)
 {
 	/* Suffix starts and hashes, from the shortest ("com") to the name. */
 	uint32_t hash[POL_NAME_MAX + 1];      /* every dot may start one */
@@ -559,6 +592,8 @@ static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
 	size_t n = 0;
 
 	if (s->nslots > 0) {
+		const struct pol_slot *sl;
+
 		for (size_t i = len; i > 0; i--) {
 			h = hash_step(h, (unsigned char)name[i - 1]);
 			if (i == 1 || name[i - 2] == '.') {
@@ -570,8 +605,7 @@ static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
 		/* The name itself: exact patterns, then .name (it names this
 		 * one, but others too); then each proper suffix, longest first,
 		 * for *.suffix and .suffix alike. */
-		const struct pol_slot *sl = lookup(s, name, len, hash[n - 1]);
-
+		sl = lookup(s, name, len, hash[n - 1]);
 		walk_slot(s, w, sl, 1u << POL_PAT_EXACT);
 		walk_slot(s, w, sl, 1u << POL_PAT_DOMAIN);
 		for (size_t k = n - 1; k-- > 0;)
@@ -582,7 +616,64 @@ static void walk_name(const struct pol_snapshot *s, struct pol_walk *w,
 		walk_rule(w, &s->rules[s->any[i]]);
 }
 
-void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
+/*
+ * The verdict from the two layers of hits (DESIGN §5). Enforced rules
+ * alone decide whether the connection goes through; report-mode rules can
+ * only mark an admitted connection would_deny, and never lend a rule's
+ * settings. The one exception is a policy that is itself in report mode
+ * (the first step of a migration): what no enforced rule decides is then
+ * relayed, and the report-mode rules say what would be denied.
+ */
+static void
+verdict_from_hits(const struct pol_snapshot *s, const struct pol_walk *w,
+    struct pol_verdict *out)
+{
+	const struct pol_hits *e = &w->layer[0], *r = &w->layer[1];
+
+	if (e->deny != NULL) {
+		out->reason = POL_R_DENIED_BY_RULE;
+		out->rule = e->deny;
+		return;
+	}
+	if (e->allow != NULL) {
+		out->allow = 1;
+		out->reason = POL_R_ALLOWED;
+		out->rule = out->admit = e->allow;
+		if (r->deny != NULL) {
+			out->report = 1;
+			out->report_reason = POL_R_DENIED_BY_RULE;
+			out->report_rule = r->deny;
+		}
+		return;
+	}
+	if (s->mode != POL_MODE_REPORT) {
+		if (e->allow_name != NULL) {
+			out->reason = POL_R_PORT_NOT_ALLOWED;
+			out->rule = e->allow_name;
+		}
+		return;
+	}
+	/* A report-mode policy relays what the enforced rules leave open. */
+	out->allow = 1;
+	out->reason = POL_R_ALLOWED;
+	if (r->deny != NULL) {
+		out->report = 1;
+		out->report_reason = POL_R_DENIED_BY_RULE;
+		out->report_rule = r->deny;
+	} else if (r->allow != NULL) {
+		out->rule = r->allow;
+	} else {
+		out->report = 1;
+		out->report_rule = e->allow_name != NULL ? e->allow_name :
+		    r->allow_name;
+		out->report_reason = out->report_rule != NULL ?
+		    POL_R_PORT_NOT_ALLOWED : POL_R_NOT_ALLOWED;
+	}
+	out->admit = r->deny == NULL ? r->allow : NULL;
+}
+
+void
+pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
     struct pol_verdict *out)
 {
 	char name[POL_NAME_MAX + 2];
@@ -590,37 +681,21 @@ void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
 	    .src = req->src };
 	size_t len;
 
-	out->allow = 0;
+	memset(out, 0, sizeof(*out));
 	out->reason = POL_R_NOT_ALLOWED;
-	out->rule = NULL;
-	out->report = 0;
+	out->report_reason = POL_R_ALLOWED;
 	if (s == NULL)
 		return;
-	out->report = s->mode == POL_MODE_REPORT;
+	/* No usable name matches no rule, but a report-mode policy still
+	 * relays it: the hits are simply empty. */
 	len = normalise(req->name, name);
-	if (len == 0)
-		return;
-	walk_name(s, &w, name, len);
-
-	if (w.deny != NULL) {
-		out->reason = POL_R_DENIED_BY_RULE;
-		out->rule = w.deny;
-	} else if (w.allow != NULL) {
-		out->allow = 1;
-		out->reason = POL_R_ALLOWED;
-		out->rule = w.allow;
-	} else if (w.allow_name != NULL) {
-		out->reason = POL_R_PORT_NOT_ALLOWED;
-		out->rule = w.allow_name;
-	}
-	/* The deciding rule's file chose the mode; with none, the policy's. */
-	if (out->allow)
-		out->report = 0;
-	else if (out->rule != NULL)
-		out->report = out->rule->mode == POL_MODE_REPORT;
+	if (len > 0)
+		walk_name(s, &w, name, len);
+	verdict_from_hits(s, &w, out);
 }
 
-size_t pol_matches(const struct pol_snapshot *s, const char *name,
+size_t
+pol_matches(const struct pol_snapshot *s, const char *name,
     const struct pol_rule **out, size_t max)
 {
 	char buf[POL_NAME_MAX + 2];
@@ -636,12 +711,14 @@ size_t pol_matches(const struct pol_snapshot *s, const char *name,
 	return w.n;
 }
 
-enum pol_mode pol_snapshot_mode(const struct pol_snapshot *s)
+enum pol_mode
+pol_snapshot_mode(const struct pol_snapshot *s)
 {
 	return s != NULL ? s->mode : POL_MODE_ENFORCE;
 }
 
-const char *pol_mode_str(enum pol_mode m)
+const char *
+pol_mode_str(enum pol_mode m)
 {
 	switch (m) {
 	case POL_MODE_ENFORCE:
@@ -652,7 +729,8 @@ const char *pol_mode_str(enum pol_mode m)
 	return "unknown";
 }
 
-const char *pol_resolution_str(enum pol_resolution r)
+const char *
+pol_resolution_str(enum pol_resolution r)
 {
 	switch (r) {
 	case POL_RES_DNS:

@@ -20,7 +20,8 @@
 #define LABEL_MAX 63
 
 __attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -32,14 +33,16 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static int is_label_char(unsigned char c)
+static int
+is_label_char(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 	    c == '-' || c == '_';
 }
 
 /* Every label all digits: an IPv4 address or something shaped like one. */
-static int looks_numeric(const char *s)
+static int
+looks_numeric(const char *s)
 {
 	int digit = 0;
 
@@ -53,7 +56,8 @@ static int looks_numeric(const char *s)
 }
 
 /* IPv4/IPv6 literals, bracketed or not, with or without a /prefix. */
-static int is_ip_literal(const char *s)
+static int
+is_ip_literal(const char *s)
 {
 	char buf[POL_NAME_MAX + 3];
 	struct in6_addr a6;
@@ -85,7 +89,8 @@ static int is_ip_literal(const char *s)
  * Checks the name part of a pattern: LDH labels (and '_', which real DNS
  * names such as _acme-challenge use), 1..63 bytes each, 253 in all.
  */
-static int check_name(const char *name, char *err, size_t errlen)
+static int
+check_name(const char *name, char *err, size_t errlen)
 {
 	const char *label = name;
 
@@ -123,8 +128,9 @@ static int check_name(const char *name, char *err, size_t errlen)
 	}
 }
 
-int pol_pattern_parse(const char *in, enum pol_pattern_kind *kind,
-    char *out, size_t outlen, char *err, size_t errlen)
+int
+pol_pattern_parse(const char *in, enum pol_pattern_kind *kind, char *out,
+    size_t outlen, char *err, size_t errlen)
 {
 	/* room for "*." + name + "." + NUL */
 	char buf[POL_NAME_MAX + 4];
@@ -203,8 +209,9 @@ int pol_pattern_parse(const char *in, enum pol_pattern_kind *kind,
 	return 0;
 }
 
-const char *pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix,
-    char *buf, size_t len)
+const char *
+pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix, char *buf,
+    size_t len)
 {
 	switch (kind) {
 	case POL_PAT_EXACT:

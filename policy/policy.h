@@ -176,15 +176,26 @@ struct pol_request {
 };
 
 struct pol_verdict {
-	int allow;                      /* 1 allow, 0 deny */
-	enum pol_reason reason;
-	const struct pol_rule *rule;    /* the deciding rule, NULL for not_allowed */
-	int report;                     /* a deny in report mode: let the
-	                                 * connection through, log would_deny */
+	int allow;                      /* the enforced answer: 1 relay, 0 refuse */
+	enum pol_reason reason;         /* allowed, or why it is refused */
+	const struct pol_rule *rule;    /* the deciding rule: the deny rule, the
+	                                 * admitting rule, the rule that matched
+	                                 * the name for port_not_allowed; NULL */
+	const struct pol_rule *admit;   /* the rule that admitted name, port and
+	                                 * source: its settings (allow_private,
+	                                 * resolution, endpoints, originate_tls)
+	                                 * are the only ones that apply; NULL */
+	int report;                     /* would_deny: relayed, but report-mode
+	                                 * rules (or a report-mode policy) would
+	                                 * refuse it, for report_reason */
+	enum pol_reason report_reason;
+	const struct pol_rule *report_rule;     /* NULL for not_allowed */
 };
 
 /*
  * Decide a request. Pure: depends only on the snapshot and the request.
+ * Rules in enforce mode and rules in report mode (a file's "mode: report")
+ * are two layers. The enforced answer comes from the enforced rules alone:
  *  - deny rules win: a deny rule whose pattern matches the name, and whose
  *    ports include the port (a deny rule without ports covers every port),
  *    denies with denied_by_rule;
@@ -194,12 +205,15 @@ struct pol_verdict {
  *  - a name matched by allow rules none of which admits the port is
  *    port_not_allowed; no match at all is not_allowed;
  *  - a rule with sources applies only when req->src lies in one of them
- *    (never when req->src is NULL);
- *  - a deny is marked report when the deciding deny rule is in report mode,
- *    or, for not_allowed / port_not_allowed, when the snapshot is.
- *    allow stays 0: the caller chooses to let it through and says so.
+ *    (never when req->src is NULL).
+ * Report-mode rules never admit and never lend settings: a report-mode deny
+ * rule that would deny an admitted request marks it report (would_deny).
+ * Only when the snapshot's own mode is report (every file that does not
+ * say otherwise) is a request that no enforced rule decides relayed; the
+ * report-mode rules then say whether, and why, it would be denied, and a
+ * report-mode allow rule that admits it is its admitting rule.
  * The cost depends on the number of labels in the name, not on the number
- * of rules.
+ * of rules. Callers outside decide/ use dc_decide() (decide/decide.h).
  */
 void pol_decide(const struct pol_snapshot *s, const struct pol_request *req,
     struct pol_verdict *out);

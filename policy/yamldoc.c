@@ -29,8 +29,9 @@
 #define YDOC_MAX_FILE (16u * 1024 * 1024)
 #define YDOC_MSG_MAX 1024
 
-static void ydoc_vreport(struct ydoc_ctx *cx, enum pol_severity sev,
-    unsigned line, unsigned col, const char *fmt, va_list ap)
+static void
+ydoc_vreport(struct ydoc_ctx *cx, enum pol_severity sev, unsigned line,
+    unsigned col, const char *fmt, va_list ap)
 {
 	char raw[YDOC_MSG_MAX], msg[YDOC_MSG_MAX];
 	size_t o = 0;
@@ -58,8 +59,9 @@ static void ydoc_vreport(struct ydoc_ctx *cx, enum pol_severity sev,
 }
 
 __attribute__((format(printf, 5, 6)))
-static void ydoc_report_at(struct ydoc_ctx *cx, enum pol_severity sev,
-    unsigned line, unsigned col, const char *fmt, ...)
+static void
+ydoc_report_at(struct ydoc_ctx *cx, enum pol_severity sev, unsigned line,
+    unsigned col, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -69,17 +71,20 @@ static void ydoc_report_at(struct ydoc_ctx *cx, enum pol_severity sev,
 }
 
 /* libyaml marks are 0-based; people count from 1. */
-static unsigned node_line(const yaml_node_t *node)
+static unsigned
+node_line(const yaml_node_t *node)
 {
 	return node != NULL ? (unsigned)node->start_mark.line + 1 : 0;
 }
 
-static unsigned node_col(const yaml_node_t *node)
+static unsigned
+node_col(const yaml_node_t *node)
 {
 	return node != NULL ? (unsigned)node->start_mark.column + 1 : 0;
 }
 
-void ydoc_error(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
+void
+ydoc_error(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -88,7 +93,8 @@ void ydoc_error(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, .
 	va_end(ap);
 }
 
-void ydoc_notice(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
+void
+ydoc_notice(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -97,7 +103,8 @@ void ydoc_notice(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, 
 	va_end(ap);
 }
 
-void ydoc_warning(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
+void
+ydoc_warning(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -110,8 +117,9 @@ void ydoc_warning(struct ydoc_ctx *cx, const yaml_node_t *node, const char *fmt,
  * Reader errors (bad UTF-8, control characters) carry a byte offset rather
  * than a mark; count lines up to it so they are reported like the others.
  */
-static void offset_position(const char *text, size_t len, size_t off,
-    unsigned *line, unsigned *col)
+static void
+offset_position(const char *text, size_t len, size_t off, unsigned *line,
+    unsigned *col)
 {
 	size_t bol = 0;
 
@@ -127,7 +135,8 @@ static void offset_position(const char *text, size_t len, size_t off,
 	*col = (unsigned)(off - bol) + 1;
 }
 
-static void report_parser_error(struct ydoc_ctx *cx, const yaml_parser_t *p,
+static void
+report_parser_error(struct ydoc_ctx *cx, const yaml_parser_t *p,
     const char *text, size_t len)
 {
 	unsigned line, col;
@@ -160,7 +169,8 @@ static void report_parser_error(struct ydoc_ctx *cx, const yaml_parser_t *p,
  * referenced more often was reached through an alias; report it at the
  * anchored node, which is where the '&' stands. Returns 0 for a tree.
  */
-static int check_tree(struct ydoc_ctx *cx, yaml_document_t *doc)
+static int
+check_tree(struct ydoc_ctx *cx, yaml_document_t *doc)
 {
 	size_t n = (size_t)(doc->nodes.top - doc->nodes.start);
 	unsigned char *seen;
@@ -209,15 +219,17 @@ static int check_tree(struct ydoc_ctx *cx, yaml_document_t *doc)
 }
 
 /* "---" with nothing after it composes to an empty plain scalar. */
-static int is_empty_document(const yaml_node_t *root)
+static int
+is_empty_document(const yaml_node_t *root)
 {
 	return root->type == YAML_SCALAR_NODE &&
 	    root->data.scalar.length == 0 &&
 	    root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 }
 
-int ydoc_parse_buffer(struct ydoc_ctx *cx, const char *text, size_t len,
-    ydoc_fn fn, void *arg)
+int
+ydoc_parse_buffer(struct ydoc_ctx *cx, const char *text, size_t len, ydoc_fn fn,
+    void *arg)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -251,7 +263,8 @@ out:
 	return rc;
 }
 
-int ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
+int
+ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
 {
 	const char *saved = cx->file;
 	struct stat st;
@@ -308,7 +321,8 @@ out:
 	return rc;
 }
 
-const char *ydoc_text(const yaml_node_t *n)
+const char *
+ydoc_text(const yaml_node_t *n)
 {
 	if (n == NULL || n->type != YAML_SCALAR_NODE)
 		return NULL;
@@ -319,7 +333,9 @@ const char *ydoc_text(const yaml_node_t *n)
  * A scalar may hold a NUL ("\0" in a double-quoted string); C code would
  * silently see a shorter string, so such a value is refused here.
  */
-int ydoc_scalar(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, const char **out)
+int
+ydoc_scalar(struct ydoc_ctx *cx, yaml_node_t *n, const char *what,
+    const char **out)
 {
 	const char *s = ydoc_text(n);
 
@@ -336,7 +352,8 @@ int ydoc_scalar(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, const cha
 }
 
 /* YAML 1.2 core schema booleans only: "yes", "on" and "y" are not. */
-int ydoc_bool(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, int *out)
+int
+ydoc_bool(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, int *out)
 {
 	static const char *const yes[] = { "true", "True", "TRUE" };
 	static const char *const no[] = { "false", "False", "FALSE" };
@@ -359,8 +376,8 @@ int ydoc_bool(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, int *out)
 }
 
 /* Digits only: no sign, no spaces, no 0x; -1 on overflow past max. */
-static int parse_digits(const char *s, size_t len, unsigned long max,
-    unsigned long *out)
+static int
+parse_digits(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
 	unsigned long v = 0;
 
@@ -380,7 +397,8 @@ static int parse_digits(const char *s, size_t len, unsigned long max,
 	return 0;
 }
 
-int ydoc_uint(struct ydoc_ctx *cx, yaml_node_t *n, const char *what,
+int
+ydoc_uint(struct ydoc_ctx *cx, yaml_node_t *n, const char *what,
     unsigned long max, unsigned long *out)
 {
 	const char *s = ydoc_text(n);
@@ -392,7 +410,8 @@ int ydoc_uint(struct ydoc_ctx *cx, yaml_node_t *n, const char *what,
 	return 0;
 }
 
-int ydoc_is_mapping(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
+int
+ydoc_is_mapping(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 {
 	if (n == NULL || n->type != YAML_MAPPING_NODE) {
 		ydoc_error(cx, n, "%s must be a mapping", what);
@@ -401,7 +420,8 @@ int ydoc_is_mapping(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 	return 0;
 }
 
-int ydoc_is_sequence(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
+int
+ydoc_is_sequence(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 {
 	if (n == NULL || n->type != YAML_SEQUENCE_NODE) {
 		ydoc_error(cx, n, "%s must be a list", what);
@@ -410,7 +430,9 @@ int ydoc_is_sequence(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 	return 0;
 }
 
-int ydoc_duration_ms(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, uint64_t *out)
+int
+ydoc_duration_ms(struct ydoc_ctx *cx, yaml_node_t *n, const char *what,
+    uint64_t *out)
 {
 	static const struct {
 		const char *suffix;
@@ -451,8 +473,9 @@ fail:
 	return -1;
 }
 
-const char *pol_diag_format(char *buf, size_t len, enum pol_severity sev,
-    const char *file, unsigned line, unsigned col, const char *msg)
+const char *
+pol_diag_format(char *buf, size_t len, enum pol_severity sev, const char *file,
+    unsigned line, unsigned col, const char *msg)
 {
 	const char *prefix = sev == POL_NOTICE ? "notice: " :
 	    sev == POL_WARNING ? "warning: " : "";

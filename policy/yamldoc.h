@@ -58,10 +58,10 @@ const char *ydoc_text(const yaml_node_t *n);
 /* Iterate mapping pairs / sequence items of a node. */
 #define YDOC_FOREACH_PAIR(doc, map, p) \
 	for (yaml_node_pair_t *p = (map)->data.mapping.pairs.start; \
-	     p < (map)->data.mapping.pairs.top; p++)
+	    p < (map)->data.mapping.pairs.top; p++)
 #define YDOC_FOREACH_ITEM(doc, seq, it) \
 	for (yaml_node_item_t *it = (seq)->data.sequence.items.start; \
-	     it < (seq)->data.sequence.items.top; it++)
+	    it < (seq)->data.sequence.items.top; it++)
 #define YDOC_NODE(doc, idx) yaml_document_get_node((doc), (idx))
 
 #endif

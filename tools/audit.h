@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decide/decide.h"
 #include "policy/policy.h"
 
 #define AUD_PORTMAP_MAX 32              /* --port-map and --dns-port each */
@@ -55,6 +56,7 @@ const char *aud_skip_text(enum aud_skip s);
 enum aud_inner {
 	AUD_INNER_NONE = 0,     /* not a tunnel refused for its content */
 	AUD_INNER_TLS,          /* a ClientHello's server name */
+	AUD_INNER_TLS_NO_SNI,   /* a ClientHello that names no server */
 	AUD_INNER_HTTP,         /* a plain request's host and port */
 	AUD_INNER_OTHER,        /* neither TLS nor HTTP */
 };
@@ -64,14 +66,18 @@ struct aud_group {
 	char *name;                     /* NULL: the flow has no name */
 	unsigned port;
 	enum pol_proto proto;
-	const char *reason;             /* pol_reason_str() or a refusal */
-	int allow;
-	int report;                     /* the deny would not be enforced */
-	const struct pol_rule *rule;
+	enum dc_reason why;             /* the reason egressd's line carries */
+	const char *reason;             /* dc_reason_str(why) */
+	int allow;                      /* relayed, nothing to report */
+	int report;                     /* relayed: report mode would deny it
+	                                 * (why and rule are report mode's) */
+	const struct pol_rule *rule;    /* the rule egressd's line names */
 	uint64_t count;
 	int64_t first_us, last_us;
 	char (*src)[AUD_ADDR_LEN];      /* client addresses, distinct */
 	size_t nsrc, capsrc;
+	uint64_t hellos;                /* flows whose ClientHello was read, */
+	uint64_t ech_count;             /* and of them, those offering ECH */
 	unsigned qtypes[8];             /* DNS only */
 	size_t nqtypes;
 	/* sni_mismatch in a tunnel: what the client asked for inside it. */
@@ -114,6 +120,7 @@ struct aud_options {
 	/* UDP ports whose datagrams are DNS queries; none: 53. */
 	unsigned dns_ports[AUD_PORTMAP_MAX];
 	size_t ndns_ports;
+	int refuse_ech;                 /* the daemon's refuse_ech */
 };
 
 /*

@@ -7,7 +7,9 @@
  * fragments counted and ignored) -> TCP streams reassembled client to
  * server by sequence number, or UDP port 53 queries. The client's bytes go
  * through the daemon's own parsers (sni_parse_hello, http_parse_request)
- * and the name through the same pol_decide() the workers call.
+ * and the facts a listener builds from them (a ClientHello's name and
+ * ECH, a Host, a CONNECT authority, the ClientHello or request inside a
+ * tunnel) through dc_decide(), the one decision the workers call.
  *
  * Memory per flow is bounded: the client direction keeps at most
  * SNI_PEEK_MAX bytes, what the daemon itself buffers while peeking; a
@@ -19,7 +21,9 @@
  * that each head on a keep-alive connection is decided. After an admitted
  * CONNECT the client's next bytes are the tunnel's: as the daemon does, a
  * ClientHello (or plain request) in it that names another host than the
- * CONNECT did turns the tunnel's decision into sni_mismatch.
+ * CONNECT did, or a ClientHello that names none, turns the tunnel's
+ * decision into sni_mismatch. An absolute-form https:// request is
+ * bad_http, as the daemon answers it: only CONNECT reaches https.
  *
  * Every input is untrusted: tests/fuzz/fuzz_audit.c feeds this file
  * arbitrary packets.
@@ -33,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decide/decide.h"
 #include "http/http.h"
 #include "policy/policy.h"
 #include "sni/sni.h"
@@ -91,6 +96,7 @@ struct aud_tunnel {
 	int pending;                    /* decided, not recorded yet */
 	int pinned;                     /* plain HTTP in the tunnel */
 	char host[HTTP_HOST_MAX + 1];   /* the CONNECT authority */
+	int is_ip;                      /* ... an IP literal */
 	uint16_t port;
 	int64_t ts;                     /* when the CONNECT head was complete */
 };
@@ -117,9 +123,14 @@ struct aud_in {
 	unsigned port;
 };
 
+/* ECH in a row's ClientHello: none read (HTTP, a hello that did not
+ * parse), offered, or not. */
+enum aud_ech { AUD_ECH_UNKNOWN = -1, AUD_ECH_NO = 0, AUD_ECH_YES = 1 };
+
 struct audit {
 	const struct pol_snapshot *snap;
 	struct aud_options opt;
+	struct dc_opts dopts;
 	struct aud_flow *hash[AUD_HASH_SIZE];
 	struct aud_table tab[AUD_T_MAX];
 	struct aud_counts c;
@@ -151,7 +162,7 @@ str_eq(const char *x, const char *y)
 
 static struct aud_group *
 table_get(struct aud_table *t, const char *name, unsigned port,
-    enum pol_proto proto, const char *reason, const struct pol_rule *rule,
+    enum pol_proto proto, enum dc_reason reason, const struct pol_rule *rule,
     const struct aud_in *in)
 {
 	static const struct aud_in none;
@@ -162,7 +173,7 @@ table_get(struct aud_table *t, const char *name, unsigned port,
 	for (size_t i = 0; i < t->n; i++) {
 		g = &t->g[i];
 		if (str_eq(g->name, name) && g->port == port &&
-		    g->proto == proto && g->reason == reason && g->rule == rule &&
+		    g->proto == proto && g->why == reason && g->rule == rule &&
 		    g->inner == in->kind && str_eq(g->inner_name, in->name) &&
 		    g->inner_port == in->port)
 			return g;
@@ -188,15 +199,20 @@ table_get(struct aud_table *t, const char *name, unsigned port,
 	g->inner_port = in->port;
 	g->port = port;
 	g->proto = proto;
-	g->reason = reason;
+	g->why = reason;
+	g->reason = dc_reason_str(reason);
 	g->rule = rule;
 	t->n++;
 	return g;
 }
 
 static int
-group_add(struct aud_group *g, const char *src, int64_t ts)
+group_add(struct aud_group *g, const char *src, int64_t ts, enum aud_ech ech)
 {
+	if (ech == AUD_ECH_YES)
+		g->ech_count++;
+	if (ech != AUD_ECH_UNKNOWN)
+		g->hellos++;
 	if (g->count == 0 || ts < g->first_us)
 		g->first_us = ts;
 	if (g->count == 0 || ts > g->last_us)
@@ -266,70 +282,91 @@ map_port(const struct audit *a, unsigned port)
 	return port;
 }
 
-/* The policy's verdict for a name from this flow's client. */
+/*
+ * The facts of a request from this flow's client, as a listener builds
+ * them: what the rest of the request says is the caller's to add.
+ */
 static void
-flow_decide(const struct audit *a, const struct aud_flow *f, const char *name,
-    unsigned port, enum pol_proto proto, struct pol_verdict *v)
+flow_facts(const struct aud_flow *f, struct sockaddr_storage *src,
+    enum dc_listener l, enum dc_from from, enum pol_proto proto,
+    const char *name, unsigned port, struct dc_facts *fa)
 {
-	struct sockaddr_storage src;
-	struct pol_request req;
-
-	ep_sockaddr(f->family, &f->ep[f->client], &src);
-	memset(&req, 0, sizeof(req));
-	req.name = name;
-	req.port = (uint16_t)port;
-	req.proto = proto;
-	req.src = (const struct sockaddr *)&src;
-	pol_decide(a->snap, &req, v);
+	ep_sockaddr(f->family, &f->ep[f->client], src);
+	memset(fa, 0, sizeof(*fa));
+	fa->listener = l;
+	fa->from = from;
+	fa->proto = proto;
+	fa->src = (const struct sockaddr *)src;
+	fa->name = name;
+	fa->port = (uint16_t)port;
 }
 
 /*
- * One decision, as the daemon makes it: a name through pol_decide, or a
- * reason the bytes give before (or, in a tunnel, after) the policy is
- * asked. in says what a tunnel refused for its content asked for inside.
+ * One row's worth: a verdict as the daemon's line would carry it. A
+ * relayed connection report mode would deny is a row of the denied table
+ * (with its report rule and reason, and report set); rows are keyed by the
+ * line's reason and rule. in says what a tunnel refused for its content
+ * asked for inside.
  */
 static int
-audit_record_in(struct audit *a, const struct aud_flow *f, int64_t ts,
-    const char *name, unsigned port, enum pol_proto proto, const char *reason,
-    const struct aud_in *in)
+record_verdict(struct audit *a, const struct aud_flow *f, int64_t ts,
+    const char *name, unsigned port, enum pol_proto proto,
+    const struct dc_verdict *v, enum aud_ech ech, const struct aud_in *in)
 {
 	const struct aud_ep *cl = &f->ep[f->client];
-	struct pol_verdict v;
+	int allowed = v->allow && !v->would_deny;
 	struct aud_group *g;
 	char srcs[AUD_ADDR_LEN];
 
-	memset(&v, 0, sizeof(v));
 	ep_addr_str(f->family, cl, srcs, sizeof(srcs));
-	if (reason == NULL) {
-		flow_decide(a, f, name, port, proto, &v);
-		reason = pol_reason_str(v.reason);
-	} else {
-		/* Refused before the policy: the daemon enforces these in
-		 * report mode too. */
-		v.allow = 0;
-	}
 	a->c.decisions++;
-	if (v.allow) {
+	if (allowed) {
 		a->c.nallowed++;
-		g = table_get(&a->tab[AUD_T_ALLOWED], name, port, proto, reason, v.rule, in);
+		g = table_get(&a->tab[AUD_T_ALLOWED], name, port, proto,
+		    DC_ALLOWED, v->rule, in);
 	} else {
 		a->c.ndenied++;
-		g = table_get(&a->tab[AUD_T_DENIED], name, port, proto, reason, v.rule, in);
+		g = table_get(&a->tab[AUD_T_DENIED], name, port, proto,
+		    dc_line_reason(v), dc_line_rule(v), in);
 	}
-	if (g == NULL || group_add(g, srcs, ts) != 0) {
+	if (g == NULL || group_add(g, srcs, ts, ech) != 0) {
 		fprintf(stderr, "egressctl: out of memory\n");
 		return -1;
 	}
-	g->allow = v.allow;
-	g->report = v.report;
+	g->allow = allowed;
+	g->report = v->would_deny;
 	return 0;
 }
 
+/* Decide the facts as the daemon does, and record the verdict. */
 static int
-audit_record(struct audit *a, const struct aud_flow *f, int64_t ts,
-    const char *name, unsigned port, enum pol_proto proto, const char *reason)
+decide_record(struct audit *a, const struct aud_flow *f, int64_t ts,
+    const struct dc_facts *fa, const char *name, const struct aud_in *in)
 {
-	return audit_record_in(a, f, ts, name, port, proto, reason, NULL);
+	struct dc_verdict v;
+
+	dc_decide(a->snap, &a->dopts, fa, &v);
+	return record_verdict(a, f, ts, name, v.port, fa->proto, &v,
+	    fa->from == DC_FROM_SNI || fa->from == DC_FROM_TUNNEL_SNI ?
+	    (fa->ech ? AUD_ECH_YES : AUD_ECH_NO) : AUD_ECH_UNKNOWN, in);
+}
+
+/*
+ * A refusal the bytes give before the policy is asked (a hello that does
+ * not parse, a request the daemon cannot decide): enforced in report mode
+ * too.
+ */
+static int
+refuse(struct audit *a, const struct aud_flow *f, int64_t ts,
+    const char *name, unsigned port, enum pol_proto proto, enum dc_reason r,
+    const struct aud_in *in)
+{
+	struct dc_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	v.reason = r;
+	return record_verdict(a, f, ts, name, port, proto, &v, AUD_ECH_UNKNOWN,
+	    in);
 }
 
 /* [A-Z]+ and a space: a request line, whatever else is wrong with it. */
@@ -407,6 +444,8 @@ decide_tls(struct audit *a, struct aud_flow *f, struct aud_stream *s,
     int64_t ts)
 {
 	struct sni_hello h;
+	struct sockaddr_storage src;
+	struct dc_facts fa;
 	char name[SNI_NAME_MAX + 1];
 	unsigned port = map_port(a, f->ep[!f->client].port);
 	int rc;
@@ -416,24 +455,28 @@ decide_tls(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 	case SNI_NEED_MORE:
 		if (s->have < AUD_STREAM_CAP)
 			return 0;
-		rc = audit_record(a, f, ts, NULL, port, POL_PROTO_TLS,
-		    "hello_too_large");
+		rc = refuse(a, f, ts, NULL, port, POL_PROTO_TLS,
+		    DC_HELLO_TOO_LARGE, NULL);
 		break;
 	case SNI_OK:
-		if (!h.has_sni)
-			rc = audit_record(a, f, ts, NULL, port, POL_PROTO_TLS,
-			    "no_sni");
-		else if (sni_name_normalize(h.name.ptr, h.name.len, name) != 0)
-			rc = audit_record(a, f, ts, NULL, port, POL_PROTO_TLS,
-			    "malformed_hello");
-		else
-			rc = audit_record(a, f, ts, name, port, POL_PROTO_TLS,
-			    NULL);
+		/* The name, none, or one that is not a host name: decided
+		 * as the tls listener decides (no_sni, malformed_hello). */
+		flow_facts(f, &src, DC_L_TLS, DC_FROM_SNI, POL_PROTO_TLS, NULL,
+		    port, &fa);
+		fa.ech = h.ech;
+		if (h.has_sni) {
+			if (sni_name_normalize(h.name.ptr, h.name.len, name) == 0)
+				fa.name = name;
+			else
+				fa.name_invalid = 1;
+		}
+		rc = decide_record(a, f, ts, &fa, fa.name, NULL);
 		break;
 	default:
-		rc = audit_record(a, f, ts, NULL, port, POL_PROTO_TLS,
-		    h.error == SNI_ERR_TOO_LARGE ? "hello_too_large" :
-		    h.error == SNI_ERR_NOT_TLS ? "not_tls" : "malformed_hello");
+		rc = refuse(a, f, ts, NULL, port, POL_PROTO_TLS,
+		    h.error == SNI_ERR_TOO_LARGE ? DC_HELLO_TOO_LARGE :
+		    h.error == SNI_ERR_NOT_TLS ? DC_NOT_TLS : DC_MALFORMED_HELLO,
+		    NULL);
 		break;
 	}
 	s->decided = 1;
@@ -441,27 +484,62 @@ decide_tls(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 	return rc;
 }
 
+/* The CONNECT's facts: its authority, on a connect listener. */
+static void
+connect_facts(const struct aud_flow *f, struct sockaddr_storage *src,
+    const char *host, unsigned port, int is_ip, struct dc_facts *fa)
+{
+	flow_facts(f, src, DC_L_CONNECT, DC_FROM_AUTHORITY, POL_PROTO_CONNECT,
+	    host, port, fa);
+	fa->name_is_ip = is_ip;
+}
+
 /*
  * The tunnel's decision, once its first bytes (or the end of the
- * connection) say what it is: reason NULL, the CONNECT's own decision
- * stands; else the refusal the daemon gives in the tunnel, on the CONNECT
- * host and port.
+ * connection) say what it is, on the CONNECT host and port: fa NULL, the
+ * CONNECT's own decision stands; else what the daemon decides for the
+ * tunnel's content (fa's name against the CONNECT's); r, when not
+ * DC_ALLOWED, a refusal the bytes give before that.
  */
 static int
-tunnel_record(struct audit *a, struct aud_flow *f, const char *reason,
-    const struct aud_in *in)
+tunnel_record(struct audit *a, struct aud_flow *f, const struct dc_facts *fa,
+    enum dc_reason r, const struct aud_in *in)
 {
 	struct aud_tunnel *t = &f->tun;
+	struct sockaddr_storage src;
+	struct dc_facts cf;
+	struct dc_verdict v;
 
 	t->pending = 0;
-	return audit_record_in(a, f, t->ts, t->host, t->port, POL_PROTO_CONNECT,
-	    reason, in);
+	if (r != DC_ALLOWED)
+		return refuse(a, f, t->ts, t->host, t->port, POL_PROTO_CONNECT,
+		    r, in);
+	if (fa == NULL) {
+		connect_facts(f, &src, t->host, t->port, t->is_ip, &cf);
+		fa = &cf;
+	}
+	dc_decide(a->snap, &a->dopts, fa, &v);
+	return record_verdict(a, f, t->ts, t->host, t->port, POL_PROTO_CONNECT,
+	    &v, fa->from == DC_FROM_TUNNEL_SNI ? (fa->ech ? AUD_ECH_YES :
+	    AUD_ECH_NO) : AUD_ECH_UNKNOWN, v.reason == DC_SNI_MISMATCH ? in :
+	    NULL);
+}
+
+/* What the tunnel's content asks for, on the connect listener. */
+static void
+tunnel_facts(const struct aud_flow *f, struct sockaddr_storage *src,
+    enum dc_from from, const char *name, unsigned port, struct dc_facts *fa)
+{
+	flow_facts(f, src, DC_L_CONNECT, from, POL_PROTO_CONNECT, name, port,
+	    fa);
+	fa->tunnel_name = f->tun.host;
+	fa->tunnel_port = f->tun.port;
 }
 
 /*
  * The first bytes in an admitted tunnel, as the daemon peeks at them
- * (gateway/http.c): a ClientHello must name the CONNECT host (one without
- * a server name passes); plain HTTP is read request by request, each for
+ * (gateway/http.c): a ClientHello is decided as the tunnel's (it must
+ * name the CONNECT host); plain HTTP is read request by request, each for
  * the CONNECT host and port (the stream goes on as pinned HTTP); anything
  * else is sni_mismatch. A CONNECT for the same authority again is the
  * client trying anew after the capture's proxy refused it (407 and
@@ -472,6 +550,8 @@ decide_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s)
 {
 	struct sni_hello h;
 	struct http_request req;
+	struct sockaddr_storage src;
+	struct dc_facts fa;
 	struct aud_in in;
 	char name[SNI_NAME_MAX + 1];
 	int rc;
@@ -482,27 +562,28 @@ decide_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s)
 	case SNI_NEED_MORE:
 		if (s->have < AUD_STREAM_CAP)
 			return 0;
-		rc = tunnel_record(a, f, "hello_too_large", NULL);
+		rc = tunnel_record(a, f, NULL, DC_HELLO_TOO_LARGE, NULL);
 		break;
 	case SNI_OK:
-		in.kind = AUD_INNER_TLS;
-		if (!h.has_sni) {
-			rc = tunnel_record(a, f, NULL, NULL);
-		} else if (sni_name_normalize(h.name.ptr, h.name.len,
-		    name) != 0) {
-			/* Not a host name: never the CONNECT host. */
-			rc = tunnel_record(a, f, "sni_mismatch", &in);
-		} else if (strcmp(name, f->tun.host) != 0) {
-			in.name = name;
-			rc = tunnel_record(a, f, "sni_mismatch", &in);
-		} else {
-			rc = tunnel_record(a, f, NULL, NULL);
+		tunnel_facts(f, &src, DC_FROM_TUNNEL_SNI, NULL, f->tun.port,
+		    &fa);
+		fa.ech = h.ech;
+		in.kind = AUD_INNER_TLS_NO_SNI;
+		if (h.has_sni) {
+			in.kind = AUD_INNER_TLS;
+			if (sni_name_normalize(h.name.ptr, h.name.len,
+			    name) == 0)
+				in.name = fa.name = name;
+			else
+				fa.name_invalid = 1;
 		}
+		rc = tunnel_record(a, f, &fa, DC_ALLOWED, &in);
 		break;
 	default:
 		if (h.error != SNI_ERR_NOT_TLS) {
-			rc = tunnel_record(a, f, h.error == SNI_ERR_TOO_LARGE ?
-			    "hello_too_large" : "malformed_hello", NULL);
+			rc = tunnel_record(a, f, NULL, h.error ==
+			    SNI_ERR_TOO_LARGE ? DC_HELLO_TOO_LARGE :
+			    DC_MALFORMED_HELLO, NULL);
 			break;
 		}
 		switch (http_parse_request(s->buf, s->have, &req, NULL)) {
@@ -513,7 +594,7 @@ decide_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s)
 			/* FALLTHROUGH */
 		case HTTP_ERROR:
 			in.kind = AUD_INNER_OTHER;
-			rc = tunnel_record(a, f, "sni_mismatch", &in);
+			rc = tunnel_record(a, f, NULL, DC_SNI_MISMATCH, &in);
 			break;
 		case HTTP_DONE:
 		default:
@@ -543,21 +624,35 @@ decide_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s)
 static int
 tunnel_request(struct audit *a, struct aud_flow *f, const struct http_request *req)
 {
+	struct sockaddr_storage src;
+	struct dc_facts fa;
+	struct dc_verdict v;
 	struct aud_in in;
 	unsigned port;
 
-	if (!req->has_host ||
-	    (req->form == HTTP_ABSOLUTE && req->scheme == HTTP_SCHEME_HTTPS))
-		return tunnel_record(a, f, "bad_http", NULL) == 0 ? 0 : -1;
-	port = req->port != 0 ? req->port : f->tun.port;
-	if (req->form != HTTP_AUTHORITY && strcmp(req->host, f->tun.host) == 0 &&
-	    port == f->tun.port)
-		return 1;
 	memset(&in, 0, sizeof(in));
 	in.kind = AUD_INNER_HTTP;
-	in.name = req->host;
+	/* Refused before anything is decided, as gateway/http.c does. */
+	if (req->has_host && req->form == HTTP_ABSOLUTE &&
+	    req->scheme == HTTP_SCHEME_HTTPS)
+		return tunnel_record(a, f, NULL, DC_BAD_HTTP, NULL) == 0 ? 0 : -1;
+	port = req->port != 0 ? req->port : f->tun.port;
+	if (req->form == HTTP_AUTHORITY) {
+		/* A CONNECT inside the tunnel: for another tunnel. */
+		in.name = req->host;
+		in.port = port;
+		return tunnel_record(a, f, NULL, DC_SNI_MISMATCH, &in) == 0 ?
+		    0 : -1;
+	}
+	tunnel_facts(f, &src, DC_FROM_TUNNEL_HOST, req->has_host ? req->host :
+	    NULL, port, &fa);
+	fa.name_is_ip = req->host_is_ip;
+	dc_decide(a->snap, &a->dopts, &fa, &v);
+	if (v.allow)
+		return 1;
+	in.name = req->has_host ? req->host : NULL;
 	in.port = port;
-	return tunnel_record(a, f, "sni_mismatch", &in) == 0 ? 0 : -1;
+	return tunnel_record(a, f, &fa, DC_ALLOWED, &in) == 0 ? 0 : -1;
 }
 
 /*
@@ -599,8 +694,9 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
     int64_t ts)
 {
 	struct http_request req;
-	struct pol_verdict v;
-	enum pol_proto proto;
+	struct sockaddr_storage src;
+	struct dc_facts fa;
+	struct dc_verdict v;
 	unsigned port;
 	int notls, rc = 0;
 
@@ -636,7 +732,7 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 		case HTTP_ERROR:
 			if (f->tun.pinned) {
 				/* The tunnel's next request does not parse. */
-				rc = tunnel_record(a, f, "bad_http", NULL);
+				rc = tunnel_record(a, f, NULL, DC_BAD_HTTP, NULL);
 				s->decided = 1;
 				stream_release(s);
 				return rc;
@@ -645,10 +741,10 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 			 * daemon's TLS listener calls not_tls. */
 			notls = s->phase == AUD_PH_START &&
 			    !looks_like_http(s->buf, s->have);
-			rc = audit_record(a, f, ts, NULL,
+			rc = refuse(a, f, ts, NULL,
 			    map_port(a, f->ep[!f->client].port),
 			    notls ? POL_PROTO_TLS : POL_PROTO_HTTP,
-			    notls ? "not_tls" : "bad_http");
+			    notls ? DC_NOT_TLS : DC_BAD_HTTP, NULL);
 			s->decided = 1;
 			stream_release(s);
 			return rc;
@@ -664,47 +760,60 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 				return pass < 0 ? -1 : 0;
 			}
 			if (req.connection_close || req.upgrade) {
-				rc = tunnel_record(a, f, NULL, NULL);
+				rc = tunnel_record(a, f, NULL, DC_ALLOWED, NULL);
 				stream_release(s);
 				return rc;
 			}
 			goto body;
 		}
-		proto = POL_PROTO_HTTP;
 		if (req.form == HTTP_AUTHORITY) {
-			proto = POL_PROTO_CONNECT;
 			port = req.port;
-		} else if (req.form == HTTP_ABSOLUTE) {
-			port = req.port != 0 ? req.port :
-			    req.scheme == HTTP_SCHEME_HTTPS ? 443 : 80;
-		} else {
-			port = map_port(a, f->ep[!f->client].port);
-		}
-		if (proto == POL_PROTO_CONNECT) {
-			/* Admitted (or let through in report mode): the
-			 * decision waits for the tunnel's first bytes. */
-			flow_decide(a, f, req.host, port, proto, &v);
-			if (v.allow || v.report) {
+			connect_facts(f, &src, req.host, port, req.host_is_ip,
+			    &fa);
+			dc_decide(a->snap, &a->dopts, &fa, &v);
+			if (v.allow) {
+				/* Admitted (report mode's would_deny too): the
+				 * decision waits for the tunnel's first
+				 * bytes. */
 				struct aud_tunnel *t = &f->tun;
 
 				t->pending = 1;
 				snprintf(t->host, sizeof(t->host), "%s",
 				    req.host);
 				t->port = (uint16_t)port;
+				t->is_ip = req.host_is_ip;
 				t->ts = ts;
 				s->phase = AUD_PH_TUNNEL;
 				stream_consume(s, req.head_len);
 				continue;
 			}
+			rc = record_verdict(a, f, ts, req.host, v.port,
+			    POL_PROTO_CONNECT, &v, AUD_ECH_UNKNOWN, NULL);
+			stream_release(s);
+			return rc;
 		}
-		if (!req.has_host)
-			rc = audit_record(a, f, ts, NULL, port, proto,
-			    "bad_http");
-		else
-			rc = audit_record(a, f, ts, req.host, port, proto,
-			    NULL);
-		if (proto == POL_PROTO_CONNECT || req.connection_close ||
-		    req.upgrade) {
+		if (req.form == HTTP_ABSOLUTE) {
+			port = req.port != 0 ? req.port :
+			    req.scheme == HTTP_SCHEME_HTTPS ? 443 : 80;
+		} else {
+			port = map_port(a, f->ep[!f->client].port);
+		}
+		if (req.form == HTTP_ABSOLUTE &&
+		    req.scheme == HTTP_SCHEME_HTTPS) {
+			/* The daemon's answer: only CONNECT reaches https (a
+			 * proxy cannot forward https:// without originating
+			 * TLS for the client). */
+			rc = refuse(a, f, ts, req.host, port, POL_PROTO_HTTP,
+			    DC_BAD_HTTP, NULL);
+		} else {
+			/* A Host, or none (HTTP/1.0): bad_http then. */
+			flow_facts(f, &src, DC_L_HTTP, DC_FROM_HOST,
+			    POL_PROTO_HTTP, req.has_host ? req.host : NULL, port,
+			    &fa);
+			fa.name_is_ip = req.host_is_ip;
+			rc = decide_record(a, f, ts, &fa, fa.name, NULL);
+		}
+		if (req.connection_close || req.upgrade) {
 			stream_release(s);
 			return rc;
 		}
@@ -859,7 +968,7 @@ flow_finish(struct audit *a, struct aud_flow *f)
 		/* An admitted CONNECT whose tunnel never showed its
 		 * first bytes: its own decision stands. */
 		if (f->tun.pending)
-			rc = tunnel_record(a, f, NULL, NULL);
+			rc = tunnel_record(a, f, NULL, DC_ALLOWED, NULL);
 		/* A hello that filled the buffer was decided when it did:
 		 * what is left is short of its end. */
 		if (!s->decided)
@@ -987,8 +1096,8 @@ audit_dns(struct audit *a, int family, const uint8_t *sa, const uint8_t *p,
 	size_t off = 12, len = 0;
 	struct aud_ep src;
 	struct sockaddr_storage ss;
-	struct pol_request req;
-	struct pol_verdict v;
+	struct dc_facts fa;
+	struct dc_verdict v;
 	struct aud_group *g;
 	unsigned qtype;
 
@@ -1023,20 +1132,24 @@ audit_dns(struct audit *a, int family, const uint8_t *sa, const uint8_t *p,
 	memcpy(src.addr, sa, family == AF_INET ? 4 : 16);
 	ep_sockaddr(family, &src, &ss);
 	ep_addr_str(family, &src, srcs, sizeof(srcs));
-	memset(&req, 0, sizeof(req));
-	req.name = name;
-	req.port = 443;
-	req.proto = POL_PROTO_TLS;
-	req.src = (const struct sockaddr *)&ss;
-	pol_decide(a->snap, &req, &v);
+	/* What a TLS connection to the name on 443 would get. */
+	memset(&fa, 0, sizeof(fa));
+	fa.listener = DC_L_TLS;
+	fa.from = DC_FROM_SNI;
+	fa.proto = POL_PROTO_TLS;
+	fa.src = (const struct sockaddr *)&ss;
+	fa.name = name;
+	fa.port = 443;
+	dc_decide(a->snap, &a->dopts, &fa, &v);
 	g = table_get(&a->tab[AUD_T_DNS], name, 443, POL_PROTO_TLS,
-	    pol_reason_str(v.reason), v.rule, NULL);
-	if (g == NULL || group_add(g, srcs, ts) != 0) {
+	    v.allow && !v.would_deny ? DC_ALLOWED : dc_line_reason(&v),
+	    v.allow && !v.would_deny ? v.rule : dc_line_rule(&v), NULL);
+	if (g == NULL || group_add(g, srcs, ts, AUD_ECH_UNKNOWN) != 0) {
 		fprintf(stderr, "egressctl: out of memory\n");
 		return -1;
 	}
-	g->allow = v.allow;
-	g->report = v.report;
+	g->allow = v.allow && !v.would_deny;
+	g->report = v.would_deny;
 	for (size_t i = 0; i < g->nqtypes; i++)
 		if (g->qtypes[i] == qtype)
 			return 0;
@@ -1322,6 +1435,7 @@ audit_new(const struct pol_snapshot *snap, const struct aud_options *opt)
 	a->snap = snap;
 	if (opt != NULL)
 		a->opt = *opt;
+	a->dopts.refuse_ech = a->opt.refuse_ech;
 	if (a->opt.npmap > AUD_PORTMAP_MAX)
 		a->opt.npmap = AUD_PORTMAP_MAX;
 	if (a->opt.ndns_ports > AUD_PORTMAP_MAX)

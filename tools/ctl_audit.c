@@ -326,7 +326,7 @@ print_text_inner(const struct aud_table *t)
 		if (!any)
 			printf("\ninside CONNECT tunnels (sni_mismatch: the tunnel "
 			    "was admitted for one host, the client asked for "
-			    "another in it):\n");
+			    "another in it, or named none):\n");
 		any = 1;
 		authority_text(g->name != NULL ? g->name : "-", g->port, tun,
 		    sizeof(tun));
@@ -339,6 +339,9 @@ print_text_inner(const struct aud_table *t)
 				printf("  %s: the ClientHello's server name is "
 				    "not a host name", tun);
 			break;
+		case AUD_INNER_TLS_NO_SNI:
+			printf("  %s: the ClientHello names no server", tun);
+			break;
 		case AUD_INNER_HTTP:
 			printf("  %s: the request in the tunnel is for %s", tun,
 			    authority_text(g->inner_name != NULL ?
@@ -349,6 +352,38 @@ print_text_inner(const struct aud_table *t)
 			break;
 		}
 		printf(" (%llu)\n", (unsigned long long)g->count);
+	}
+}
+
+/*
+ * ClientHellos that offered ECH: the name a capture (and the gateway)
+ * sees is then the outer, public one, not the server the client reaches.
+ */
+static void
+print_text_ech(const struct audit *a)
+{
+	static const enum aud_table_id ids[2] = { AUD_T_DENIED, AUD_T_ALLOWED };
+	int any = 0;
+
+	for (int t = 0; t < 2; t++) {
+		const struct aud_table *tab = audit_table(a, ids[t]);
+
+		for (size_t k = 0; k < tab->n; k++) {
+			const struct aud_group *g = &tab->g[k];
+
+			if (g->ech_count == 0)
+				continue;
+			if (!any)
+				printf("\nECH offered (the name is the outer, "
+				    "public one; the server reached is "
+				    "encrypted):\n");
+			any = 1;
+			printf("  %s:%u %s %s: %llu of %llu ClientHello(s)\n",
+			    g->name != NULL ? g->name : "-", g->port,
+			    pol_proto_str(g->proto), g->allow ? "allowed" :
+			    g->reason, (unsigned long long)g->ech_count,
+			    (unsigned long long)g->hellos);
+		}
 	}
 }
 
@@ -406,6 +441,7 @@ output_text(const struct audit *a, int ncap)
 	if (c->fragments > 0)
 		printf("\nIP fragments ignored: %llu\n",
 		    (unsigned long long)c->fragments);
+	print_text_ech(a);
 	printf("\n");
 	print_summary(a, ncap);
 }
@@ -427,13 +463,15 @@ json_group(const struct aud_group *g, int dns)
 			ctl_json_str(stdout, qtype_str(g->qtypes[i], tb,
 			    sizeof(tb)));
 		}
-		printf("],\"verdict_443\":\"%s\"", g->allow ? "allow" : "deny");
+		printf("],\"verdict_443\":");
+		ctl_json_str(stdout, g->allow ? "allow" : "deny");
 	} else {
-		printf(",\"port\":%u,\"proto\":\"%s\"", g->port,
-		    pol_proto_str(g->proto));
+		printf(",\"port\":%u,\"proto\":", g->port);
+		ctl_json_str(stdout, pol_proto_str(g->proto));
 	}
-	printf(",\"reason\":\"%s\",\"report_mode\":%s,\"rule\":", g->reason,
-	    g->report ? "true" : "false");
+	printf(",\"reason\":");
+	ctl_json_str(stdout, g->reason);
+	printf(",\"report_mode\":%s,\"rule\":", g->report ? "true" : "false");
 	if (g->rule == NULL) {
 		printf("null");
 	} else {
@@ -441,15 +479,25 @@ json_group(const struct aud_group *g, int dns)
 		ctl_json_str(stdout, g->rule->file);
 		printf(",\"line\":%u,\"name\":", g->rule->line);
 		ctl_json_str(stdout, g->rule->name);
-		printf(",\"action\":\"%s\",\"pattern\":",
-		    pol_action_str(g->rule->action));
+		printf(",\"action\":");
+		ctl_json_str(stdout, pol_action_str(g->rule->action));
+		printf(",\"pattern\":");
 		ctl_json_str(stdout, g->rule->pattern);
+		printf(",\"mode\":");
+		ctl_json_str(stdout, pol_mode_str(g->rule->mode));
 		printf("}");
 	}
-	printf(",\"count\":%llu,\"first_seen\":\"%s\"",
-	    (unsigned long long)g->count, iso_time(g->first_us, ts, sizeof(ts)));
-	printf(",\"last_seen\":\"%s\",\"sources\":[",
-	    iso_time(g->last_us, ts, sizeof(ts)));
+	/* null: no ClientHello was read for the row (HTTP, DNS, a hello
+	 * that did not parse); true: at least one offered ECH. */
+	printf(",\"ech\":%s,\"ech_count\":%llu", g->hellos == 0 ? "null" :
+	    g->ech_count > 0 ? "true" : "false",
+	    (unsigned long long)g->ech_count);
+	printf(",\"count\":%llu,\"first_seen\":",
+	    (unsigned long long)g->count);
+	ctl_json_str(stdout, iso_time(g->first_us, ts, sizeof(ts)));
+	printf(",\"last_seen\":");
+	ctl_json_str(stdout, iso_time(g->last_us, ts, sizeof(ts)));
+	printf(",\"sources\":[");
 	for (size_t i = 0; i < g->nsrc; i++) {
 		printf("%s", i ? "," : "");
 		ctl_json_str(stdout, g->src[i]);
@@ -457,9 +505,11 @@ json_group(const struct aud_group *g, int dns)
 	printf("]");
 	if (g->inner != AUD_INNER_NONE) {
 		/* Only on rows refused for what was inside a tunnel. */
-		printf(",\"inner\":{\"proto\":%s,\"name\":",
-		    g->inner == AUD_INNER_TLS ? "\"tls\"" :
-		    g->inner == AUD_INNER_HTTP ? "\"http\"" : "null");
+		printf(",\"inner\":{\"proto\":");
+		ctl_json_str(stdout, g->inner == AUD_INNER_TLS ||
+		    g->inner == AUD_INNER_TLS_NO_SNI ? "tls" :
+		    g->inner == AUD_INNER_HTTP ? "http" : NULL);
+		printf(",\"name\":");
 		if (g->inner_name != NULL)
 			ctl_json_str(stdout, g->inner_name);
 		else
@@ -470,6 +520,18 @@ json_group(const struct aud_group *g, int dns)
 			printf(",\"port\":null}");
 	}
 	printf("}");
+}
+
+/* Flows whose ClientHello offered ECH, over both tables. */
+static uint64_t
+ech_total(const struct audit *a)
+{
+	uint64_t n = 0;
+
+	for (int t = AUD_T_DENIED; t <= AUD_T_ALLOWED; t++)
+		for (size_t k = 0; k < audit_table(a, (enum aud_table_id)t)->n; k++)
+			n += audit_table(a, (enum aud_table_id)t)->g[k].ech_count;
+	return n;
 }
 
 static void
@@ -487,27 +549,33 @@ output_json(const struct audit *a, char **caps, int ncap)
 	printf("],\"summary\":{\"flows\":%llu,\"allowed\":%llu,"
 	    "\"would_deny\":%llu,\"denied_names\":%zu,\"not_judged\":%llu,"
 	    "\"dns_queries\":%llu,\"connections\":%llu,\"packets\":%llu,"
-	    "\"fragments\":%llu}",
+	    "\"fragments\":%llu,\"ech_count\":%llu}",
 	    (unsigned long long)c->decisions, (unsigned long long)c->nallowed,
 	    (unsigned long long)c->ndenied, distinct_names(audit_table(a, AUD_T_DENIED)),
 	    (unsigned long long)audit_skipped_total(a),
 	    (unsigned long long)c->nqueries, (unsigned long long)c->flows,
 	    (unsigned long long)c->packets,
-	    (unsigned long long)c->fragments);
+	    (unsigned long long)c->fragments,
+	    (unsigned long long)ech_total(a));
 	for (int t = 0; t < 3; t++) {
-		printf(",\"%s\":[", keys[t]);
+		printf(",");
+		ctl_json_str(stdout, keys[t]);
+		printf(":[");
 		for (size_t i = 0; i < tabs[t]->n; i++) {
 			printf("%s", i ? "," : "");
 			json_group(&tabs[t]->g[i], t == 2);
 		}
 		printf("]");
 	}
-	printf(",\"dns_note\":\"a name looked up is not a connection; "
-	    "verdict_443 is the policy's verdict for the name on port 443\"");
+	printf(",\"dns_note\":");
+	ctl_json_str(stdout, "a name looked up is not a connection; "
+	    "verdict_443 is the policy's verdict for the name on port 443");
 	printf(",\"not_judged\":{");
-	for (int i = 0; i < AUD_SKIP_MAX; i++)
-		printf("%s\"%s\":%llu", i ? "," : "", aud_skip_str((enum aud_skip)i),
-		    (unsigned long long)c->skipped[i]);
+	for (int i = 0; i < AUD_SKIP_MAX; i++) {
+		printf("%s", i ? "," : "");
+		ctl_json_str(stdout, aud_skip_str((enum aud_skip)i));
+		printf(":%llu", (unsigned long long)c->skipped[i]);
+	}
 	printf("}}\n");
 }
 
@@ -604,6 +672,7 @@ ctl_audit_main(int argc, char **argv)
 	snap = ctl_load_policy("audit", config, NULL, &cfg);
 	if (snap == NULL)
 		goto out;
+	o.refuse_ech = cfg->refuse_ech;
 	if ((a = audit_new(snap, &o)) == NULL) {
 		fprintf(stderr, "egressctl: out of memory\n");
 		goto out;

@@ -15,14 +15,21 @@
  * the redirects that lead to it and the hints; a redirect whose target is
  * denied but was never requested makes a group of its own ("redirected to,
  * not yet requested"). Lines without these keys (older logs) read as before.
+ *
+ * Reasons are read into the reasons table's enum (dc_reason_parse): what
+ * an allow rule could fix, and so what --suggest offers, is decided on the
+ * enum, never on the words. A line's "ech" (the ClientHello offered ECH:
+ * the name is then the outer, public one) is counted per group.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decide/decide.h"
 #include "policy/policy.h"
 #include "sni/sni.h"
 #include "tools/ctl.h"
@@ -39,7 +46,9 @@ struct strset {
 };
 
 struct reason_count {
-	char *reason;
+	char *reason;           /* as the log wrote it */
+	int known;              /* a reason of the table: */
+	enum dc_reason r;       /* ... this one */
 	size_t count;
 };
 
@@ -72,6 +81,8 @@ struct group {
 	size_t nsrclist;
 	int64_t first_ms, last_ms;
 	char first[40], last[40];
+	size_t ech_known;       /* lines that said whether ECH was offered, */
+	size_t ech_count;       /* and of them, those that offered it */
 	struct via *via;
 	size_t nvia;
 	struct strset events;   /* redirects already counted in via */
@@ -87,6 +98,7 @@ struct denial {
 	double after_ms;
 	unsigned port;
 	int would_deny;
+	int ech;                /* "ech": 1 true, 0 false, -1 null or absent */
 	int64_t ts_ms;
 	char ts[40];
 };
@@ -378,6 +390,21 @@ opt_status(const struct jsonl_obj *o, int *bad)
 	return (unsigned)kv->num;
 }
 
+/* An optional bool: 1, 0, or -1 for null or absent (older logs). */
+static int
+opt_bool(const struct jsonl_obj *o, const char *key, int *bad)
+{
+	const struct jsonl_kv *kv = jsonl_get(o, key);
+
+	if (kv == NULL || kv->type == JSONL_NULL)
+		return -1;
+	if (kv->type != JSONL_BOOL) {
+		*bad = 1;
+		return -1;
+	}
+	return kv->b;
+}
+
 /* The "after" hint: {"name": string, "ms": number >= 0}, null or absent. */
 static int
 read_after(const struct jsonl_obj *o, const char **name, double *ms)
@@ -407,7 +434,7 @@ take_line(struct den *dn, char *line, size_t len)
 	const char *name, *reason, *src, *chain, *after, *from, *to, *verdict;
 	unsigned status;
 	double after_ms;
-	int bad = 0;
+	int bad = 0, ech;
 	int64_t ms;
 	struct denial *d;
 	char ip[128];
@@ -449,6 +476,7 @@ take_line(struct den *dn, char *line, size_t len)
 	to = opt_str(&o, "to", &bad);
 	verdict = opt_str(&o, "verdict", &bad);
 	status = opt_status(&o, &bad);
+	ech = opt_bool(&o, "ech", &bad);
 	if (read_after(&o, &after, &after_ms) != 0)
 		bad = 1;
 	if (bad || reason == NULL || src == NULL || port == NULL ||
@@ -502,8 +530,35 @@ take_line(struct den *dn, char *line, size_t len)
 	d->after_ms = after_ms;
 	d->port = (unsigned)port->num;
 	d->would_deny = wd->b;
+	d->ech = ech;
 	d->ts_ms = ms;
 	snprintf(d->ts, sizeof(d->ts), "%s", ts->str);
+}
+
+/*
+ * "gzip -dc -- 'PATH'", the path single-quoted for the shell (a quote in
+ * it as '\''), in a buffer of the worst case's size.
+ */
+static char *
+gzip_command(const char *path)
+{
+	static const char pre[] = "gzip -dc -- '", quote[] = "'\\''";
+	size_t cap = sizeof(pre) + strlen(path) * (sizeof(quote) - 1) + 2, o;
+	char *cmd = xrealloc(NULL, cap);
+
+	memcpy(cmd, pre, sizeof(pre) - 1);
+	o = sizeof(pre) - 1;
+	for (const char *p = path; *p != '\0'; p++) {
+		if (*p == '\'') {
+			memcpy(cmd + o, quote, sizeof(quote) - 1);
+			o += sizeof(quote) - 1;
+		} else {
+			cmd[o++] = *p;
+		}
+	}
+	cmd[o++] = '\'';
+	cmd[o] = '\0';
+	return cmd;
 }
 
 /* Read one input; returns 0, or -1 (message printed) when it cannot be read. */
@@ -535,21 +590,9 @@ read_input(struct den *dn, const char *path, char *buf)
 			return -1;
 		}
 		if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
-			/* gzip: through gzip -dc, the path single-quoted. */
-			char *cmd = xrealloc(NULL, strlen(path) * 4 + 32);
-			char *w = cmd;
+			char *cmd = gzip_command(path);
 
 			fclose(f);
-			w += sprintf(w, "gzip -dc -- '");
-			for (const char *p = path; *p != '\0'; p++) {
-				if (*p == '\'') {
-					memcpy(w, "'\\''", 4);
-					w += 4;
-				} else {
-					*w++ = *p;
-				}
-			}
-			strcpy(w, "'");
 			fflush(stdout);
 			f = popen(cmd, "r");
 			free(cmd);
@@ -634,7 +677,7 @@ group_find(struct den *dn, const char *name, unsigned port, int create)
 /* Count one line (a deny, or a redirect to a target never requested). */
 static void
 group_count(struct group *g, const char *reason, const char *src,
-    int would_deny, int64_t ts_ms, const char *ts)
+    int would_deny, int ech, int64_t ts_ms, const char *ts)
 {
 	size_t i;
 
@@ -656,10 +699,16 @@ group_count(struct group *g, const char *reason, const char *src,
 		g->reasons = xrealloc(g->reasons, (g->nreasons + 1) *
 		    sizeof(*g->reasons));
 		g->reasons[i].reason = xstrdup(reason);
+		g->reasons[i].known = dc_reason_parse(reason,
+		    &g->reasons[i].r) == 0;
 		g->reasons[i].count = 0;
 		g->nreasons++;
 	}
 	g->reasons[i].count++;
+	if (ech >= 0)
+		g->ech_known++;
+	if (ech > 0)
+		g->ech_count++;
 	if (strset_add(&g->srcs, src)) {
 		g->srclist = xrealloc(g->srclist, (g->nsrclist + 1) *
 		    sizeof(char *));
@@ -693,7 +742,8 @@ group_add(struct den *dn, const struct denial *d)
 {
 	struct group *g = group_find(dn, d->name, d->port, 1);
 
-	group_count(g, d->reason, d->src, d->would_deny, d->ts_ms, d->ts);
+	group_count(g, d->reason, d->src, d->would_deny, d->ech, d->ts_ms,
+	    d->ts);
 	if (d->after != NULL)
 		hint_add(g, d->after, d->after_ms);
 }
@@ -862,20 +912,19 @@ group_cmp(const void *a, const void *b)
 
 /* ------------------------------------------------------------ suggest */
 
-/* Reasons an allow rule cannot fix (never suggested). */
-static const char *const unfixable[] = {
-	"private_address", "malformed_hello", "hello_too_large", "not_tls",
-	"no_sni", "bad_proxy_header", "dst_mismatch", "hello_timeout",
-	"denied_by_rule", NULL
-};
-
+/*
+ * Can an allow rule fix it? Only when no rule admitted the name, or none
+ * the port. Everything else is refused whatever an allow rule says: a
+ * deny rule wins, the bytes were refused before the policy was asked
+ * (no_sni, bad_http, sni_mismatch, ech_refused, ...), the address guard
+ * refused the upstream, a reload revoked it on purpose. A reason that is
+ * not in the table (a newer daemon's) is not guessed at.
+ */
 static int
-is_unfixable(const char *reason)
+is_fixable(const struct reason_count *rc)
 {
-	for (size_t i = 0; unfixable[i] != NULL; i++)
-		if (strcmp(reason, unfixable[i]) == 0)
-			return 1;
-	return 0;
+	return rc->known && (rc->r == DC_NOT_ALLOWED ||
+	    rc->r == DC_PORT_NOT_ALLOWED);
 }
 
 static int
@@ -975,6 +1024,23 @@ print_ports(FILE *f, const unsigned *p, size_t n)
 		fprintf(f, "%s%u", i > 0 ? ", " : "", p[i]);
 }
 
+/* snprintf at buf + *o, never past cap; *o stays within it. */
+static void __attribute__((format(printf, 4, 5)))
+append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*o >= cap)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	*o = (size_t)n < cap - *o ? *o + (size_t)n : cap - 1;
+}
+
 static void
 suggest(struct den *dn, size_t ndenied, enum suggest kind)
 {
@@ -992,7 +1058,7 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		if (!valid_host(g->name))
 			continue;
 		for (j = 0; j < g->nreasons; j++)
-			if (!is_unfixable(g->reasons[j].reason))
+			if (is_fixable(&g->reasons[j]))
 				fixable = 1;
 		if (!fixable)
 			continue;
@@ -1015,7 +1081,7 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		const char *parent = parent_of(sn[i].name);
 		size_t under = 0;
 		char *comment;
-		size_t clen;
+		size_t clen, cap;
 		struct srule *w;
 
 		if (sn[i].used || parent == NULL || !wildcard_parent_ok(parent))
@@ -1033,14 +1099,16 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		memset(w, 0, sizeof(*w));
 		w->wildcard = 1;
 		w->hosts = xrealloc(NULL, sizeof(char *));
-		w->hosts[0] = xrealloc(NULL, strlen(parent) + 3);
-		sprintf(w->hosts[0], "*.%s", parent);
+		cap = strlen(parent) + 3;
+		w->hosts[0] = xrealloc(NULL, cap);
+		snprintf(w->hosts[0], cap, "*.%s", parent);
 		w->nhosts = 1;
-		clen = 128 + strlen(parent);
+		cap = 128 + strlen(parent);
 		for (j = i; j < nsn; j++)
-			clen += strlen(sn[j].name) + 2;
-		comment = xrealloc(NULL, clen);
-		clen = (size_t)sprintf(comment, "%zu names under %s were denied: ",
+			cap += strlen(sn[j].name) + 2;
+		comment = xrealloc(NULL, cap);
+		clen = 0;
+		append(comment, cap, &clen, "%zu names under %s were denied: ",
 		    under, parent);
 		under = 0;
 		for (j = i; j < nsn; j++) {
@@ -1048,7 +1116,7 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 
 			if (sn[j].used || pj == NULL || strcmp(pj, parent) != 0)
 				continue;
-			clen += (size_t)sprintf(comment + clen, "%s%s",
+			append(comment, cap, &clen, "%s%s",
 			    under++ > 0 ? ", " : "", sn[j].name);
 			for (size_t k = 0; k < sn[j].nports; k++)
 				add_port(&w->ports, &w->nports, sn[j].ports[k]);
@@ -1094,7 +1162,7 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		if (g->requested || !valid_host(g->name))
 			continue;
 		for (j = 0; j < g->nreasons; j++)
-			if (!is_unfixable(g->reasons[j].reason))
+			if (is_fixable(&g->reasons[j]))
 				fixable = 1;
 		if (!fixable)
 			continue;
@@ -1113,16 +1181,22 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		struct group *g = &dn->g[i];
 
 		for (j = 0; j < g->nreasons; j++) {
+			const struct reason_count *rc = &g->reasons[j];
+			char unknown[160];
 			const char *why = NULL;
 
-			if (!is_unfixable(g->reasons[j].reason) &&
-			    !valid_host(g->name))
+			if (is_fixable(rc) && !valid_host(g->name))
 				why = g->name == NULL ? "no name" :
 				    "not a valid host name";
-			else if (strcmp(g->reasons[j].reason, "denied_by_rule") == 0)
+			else if (rc->known && rc->r == DC_DENIED_BY_RULE)
 				why = "denied_by_rule: a deny rule wins over any allow";
-			else if (is_unfixable(g->reasons[j].reason))
-				why = g->reasons[j].reason;
+			else if (!rc->known) {
+				snprintf(unknown, sizeof(unknown), "%.100s: a "
+				    "reason this egressctl does not know",
+				    rc->reason);
+				why = unknown;
+			} else if (!is_fixable(rc))
+				why = rc->reason;
 			if (why == NULL)
 				continue;
 			if (!any_apart)
@@ -1209,6 +1283,9 @@ print_text(const struct den *dn, size_t max_sources)
 			    "(no name)", g->port, g->count);
 			if (g->would_deny > 0)
 				printf(" (%zu would_deny)", g->would_deny);
+			if (g->ech_count > 0)
+				printf(" (%zu with ECH: the name is the outer one)",
+				    g->ech_count);
 		} else {
 			printf("%s:%u  redirected to, not yet requested (%zu "
 			    "redirect%s", g->name != NULL ? g->name : "(no name)",
@@ -1261,12 +1338,13 @@ print_text(const struct den *dn, size_t max_sources)
 
 static void
 print_json(const struct den *dn, size_t ndenied, size_t nnames,
-    size_t nsources, size_t nwd, size_t ntargets, const char *since)
+    size_t nsources, size_t nwd, size_t nech, size_t ntargets,
+    const char *since)
 {
 	printf("{\"denied\":%zu,\"names\":%zu,\"sources\":%zu,"
-	    "\"would_deny\":%zu,\"redirect_targets\":%zu,"
+	    "\"would_deny\":%zu,\"ech_count\":%zu,\"redirect_targets\":%zu,"
 	    "\"skipped_lines\":%zu,\"since\":", ndenied, nnames, nsources,
-	    nwd, ntargets, dn->skipped);
+	    nwd, nech, ntargets, dn->skipped);
 	ctl_json_str(stdout, since);
 	printf(",\"groups\":[");
 	for (size_t i = 0; i < dn->ng; i++) {
@@ -1275,8 +1353,12 @@ print_json(const struct den *dn, size_t ndenied, size_t nnames,
 
 		printf("%s{\"name\":", i > 0 ? "," : "");
 		ctl_json_str(stdout, g->name);
+		/* ech: null when no line said (older logs, HTTP), true
+		 * when any of the group's ClientHellos offered it. */
 		printf(",\"port\":%u,\"count\":%zu,\"would_deny\":%zu,"
-		    "\"reasons\":{", g->port, g->count, g->would_deny);
+		    "\"ech\":%s,\"ech_count\":%zu,\"reasons\":{", g->port,
+		    g->count, g->would_deny, g->ech_known == 0 ? "null" :
+		    g->ech_count > 0 ? "true" : "false", g->ech_count);
 		for (j = 0; j < g->nreasons; j++) {
 			printf("%s", j > 0 ? "," : "");
 			ctl_json_str(stdout, g->reasons[j].reason);
@@ -1338,7 +1420,7 @@ ctl_denials_main(int argc, char **argv)
 	int64_t since_ms = -1;
 	int json = 0, c, rc = CTL_EXIT_OK;
 	enum suggest sg = SUGGEST_NONE;
-	size_t max_sources = 5, ndenied = 0, nwd = 0, nnames = 0, i;
+	size_t max_sources = 5, ndenied = 0, nwd = 0, nech = 0, nnames = 0, i;
 	size_t ntargets = 0, nridx = 0;
 	struct redir **ridx = NULL;
 	struct strset names = { 0 }, srcs = { 0 };
@@ -1433,6 +1515,8 @@ ctl_denials_main(int argc, char **argv)
 		ndenied++;
 		if (d->would_deny)
 			nwd++;
+		if (d->ech > 0)
+			nech++;
 		if (d->name != NULL && strset_add(&names, d->name))
 			nnames++;
 		strset_add(&srcs, d->src);
@@ -1452,7 +1536,7 @@ ctl_denials_main(int argc, char **argv)
 			ntargets++;
 		}
 		if (!g->requested)
-			group_count(g, r->reason, r->src, r->would_deny,
+			group_count(g, r->reason, r->src, r->would_deny, -1,
 			    r->ts_ms, r->ts);
 		via_add(g, r->status, r->from, r->chain, r->to);
 	}
@@ -1503,7 +1587,8 @@ ctl_denials_main(int argc, char **argv)
 	if (sg != SUGGEST_NONE)
 		suggest(&dn, ndenied, sg);
 	else if (json)
-		print_json(&dn, ndenied, nnames, srcs.n, nwd, ntargets, since);
+		print_json(&dn, ndenied, nnames, srcs.n, nwd, nech, ntargets,
+		    since);
 	else {
 		print_text(&dn, max_sources);
 		printf("%zu denied connections, %zu names, %zu sources; "
@@ -1512,6 +1597,8 @@ ctl_denials_main(int argc, char **argv)
 		if (ntargets > 0)
 			printf("; %zu redirect target%s not yet requested",
 			    ntargets, ntargets == 1 ? "" : "s");
+		if (nech > 0)
+			printf("; %zu with ECH", nech);
 		printf("\n");
 	}
 	if (dn.skipped > 0) {

@@ -1,12 +1,16 @@
 /*
- * egressctl explain: decide one name against the daemon's own policy, as
- * egressd would, and say why.
+ * egressctl explain: decide one request against the daemon's own policy,
+ * as egressd would, and say why.
  *
  * It loads the configuration file the daemon reads (so the files, the
- * mode and the namespaces: map are the daemon's), calls the same
- * pol_decide() the workers call, then lists every other rule whose pattern
- * matches the name with the reason it did not decide: its port, its
- * sources, its specificity, or "deny wins".
+ * mode, the namespaces: map and refuse_ech are the daemon's), builds the
+ * facts a listener would build for the request (listener, where the name
+ * came from, source, port, ECH) and calls dc_decide(), the one decision
+ * the workers call. It prints the enforced verdict, what report mode would
+ * deny, whose settings apply (the admitting rule), what the daemon's log
+ * line says, then every other rule whose pattern matches the name with
+ * the reason it did not decide: its port, its sources, its specificity,
+ * its mode, or "deny wins".
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "decide/decide.h"
 #include "gateway/gwconfig.h"
 #include "policy/policy.h"
 #include "sni/sni.h"
@@ -26,6 +31,9 @@ struct explain {
 	char name[SNI_NAME_MAX + 1];
 	unsigned port;                  /* 0: the protocol's default */
 	enum pol_proto proto;
+	int listener_set;               /* --listener given */
+	enum dc_listener listener;
+	int ech;                        /* --ech: the ClientHello offers ECH */
 	const char *src_text;
 	struct sockaddr_storage src;
 	int json;
@@ -36,16 +44,24 @@ explain_usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: egressctl explain -c CONFIG [--port N] [--src IP]\n"
-	    "                         [--proto tls|http|connect] [--format text|json]\n"
-	    "                         NAME[:PORT]\n"
+	    "                         [--proto tls|http|connect]\n"
+	    "                         [--listener tls|http|connect|transparent]\n"
+	    "                         [--ech] [--format text|json] NAME[:PORT]\n"
 	    "\n"
 	    "  -c, --config CONFIG  the daemon's configuration file: explain uses the\n"
-	    "                       policy files, mode and namespaces it names\n"
+	    "                       policy files, mode, namespaces and refuse_ech\n"
+	    "                       it names\n"
 	    "  -p, --port N         destination port (default 443 for tls and\n"
 	    "                       connect, 80 for http); NAME:PORT says the same\n"
 	    "  -s, --src IP         the client's address, for rules with sources\n"
 	    "                       (without it such rules do not apply)\n"
-	    "  -P, --proto PROTO    tls (default), http or connect\n"
+	    "  -P, --proto PROTO    tls (default: the name is a ClientHello's),\n"
+	    "                       http (a request's Host) or connect (a CONNECT\n"
+	    "                       authority)\n"
+	    "  -l, --listener L     the kind of listener the request comes to\n"
+	    "                       (default: tls for tls, http for http, connect\n"
+	    "                       for connect)\n"
+	    "  -e, --ech            the ClientHello offers ECH (tls only)\n"
 	    "  -f, --format FORMAT  text (default) or json (one object)\n"
 	    "  -h, --help           print this help\n"
 	    "\n"
@@ -127,7 +143,7 @@ parse_name(struct explain *ex, const char *arg)
 }
 
 /*
- * How specific a match is, in the order pol_decide walks: the exact name,
+ * How specific a match is, in the order the policy walks: the exact name,
  * the name as ".name" apex, then each suffix from the longest, then "*".
  */
 static size_t
@@ -169,12 +185,36 @@ src_in_rule(const struct pol_rule *r, const struct sockaddr *src)
 	return 0;
 }
 
+/* A reason the policy gives, rather than the bytes before it is asked. */
+static int
+policy_reason(enum dc_reason r)
+{
+	return r == DC_ALLOWED || r == DC_NOT_ALLOWED ||
+	    r == DC_DENIED_BY_RULE || r == DC_PORT_NOT_ALLOWED;
+}
+
+/*
+ * The rule that won in m's layer: report-mode rules are a layer of their
+ * own (policy.h), which decides would_deny, or in a report-mode policy
+ * what the enforced rules leave open.
+ */
+static const struct pol_rule *
+layer_winner(const struct dc_verdict *v, const struct pol_rule *m)
+{
+	if (m->mode == POL_MODE_REPORT && v->would_deny)
+		return v->would_rule;
+	if (v->rule != NULL && v->rule->mode != m->mode)
+		return NULL;
+	return v->rule;
+}
+
 /* Why a matching rule m is not the one that decided. */
 static void
-why_not(const struct explain *ex, const struct pol_verdict *v,
-    const struct pol_rule *m, const struct sockaddr *src, unsigned port,
-    char *buf, size_t len)
+why_not(const struct explain *ex, const struct pol_snapshot *snap,
+    const struct dc_verdict *v, const struct pol_rule *m,
+    const struct sockaddr *src, unsigned port, char *buf, size_t len)
 {
+	const struct pol_rule *ref;
 	char list[2048];
 
 	if (!src_in_rule(m, src)) {
@@ -202,16 +242,36 @@ why_not(const struct explain *ex, const struct pol_verdict *v,
 		    m->action == POL_ALLOW ? "admitted" : "covered", list);
 		return;
 	}
-	if (v->rule == NULL) {
+	if (!policy_reason(v->reason)) {
+		snprintf(buf, len, "not asked: refused before the policy (%s)",
+		    dc_reason_str(v->reason));
+		return;
+	}
+	if (m->mode == POL_MODE_REPORT) {
+		if (m->action == POL_ALLOW &&
+		    pol_snapshot_mode(snap) != POL_MODE_REPORT) {
+			snprintf(buf, len, "report mode: a report-mode rule never "
+			    "admits; it can only add would_deny");
+			return;
+		}
+		if (m->action == POL_DENY && !v->allow) {
+			snprintf(buf, len, "report mode: it only marks an admitted "
+			    "connection would_deny; the enforced rules refuse "
+			    "this one");
+			return;
+		}
+	}
+	ref = layer_winner(v, m);
+	if (ref == NULL) {
 		snprintf(buf, len, "not used");
 		return;
 	}
-	if (m->action == POL_ALLOW && v->rule->action == POL_DENY) {
+	if (m->action == POL_ALLOW && ref->action == POL_DENY) {
 		snprintf(buf, len, "deny wins");
 		return;
 	}
-	if (m->action == v->rule->action) {
-		if (rank(m, ex->name) < rank(v->rule, ex->name))
+	if (m->action == ref->action) {
+		if (rank(m, ex->name) < rank(ref, ex->name))
 			snprintf(buf, len, "lower specificity than the deciding "
 			    "rule");
 		else
@@ -222,6 +282,7 @@ why_not(const struct explain *ex, const struct pol_verdict *v,
 	snprintf(buf, len, "not used");
 }
 
+/* The rule as an object, its closing brace left to the caller. */
 static void
 json_rule(const struct pol_rule *r)
 {
@@ -229,7 +290,9 @@ json_rule(const struct pol_rule *r)
 	ctl_json_str(stdout, r->file);
 	printf(",\"line\":%u,\"col\":%u,\"name\":", r->line, r->col);
 	ctl_json_str(stdout, r->name);
-	printf(",\"action\":\"%s\",\"pattern\":", pol_action_str(r->action));
+	printf(",\"action\":");
+	ctl_json_str(stdout, pol_action_str(r->action));
+	printf(",\"pattern\":");
 	ctl_json_str(stdout, r->pattern);
 	printf(",\"origin\":");
 	ctl_json_str(stdout, r->origin != NULL ? r->origin : "native");
@@ -241,77 +304,228 @@ json_rule(const struct pol_rule *r)
 			printf("%c%u", i == 0 ? '[' : ',', (unsigned)r->ports[i]);
 		printf("]");
 	}
-	printf(",\"mode\":\"%s\"", pol_mode_str(r->mode));
+	printf(",\"mode\":");
+	ctl_json_str(stdout, pol_mode_str(r->mode));
 }
 
 static void
-output(const struct explain *ex, const struct pol_verdict *v,
-    const struct pol_rule **m, size_t nm, const struct sockaddr *src,
-    unsigned port)
+json_rule_or_null(const struct pol_rule *r)
 {
+	if (r == NULL) {
+		printf("null");
+		return;
+	}
+	json_rule(r);
+	printf("}");
+}
+
+/* Is m shown on a line of its own (deciding, would_deny, admitting)? */
+static int
+shown(const struct dc_verdict *v, const struct pol_rule *m)
+{
+	return m == v->rule || m == v->admit ||
+	    (v->would_deny && m == v->would_rule);
+}
+
+/*
+ * What egressd's line says about this decision: event, reason, rule
+ * (dc_line_reason, dc_line_rule). A relayed connection's line may still
+ * end otherwise (DNS, connect, resets): that is not the policy's.
+ */
+static const char *
+line_event(const struct dc_verdict *v)
+{
+	if (v->allow && !v->would_deny)
+		return dc_event_str(DC_EV_ALLOW);
+	return dc_event_str(dc_reason_info(dc_line_reason(v))->event);
+}
+
+static void
+output(const struct explain *ex, const struct pol_snapshot *snap,
+    const struct dc_facts *f, const struct dc_verdict *v,
+    const struct pol_rule **m, size_t nm, unsigned port)
+{
+	const struct pol_rule *lr = dc_line_rule(v);
 	char why[2304];
 	size_t nothers = 0;
 
 	for (size_t i = 0; i < nm; i++)
-		if (m[i] != v->rule)
+		if (!shown(v, m[i]))
 			nothers++;
 	if (ex->json) {
 		printf("{\"name\":");
 		ctl_json_str(stdout, ex->name);
-		printf(",\"port\":%u,\"proto\":\"%s\",\"src\":", port,
-		    pol_proto_str(ex->proto));
+		printf(",\"port\":%u,\"proto\":", port);
+		ctl_json_str(stdout, pol_proto_str(ex->proto));
+		printf(",\"src\":");
 		ctl_json_str(stdout, ex->src_text);
-		printf(",\"verdict\":\"%s\",\"reason\":\"%s\",\"would_deny\":%s,"
-		    "\"rule\":", v->allow ? "allow" : "deny",
-		    pol_reason_str(v->reason),
-		    !v->allow && v->report ? "true" : "false");
-		if (v->rule == NULL) {
-			printf("null");
-		} else {
-			json_rule(v->rule);
-			printf("}");
-		}
+		printf(",\"verdict\":");
+		ctl_json_str(stdout, v->allow ? "allow" : "deny");
+		printf(",\"reason\":");
+		ctl_json_str(stdout, dc_reason_str(v->reason));
+		printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" :
+		    "false");
+		json_rule_or_null(v->rule);
 		printf(",\"others\":[");
 		for (size_t i = 0, k = 0; i < nm; i++) {
-			if (m[i] == v->rule)
+			if (shown(v, m[i]))
 				continue;
-			why_not(ex, v, m[i], src, port, why, sizeof(why));
+			why_not(ex, snap, v, m[i], f->src, port, why,
+			    sizeof(why));
 			printf("%s", k++ > 0 ? "," : "");
 			json_rule(m[i]);
 			printf(",\"why\":");
 			ctl_json_str(stdout, why);
 			printf("}");
 		}
-		printf("]}\n");
+		printf("],\"listener\":");
+		ctl_json_str(stdout, dc_listener_str(f->listener));
+		printf(",\"from\":");
+		ctl_json_str(stdout, dc_from_str(f->from));
+		printf(",\"ech\":%s,\"detail\":", f->ech ? "true" : "false");
+		ctl_json_str(stdout, v->detail);
+		printf(",\"would_deny_reason\":");
+		ctl_json_str(stdout, v->would_deny ?
+		    dc_reason_str(v->would_reason) : NULL);
+		printf(",\"would_deny_rule\":");
+		json_rule_or_null(v->would_deny ? v->would_rule : NULL);
+		printf(",\"admitted_by\":");
+		json_rule_or_null(v->allow ? v->admit : NULL);
+		printf(",\"log\":{\"event\":");
+		ctl_json_str(stdout, line_event(v));
+		printf(",\"reason\":");
+		ctl_json_str(stdout, dc_reason_str(dc_line_reason(v)));
+		printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" :
+		    "false");
+		if (lr != NULL) {
+			char where[1024];
+
+			snprintf(where, sizeof(where), "%s:%u", lr->file,
+			    lr->line);
+			ctl_json_str(stdout, where);
+		} else {
+			printf("null");
+		}
+		printf(",\"rule_name\":");
+		ctl_json_str(stdout, lr != NULL ? lr->name : NULL);
+		printf("}}\n");
 		return;
 	}
 
 	printf("name: %s\nport: %u (%s)\n", ex->name, port,
 	    pol_proto_str(ex->proto));
+	printf("listener: %s (the name from %s)%s\n",
+	    dc_listener_str(f->listener), dc_from_str(f->from),
+	    f->ech ? "; the ClientHello offers ECH" : "");
 	if (ex->src_text != NULL)
 		printf("src: %s\n", ex->src_text);
 	else
 		printf("src: none given (rules with sources do not apply)\n");
 	printf("verdict: %s\nreason: %s\n", v->allow ? "allow" : "deny",
-	    pol_reason_str(v->reason));
-	if (!v->allow && v->report)
+	    dc_reason_str(v->reason));
+	if (v->detail != NULL)
+		printf("detail: %s\n", v->detail);
+	if (v->would_deny) {
 		printf("would_deny: report mode: egressd lets this connection "
 		    "through and logs it as a deny with \"would_deny\": true\n");
+		printf("would_deny_reason: %s\n", dc_reason_str(v->would_reason));
+		if (v->would_rule != NULL)
+			ctl_print_rule(stdout, "would_deny_rule: ", v->would_rule,
+			    NULL);
+		else
+			printf("would_deny_rule: none (no rule admits %s)\n",
+			    ex->name);
+	}
 	if (v->rule != NULL)
 		ctl_print_rule(stdout, "rule: ", v->rule, NULL);
+	else if (!policy_reason(v->reason))
+		printf("rule: none (refused before the policy is asked)\n");
 	else
 		printf("rule: none (no rule admits %s)\n", ex->name);
+	if (v->allow && v->admit != NULL)
+		ctl_print_rule(stdout, "admitted_by: ", v->admit,
+		    "its settings apply");
+	else if (v->allow)
+		printf("admitted_by: none (relayed by report mode; the "
+		    "defaults apply: DNS resolution, no private addresses)\n");
+	else
+		printf("admitted_by: none (refused)\n");
+	printf("log: event %s, reason %s%s, rule ", line_event(v),
+	    dc_reason_str(dc_line_reason(v)), v->would_deny ?
+	    ", would_deny true" : "");
+	if (lr != NULL)
+		printf("%s:%u (%s)\n", lr->file, lr->line, lr->name);
+	else
+		printf("null\n");
 	if (nothers == 0) {
 		printf("other rules that match: none\n");
 		return;
 	}
 	printf("other rules that match:\n");
 	for (size_t i = 0; i < nm; i++) {
-		if (m[i] == v->rule)
+		if (shown(v, m[i]))
 			continue;
-		why_not(ex, v, m[i], src, port, why, sizeof(why));
+		why_not(ex, snap, v, m[i], f->src, port, why, sizeof(why));
 		ctl_print_rule(stdout, "  ", m[i], why);
 	}
+}
+
+/* tls, http, connect, transparent; -1 for anything else. */
+static int
+parse_listener(const char *s, enum dc_listener *out)
+{
+	static const enum dc_listener all[] = { DC_L_TLS, DC_L_HTTP,
+	    DC_L_CONNECT, DC_L_TRANSPARENT };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcasecmp(s, dc_listener_str(all[i])) == 0) {
+			*out = all[i];
+			return 0;
+		}
+	return -1;
+}
+
+/*
+ * The facts a listener builds for this request: the name from a
+ * ClientHello (tls), a Host (http) or a CONNECT authority (connect). A
+ * combination no listener meets is a usage error, said here.
+ */
+static int
+build_facts(struct explain *ex, struct dc_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (!ex->listener_set)
+		ex->listener = ex->proto == POL_PROTO_HTTP ? DC_L_HTTP :
+		    ex->proto == POL_PROTO_CONNECT ? DC_L_CONNECT : DC_L_TLS;
+	if (ex->listener == DC_L_TLS && ex->proto != POL_PROTO_TLS) {
+		fprintf(stderr, "egressctl explain: a tls listener reads "
+		    "ClientHellos only: --proto tls (or give another "
+		    "--listener)\n");
+		return -1;
+	}
+	if ((ex->listener == DC_L_HTTP || ex->listener == DC_L_CONNECT) &&
+	    ex->proto == POL_PROTO_TLS) {
+		fprintf(stderr, "egressctl explain: --listener %s reads HTTP "
+		    "requests: --proto http or connect (a ClientHello inside a "
+		    "CONNECT tunnel must name the CONNECT host: --proto "
+		    "connect)\n", dc_listener_str(ex->listener));
+		return -1;
+	}
+	if (ex->ech && ex->proto != POL_PROTO_TLS) {
+		fprintf(stderr, "egressctl explain: --ech is about a "
+		    "ClientHello: --proto tls\n");
+		return -1;
+	}
+	f->listener = ex->listener;
+	f->from = ex->proto == POL_PROTO_HTTP ? DC_FROM_HOST :
+	    ex->proto == POL_PROTO_CONNECT ? DC_FROM_AUTHORITY : DC_FROM_SNI;
+	f->proto = ex->proto;
+	f->src = ex->src_text != NULL ?
+	    (const struct sockaddr *)&ex->src : NULL;
+	f->name = ex->name;
+	f->port = (uint16_t)ex->port;
+	f->ech = ex->ech;
+	return 0;
 }
 
 int
@@ -322,6 +536,8 @@ ctl_explain_main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "src", required_argument, NULL, 's' },
 		{ "proto", required_argument, NULL, 'P' },
+		{ "listener", required_argument, NULL, 'l' },
+		{ "ech", no_argument, NULL, 'e' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -329,16 +545,17 @@ ctl_explain_main(int argc, char **argv)
 	struct explain ex;
 	struct gw_config *cfg = NULL;
 	struct pol_snapshot *snap = NULL;
-	struct pol_request req;
-	struct pol_verdict v;
+	struct dc_facts facts;
+	struct dc_opts dopts;
+	struct dc_verdict v;
 	const struct pol_rule *stackm[64], **m = stackm;
-	const struct sockaddr *src = NULL;
 	size_t nm;
 	int ch, rc = CTL_EXIT_USAGE;
 
 	memset(&ex, 0, sizeof(ex));
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:p:s:P:f:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:p:s:P:l:ef:h", opts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			ex.config = optarg;
@@ -372,6 +589,18 @@ ctl_explain_main(int argc, char **argv)
 				return CTL_EXIT_USAGE;
 			}
 			break;
+		case 'l':
+			if (parse_listener(optarg, &ex.listener) != 0) {
+				fprintf(stderr, "egressctl explain: --listener "
+				    "'%s': give tls, http, connect or "
+				    "transparent\n", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			ex.listener_set = 1;
+			break;
+		case 'e':
+			ex.ech = 1;
+			break;
 		case 'f':
 			if (strcmp(optarg, "json") == 0)
 				ex.json = 1;
@@ -400,20 +629,17 @@ ctl_explain_main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	if (ex.port == 0)
 		ex.port = ex.proto == POL_PROTO_HTTP ? 80 : 443;
-	if (ex.src_text != NULL)
-		src = (const struct sockaddr *)&ex.src;
+	if (build_facts(&ex, &facts) != 0)
+		return CTL_EXIT_USAGE;
 
 	snap = ctl_load_policy("explain", ex.config, "; egressd would not "
 	    "start or would keep its old policy", &cfg);
 	if (snap == NULL)
 		return CTL_EXIT_USAGE;
 
-	memset(&req, 0, sizeof(req));
-	req.name = ex.name;
-	req.port = (uint16_t)ex.port;
-	req.proto = ex.proto;
-	req.src = src;
-	pol_decide(snap, &req, &v);
+	memset(&dopts, 0, sizeof(dopts));
+	dopts.refuse_ech = cfg->refuse_ech;
+	dc_decide(snap, &dopts, &facts, &v);
 
 	nm = pol_matches(snap, ex.name, stackm, sizeof(stackm) / sizeof(stackm[0]));
 	if (nm > sizeof(stackm) / sizeof(stackm[0])) {
@@ -425,8 +651,9 @@ ctl_explain_main(int argc, char **argv)
 		nm = pol_matches(snap, ex.name, m, nm);
 	}
 	fflush(stderr);
-	output(&ex, &v, m, nm, src, ex.port);
-	rc = v.allow ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+	output(&ex, snap, &facts, &v, m, nm, v.port);
+	/* Report mode's would_deny is still a deny by policy: exit 1. */
+	rc = v.allow && !v.would_deny ? CTL_EXIT_OK : CTL_EXIT_FAIL;
 out:
 	if (m != stackm)
 		free(m);

@@ -7,9 +7,13 @@
  * and each hop needs its own entry. trace sends one HTTP/1.1 request per
  * hop itself (directly, or through the gateway's connect/http listener
  * with --via), reads the response head with the project's own strict
- * parser, resolves Location as RFC 3986 says, and decides every hop's
- * (host, port) with the daemon's own policy, loaded from its own
- * configuration exactly as explain loads it.
+ * parser, resolves Location with the daemon's own http_location_resolve()
+ * (the host and port it reads are the ones the gateway's redirect lines
+ * decide on), and decides every hop with dc_decide(), the daemon's one
+ * decision, over its own policy loaded from its own configuration exactly
+ * as explain loads it: the facts a listener builds for the request trace
+ * sends (a ClientHello's name directly, a CONNECT through --via for
+ * https; a Host, or an absolute-form URL through --via, for http).
  *
  * It is a one-shot command line tool: blocking in spirit, but every socket
  * is non-blocking and waited on with poll() against one deadline per hop,
@@ -39,6 +43,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "decide/decide.h"
 #include "dns/dns.h"
 #include "gateway/gwconfig.h"
 #include "http/http.h"
@@ -82,8 +87,9 @@ struct hop {
 	char url[URL_MAX + HTTP_HOST_MAX + 32];
 	struct url u;
 	int decided;                    /* a policy was given */
-	int ip_literal;                 /* decided as a name-less request */
-	struct pol_verdict v;
+	int ip_literal;                 /* the host is an address, not a name */
+	struct dc_facts facts;          /* what the gateway would decide on */
+	struct dc_verdict v;
 	int status;                     /* 0: no answer */
 	char phrase[PHRASE_MAX];
 	int from_gateway;               /* the answer is the gateway's */
@@ -109,6 +115,7 @@ struct trace {
 
 	struct gw_config *cfg;
 	struct pol_snapshot *snap;
+	struct dc_opts dopts;
 	struct event_base *base;
 	struct dns_resolver *dns;
 	SSL_CTX *ssl_ctx;
@@ -247,6 +254,44 @@ append_encoded(char *buf, size_t cap, size_t *o, const char *s, size_t n)
 }
 
 /*
+ * RFC 3986 section 5.2.4: remove "." and ".." segments, in place (the
+ * output is never longer than the input).
+ */
+static void
+remove_dot_segments(char *path)
+{
+	char *in = path, *out = path;
+
+	while (*in != '\0') {
+		if (strncmp(in, "../", 3) == 0)
+			in += 3;
+		else if (strncmp(in, "./", 2) == 0)
+			in += 2;
+		else if (strncmp(in, "/./", 3) == 0)
+			in += 2;
+		else if (strcmp(in, "/.") == 0)
+			in[1] = '\0';
+		else if (strncmp(in, "/../", 4) == 0 || strcmp(in, "/..") == 0) {
+			in += 3;
+			if (*in == '\0') {
+				in--;
+				*in = '/';
+			}
+			while (out > path && *--out != '/')
+				;
+		} else if (strcmp(in, ".") == 0 || strcmp(in, "..") == 0)
+			in += strlen(in);
+		else {
+			/* move the first segment, its leading '/' included */
+			do
+				*out++ = *in++;
+			while (*in != '\0' && *in != '/');
+		}
+	}
+	*out = '\0';
+}
+
+/*
  * Parse an absolute http or https URL: scheme "://" authority, then an
  * optional path-abempty, "?query" and "#fragment" (dropped: it is never
  * sent). No userinfo: a URL with one is refused rather than sent with
@@ -344,166 +389,73 @@ url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		snprintf(err, errlen, "the URL is longer than %d bytes", URL_MAX);
 		return -1;
 	}
+	/* "." and ".." segments of the path are resolved, as clients do
+	 * before they send it (RFC 3986 section 5.2.4); the query keeps
+	 * its bytes. */
+	tlen = strcspn(u->target, "?");
+	if (tlen > 0 && tlen < sizeof(u->target)) {
+		char query[URL_MAX];
+
+		snprintf(query, sizeof(query), "%s", u->target + tlen);
+		u->target[tlen] = '\0';
+		remove_dot_segments(u->target);
+		if (u->target[0] == '\0')
+			snprintf(u->target, sizeof(u->target), "/");
+		o = strlen(u->target);
+		snprintf(u->target + o, sizeof(u->target) - o, "%s", query);
+	}
 	return 0;
 }
 
 /*
- * RFC 3986 section 5.2.4: remove "." and ".." segments, in place (the
- * output is never longer than the input).
- */
-static void
-remove_dot_segments(char *path)
-{
-	char *in = path, *out = path;
-
-	while (*in != '\0') {
-		if (strncmp(in, "../", 3) == 0)
-			in += 3;
-		else if (strncmp(in, "./", 2) == 0)
-			in += 2;
-		else if (strncmp(in, "/./", 3) == 0)
-			in += 2;
-		else if (strcmp(in, "/.") == 0)
-			in[1] = '\0';
-		else if (strncmp(in, "/../", 4) == 0 || strcmp(in, "/..") == 0) {
-			in += 3;
-			if (*in == '\0') {
-				in--;
-				*in = '/';
-			}
-			while (out > path && *--out != '/')
-				;
-		} else if (strcmp(in, ".") == 0 || strcmp(in, "..") == 0)
-			in += strlen(in);
-		else {
-			/* move the first segment, its leading '/' included */
-			do
-				*out++ = *in++;
-			while (*in != '\0' && *in != '/');
-		}
-	}
-	*out = '\0';
-}
-
-/*
- * Resolve a Location (a URI reference) against the URL it came from, as
- * RFC 3986 section 5.2.2 says: an absolute URI, a scheme-relative
- * "//host/p", an absolute path "/p", a relative path "p" (merged with the
- * base's directory), or only a query "?q". The fragment is dropped.
+ * Where a Location points, as the gateway reads it: http_location_resolve()
+ * (the daemon's own, for its redirect lines) gives the absolute URL and
+ * the scheme, host and port decided on; url_parse() only makes the request
+ * target of it. Both must agree on the host and port, or the hop is not
+ * followed: trace never requests a host other than the one it decided.
  */
 static int
-url_resolve(const struct url *base, const char *ref, size_t reflen,
+location_follow(const struct url *base, const char *ref, size_t reflen,
     struct url *out, char *err, size_t errlen)
 {
-	char *buf = NULL, *path = NULL;
-	const char *p = ref, *end, *q, *rpath;
-	size_t rplen, qlen = 0, n, cap = 2 * URL_MAX + HTTP_HOST_MAX + 64;
-	int has_query = 0, rc = -1;
-	char auth[HTTP_HOST_MAX + 16];
+	char from[URL_MAX + HTTP_HOST_MAX + 32], abs[URL_MAX + HTTP_HOST_MAX + 32];
+	char host[SNI_NAME_MAX + 1], why[512];
+	struct sockaddr_storage x, y;
+	uint16_t port;
+	int https, n = (int)(reflen > 200 ? 200 : reflen);
 
-	end = memchr(ref, '#', reflen);
-	if (end == NULL)
-		end = ref + reflen;
-	/* A scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
-	for (q = p; q < end && ((*q >= 'a' && *q <= 'z') ||
-	    (*q >= 'A' && *q <= 'Z') || (q > p && ((*q >= '0' && *q <= '9') ||
-	    *q == '+' || *q == '-' || *q == '.'))); q++)
-		;
-	if (q > p && q < end && *q == ':') {
-		if (!((q - p == 4 && strncasecmp(p, "http", 4) == 0) ||
-		    (q - p == 5 && strncasecmp(p, "https", 5) == 0))) {
+	url_format(base, from, sizeof(from));
+	if (http_location_resolve(from, ref, reflen, abs, sizeof(abs), &https,
+	    host, sizeof(host), &port) != 0) {
+		if (abs[0] != '\0' && strncasecmp(abs, "http://", 7) != 0 &&
+		    strncasecmp(abs, "https://", 8) != 0 &&
+		    strcspn(abs, ":") < strcspn(abs, "/?#"))
 			snprintf(err, errlen, "Location '%.*s' is not http or "
-			    "https: not followed", (int)(end - ref > 200 ? 200 :
-			    end - ref), ref);
-			return -1;
-		}
+			    "https: not followed", n, ref);
+		else
+			snprintf(err, errlen, "Location '%.*s' cannot be followed: "
+			    "it has no host the policy can decide on", n, ref);
+		return -1;
 	}
-	if ((buf = malloc(cap)) == NULL || (path = malloc(cap)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (q > p && q < end && *q == ':') {
-		/* absolute: as it is, dots removed by url_parse's caller */
-		n = (size_t)(end - ref);
-		if (n >= cap) {
-			snprintf(err, errlen, "Location longer than %d bytes",
-			    URL_MAX);
-			goto out;
-		}
-		memcpy(buf, ref, n);
-		buf[n] = '\0';
-	} else if (end - p >= 2 && p[0] == '/' && p[1] == '/') {
-		snprintf(buf, cap, "%s:%.*s", base->https ? "https" : "http",
-		    (int)(end - p), p);
-	} else {
-		/* Same authority: work out the path and query. */
-		rpath = p;
-		q = memchr(p, '?', (size_t)(end - p));
-		rplen = (size_t)((q != NULL ? q : end) - p);
-		if (q != NULL) {
-			has_query = 1;
-			qlen = (size_t)(end - q);       /* '?' included */
-		}
-		if (rplen + qlen + URL_MAX >= cap) {
-			snprintf(err, errlen, "Location longer than %d bytes",
-			    URL_MAX);
-			goto out;
-		}
-		n = strcspn(base->target, "?");
-		if (rplen == 0) {
-			memcpy(path, base->target, n);
-			path[n] = '\0';
-			if (!has_query) {
-				/* the base's query stays */
-				snprintf(path + n, cap - n, "%s",
-				    base->target + n);
-				qlen = 0;
-			}
-		} else if (rpath[0] == '/') {
-			memcpy(path, rpath, rplen);
-			path[rplen] = '\0';
-			remove_dot_segments(path);
-		} else {
-			/* merge: the base path up to its last '/' */
-			size_t dir = n;
-
-			while (dir > 0 && base->target[dir - 1] != '/')
-				dir--;
-			memcpy(path, base->target, dir);
-			memcpy(path + dir, rpath, rplen);
-			path[dir + rplen] = '\0';
-			remove_dot_segments(path);
-		}
-		url_authority(base, 0, auth, sizeof(auth));
-		snprintf(buf, cap, "%s://%s%s%.*s", base->https ? "https" :
-		    "http", auth, path, (int)qlen, has_query ? q : "");
-	}
-	rc = url_parse(buf, out, err, errlen);
-	if (rc == 0) {
-		/* dots in an absolute or scheme-relative reference's path */
-		size_t tl = strcspn(out->target, "?");
-		char save = out->target[tl];
-
-		memcpy(path, out->target, tl);
-		path[tl] = '\0';
-		remove_dot_segments(path);
-		if (path[0] == '\0')
-			snprintf(path, cap, "/");
-		if (save != '\0')
-			snprintf(path + strlen(path), cap - strlen(path), "%s",
-			    out->target + tl);
-		snprintf(out->target, sizeof(out->target), "%s", path);
-	} else {
-		char why[512];
-
-		snprintf(why, sizeof(why), "%s", err);
+	if (url_parse(abs, out, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "Location '%.*s' cannot be followed: %.200s",
-		    (int)(reflen > 200 ? 200 : reflen), ref, why);
+		    n, ref, why);
+		return -1;
 	}
-out:
-	free(buf);
-	free(path);
-	return rc;
+	if (out->https != https || out->port != port ||
+	    (out->host_is_ip ? dns_addr_parse(host, 0, &x, NULL) != 0 ||
+	    dns_addr_parse(out->host, 0, &y, NULL) != 0 ||
+	    x.ss_family != y.ss_family || (x.ss_family == AF_INET ?
+	    memcmp(&((struct sockaddr_in *)&x)->sin_addr,
+	    &((struct sockaddr_in *)&y)->sin_addr, 4) :
+	    memcmp(&((struct sockaddr_in6 *)&x)->sin6_addr,
+	    &((struct sockaddr_in6 *)&y)->sin6_addr, 16)) != 0 :
+	    strcmp(out->host, host) != 0)) {
+		snprintf(err, errlen, "Location '%.*s' cannot be followed: the "
+		    "gateway reads it as %s:%u", n, ref, host, (unsigned)port);
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ network */
@@ -1078,8 +1030,8 @@ do_hop(struct trace *tr, struct hop *h)
 		struct url next;
 
 		h->has_location = 1;
-		if (url_resolve(u, rsp.location, rsp.location_len, &next, err,
-		    sizeof(err)) != 0) {
+		if (location_follow(u, rsp.location, rsp.location_len, &next,
+		    err, sizeof(err)) != 0) {
 			printable(h->location, sizeof(h->location),
 			    (const uint8_t *)rsp.location, rsp.location_len);
 			goto fail;
@@ -1104,34 +1056,50 @@ hop_proto(const struct hop *h)
 	return h->u.https ? "tls" : "http";
 }
 
-/* Denied by policy (report mode too), or refused by the gateway. */
+/* Denied by policy (report mode's would_deny too), or refused by the
+ * gateway. */
 static int
 hop_denied(const struct hop *h)
 {
-	return (h->decided && !h->v.allow) || (h->from_gateway &&
-	    h->status == 403);
+	return (h->decided && (!h->v.allow || h->v.would_deny)) ||
+	    (h->from_gateway && h->status == 403);
+}
+
+/* The reason egressd's line gives the hop: report mode's when it would
+ * deny. */
+static enum dc_reason
+hop_reason(const struct hop *h)
+{
+	return dc_line_reason(&h->v);
 }
 
 static void
 print_verdict_text(const struct hop *h)
 {
+	const struct pol_rule *r = dc_line_rule(&h->v);
+
 	printf("   policy:   ");
 	if (!h->decided) {
 		printf("none (no policy given)\n");
 		return;
 	}
-	printf("%s %s:%u (%s): %s", h->v.allow ? "allow" : h->v.report ?
-	    "would deny" : "deny", h->u.host, h->u.port, hop_proto(h),
-	    pol_reason_str(h->v.reason));
-	if (h->v.report && !h->v.allow)
+	printf("%s %s:%u (%s): %s", !h->v.allow ? "deny" : h->v.would_deny ?
+	    "would deny" : "allow", h->u.host, h->u.port, hop_proto(h),
+	    dc_reason_str(hop_reason(h)));
+	if (h->v.would_deny)
 		printf(" (report mode: egressd lets it through and logs "
 		    "would_deny)");
+	if (h->v.detail != NULL)
+		printf(" (%s)", h->v.detail);
 	if (h->ip_literal)
 		printf("; an IP address: egressd decides on names\n");
-	else if (h->v.rule != NULL)
-		ctl_print_rule(stdout, "; rule ", h->v.rule, NULL);
+	else if (r != NULL)
+		ctl_print_rule(stdout, "; rule ", r, NULL);
 	else
 		printf("; rule: none (no rule admits %s)\n", h->u.host);
+	if (h->v.allow && h->v.admit != NULL && h->v.admit != r)
+		ctl_print_rule(stdout, "   admitted by ", h->v.admit,
+		    "its settings apply");
 }
 
 static void
@@ -1158,12 +1126,14 @@ print_hop_text(const struct trace *tr, const struct hop *h, size_t n)
 		printf("   error:    %s\n", h->error);
 }
 
-/* The (host, port, proto) of a hop an allow rule could admit. */
+/* The (host, port, proto) of a hop an allow rule could admit: no rule
+ * admitted the name, or none the port. */
 static int
 suggestable(const struct hop *h)
 {
 	return hop_denied(h) && !h->ip_literal && (!h->decided ||
-	    h->v.reason != POL_R_DENIED_BY_RULE);
+	    hop_reason(h) == DC_NOT_ALLOWED ||
+	    hop_reason(h) == DC_PORT_NOT_ALLOWED);
 }
 
 /* Is hop i the first of its (host, port, proto) among suggestable ones? */
@@ -1274,14 +1244,16 @@ print_end_text(const struct trace *tr)
 			printf("\nnot suggested: hop %zu, %s:%u: %s\n", i + 1,
 			    h->u.host, h->u.port, h->ip_literal ? "an IP "
 			    "address: egressd decides on names" :
-			    "denied_by_rule: a deny rule wins over any allow");
+			    hop_reason(h) == DC_DENIED_BY_RULE ?
+			    "denied_by_rule: a deny rule wins over any allow" :
+			    dc_reason_str(hop_reason(h)));
 			continue;
 		}
 		if (!suggestable(h) || !first_of_kind(tr, i))
 			continue;
 		printf("\nhop %zu, %s:%u (%s) is %s; an allow-list entry that "
 		    "admits it, native:\n\n", i + 1, h->u.host, h->u.port,
-		    hop_proto(h), h->decided ? (h->v.report ? "denied in "
+		    hop_proto(h), h->decided ? (h->v.would_deny ? "denied in "
 		    "report mode" : "denied") : "refused by the gateway");
 		suggest_native(stdout, h);
 		printf("\nor as an Istio ServiceEntry:\n\n");
@@ -1317,6 +1289,29 @@ end_str(enum hop_end e)
 	return "none";
 }
 
+/* A rule as trace's JSON shows it, or null. */
+static void
+json_rule(const struct pol_rule *r)
+{
+	if (r == NULL) {
+		printf("null");
+		return;
+	}
+	printf("{\"file\":");
+	ctl_json_str(stdout, r->file);
+	printf(",\"line\":%u,\"col\":%u,\"name\":", r->line, r->col);
+	ctl_json_str(stdout, r->name);
+	printf(",\"action\":");
+	ctl_json_str(stdout, pol_action_str(r->action));
+	printf(",\"pattern\":");
+	ctl_json_str(stdout, r->pattern);
+	printf(",\"origin\":");
+	ctl_json_str(stdout, r->origin != NULL ? r->origin : "native");
+	printf(",\"mode\":");
+	ctl_json_str(stdout, pol_mode_str(r->mode));
+	printf("}");
+}
+
 static void
 print_json(const struct trace *tr, const char *start)
 {
@@ -1324,45 +1319,48 @@ print_json(const struct trace *tr, const char *start)
 
 	printf("{\"url\":");
 	ctl_json_str(stdout, start);
-	printf(",\"method\":\"%s\",\"via\":", tr->head ? "HEAD" : "GET");
+	printf(",\"method\":");
+	ctl_json_str(stdout, tr->head ? "HEAD" : "GET");
+	printf(",\"via\":");
 	ctl_json_str(stdout, tr->via);
 	printf(",\"config\":");
 	ctl_json_str(stdout, tr->config);
 	printf(",\"hops\":[");
 	for (size_t i = 0; i < tr->nhops; i++) {
 		const struct hop *h = &tr->hops[i];
-		const struct pol_rule *r = h->v.rule;
 
 		printf("%s{\"hop\":%zu,\"url\":", i > 0 ? "," : "", i + 1);
 		ctl_json_str(stdout, h->url);
 		printf(",\"host\":");
 		ctl_json_str(stdout, h->u.host);
-		printf(",\"port\":%u,\"proto\":\"%s\",\"verdict\":", h->u.port,
-		    hop_proto(h));
+		printf(",\"port\":%u,\"proto\":", h->u.port);
+		ctl_json_str(stdout, hop_proto(h));
+		printf(",\"verdict\":");
 		if (!h->decided) {
 			printf("null,\"reason\":null,\"would_deny\":false,"
-			    "\"rule\":null");
+			    "\"rule\":null,\"would_deny_reason\":null,"
+			    "\"would_deny_rule\":null,\"admitted_by\":null,"
+			    "\"listener\":null,\"detail\":null");
 		} else {
-			printf("\"%s\",\"reason\":\"%s\",\"would_deny\":%s,"
-			    "\"rule\":", h->v.allow ? "allow" : "deny",
-			    pol_reason_str(h->v.reason), !h->v.allow &&
-			    h->v.report ? "true" : "false");
-			if (r == NULL) {
-				printf("null");
-			} else {
-				printf("{\"file\":");
-				ctl_json_str(stdout, r->file);
-				printf(",\"line\":%u,\"col\":%u,\"name\":",
-				    r->line, r->col);
-				ctl_json_str(stdout, r->name);
-				printf(",\"action\":\"%s\",\"pattern\":",
-				    pol_action_str(r->action));
-				ctl_json_str(stdout, r->pattern);
-				printf(",\"origin\":");
-				ctl_json_str(stdout, r->origin != NULL ?
-				    r->origin : "native");
-				printf("}");
-			}
+			/* The enforced verdict, its reason and deciding rule;
+			 * report mode's would_deny apart. */
+			ctl_json_str(stdout, h->v.allow ? "allow" : "deny");
+			printf(",\"reason\":");
+			ctl_json_str(stdout, dc_reason_str(h->v.reason));
+			printf(",\"would_deny\":%s,\"rule\":",
+			    h->v.would_deny ? "true" : "false");
+			json_rule(h->v.rule);
+			printf(",\"would_deny_reason\":");
+			ctl_json_str(stdout, h->v.would_deny ?
+			    dc_reason_str(h->v.would_reason) : NULL);
+			printf(",\"would_deny_rule\":");
+			json_rule(h->v.would_deny ? h->v.would_rule : NULL);
+			printf(",\"admitted_by\":");
+			json_rule(h->v.allow ? h->v.admit : NULL);
+			printf(",\"listener\":");
+			ctl_json_str(stdout, dc_listener_str(h->facts.listener));
+			printf(",\"detail\":");
+			ctl_json_str(stdout, h->v.detail);
 		}
 		printf(",\"denied\":%s,\"status\":", hop_denied(h) ? "true" :
 		    "false");
@@ -1381,7 +1379,9 @@ print_json(const struct trace *tr, const char *start)
 		json_str_n(stdout, h->error);
 		printf("}");
 	}
-	printf("],\"end\":\"%s\",\"next\":", end_str(tr->end));
+	printf("],\"end\":");
+	ctl_json_str(stdout, end_str(tr->end));
+	printf(",\"next\":");
 	json_str_n(stdout, tr->end == END_LOOP || tr->end == END_MAX_HOPS ?
 	    tr->next_url : NULL);
 	printf(",\"loop_to\":");
@@ -1401,8 +1401,9 @@ print_json(const struct trace *tr, const char *start)
 		printf("%s{\"hop\":%zu,\"host\":", first ? "" : ",", i + 1);
 		first = 0;
 		ctl_json_str(stdout, h->u.host);
-		printf(",\"port\":%u,\"proto\":\"%s\",\"native\":", h->u.port,
-		    hop_proto(h));
+		printf(",\"port\":%u,\"proto\":", h->u.port);
+		ctl_json_str(stdout, hop_proto(h));
+		printf(",\"native\":");
 		mf = open_memstream(&text, &len);
 		if (mf != NULL) {
 			suggest_native(mf, h);
@@ -1492,6 +1493,7 @@ load_policy(struct trace *tr)
 	tr->snap = ctl_load_policy("trace", tr->config, NULL, &tr->cfg);
 	if (tr->snap == NULL)
 		return -1;
+	tr->dopts.refuse_ech = tr->cfg->refuse_ech;
 	if (tr->cfg->ndns_servers == 0)
 		return 0;
 	/* The daemon's resolver on a private event_base, driven per lookup. */
@@ -1549,30 +1551,45 @@ fail:
 	return -1;
 }
 
-/* Decide the hop with the daemon's policy, as explain does. */
+/*
+ * Decide the hop with the daemon's policy and dc_decide(), on the facts
+ * the listener the request goes to builds: directly, https is a
+ * ClientHello's server name (an address is never sent as one) and http a
+ * Host; through --via, https is a CONNECT authority and http an
+ * absolute-form request, both on the connect listener trace talks to.
+ */
 static void
 decide_hop(const struct trace *tr, struct hop *h)
 {
-	struct pol_request req;
+	struct dc_facts *f = &h->facts;
 
 	if (tr->snap == NULL)
 		return;
 	h->decided = 1;
-	if (h->u.host_is_ip) {
-		/* The gateway decides on the name a client asks for; an
-		 * address is not one, and no rule can admit it. */
-		h->ip_literal = 1;
-		h->v.allow = 0;
-		h->v.reason = POL_R_NOT_ALLOWED;
-		h->v.rule = NULL;
-		h->v.report = pol_snapshot_mode(tr->snap) == POL_MODE_REPORT;
-		return;
+	h->ip_literal = h->u.host_is_ip;
+	memset(f, 0, sizeof(*f));
+	f->name = h->u.host;
+	f->name_is_ip = h->u.host_is_ip;
+	f->port = (uint16_t)h->u.port;
+	if (h->u.https && tr->via != NULL) {
+		f->listener = DC_L_CONNECT;
+		f->from = DC_FROM_AUTHORITY;
+		f->proto = POL_PROTO_CONNECT;
+	} else if (h->u.https) {
+		f->listener = DC_L_TLS;
+		f->from = DC_FROM_SNI;
+		f->proto = POL_PROTO_TLS;
+		if (h->u.host_is_ip) {
+			/* TLS clients send no server_name for an address. */
+			f->name = NULL;
+			f->name_is_ip = 0;
+		}
+	} else {
+		f->listener = tr->via != NULL ? DC_L_CONNECT : DC_L_HTTP;
+		f->from = DC_FROM_HOST;
+		f->proto = POL_PROTO_HTTP;
 	}
-	memset(&req, 0, sizeof(req));
-	req.name = h->u.host;
-	req.port = (uint16_t)h->u.port;
-	req.proto = h->u.https ? POL_PROTO_TLS : POL_PROTO_HTTP;
-	pol_decide(tr->snap, &req, &h->v);
+	dc_decide(tr->snap, &tr->dopts, f, &h->v);
 }
 
 static void

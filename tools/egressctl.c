@@ -8,6 +8,7 @@
  *   egressctl denials LOG...         what was denied, grouped; suggestions
  *   egressctl audit -c CONFIG PCAP   what a capture's flows would get
  *   egressctl trace URL              follow a redirect chain, verdict per hop
+ *   egressctl reasons                the reasons a log line or metric carries
  *
  * Exit statuses: 0 valid/allowed, 1 errors/denied, 2 usage or nothing
  * usable. Diagnostics go to stderr in the daemon's own format so editors
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "gateway/gwconfig.h"
+#include "logging/log.h"
 #include "tools/ctl.h"
 
 static void
@@ -30,8 +32,9 @@ usage(FILE *f)
 	    "usage: egressctl check [--quiet] FILE|DIR...\n"
 	    "       egressctl check [--quiet] -c CONFIG\n"
 	    "       egressctl explain -c CONFIG [--port N] [--src IP]\n"
-	    "                         [--proto tls|http|connect] [--format text|json]\n"
-	    "                         NAME[:PORT]\n"
+	    "                         [--proto tls|http|connect]\n"
+	    "                         [--listener tls|http|connect|transparent]\n"
+	    "                         [--ech] [--format text|json] NAME[:PORT]\n"
 	    "       egressctl denials [--since DURATION] [--format text|json]\n"
 	    "                         [--suggest native|serviceentry] LOG...\n"
 	    "       egressctl audit -c CONFIG [--format text|json] [--port-map A=B]...\n"
@@ -40,6 +43,7 @@ usage(FILE *f)
 	    "                       [--resolve HOST:PORT:ADDR] [--max-hops N]\n"
 	    "                       [--timeout SECONDS] [--method GET|HEAD]\n"
 	    "                       [--format text|json] URL\n"
+	    "       egressctl reasons [--format text|json|tsv]\n"
 	    "       egressctl --version | --help\n"
 	    "\n"
 	    "  check    validate policy files (or the daemon configuration and every\n"
@@ -59,6 +63,8 @@ usage(FILE *f)
 	    "  trace    follow a URL's redirect chain (directly or through the\n"
 	    "           gateway) and give the policy's verdict for every hop;\n"
 	    "           exit 0 every hop allowed, 1 a hop denied, 2 usage/failure\n"
+	    "  reasons  print the reasons egressd's log lines and metrics carry:\n"
+	    "           event, TLS alert, HTTP status and what each means\n"
 	    "\n"
 	    "Run 'egressctl COMMAND --help' for the options of each;\n"
 	    "docs/egressctl.md has examples.\n");
@@ -230,25 +236,14 @@ ctl_rule_has_port(const struct pol_rule *r, unsigned port, enum pol_proto proto)
 	return 0;
 }
 
+/* Through the log writer's escaping: one way to write JSON strings. */
 void
 ctl_json_str(FILE *f, const char *s)
 {
-	if (s == NULL) {
+	if (s == NULL)
 		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
+	else
+		(void)log_json_fput(f, s, strlen(s));
 }
 
 int
@@ -281,6 +276,8 @@ main(int argc, char **argv)
 		return ctl_audit_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "trace") == 0)
 		return ctl_trace_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "reasons") == 0)
+		return ctl_reasons_main(argc - 1, argv + 1);
 	fprintf(stderr, "egressctl: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CTL_EXIT_USAGE;

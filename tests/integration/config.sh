@@ -67,7 +67,7 @@ expect() {
 }
 expect "bad.yaml:3:14: listener address '127.0.0.1' must be IP:PORT or [IPv6]:PORT"
 expect "bad.yaml:4:15: listener protocol 'quic' is not supported (supported: tls, http, connect, transparent)"
-expect "bad.yaml:11:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls)"
+expect "bad.yaml:11:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls, refuse_ech, relay_splice)"
 echo "$out" | grep -q '^bad.yaml:5:20: '
 ok $? "reports upstream_port 70000 at 5:20"
 echo "$out" | grep -q '^bad.yaml:6:10: '

@@ -334,6 +334,7 @@ assert g[2]["redirects"] == [
      "chains": ["w0-00000014.1"]}], g[2]
 assert g[2]["count"] == 1 and g[2]["after"] == [], g[2]
 assert g[3] == {"name": "cdn.static.test", "port": 80, "count": 2, "would_deny": 1,
+                "ech": None, "ech_count": 0,
                 "reasons": {"not_allowed": 2}, "sources": ["127.0.0.1"],
                 "first_seen": ts, "last_seen": ts, "requested": False,
                 "redirects": [{"status": 301, "from": "http://shop.svc.test/img", "count": 2,
@@ -380,5 +381,88 @@ printf '%s\n' "$OUT" | grep -qxF "12 denied connections, 7 names, 2 sources; 1 w
     printf '%s\n' "$OUT" | grep -qxF "a.svc.test:$UP  5 denied" &&
     printf '%s\n' "$OUT" | grep -qxF "c.svc.test:$UP  1 denied (1 would_deny)"
 ok $? "redirects: lines without the new keys (older logs) and with them read together" || show
+
+# ---------------------------------------------------------------- ECH, and what an allow rule cannot fix
+# Lines made from a real deny line: "ech" true, false and null; reasons an
+# allow rule cannot fix (sni_mismatch, bad_http, policy_revoked) and one
+# this egressctl does not know.
+python3 - "$LOG" > ech.log <<'EOF'
+import json, sys
+base = None
+for raw in open(sys.argv[1]):
+    d = json.loads(raw)
+    if d.get("event") == "deny" and d.get("name") == "a.svc.test":
+        base = d
+        break
+assert base is not None
+
+def mk(name, reason="not_allowed", ech=None, **kw):
+    d = dict(base)
+    d.update(name=name, port=443, reason=reason, ech=ech, **kw)
+    return json.dumps(d, separators=(",", ":"))
+
+print(mk("ech.svc.test", ech=True))
+print(mk("ech.svc.test", ech=True))
+print(mk("ech.svc.test", ech=False))
+print(mk("noech.test"))
+print(mk("fronted.test", "sni_mismatch", ech=False))
+print(mk("h.test", "bad_http"))
+print(mk("revoked.test", "policy_revoked"))
+print(mk("future.test", "quantum_refusal"))
+EOF
+run denials ech.log
+[ "$RC" -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "ech.svc.test:443  3 denied (2 with ECH: the name is the outer one)" &&
+    printf '%s\n' "$OUT" | grep -qxF "noech.test:443  1 denied" &&
+    printf '%s\n' "$OUT" | tail -1 | grep -qxF "8 denied connections, 6 names, 1 sources; 0 would_deny (report mode); 2 with ECH"
+ok $? "ech: the denials whose ClientHello offered ECH are counted per name and in all" || show
+run denials --format json ech.log
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["ech_count"] == 2, d
+g = {x["name"]: x for x in d["groups"]}
+assert (g["ech.svc.test"]["ech"], g["ech.svc.test"]["ech_count"]) == (True, 2), g
+assert (g["fronted.test"]["ech"], g["fronted.test"]["ech_count"]) == (False, 0), g
+assert (g["noech.test"]["ech"], g["noech.test"]["ech_count"]) == (None, 0), g
+'
+ok $? "ech: json says true/false/null per group, and ech_count" || show
+run denials --suggest native ech.log
+cat > want.txt <<EOF
+#
+# not suggested: fronted.test:443 (sni_mismatch, 1)
+# not suggested: future.test:443 (quantum_refusal: a reason this egressctl does not know, 1)
+# not suggested: h.test:443 (bad_http, 1)
+# not suggested: revoked.test:443 (policy_revoked, 1)
+allow:
+  - name: suggested-1
+    hosts: ["ech.svc.test", "noech.test"]
+    ports: [443]
+EOF
+tail -n +4 run.out | diff want.txt - > diff.out
+ok $? "suggest: only not_allowed and port_not_allowed are fixed by an allow rule; unknown reasons are not guessed at" || diag "$(cat diff.out)"
+
+# ---------------------------------------------------------------- JSON escaping
+# A name with a control character, a quote and a byte that is not UTF-8
+# (as a hostile client's SNI reaches a log): the JSON out is escaped as the
+# log writer escapes it (log_json_fput), valid UTF-8 that parses back.
+python3 - "$LOG" > odd.log <<'EOF'
+import json, sys
+for raw in open(sys.argv[1], "rb"):
+    d = json.loads(raw)
+    if d.get("event") == "deny" and d.get("name") == "a.svc.test":
+        break
+line = json.dumps(dict(d, name="X-NAME"), separators=(",", ":")).encode()
+sys.stdout.buffer.write(line.replace(b"X-NAME", b'od\\u0001d\\"q\xffz\xc3\xa9') + b"\n")
+EOF
+run denials --format json odd.log
+python3 - <<'EOF'
+import json
+raw = open("run.out", "rb").read()
+d = json.loads(raw.decode("utf-8"))          # strict: invalid UTF-8 fails here
+names = [g["name"] for g in d["groups"]]
+assert names == ["od\x01d\"q\u00ffz\u00e9"], names
+assert b"\\u0001" in raw and b"\\u00ff" in raw and "\u00e9".encode() in raw, raw
+EOF
+ok $? "json: control bytes and bytes that are not UTF-8 are escaped, valid UTF-8 is kept" || show
 
 finish

@@ -1,9 +1,11 @@
 #!/bin/sh
 # egressctl as security and ops teams use it: "check" on real policy files,
 # directories and the daemon's configuration (every rule as read, exact
-# diagnostics and warnings, exit statuses), and "explain" against the
-# daemon's own configuration (the deciding rule, the other matches and why
-# they did not decide). No network: everything here is files.
+# diagnostics and warnings, exit statuses), "explain" against the daemon's
+# own configuration (the enforced verdict, report mode's would_deny, the
+# admitting rule, the line egressd writes, the other matches and why they
+# did not decide; the listener, ECH and refusals before the policy), and
+# "reasons". No network: everything here is files.
 . "$(dirname "$0")/lib.sh"
 need python3
 : "${EGRESSCTL:=$top_builddir/egressctl}"
@@ -191,7 +193,7 @@ printf 'listeners:\n  - {address: "127.0.0.1:8443"}\npolicy: {files: [good.yaml]
 run check -c badconf.yaml
 [ $RC -eq 1 ]
 ok $? "check -c on a bad configuration exits 1"
-has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls)" \
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls, refuse_ech, relay_splice)" \
     "the configuration's error is printed as file:line:col: message"
 has "1 file, 1 error, 0 warnings: the configuration does not load" "and the summary says so"
 
@@ -380,6 +382,94 @@ has "would_deny: report mode: egressd lets this connection through and logs it a
 run explain -c ex-egressd.yaml unknown.test
 hasnt "would_deny" "enforce mode: no would_deny"
 
+# Report-mode rules (a file with "mode: report") never admit: they only mark
+# what the enforced rules admit as would_deny, with their rule and reason.
+cat > ex-report.yaml <<'EOF'
+mode: report
+deny:
+  - name: trial-deny
+    hosts: ["api.github.com"]
+allow:
+  - name: trial-allow
+    hosts: ["new.corp.test"]
+EOF
+cat > ex-trial.yaml <<'EOF'
+listeners:
+  - {name: tls, address: "127.0.0.1:8443"}
+policy: {files: [ex.yaml, ex-report.yaml]}
+EOF
+run explain -c ex-trial.yaml api.github.com
+[ $RC -eq 1 ]
+ok $? "a report-mode deny of an admitted name: still exit 1" || show
+has "verdict: allow" "the enforced verdict is allow: egressd relays it"
+has "would_deny_reason: denied_by_rule" "report mode's reason"
+has "would_deny_rule: ex-report.yaml:4: deny api.github.com (trial-deny, native); ports all" \
+    "report mode's rule"
+has "admitted_by: ex.yaml:3: allow api.github.com (github, native); ports 443: its settings apply" \
+    "the admitting rule, whose settings apply"
+has "log: event deny, reason denied_by_rule, would_deny true, rule ex-report.yaml:4 (trial-deny)" \
+    "what egressd's line says: the report rule and reason"
+run explain -c ex-trial.yaml new.corp.test
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: not_allowed" &&
+    printf '%s\n' "$OUT" | grep -qxF "admitted_by: none (refused)"
+ok $? "a report-mode allow rule never admits (enforced policy): not_allowed" || show
+has "  ex-report.yaml:7: allow new.corp.test (trial-allow, native); ports default (443 for tls/connect, 80 for http): report mode: a report-mode rule never admits; it can only add would_deny" \
+    "and explain says why it did not"
+run explain -c ex-trial.yaml --format json api.github.com
+[ $RC -eq 1 ] && python3 - run.out <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert (o["verdict"], o["reason"], o["would_deny"]) == ("allow", "allowed", True), o
+assert (o["rule"]["file"], o["rule"]["line"]) == ("ex.yaml", 3), o
+assert o["would_deny_reason"] == "denied_by_rule", o
+w = o["would_deny_rule"]
+assert (w["file"], w["line"], w["name"], w["mode"]) == ("ex-report.yaml", 4, "trial-deny", "report"), w
+assert (o["admitted_by"]["file"], o["admitted_by"]["line"]) == ("ex.yaml", 3), o
+assert o["log"] == {"event": "deny", "reason": "denied_by_rule", "would_deny": True,
+                    "rule": "ex-report.yaml:4", "rule_name": "trial-deny"}, o["log"]
+assert (o["listener"], o["from"], o["ech"], o["detail"]) == ("tls", "sni", False, None), o
+EOF
+ok $? "--format json: would_deny_reason, would_deny_rule, admitted_by and log" || show
+run explain -c ex-egressd.yaml --format json api.github.com
+[ $RC -eq 0 ] && python3 - run.out <<'EOF'
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert (o["verdict"], o["would_deny"], o["would_deny_reason"], o["would_deny_rule"]) == \
+    ("allow", False, None, None), o
+assert o["admitted_by"]["name"] == "github" and o["log"]["event"] == "allow", o
+EOF
+ok $? "--format json, enforce: no would_deny, the admitting rule" || show
+
+# The listener and ECH: what the bytes refuse before the policy is asked.
+run explain -c ex-egressd.yaml --proto connect --listener http api.github.com
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: bad_http" &&
+    printf '%s\n' "$OUT" | grep -qxF "detail: CONNECT is for a connect listener"
+ok $? "--listener http --proto connect: bad_http, as an http listener answers CONNECT" || show
+run explain -c ex-egressd.yaml --proto connect api.github.com
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "listener: connect (the name from authority)"
+ok $? "--proto connect: on a connect listener by default, allowed" || show
+run explain -c ex-egressd.yaml --listener transparent --proto connect api.github.com
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: bad_http"
+ok $? "--listener transparent --proto connect: bad_http" || show
+run explain -c ex-egressd.yaml --ech api.github.com
+[ $RC -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "listener: tls (the name from sni); the ClientHello offers ECH"
+ok $? "--ech without refuse_ech: decided on the (outer) name" || show
+sed 's/^policy:/refuse_ech: true\npolicy:/' ex-egressd.yaml > ex-ech.yaml
+run explain -c ex-ech.yaml --ech api.github.com
+[ $RC -eq 1 ] && printf '%s\n' "$OUT" | grep -qxF "reason: ech_refused" &&
+    printf '%s\n' "$OUT" | grep -qxF "rule: none (refused before the policy is asked)"
+ok $? "--ech with refuse_ech: true: ech_refused, before the policy" || show
+run explain -c ex-ech.yaml api.github.com
+[ $RC -eq 0 ]
+ok $? "refuse_ech: true, no ECH: allowed" || show
+for bad in "--listener tls --proto http" "--listener connect --proto tls" \
+    "--ech --proto http" "--listener quic"; do
+	# shellcheck disable=SC2086
+	run explain -c ex-egressd.yaml $bad api.github.com
+	[ $RC -eq 2 ] && [ -n "$ERR" ] && [ -z "$STDOUT" ]
+	ok $? "explain $bad: a combination no listener meets is exit 2" || show
+done
+
 run explain -c ex-egressd.yaml --format json --src 192.0.2.1 www.pastebin.com
 [ $RC -eq 1 ] && python3 - run.out <<'EOF'
 import json, sys
@@ -406,7 +496,7 @@ has "egressctl explain: '*.example.com' is a pattern, not a name: give a name a 
 run explain -c badconf.yaml api.github.com
 [ $RC -eq 2 ]
 ok $? "explain with a broken configuration exits 2"
-has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls)" \
+has "badconf.yaml:4:1: configuration: unknown key 'logs' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls, refuse_ech, relay_splice)" \
     "and prints the configuration's error as file:line:col"
 run explain -c brokenpol.yaml api.github.com
 [ $RC -eq 2 ] && printf '%s\n' "$ERR" | grep -q "^broken.yaml:2:32: "
@@ -429,5 +519,30 @@ ok $? "explain --src that is not an address is a usage error (2)"
 run explain -c ex-egressd.yaml --proto quic api.github.com
 [ $RC -eq 2 ]
 ok $? "explain --proto quic is a usage error (2)"
+
+# -------------------------------------------------------------- reasons
+run reasons --format json
+[ $RC -eq 0 ] && python3 - run.out <<'EOF'
+import json, sys
+r = {x["name"]: x for x in json.load(open(sys.argv[1]))["reasons"]}
+assert (r["allowed"]["event"], r["allowed"]["tls_alert"], r["allowed"]["http_status"]) == \
+    ("allow", None, None), r["allowed"]
+assert (r["not_allowed"]["event"], r["not_allowed"]["tls_alert"],
+        r["not_allowed"]["tls_alert_name"], r["not_allowed"]["http_status"]) == \
+    ("deny", 49, "access_denied", 403), r["not_allowed"]
+assert r["ech_refused"]["event"] == "deny" and r["dns_timeout"]["http_status"] == 504
+assert all(x["doc"] for x in r.values())
+EOF
+ok $? "reasons --format json: every reason with its event, alert, status and doc" || show
+run reasons --format tsv
+[ $RC -eq 0 ] && [ "$(printf '%s\n' "$STDOUT" | head -1)" = "$(printf 'reason\tevent\ttls_alert\thttp_status\tdoc')" ] &&
+    printf '%s\n' "$STDOUT" | grep -qxF "$(printf 'not_allowed\tdeny\t49\t403\tno rule admits the name')"
+ok $? "reasons --format tsv: a header, then one line per reason" || show
+run reasons
+[ $RC -eq 0 ] && printf '%s\n' "$STDOUT" | grep -q "^not_allowed  *deny  *access_denied (49)  *403  *no rule admits the name$"
+ok $? "reasons: a table" || show
+run reasons --format yaml
+[ $RC -eq 2 ]
+ok $? "reasons --format yaml: exit 2"
 
 finish

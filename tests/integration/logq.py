@@ -17,7 +17,7 @@ import json
 import sys
 
 KEYS = ["ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "name", "port",
-        "proto", "alpn", "rule", "rule_name", "upstream", "bytes_in",
+        "proto", "alpn", "ech", "rule", "rule_name", "upstream", "upstream_local_address", "bytes_in",
         "bytes_out", "duration_ms", "conn", "detail", "method", "url",
         "status", "chain", "from", "to", "verdict", "after"]
 EVENTS = {"allow", "deny", "error", "redirect"}

@@ -26,7 +26,8 @@ EOF
 LOG="$T/egressd.log"
 cat > "$T/egressd.yaml" <<EOF
 listeners:
-  - {name: behind-lb, address: "127.0.0.1:$GW", upstream_port: $UP, proxy_protocol: true}
+  - {name: behind-lb, address: "127.0.0.1:$GW", upstream_port: $UP, proxy_protocol: true,
+     proxy_protocol_from: ["127.0.0.0/8"]}
   - {name: direct, address: "127.0.0.1:$PLAIN", upstream_port: $UP}
 workers: 1
 dns:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Bytes through the relay arrive unchanged, both ways, with half-close:
 # a TLS client uploads 8 MiB and half-closes, a TLS server hashes what it
-# received, then sends 16 MiB back. Both ends compare hashes.
+# received, then sends 16 MiB back. Both ends compare hashes. Done through
+# the splice(2) relay and through the bufferevent relay.
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl python3
 
@@ -22,7 +23,13 @@ allow:
     ports: [$UP]
     allow_private: true
 EOF
+# The same transfers through each relay: splice(2) (the default) and the
+# bufferevent copy (relay_splice: false), one fresh egressd each.
+round() {
+	mode=$1
+	: > "$LOG"
 cat > "$T/egressd.yaml" <<EOF
+relay_splice: $mode
 listeners:
   - {name: tls, address: "127.0.0.1:$GW", protocol: tls, upstream_port: $UP}
 workers: 1
@@ -34,15 +41,15 @@ start_egressd "$T/egressd.yaml"
 
 out=$(timeout 60 python3 "$top_srcdir/tests/integration/tls_relay.py" client 127.0.0.1 "$GW" \
     bulk.test "$T/pki/ca.pem" 8388608 16777216 2>&1)
-ok $? "8 MiB up and 16 MiB down arrive byte for byte (hashes compared at both ends)"
+ok $? "relay_splice $mode: 8 MiB up and 16 MiB down arrive byte for byte (hashes compared at both ends)"
 diag "$out"
 wait_log "$LOG" 1 event=allow reason=allowed name=bulk.test
-ok $? "one allow line for the transfer"
+ok $? "relay_splice $mode: one allow line for the transfer"
 logq "$LOG" event=allow | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.readline())
 sys.exit(0 if r["bytes_in"] > 8388608 and r["bytes_out"] > 16777216 else 1)'
-ok $? "the line counts more than 8 MiB in and 16 MiB out (payload plus TLS framing)"
+ok $? "relay_splice $mode: the line counts more than 8 MiB in and 16 MiB out (payload plus TLS framing)"
 
 # Three transfers at once, to exercise backpressure between the two sides.
 pids=""
@@ -56,7 +63,11 @@ for p in $pids; do
 	wait "$p" || fails=$((fails + 1))
 done
 [ $fails -eq 0 ]
-ok $? "three concurrent transfers all arrive intact ($fails failed)"
+ok $? "relay_splice $mode: three concurrent transfers all arrive intact ($fails failed)"
 wait_log "$LOG" 4 event=allow reason=allowed name=bulk.test
-ok $? "four allow lines in all"
+ok $? "relay_splice $mode: four allow lines in all"
+	stop_pid "$EGRESSD_PID"
+}
+round true
+round false
 finish

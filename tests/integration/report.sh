@@ -96,9 +96,13 @@ ok $? "mode: enforce (the default) refuses the same name"
 wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=false name=unknown.test
 ok $? "with an ordinary deny line"
 
-out=$($CURL --connect-to "blocked.test:$UP:127.0.0.1:$GW" "https://blocked.test:$UP/" 2>&1)
-wait_log "$LOG" 2 event=deny reason=denied_by_rule would_deny=true name=blocked.test
-ok $? "the report-mode file stays report-only under a global enforce"
+# A report-mode file never admits: under a global enforce, a name that
+# only a report-mode rule mentions is refused like any other (DESIGN §5).
+err=$($CURL --connect-to "blocked.test:$UP:127.0.0.1:$GW" "https://blocked.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "a report-mode deny rule does not open the gateway under a global enforce"
+wait_log "$LOG" 1 event=deny reason=not_allowed would_deny=false name=blocked.test rule=null
+ok $? "the enforced answer is logged: not_allowed, no rule"
 
 # Sources: scoped.test is admitted only from 127.0.0.9.
 err=$($CURL --connect-to "scoped.test:$UP:127.0.0.1:$GW" "https://scoped.test:$UP/" 2>&1)

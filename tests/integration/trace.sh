@@ -42,6 +42,7 @@ python3 "$SRV" --log "$T/http.log" "127.0.0.2:$HP" \
     "l2.test/ 301 http://l1.test:$HP/" \
     "n.test/ 302" \
     "n.test/ftp 302 ftp://files.test/f" \
+    "n.test/user 302 http://me@b.test:$HP/x" \
     >"$T/srv1.err" 2>&1 &
 PIDS="$PIDS $!"
 python3 "$SRV" --log "$T/http.log" "127.0.0.4:$HP" \
@@ -250,6 +251,11 @@ check $? "a 3xx without Location ends the chain, exit 0" || show
 run -c egressd.yaml "http://n.test:$HP/ftp"
 [ "$RC" -eq 2 ] && printf '%s\n' "$ERR" | grep -qF "Location 'ftp://files.test/f' is not http or https: not followed"
 check $? "a non-http Location: exit 2 with the reason" || show
+# The gateway's http_location_resolve() reads the host after "user@"; trace
+# sends no credentials, so such a hop is not followed.
+run -c egressd.yaml "http://n.test:$HP/user"
+[ "$RC" -eq 2 ] && printf '%s\n' "$ERR" | grep -qF "Location 'http://me@b.test:$HP/x' cannot be followed: the URL carries user information"
+check $? "a Location with user information: not followed, exit 2" || show
 
 # ---------------------------------------------------------------- no policy, --resolve, HEAD
 run --cacert pki/ca.pem --resolve "a.test:$HP:127.0.0.2" \
@@ -272,6 +278,20 @@ run -c report.yaml --cacert pki/ca.pem "http://a.test:$HP/"
 has "   policy:   would deny b.test:$HP (http): not_allowed (report mode: egressd lets it through and logs would_deny); rule: none (no rule admits b.test)" &&
     has "trace: 3 hops, 1 denied" && [ "$RC" -eq 1 ]
 check $? "report mode: shown as would deny, exit 1" || show
+run -c report.yaml --cacert pki/ca.pem --format json "http://a.test:$HP/"
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+h = json.load(sys.stdin)["hops"]
+# Report mode relays (the enforced verdict is allow) and says what it
+# would deny, and why, as egressd logs it.
+assert (h[1]["verdict"], h[1]["reason"], h[1]["would_deny"]) == ("allow", "allowed", True), h[1]
+assert (h[1]["would_deny_reason"], h[1]["would_deny_rule"], h[1]["denied"]) == \
+    ("not_allowed", None, True), h[1]
+assert (h[0]["would_deny"], h[0]["would_deny_reason"]) == (False, None), h[0]
+assert h[0]["admitted_by"]["name"] == "origin" and h[0]["listener"] == "http", h[0]
+assert h[2]["listener"] == "tls" and h[2]["detail"] is None, h[2]
+'
+check $? "report mode, json: verdict allow, would_deny with its reason, the admitting rule" || show
 
 # ---------------------------------------------------------------- failures
 run -c egressd.yaml --cacert other-ca.pem "http://a.test:$HP/"

@@ -112,6 +112,121 @@ test_defaults(void)
 	tap_is_int(c->timeouts.idle_ms, 3600000, "idle timeout default 1 h");
 	tap_is_int(c->timeouts.drain_ms, 30000, "drain timeout default 30 s");
 	tap_is_int(c->max_connections, 10000, "max_connections default 10000");
+	tap_is_int(c->listeners[0].proxy_protocol, 0, "proxy_protocol default off");
+	tap_ok(c->listeners[0].proxy_from == NULL &&
+	    c->listeners[0].nproxy_from == 0, "no proxy_protocol_from by default");
+	tap_is_int(c->refuse_ech, 0, "refuse_ech default false");
+	tap_is_int(c->policy_redecide, 1, "policy.redecide default true");
+	tap_is_int(c->policy_watch, 1, "policy.watch default true");
+	tap_is_int(c->admin_max_conns, 64, "admin.max_connections default 64");
+	gw_config_free(c);
+}
+
+static int
+contains(const struct pol_cidr *c, const char *ip)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(ip, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, ip, &s6->sin6_addr) != 1)
+			return -1;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		if (inet_pton(AF_INET, ip, &s4->sin_addr) != 1)
+			return -1;
+	}
+	return pol_cidr_contains(c, (const struct sockaddr *)&ss);
+}
+
+/* proxy_protocol_from: stored per listener, only where it is written. */
+static void
+test_proxy_from(void)
+{
+	struct diags d;
+	const struct gw_listener_conf *lb, *direct;
+	struct gw_config *c = load(
+	    "listeners:\n"
+	    "  - name: behind-lb\n"
+	    "    address: 127.0.0.1:8443\n"
+	    "    proxy_protocol: true\n"
+	    "    proxy_protocol_from: [\"10.0.0.0/8\", \"192.0.2.7/32\", \"fd00:1::/64\"]\n"
+	    "  - name: direct\n"
+	    "    address: 127.0.0.1:8444\n"
+	    "policy: {files: [p.yaml]}\n", &d);
+
+	if (!tap_ok(c != NULL, "a listener with proxy_protocol and "
+	    "proxy_protocol_from loads")) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	lb = &c->listeners[0];
+	direct = &c->listeners[1];
+	tap_is_int(lb->proxy_protocol, 1, "proxy_protocol: true");
+	tap_is_int(lb->nproxy_from, 3, "three front-proxy CIDRs");
+	tap_is_int(lb->proxy_from[0].family, AF_INET, "the first is IPv4");
+	tap_is_int(lb->proxy_from[0].prefix, 8, "10.0.0.0/8: prefix 8");
+	tap_is_int(lb->proxy_from[1].prefix, 32, "192.0.2.7/32: prefix 32");
+	tap_is_int(lb->proxy_from[2].family, AF_INET6, "the third is IPv6");
+	tap_is_int(lb->proxy_from[2].prefix, 64, "fd00:1::/64: prefix 64");
+	tap_is_int(contains(&lb->proxy_from[0], "10.200.3.4"), 1,
+	    "10.200.3.4 is in 10.0.0.0/8");
+	tap_is_int(contains(&lb->proxy_from[0], "11.0.0.1"), 0,
+	    "11.0.0.1 is not");
+	tap_is_int(contains(&lb->proxy_from[1], "192.0.2.7"), 1,
+	    "192.0.2.7 is in 192.0.2.7/32");
+	tap_is_int(contains(&lb->proxy_from[1], "192.0.2.8"), 0,
+	    "192.0.2.8 is not");
+	tap_is_int(contains(&lb->proxy_from[2], "fd00:1::9"), 1,
+	    "fd00:1::9 is in fd00:1::/64");
+	tap_is_int(contains(&lb->proxy_from[2], "fd00:2::9"), 0,
+	    "fd00:2::9 is not");
+	tap_ok(direct->proxy_protocol == 0 && direct->proxy_from == NULL &&
+	    direct->nproxy_from == 0, "the other listener trusts no header");
+	gw_config_free(c);
+}
+
+/* refuse_ech, policy.redecide, admin.max_connections: set and bounds. */
+static void
+test_switches(void)
+{
+	struct diags d;
+	struct gw_config *c = load(
+	    "listeners: [{address: \"127.0.0.1:1\"}]\n"
+	    "policy: {files: [p.yaml], watch: false, redecide: false}\n"
+	    "refuse_ech: true\n"
+	    "admin: {address: \"127.0.0.1:2\", max_connections: 4}\n", &d);
+
+	if (!tap_ok(c != NULL, "refuse_ech, policy.redecide and "
+	    "admin.max_connections load")) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	tap_is_int(c->refuse_ech, 1, "refuse_ech: true");
+	tap_is_int(c->policy_redecide, 0, "policy.redecide: false");
+	tap_is_int(c->policy_watch, 0, "policy.watch: false beside it");
+	tap_is_int(c->admin_max_conns, 4, "admin.max_connections: 4");
+	gw_config_free(c);
+
+	c = load("listeners: [{address: \"127.0.0.1:1\"}]\n"
+	    "policy: {files: [p.yaml], redecide: true}\n"
+	    "refuse_ech: false\n"
+	    "admin: {max_connections: 1}\n", &d);
+	tap_ok(c != NULL && c->refuse_ech == 0 && c->policy_redecide == 1 &&
+	    c->admin_max_conns == 1, "refuse_ech: false, redecide: true, "
+	    "admin.max_connections: 1 (the least)");
+	gw_config_free(c);
+
+	c = load("listeners: [{address: \"127.0.0.1:1\"}]\n"
+	    "policy: {files: [p.yaml]}\n"
+	    "admin: {max_connections: \"10000\"}\n", &d);
+	tap_ok(c != NULL && c->admin_max_conns == 10000,
+	    "admin.max_connections: 10000 (the most)");
 	gw_config_free(c);
 }
 
@@ -122,7 +237,7 @@ test_errors(void)
 		const char *text, *want;
 	} cases[] = {
 		{ "listeners: [{address: \"127.0.0.1:1\", bogus: 1}]\npolicy: {files: [p]}\n",
-		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port, proxy_protocol)\n" },
+		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port, proxy_protocol, proxy_protocol_from)\n" },
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\npolicy: {files: [q]}\n",
 		  "t.yaml:3:1: configuration: key 'policy' given twice\n" },
 		{ "listeners: [{address: \"127.0.0.1:0\"}]\npolicy: {files: [p]}\n",
@@ -139,6 +254,53 @@ test_errors(void)
 		  "t.yaml:0:0: no listeners: at least one is required\n" },
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\nlog: {path: \"\"}\npolicy: {files: [p]}\n",
 		  "t.yaml:2:13: log.path: empty (use \"-\" for stdout)\n" },
+		/* proxy_protocol_from: fail closed, and only with proxy_protocol. */
+		{ "listeners: [{address: \"127.0.0.1:1\", proxy_protocol: true}]\npolicy: {files: [p]}\n",
+		  "t.yaml:1:54: proxy_protocol: true needs proxy_protocol_from: the CIDRs of the front proxies whose headers are believed\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol_from: [\"10.0.0.0/8\"]\npolicy: {files: [p]}\n",
+		  "t.yaml:3:26: proxy_protocol_from needs proxy_protocol: true (without it the listener reads no PROXY header)\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: false\n    proxy_protocol_from: [\"10.0.0.0/8\"]\npolicy: {files: [p]}\n",
+		  "t.yaml:4:26: proxy_protocol_from needs proxy_protocol: true (without it the listener reads no PROXY header)\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: true\n    proxy_protocol_from: [\"10.0.0.0/8\", \"10.0.0.1/8\"]\npolicy: {files: [p]}\n",
+		  "t.yaml:4:41: proxy_protocol_from: '10.0.0.1/8' is not a CIDR such as 10.8.0.0/16 (host bits must be zero)\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: true\n    proxy_protocol_from: []\npolicy: {files: [p]}\n",
+		  "t.yaml:4:26: proxy_protocol_from: give 1 to 64 CIDRs\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: true\n    proxy_protocol_from: 10.0.0.0/8\npolicy: {files: [p]}\n",
+		  "t.yaml:4:26: proxy_protocol_from must be a list\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: yes\n    proxy_protocol_from: [\"10.0.0.0/8\"]\npolicy: {files: [p]}\n",
+		  "t.yaml:3:21: proxy_protocol must be true or false\n" },
+		{ "listeners:\n  - address: \"127.0.0.1:1\"\n    proxy_protocol: true\n    proxy_protocol_from: [\"10.0.0.0/8\"]\n    proxy_protocol_from: [\"10.1.0.0/16\"]\npolicy: {files: [p]}\n",
+		  "t.yaml:5:5: listener: key 'proxy_protocol_from' given twice\n" },
+		/* Every listener's problem is reported, not just the first. */
+		{ "listeners:\n  - {address: \"127.0.0.1:1\", proxy_protocol: true}\n  - {address: \"127.0.0.1:2\", proxy_protocol_from: [\"::1/128\"]}\npolicy: {files: [p]}\n",
+		  "t.yaml:2:46: proxy_protocol: true needs proxy_protocol_from: the CIDRs of the front proxies whose headers are believed\n"
+		  "t.yaml:3:51: proxy_protocol_from needs proxy_protocol: true (without it the listener reads no PROXY header)\n" },
+		/* refuse_ech, policy.redecide: booleans, and known keys. */
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nrefuse_ech: maybe\n",
+		  "t.yaml:3:13: refuse_ech must be true or false\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p], redecide: 1}\n",
+		  "t.yaml:2:32: policy.redecide must be true or false\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p], redecid: true}\n",
+		  "t.yaml:2:22: policy: unknown key 'redecid' (expected one of: files, watch, redecide)\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nrefuse_ECH: true\n",
+		  "t.yaml:3:1: configuration: unknown key 'refuse_ECH' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls, refuse_ech, relay_splice)\n" },
+		/* admin.max_connections: 1 to 10000. */
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 0}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 10001}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 99999999999999999999999}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: -1}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 4x}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: \"\"}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: [4]}\n",
+		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_conns: 4}\n",
+		  "t.yaml:3:9: admin: unknown key 'max_conns' (expected one of: address, health_address, prometheus_address, max_connections)\n" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -156,6 +318,8 @@ main(void)
 {
 	test_full();
 	test_defaults();
+	test_proxy_from();
+	test_switches();
 	test_errors();
 	return tap_done();
 }

@@ -254,7 +254,8 @@ json_line_ok(const char *line, size_t len, struct jp *j)
 
 static const char *const schema_keys[] = {
 	"ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "name",
-	"port", "proto", "alpn", "rule", "rule_name", "upstream", "bytes_in",
+	"port", "proto", "alpn", "ech", "rule", "rule_name", "upstream",
+	"upstream_local_address", "bytes_in",
 	"bytes_out", "duration_ms", "conn", "detail", "method", "url", "status",
 	"chain", "from", "to", "verdict", "after",
 };
@@ -333,7 +334,7 @@ fmt(const struct log_record *r, char *buf)
 static void
 test_full_and_null(void)
 {
-	struct sockaddr_in src, dst;
+	struct sockaddr_in src, dst, local;
 	struct sockaddr_in6 up;
 	struct log_record r;
 	char buf[LOG_LINE_MAX];
@@ -344,6 +345,7 @@ test_full_and_null(void)
 	set_v4(&src, "10.1.2.3", 51234);
 	set_v4(&dst, "203.0.113.7", 443);
 	set_v6(&up, "2001:db8::1", 443);
+	set_v4(&local, "10.0.0.9", 40000);
 	memset(&r, 0, sizeof(r));
 	r.ts_us = TS_FIXED;
 	r.event = "deny";
@@ -361,7 +363,10 @@ test_full_and_null(void)
 	r.alpn_len[1] = 8;
 	r.rule = "policy/allow.yaml:12";
 	r.rule_name = "github";
+	r.has_ech = 1;
+	r.ech = 0;
 	r.upstream = (struct sockaddr *)&up;
+	r.upstream_local = (struct sockaddr *)&local;
 	r.bytes_in = 517;
 	r.bytes_out = 7;
 	r.duration_ms = 1.2;
@@ -373,8 +378,10 @@ test_full_and_null(void)
 	    "\"reason\":\"not_allowed\",\"would_deny\":false,\"listener\":\"tls\","
 	    "\"src\":\"10.1.2.3:51234\",\"orig_dst\":\"203.0.113.7:443\","
 	    "\"name\":\"polaris.synopsys.com\",\"port\":443,\"proto\":\"tls\","
-	    "\"alpn\":[\"h2\",\"http/1.1\"],\"rule\":\"policy/allow.yaml:12\","
+	    "\"alpn\":[\"h2\",\"http/1.1\"],\"ech\":false,"
+	    "\"rule\":\"policy/allow.yaml:12\","
 	    "\"rule_name\":\"github\",\"upstream\":\"[2001:db8::1]:443\","
+	    "\"upstream_local_address\":\"10.0.0.9:40000\","
 	    "\"bytes_in\":517,\"bytes_out\":7,\"duration_ms\":1.200,"
 	    "\"conn\":\"w0-000001f3\",\"detail\":\"peer closed\",\"method\":null,"
 	    "\"url\":null,\"status\":null,\"chain\":null,\"from\":null,\"to\":null,"
@@ -420,8 +427,9 @@ test_full_and_null(void)
 	tap_is_str(line,
 	    "{\"ts\":\"2026-11-22T10:00:00.123Z\",\"event\":null,\"reason\":null,\"would_deny\":false,"
 	    "\"listener\":null,\"src\":null,\"orig_dst\":null,\"name\":null,"
-	    "\"port\":null,\"proto\":null,\"alpn\":null,\"rule\":null,"
-	    "\"rule_name\":null,\"upstream\":null,\"bytes_in\":0,"
+	    "\"port\":null,\"proto\":null,\"alpn\":null,\"ech\":null,\"rule\":null,"
+	    "\"rule_name\":null,\"upstream\":null,\"upstream_local_address\":null,"
+	    "\"bytes_in\":0,"
 	    "\"bytes_out\":0,\"duration_ms\":0.000,\"conn\":null,"
 	    "\"detail\":null,\"method\":null,\"url\":null,\"status\":null,"
 	    "\"chain\":null,\"from\":null,\"to\":null,\"verdict\":null,\"after\":null}\n",
@@ -445,10 +453,10 @@ test_full_and_null(void)
 	tap_ok(strncmp(buf, "{\"ts\":\"1970-01-01T00:00:00.000Z\"", 32) == 0,
 	    "ts: epoch + 1 us");
 	tap_ok(field_is(buf, "src", "orig_dst", "null"), "AF_UNSPEC address is null");
-	tap_ok(field_is(buf, "upstream", "bytes_in", "\"::1\""),
+	tap_ok(field_is(buf, "upstream", "upstream_local_address", "\"::1\""),
 	    "v6 address without port has no brackets");
 	tap_ok(field_is(buf, "port", "proto", "null"), "port out of range is null");
-	tap_ok(field_is(buf, "alpn", "rule", "[]"), "has_alpn with none is []");
+	tap_ok(field_is(buf, "alpn", "ech", "[]"), "has_alpn with none is []");
 	tap_ok(field_is(buf, "bytes_in", "bytes_out", "18446744073709551615"),
 	    "bytes_in at UINT64_MAX");
 	tap_ok(field_is(buf, "duration_ms", "conn", "0.000"), "duration rounds to 0.000");
@@ -527,7 +535,7 @@ test_escaping(void)
 	    field_is(buf, "reason", "would_deny", "\"r\\\\\"") &&
 	    field_is(buf, "listener", "src", "\"l\\u0009\"") &&
 	    field_is(buf, "proto", "alpn", "\"p\\u00fe\"") &&
-	    field_is(buf, "alpn", "rule", "[\"h2\\\"]\",\"\\u0080\\u0081\"]") &&
+	    field_is(buf, "alpn", "ech", "[\"h2\\\"]\",\"\\u0080\\u0081\"]") &&
 	    field_is(buf, "rule", "rule_name", "\"f.yaml:1\\u000d\"") &&
 	    field_is(buf, "rule_name", "upstream", "\"n\\u0001\"") &&
 	    field_is(buf, "conn", "detail", "\"c\\u00c3\"") &&
@@ -1011,7 +1019,7 @@ test_python(const char *path)
 	    "python3 -c 'import json,sys\n"
 	    "n=0\n"
 	    "for l in open(sys.argv[1], encoding=\"utf-8\", errors=\"strict\"):\n"
-	    "    o=json.loads(l); assert isinstance(o, dict) and len(o)==27, l; n+=1\n"
+	    "    o=json.loads(l); assert isinstance(o, dict) and len(o)==29, l; n+=1\n"
 	    "assert n>=10, n' %s", path);
 	rc = system(cmd);
 	tap_ok(rc == 0, "python3 json.loads accepts every formatted line");

@@ -1,0 +1,444 @@
+/*
+ * The relay: once both sockets are up, bytes both ways, unmodified, with
+ * half-close honoured, until both directions have finished.
+ *
+ * TLS passthrough relays with splice(2): the kernel moves the bytes from
+ * one socket into a pipe and from the pipe into the other socket, and they
+ * never enter userspace. A pipe is held only while bytes are in flight:
+ * each worker keeps a few empty pipes for reuse, so an idle relayed
+ * connection holds no pipe and no buffer, only its two sockets. Where
+ * splice cannot be used (relay_splice: false, no pipe to be had, or a
+ * kernel that refuses splice on these sockets) the relay is two libevent
+ * bufferevents, as for HTTP, for upgraded connections and for CONNECT
+ * tunnels, whose first bytes are already in a bufferevent's input.
+ *
+ * Both count bytes as they are taken from a socket (bytes_in from the
+ * client, bytes_out from the upstream), pass a FIN on once everything
+ * before it is written, and end with one line when both directions are
+ * done, or on the first error.
+ */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "gateway/gateway.h"
+
+/* Relay backpressure (as libevent's le-proxy): stop reading one side while
+ * the other's output holds this much, resume when it falls to half. */
+#define RELAY_HIGH_WATER (256 * 1024)
+/* One splice(2) moves at most this much; a pipe holds 64 KiB by default. */
+#define SPLICE_CHUNK    (64 * 1024)
+/* Chunks moved per event before others get their turn. */
+#define SPLICE_BURST    16
+
+/* ---- bufferevents ------------------------------------------------------ */
+
+static int
+bev_relay_done(struct gw_conn *c)
+{
+	return c->c_eof && c->u_eof &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0;
+}
+
+/* Half-close: once one side has finished and everything it sent is
+ * written, pass the FIN on to the other side. */
+static void
+bev_pass_fin(struct gw_conn *c)
+{
+	if (c->c_eof && !c->u_shut &&
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
+		c->u_shut = 1;
+		shutdown(c->ufd, SHUT_WR);
+	}
+	if (c->u_eof && !c->c_shut &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		c->c_shut = 1;
+		shutdown(c->cfd, SHUT_WR);
+	}
+	if (bev_relay_done(c))
+		gw_conn_close(c, DC_EV_ALLOW, DC_ALLOWED);
+}
+
+static void
+relay_read_cb(struct bufferevent *src, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct bufferevent *dst = src == c->cbev ? c->ubev : c->cbev;
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer *out = bufferevent_get_output(dst);
+	size_t n = evbuffer_get_length(in);
+
+	if (src == c->cbev)
+		c->bytes_in += n;
+	else
+		c->bytes_out += n;
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
+		bufferevent_disable(src, EV_READ);
+		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	}
+}
+
+static void
+relay_write_cb(struct bufferevent *dst, void *arg)
+{
+	struct gw_conn *c = arg;
+	struct bufferevent *src = dst == c->cbev ? c->ubev : c->cbev;
+	int src_eof = src == c->cbev ? c->c_eof : c->u_eof;
+
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (!src_eof && !(bufferevent_get_enabled(src) & EV_READ)) {
+		bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
+		bufferevent_enable(src, EV_READ);
+	}
+	bev_pass_fin(c);
+}
+
+static void
+relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	int client = bev == c->cbev;
+
+	if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		c->detail = strerror(err);
+		gw_conn_close(c, DC_EV_ALLOW, client ? DC_CLIENT_RESET : DC_UPSTREAM_RESET);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		bufferevent_disable(bev, EV_READ);
+		if (client)
+			c->c_eof = 1;
+		else
+			c->u_eof = 1;
+		bev_pass_fin(c);
+	}
+}
+
+void
+gw_conn_relay_bevs(struct gw_conn *c)
+{
+	struct evbuffer *cin = bufferevent_get_input(c->cbev);
+	struct evbuffer *uin = bufferevent_get_input(c->ubev);
+
+	/* What either side sent before the switch goes first. */
+	c->bytes_in += evbuffer_get_length(cin);
+	c->bytes_out += evbuffer_get_length(uin);
+	evbuffer_add_buffer(bufferevent_get_output(c->ubev), cin);
+	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
+	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_setcb(c->ubev, relay_read_cb, relay_write_cb, relay_event_cb, c);
+	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
+	gw_conn_set_state(c, GW_CONN_RELAYING);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+}
+
+/* ---- splice ------------------------------------------------------------- */
+
+/*
+ * One direction: from src into the pipe, from the pipe into dst. Direction
+ * 0 is client to upstream, 1 upstream to client.
+ */
+struct splice_dir {
+	int src, dst;
+	int pipe[2];            /* -1 while no bytes are in flight */
+	size_t pending;         /* bytes in the pipe */
+	unsigned eof:1, shut:1, blocked:1;
+};
+
+struct gw_splice {
+	struct splice_dir d[2];
+	/* client readable, upstream writable, upstream readable, client
+	 * writable: the two ends of direction 0, then of direction 1. */
+	struct event ev[4];
+};
+
+static void splice_cb(evutil_socket_t fd, short what, void *arg);
+
+/* An empty pipe from the worker's spares, or a new one. 0, or -1. */
+static int
+pipe_get(struct gw_worker *w, int p[2])
+{
+	if (w->npipes > 0) {
+		w->npipes--;
+		p[0] = w->pipes[w->npipes][0];
+		p[1] = w->pipes[w->npipes][1];
+		return 0;
+	}
+	return pipe2(p, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Back to the spares when empty (it holds no one's bytes), else closed. */
+static void
+pipe_put(struct gw_worker *w, int p[2], size_t pending)
+{
+	if (p[0] < 0)
+		return;
+	if (pending == 0 && w->npipes < GW_SPARE_PIPES) {
+		w->pipes[w->npipes][0] = p[0];
+		w->pipes[w->npipes][1] = p[1];
+		w->npipes++;
+	} else {
+		close(p[0]);
+		close(p[1]);
+	}
+	p[0] = p[1] = -1;
+}
+
+void
+gw_relay_release(struct gw_conn *c)
+{
+	struct gw_splice *sp = c->splice;
+
+	if (sp == NULL)
+		return;
+	for (int i = 0; i < 4; i++)
+		event_del(&sp->ev[i]);
+	for (int d = 0; d < 2; d++)
+		pipe_put(c->w, sp->d[d].pipe, sp->d[d].pending);
+	free(sp);
+	c->splice = NULL;
+}
+
+static void
+splice_ended(struct gw_conn *c, int d, int dst_side, int err)
+{
+	int client = (d == 0) != dst_side;
+
+	c->detail = strerror(err);
+	gw_conn_close(c, DC_EV_ALLOW, client ? DC_CLIENT_RESET : DC_UPSTREAM_RESET);
+}
+
+/* Which events direction d waits for now. */
+static void
+splice_arm(struct gw_splice *sp, int d)
+{
+	struct splice_dir *sd = &sp->d[d];
+	struct event *rd = &sp->ev[d * 2], *wr = &sp->ev[d * 2 + 1];
+
+	if (!sd->eof && !sd->blocked)
+		event_add(rd, NULL);
+	else
+		event_del(rd);
+	if (sd->blocked)
+		event_add(wr, NULL);
+	else
+		event_del(wr);
+}
+
+/*
+ * Move what there is in direction d. 0: go on; 1: the connection was
+ * closed (or handed to the bufferevent relay) and must not be touched.
+ */
+static int
+splice_pump(struct gw_conn *c, int d)
+{
+	struct gw_splice *sp = c->splice;
+	struct splice_dir *sd = &sp->d[d];
+	ssize_t n;
+
+	for (int burst = 0; burst < SPLICE_BURST; burst++) {
+		if (sd->pending == 0 && !sd->eof) {
+			if (sd->pipe[0] < 0 && pipe_get(c->w, sd->pipe) != 0) {
+				/* Out of descriptors. With no byte in either
+				 * pipe, the sockets alone hold the stream: go
+				 * on through userspace without losing any. */
+				if (sp->d[!d].pending == 0) {
+					gw_relay_release(c);
+					(void)gw_relay_bevs_start(c);
+					return 1;
+				}
+				c->detail = strerror(errno);
+				gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+				return 1;
+			}
+			n = splice(sd->src, NULL, sd->pipe[1], NULL, SPLICE_CHUNK,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n == 0) {
+				sd->eof = 1;
+			} else if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					break;
+				if (errno == EINVAL && sp->d[!d].pending == 0) {
+					/* This kernel will not splice these
+					 * sockets: relay through userspace. */
+					gw_relay_release(c);
+					(void)gw_relay_bevs_start(c);
+					return 1;
+				}
+				splice_ended(c, d, 0, errno);
+				return 1;
+			} else {
+				sd->pending = (size_t)n;
+				if (d == 0)
+					c->bytes_in += (uint64_t)n;
+				else
+					c->bytes_out += (uint64_t)n;
+				clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+			}
+		}
+		while (sd->pending > 0) {
+			n = splice(sd->pipe[0], NULL, sd->dst, NULL, sd->pending,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN) {
+					/* dst is full: stop reading src until it
+					 * drains (backpressure, with no buffer). */
+					sd->blocked = 1;
+					return 0;
+				}
+				splice_ended(c, d, 1, errno);
+				return 1;
+			}
+			sd->pending -= (size_t)n;
+			clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+		}
+		sd->blocked = 0;
+		/* Idle connections hold no pipe. */
+		pipe_put(c->w, sd->pipe, 0);
+		if (sd->eof)
+			break;
+	}
+	if (sd->eof && sd->pending == 0 && !sd->shut) {
+		/* Half-close: everything before the FIN is written. */
+		sd->shut = 1;
+		shutdown(sd->dst, SHUT_WR);
+	}
+	if (sp->d[0].shut && sp->d[1].shut) {
+		gw_conn_close(c, DC_EV_ALLOW, DC_ALLOWED);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+splice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_conn *c = arg;
+	int d;
+
+	/* The client's read end and the upstream's write end serve
+	 * direction 0; the other two, direction 1. */
+	if (what & EV_READ)
+		d = fd == c->cfd ? 0 : 1;
+	else
+		d = fd == c->ufd ? 0 : 1;
+	if (c->splice->d[d].blocked)
+		c->splice->d[d].blocked = 0;
+	if (splice_pump(c, d) != 0)
+		return;
+	splice_arm(c->splice, d);
+}
+
+/*
+ * The peeked bytes first, as they were, then everything else. 0: relaying
+ * with splice; 1: not possible here (the caller relays otherwise).
+ */
+static int
+splice_start(struct gw_conn *c)
+{
+	struct event_base *base = c->w->base;
+	struct gw_splice *sp;
+	ssize_t n;
+
+	if (!c->w->cfg->relay_splice)
+		return 1;
+	/* The hello fits the socket's fresh send buffer; if not all of it
+	 * went, the bufferevent relay sends the rest. */
+	n = send(c->ufd, c->peek, c->peek_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < c->peek_len) {
+		memmove(c->peek, c->peek + n, c->peek_len - (size_t)n);
+		c->peek_len -= (size_t)n;
+		return 1;
+	}
+	c->peek_len = 0;
+	sp = calloc(1, sizeof(*sp));
+	if (sp == NULL)
+		return 1;
+	for (int d = 0; d < 2; d++) {
+		sp->d[d].src = d == 0 ? c->cfd : c->ufd;
+		sp->d[d].dst = d == 0 ? c->ufd : c->cfd;
+		sp->d[d].pipe[0] = sp->d[d].pipe[1] = -1;
+	}
+	event_assign(&sp->ev[0], base, c->cfd, EV_READ | EV_PERSIST, splice_cb, c);
+	event_assign(&sp->ev[1], base, c->ufd, EV_WRITE | EV_PERSIST, splice_cb, c);
+	event_assign(&sp->ev[2], base, c->ufd, EV_READ | EV_PERSIST, splice_cb, c);
+	event_assign(&sp->ev[3], base, c->cfd, EV_WRITE | EV_PERSIST, splice_cb, c);
+	c->splice = sp;
+	splice_arm(sp, 0);
+	splice_arm(sp, 1);
+	return 0;
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+int
+gw_relay_bevs_start(struct gw_conn *c)
+{
+	struct event_base *base = c->w->base;
+
+	c->cbev = bufferevent_socket_new(base, c->cfd, 0);
+	c->ubev = bufferevent_socket_new(base, c->ufd, 0);
+	if (c->cbev == NULL || c->ubev == NULL) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return -1;
+	}
+	/* The peeked bytes go first and unchanged; then everything else. */
+	if (c->peek_len > 0 && evbuffer_add(bufferevent_get_output(c->ubev),
+	    c->peek, c->peek_len) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return -1;
+	}
+	c->peek_len = 0;
+	gw_conn_relay_bevs(c);
+	return 0;
+}
+
+void
+gw_relay_start(struct gw_conn *c)
+{
+	event_free(c->uev);
+	c->uev = NULL;
+	evtimer_del(c->timer);
+	if (c->cev != NULL) {
+		event_free(c->cev);
+		c->cev = NULL;
+	}
+	/* Connected: the other candidate addresses are not needed any more,
+	 * and an idle relayed connection should cost as little as it can. */
+	free(c->addrs);
+	c->addrs = NULL;
+	c->naddrs = c->next_addr = 0;
+	if (splice_start(c) == 0) {
+		gw_conn_set_state(c, GW_CONN_RELAYING);
+		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+		gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	} else if (gw_relay_bevs_start(c) != 0) {
+		return;
+	}
+	free(c->peek);
+	c->peek = NULL;
+	c->peek_cap = 0;
+}

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Replays the checked-in corpus of fuzz_decide once (TAP output).
+# Files, not the directory: a libFuzzer build would take a directory as a
+# corpus to fuzz forever, while files given by name are just run once.
+# Only *.bin: the corpus folder also holds the script that made the seeds.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+exec "$top_builddir/tests/fuzz/fuzz_decide" "$top_srcdir/tests/fuzz/corpus/decide"/*.bin
