@@ -477,7 +477,10 @@ gh_facts(struct gw_conn *c, const struct http_request *req)
 	memset(f, 0, sizeof(*f));
 	f->from = h->pinned ? DC_FROM_TUNNEL_HOST :
 	    h->is_connect ? DC_FROM_AUTHORITY : DC_FROM_HOST;
-	f->proto = h->is_connect ? POL_PROTO_CONNECT : POL_PROTO_HTTP;
+	/* Plain HTTP inside a tunnel is judged as the tunnel was: on the
+	 * CONNECT's port, by the rules for connect (their default port is
+	 * 443, not 80). */
+	f->proto = h->is_connect || h->pinned ? POL_PROTO_CONNECT : POL_PROTO_HTTP;
 	f->name = c->has_name ? c->name : NULL;
 	f->name_is_ip = req->host_is_ip;
 	f->port = c->port;
