@@ -17,12 +17,18 @@ esac
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-# Build dependencies, then the real peers the tests talk to.
+# Build dependencies, then the real peers the tests talk to, then the tools
+# the tests run that a minimal Debian (debootstrap --variant=minbase, a
+# debian:12 container) does not have: procps (sysctl and ps in tests/netns/,
+# /bin/kill for the systemd unit's ExecReload, which systemd-analyze verify
+# wants to exist), mandoc (tests/deploy/man.sh lints the man pages) and
+# valgrind (tests/hostile/leaks.sh; skipped without it outside ASan builds).
 PKGS="build-essential autoconf automake pkg-config
       libssl-dev libc-ares-dev libevent-dev libyaml-dev libpcap-dev
       openssl curl gnutls-bin python3 dnsmasq-base clang
       haproxy iptables iproute2 python3-yaml systemd prometheus
-      tcpdump tshark"
+      tcpdump tshark
+      procps mandoc valgrind"
 echo "bootstrap: installing Debian packages (apt-get)" >&2
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086

@@ -167,6 +167,10 @@ struct gw_status {
 	struct pol_snapshot *snap;      /* the running policy */
 	uint64_t generation;
 	uint64_t reloads_ok, reloads_failed;
+	int last_reload_ok;             /* the last attempt worked; 1 from the
+	                                 * start (the first policy loaded) */
+	uint64_t policy_loaded_us;      /* wall clock: when the running policy
+	                                 * was loaded (at start or a reload) */
 	struct gw_worker **workers;
 	size_t nworkers;
 	int ready;                      /* policy loaded, listeners up */

@@ -157,7 +157,9 @@ report(void *arg, enum pol_severity sev, const char *file, unsigned line,
 	pol_diag_format(line_buf, sizeof(line_buf), sev, file, line, col, msg);
 	fprintf(stderr, "%s\n", line_buf);
 	if (d->reloading && d->log != NULL)
-		log_notice(d->log, "reload: %s", line_buf);
+		log_notice_level(d->log, sev == POL_ERROR ? LOG_LEVEL_ERROR :
+		    sev == POL_WARNING ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO,
+		    "reload: %s", line_buf);
 }
 
 static struct pol_snapshot *
@@ -217,13 +219,15 @@ set_nofile(struct daemon *d, char *err, size_t errlen)
 			if (setrlimit(RLIMIT_NOFILE, &nr) == 0)
 				rl = nr;
 			else
-				log_notice(d->log, "open-file limit: cannot raise "
-				    "the soft limit from %llu to %llu: %s",
+				log_notice_level(d->log, LOG_LEVEL_WARNING,
+				    "open-file limit: cannot raise the soft "
+				    "limit from %llu to %llu: %s",
 				    (unsigned long long)rl.rlim_cur, target,
 				    strerror(errno));
 		}
 		if (rl.rlim_cur < need)
-			log_notice(d->log, "open-file limit: max_connections %u "
+			log_notice_level(d->log, LOG_LEVEL_WARNING,
+			    "open-file limit: max_connections %u "
 			    "needs %llu descriptors (2 per connection + %llu, + %llu "
 			    "for admin connections) but "
 			    "the limit is %llu (hard %llu): about %llu connections "
@@ -484,14 +488,18 @@ reload(struct daemon *d, const char *why)
 	d->reloading = 0;
 	if (s == NULL) {
 		st->reloads_failed++;
-		log_notice(d->log, "reload (%s) failed with %u error(s); keeping "
-		    "policy generation %llu (reloads ok %llu, failed %llu)", why,
+		st->last_reload_ok = 0;
+		log_notice_level(d->log, LOG_LEVEL_ERROR, "reload (%s) failed "
+		    "with %u error(s); keeping policy generation %llu (reloads "
+		    "ok %llu, failed %llu)", why,
 		    d->errors, (unsigned long long)st->generation,
 		    (unsigned long long)st->reloads_ok,
 		    (unsigned long long)st->reloads_failed);
 		return;
 	}
 	st->reloads_ok++;
+	st->last_reload_ok = 1;
+	st->policy_loaded_us = log_now_us();
 	pol_snapshot_set_generation(s, ++st->generation);
 	for (size_t i = 0; i < d->nworkers; i++)
 		gw_worker_set_policy(d->workers[i], s);
@@ -520,8 +528,8 @@ on_reopen(evutil_socket_t sig, short what, void *arg)
 	char err[256];
 
 	if (log_sink_reopen(d->log, err, sizeof(err)) != 0)
-		log_notice(d->log, "log reopen failed: %s; still writing to the "
-		    "old file", err);
+		log_notice_level(d->log, LOG_LEVEL_ERROR, "log reopen failed: "
+		    "%s; still writing to the old file", err);
 }
 
 static int
@@ -574,6 +582,12 @@ run(struct daemon *d)
 			goto out;
 		}
 		d->st.nworkers = i + 1;
+		/* Made before the thread starts, so the scraper finds it. */
+		d->workers[i]->metrics.rules = gw_rule_hits_new();
+		if (d->workers[i]->metrics.rules == NULL) {
+			fprintf(stderr, "egressd: out of memory\n");
+			goto out;
+		}
 	}
 	d->admin = gw_admin_new(d->base, &d->st, err, sizeof(err));
 	if (d->admin == NULL) {
@@ -601,8 +615,8 @@ run(struct daemon *d)
 		d->watch = gw_watch_new(d->base, d->cfg->policy_paths,
 		    d->cfg->npolicy, on_files_changed, d, err, sizeof(err));
 		if (d->watch == NULL)
-			log_notice(d->log, "not watching the policy files (%s); "
-			    "reload with SIGHUP", err);
+			log_notice_level(d->log, LOG_LEVEL_WARNING, "not watching "
+			    "the policy files (%s); reload with SIGHUP", err);
 	}
 	for (size_t i = 0; i < d->nworkers; i++) {
 		if (gw_worker_start(d->workers[i], d->exit_ev) != 0) {
@@ -636,8 +650,14 @@ out:
 	 * goes first, as it reads their counters. */
 	gw_admin_free(d->admin);
 	d->admin = NULL;
-	for (size_t i = 0; i < d->nworkers; i++)
+	for (size_t i = 0; i < d->nworkers; i++) {
+		/* Closing what is left counts too: the table goes last. */
+		struct gw_rule_hits *rules = d->workers[i] != NULL ?
+		    d->workers[i]->metrics.rules : NULL;
+
 		gw_worker_join_free(d->workers[i]);
+		gw_rule_hits_free(rules);
+	}
 	shared_free(d);
 	if (rc == 0)
 		log_notice(d->log, "egressd stopped");
@@ -698,6 +718,10 @@ main(int argc, char **argv)
 		gw_config_free(d.cfg);
 		return EXIT_CONFIG;
 	}
+	/* The first load counts as a successful one: a daemon that starts
+	 * runs the policy it was given. */
+	d.st.last_reload_ok = 1;
+	d.st.policy_loaded_us = log_now_us();
 	if (test) {
 		struct identity id;
 

@@ -629,19 +629,32 @@ log_write(struct log_sink *s, const struct log_record *r)
 	return log_sink_write(s, line, len);
 }
 
-void
-log_notice(struct log_sink *s, const char *fmt, ...)
+const char *
+log_level_str(enum log_level l)
+{
+	switch (l) {
+	case LOG_LEVEL_INFO:
+		return "info";
+	case LOG_LEVEL_WARNING:
+		return "warning";
+	case LOG_LEVEL_ERROR:
+		return "error";
+	}
+	return "info";
+}
+
+static void log_vnotice(struct log_sink *s, enum log_level level,
+    const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void
+log_vnotice(struct log_sink *s, enum log_level level, const char *fmt,
+    va_list ap)
 {
 	char msg[LOG_CAP_NOTICE + 1], line[LOG_LINE_MAX];
 	struct log_buf b;
-	va_list ap;
 	int n;
 
-	if (s == NULL || fmt == NULL)
-		return;
-	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		msg[0] = '\0';
 
@@ -651,7 +664,9 @@ log_notice(struct log_sink *s, const char *fmt, ...)
 	b.overflow = 0;
 	log_puts(&b, "{\"ts\":");
 	log_put_ts(&b, 0);
-	log_puts(&b, ",\"event\":\"notice\",\"msg\":");
+	log_puts(&b, ",\"event\":\"notice\",\"level\":\"");
+	log_puts(&b, log_level_str(level));
+	log_puts(&b, "\",\"msg\":");
 	/* When vsnprintf cut it short, it is marked like any long value. */
 	log_put_str(&b, msg, strlen(msg), LOG_CAP_NOTICE,
 	    n >= (int)sizeof(msg));
@@ -663,4 +678,29 @@ log_notice(struct log_sink *s, const char *fmt, ...)
 		return;
 	}
 	log_sink_write(s, line, b.len);
+}
+
+void
+log_notice_level(struct log_sink *s, enum log_level level, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	if (s == NULL || fmt == NULL)
+		return;
+	va_start(ap, fmt);
+	log_vnotice(s, level, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_notice(struct log_sink *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s == NULL || fmt == NULL)
+		return;
+	va_start(ap, fmt);
+	log_vnotice(s, LOG_LEVEL_INFO, fmt, ap);
+	va_end(ap);
 }

@@ -80,7 +80,26 @@ struct log_record {
 size_t log_format(const struct log_record *r, char *buf, size_t buflen);
 /* Format and write one line. Returns 0, or -1 (counted as a failure). */
 int log_write(struct log_sink *s, const struct log_record *r);
-/* Write a free-form operational message as a JSON line (event "notice"). */
+/*
+ * How much an operational message matters, the notice line's "level":
+ * info (start, stop, a reload that worked), warning (the daemon carries on
+ * with less than it was asked for: a lower open-file limit, no file watch,
+ * a full evidence queue), error (something it was asked to do failed: a
+ * reload, a log reopen, the evidence file).
+ */
+enum log_level {
+	LOG_LEVEL_INFO = 0,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_ERROR,
+};
+
+const char *log_level_str(enum log_level l);
+
+/* Write a free-form operational message as a JSON line (event "notice")
+ * with its level. */
+void log_notice_level(struct log_sink *s, enum log_level level,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same at level info. */
 void log_notice(struct log_sink *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

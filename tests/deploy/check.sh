@@ -8,13 +8,20 @@
 #   (b) the kustomizations render (with `kubectl kustomize` when kubectl is
 #       installed; otherwise the same rendering done here in Python: resources,
 #       configMapGenerator, JSON patches: all these kustomizations use);
-#   (c) in each rendering (plain Kubernetes, Istio): container ports, Service
-#       target ports, probes, Prometheus annotations, NetworkPolicy ports,
-#       volume mounts, the grace period and the Istio resources agree with the
-#       daemon configuration inside the ConfigMap;
+#   (c) in each rendering (plain Kubernetes, Istio with and without the CNI
+#       plugin): container ports, Service target ports, probes, Prometheus
+#       annotations, NetworkPolicy ports, volume mounts, the grace period and
+#       the Istio resources agree with the daemon configuration inside the
+#       ConfigMap; port 80 is named "http" (not "http2": no h2c to the http
+#       listener); nothing in deploy/ runs as, or names, Istio's proxy UID;
+#       egressd's own traffic is kept out of its sidecar by Istio's exclusion
+#       annotation; the namespace's Pod Security level is "restricted" except
+#       where istio-init needs "privileged" (the without-CNI overlay, which
+#       changes nothing else);
 #   (d) the daemon itself (`$EGRESSD -t`) accepts each rendered ConfigMap's
 #       configuration with its policy ConfigMap, extracted to a directory;
-#   (e) `systemd-analyze verify` and `systemd-analyze security` on the unit.
+#   (e) `systemd-analyze verify` and `systemd-analyze security` on the unit,
+#       alone and with the TPROXY drop-in; Type=notify, NotifyAccess=main.
 #
 # Needs python3 with the yaml module (Debian: python3-yaml); kubectl and
 # systemd-analyze are used when installed, their checks skipped otherwise.
@@ -25,7 +32,7 @@ python3 -c 'import yaml' 2>/dev/null || bail "python3 has no yaml module (Debian
 [ -x "$EGRESSD" ] || bail "no egressd binary at $EGRESSD (set EGRESSD)"
 
 K8S="$top_srcdir/deploy/kubernetes"
-VARIANTS="base istio workload/base workload/istio"
+VARIANTS="base istio istio-without-cni workload/base workload/istio"
 
 skip() {
 	# skip DESCRIPTION REASON: a TAP "ok ... # SKIP".
@@ -323,6 +330,7 @@ def labels_match(sel, labels):
     return all(labels.get(k) == v for k, v in sel.items())
 
 ISTIO_PROXY_PORTS = {15000, 15001, 15004, 15006, 15008, 15009, 15020, 15021, 15053, 15090}
+ISTIO_PROXY_UID = 1337        # istio-proxy's; a sidecar lets this UID's traffic through
 
 def variant(name):
     objs = [o for o in yaml.safe_load_all(open(os.path.join(rdir, name + ".yaml"))) if o]
@@ -364,8 +372,17 @@ def variant(name):
     svc = [s for s in by("Service") if s["metadata"]["name"] == "egressd"][0]
     sp = {p["port"]: p for p in svc["spec"]["ports"]}
     check(sp.get(443, {}).get("targetPort") == 8443 and sp[443].get("name") == "https"
-          and sp.get(80, {}).get("targetPort") == 8080 and sp[80].get("name") == "http2",
-          tag + "Service ports are istio-egressgateway's: 443->8443 https, 80->8080 http2")
+          and sp.get(80, {}).get("targetPort") == 8080 and sp[80].get("name") == "http",
+          tag + "Service ports: 443->8443 https, 80->8080 http (istio-egressgateway's numbers)")
+    # Istio picks the protocol from the port name (or appProtocol): "http2" or
+    # "grpc*" would let a sidecar send h2c, which the http listener refuses.
+    h2 = sorted(p.get("name") for p in svc["spec"]["ports"] + ctr["ports"]
+                if re.match(r"(http2|grpc)($|-)", p.get("name", "")) or p.get("appProtocol") in ("http2", "grpc", "kubernetes.io/h2c"))
+    check(not h2, tag + "no Service or container port is named or declared as HTTP/2 %s" % (h2 or ""))
+    http_l = [p for p, l in lports.items() if l.get("protocol") in ("http", "connect")]
+    check(all(p["name"] == "http" or p["name"].startswith("http-") for p in svc["spec"]["ports"] if p["targetPort"] in http_l)
+          and all(cports[p]["name"] == "http" or cports[p]["name"].startswith("http-") for p in http_l),
+          tag + "ports of the http listener are named http (Istio: HTTP/1.x)")
     check(all(p["targetPort"] in cports for p in svc["spec"]["ports"]), tag + "every Service targetPort is a container port")
     check(all(p["targetPort"] in lports for p in svc["spec"]["ports"]),
           tag + "every Service targetPort is a listener port")
@@ -401,12 +418,25 @@ def variant(name):
     check(all(m.get("readOnly") for m in ctr["volumeMounts"]), tag + "every mount is read-only")
     # security context
     sc, psc = ctr["securityContext"], podspec.get("securityContext", {})
-    check(sc.get("runAsNonRoot") and sc.get("runAsUser") == 1337 and psc.get("runAsUser") == 1337
+    uids = {sc.get("runAsUser"), psc.get("runAsUser")}
+    gids = {sc.get("runAsGroup"), psc.get("runAsGroup")}
+    check(sc.get("runAsNonRoot") and len(uids) == 1 and isinstance(sc.get("runAsUser"), int)
+          and sc["runAsUser"] not in (0, ISTIO_PROXY_UID) and len(gids) == 1 and sc.get("runAsGroup") not in (0, ISTIO_PROXY_UID)
           and sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
           and sc.get("capabilities", {}).get("drop") == ["ALL"] and not sc.get("capabilities", {}).get("add"),
-          tag + "securityContext: non-root UID 1337, read-only root, no privilege escalation, all capabilities dropped")
+          tag + "securityContext: non-root UID %s (not Istio's proxy UID), read-only root, no privilege escalation, "
+          "all capabilities dropped" % sc.get("runAsUser"))
+    check(psc.get("seccompProfile", {}).get("type") in ("RuntimeDefault", "Localhost"),
+          tag + "the pod (so every container, injected ones too) has a seccomp profile")
     check(cfg.get("log", {}).get("path", "-") == "-", tag + "the log goes to stdout")
-    check("user" not in cfg and "group" not in cfg, tag + "no user:/group: in a pod that starts as 1337")
+    check("user" not in cfg and "group" not in cfg, tag + "no user:/group: in a pod that starts unprivileged")
+    # Pod Security: restricted, except where istio-init (no CNI) needs privileged
+    nsobj = [o for o in by("Namespace") if o["metadata"]["name"] == dep["metadata"]["namespace"]]
+    pss = nsobj[0]["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce") if nsobj else None
+    if name == "istio-without-cni":
+        check(pss == "privileged", tag + "Pod Security enforce: privileged (istio-init needs NET_ADMIN, NET_RAW)")
+    else:
+        check(pss == "restricted", tag + "Pod Security enforce: restricted (%s)" % pss)
     # HPA, PDB
     hpa = by("HorizontalPodAutoscaler")[0]["spec"]
     cpu = [m for m in hpa["metrics"] if m["resource"]["name"] == "cpu"][0]["resource"]["target"]
@@ -425,7 +455,7 @@ def variant(name):
           tag + "NetworkPolicies let in the listener, health and Prometheus ports %s" % sorted(set(lports) | {health, prom}))
     check({53, 443} <= outports, tag + "NetworkPolicies let egressd reach DNS (53) and the internet (443)")
     # Istio
-    if name == "istio":
+    if name.startswith("istio"):
         fqdn = "egressd.%s.svc.cluster.local" % svc["metadata"]["namespace"]
         clash = sorted({health, prom, main} & ISTIO_PROXY_PORTS)
         check(not clash, tag + "admin ports %s do not clash with the sidecar's ports" % sorted({health, prom, main}))
@@ -433,6 +463,27 @@ def variant(name):
         excl = set(int(x) for x in ann.get("traffic.sidecar.istio.io/excludeInboundPorts", "").split(",") if x)
         check({health, prom} <= excl, tag + "health and Prometheus ports bypass the sidecar (STRICT mTLS would refuse plain HTTP)")
         pc = yaml.safe_load(ann.get("proxy.istio.io/config", "{}")) or {}
+        # egressd's own connections and lookups must not go through its
+        # sidecar: Istio's exclusion annotation (read by istio-init and by
+        # the CNI plugin), which only applies while all outbound traffic is
+        # captured (includeOutboundIPRanges "*", the default), and no DNS
+        # capture. Not by running as the proxy's UID (checked above).
+        xr = [x.strip() for x in ann.get("traffic.sidecar.istio.io/excludeOutboundIPRanges", "").split(",") if x.strip()]
+        nets = []
+        for x in xr:
+            try:
+                nets.append(ipaddress.ip_network(x))
+            except ValueError:
+                check(False, tag + "excludeOutboundIPRanges entry %r is a CIDR" % x)
+        check(ipaddress.ip_network("0.0.0.0/0") in nets and ipaddress.ip_network("::/0") in nets,
+              tag + "excludeOutboundIPRanges covers every IPv4 and IPv6 destination: %s" % xr)
+        check(ann.get("traffic.sidecar.istio.io/includeOutboundIPRanges", "*") == "*"
+              and "traffic.sidecar.istio.io/includeOutboundPorts" not in ann,
+              tag + "no include annotation narrows capture (the exclusion applies only with \"*\")")
+        check(str(pc.get("proxyMetadata", {}).get("ISTIO_META_DNS_CAPTURE", "false")).lower() == "false",
+              tag + "the sidecar does not capture egressd's DNS")
+        check(ann.get("sidecar.istio.io/interceptionMode", "REDIRECT") == "REDIRECT",
+              tag + "interception mode REDIRECT (TPROXY would need NET_ADMIN in the sidecar)")
         tdd = dur(pc.get("terminationDrainDuration", "5s"))
         check(drain <= tdd <= grace, tag + "the sidecar stays up through the drain: %ss <= terminationDrainDuration %ss <= grace %ss" % (drain, tdd, grace))
         dr = [o for o in by("DestinationRule") if o["spec"]["host"] == fqdn]
@@ -473,8 +524,42 @@ def variant(name):
         nsnp = [r for n in nps for r in n["spec"].get("egress", []) for p in r.get("ports", []) if p["port"] == 15012]
         check(bool(nsnp), tag + "NetworkPolicies let the sidecar reach istiod (15012)")
 
-for v in ("base", "istio"):
+for v in ("base", "istio", "istio-without-cni"):
     variant(v)
+
+# The without-CNI overlay is the Istio one plus the namespace's Pod Security
+# level, nothing else: the two cannot drift apart.
+def strip_ns(objs):
+    out = []
+    for o in objs:
+        o = dict(o, metadata=dict(o["metadata"]))
+        if o["kind"] == "Namespace":
+            o["metadata"]["labels"] = {k: v for k, v in o["metadata"].get("labels", {}).items()
+                                       if not k.startswith("pod-security.kubernetes.io/")}
+        if o["kind"] == "ConfigMap":
+            o["metadata"]["name"] = o["metadata"]["name"].rsplit("-", 1)[0] if o["metadata"]["name"].startswith("egressd-config-") else o["metadata"]["name"]
+        if o["kind"] == "Deployment":
+            o["spec"] = yaml.safe_load(yaml.safe_dump(o["spec"]))
+            for vol in o["spec"]["template"]["spec"]["volumes"]:
+                vol.get("configMap", {}).pop("name", None)
+        out.append(o)
+    return sorted(out, key=lambda o: (o["kind"], o["metadata"]["name"]))
+ri, rn = [[o for o in yaml.safe_load_all(open(os.path.join(rdir, v + ".yaml"))) if o] for v in ("istio", "istio-without-cni")]
+check(strip_ns(ri) == strip_ns(rn),
+      "[istio-without-cni] the same objects as [istio] but for the namespace's pod-security labels")
+
+# No file under deploy/ runs as, or mentions, Istio's proxy UID: the UID a
+# sidecar lets through unseen is the bypass Istio's guidance forbids.
+named = []
+for d, _, fs in os.walk(os.path.join(top, "deploy")):
+    for f in fs:
+        p = os.path.join(d, f)
+        try:
+            if re.search(r"(?<![0-9])%d(?![0-9])" % ISTIO_PROXY_UID, open(p, encoding="utf-8", errors="replace").read()):
+                named.append(os.path.relpath(p, top))
+        except OSError:
+            pass
+check(not named, "no file under deploy/ names UID %d, Istio's proxy UID %s" % (ISTIO_PROXY_UID, sorted(named) or ""))
 
 # the client namespaces
 for v in ("workload_base", "workload_istio"):
@@ -505,7 +590,10 @@ expose = {int(p) for line in re.findall(r"^EXPOSE (.*)$", df, re.M) for p in lin
 base = [o for o in yaml.safe_load_all(open(os.path.join(rdir, "base.yaml"))) if o and o["kind"] == "Deployment"][0]
 bports = {p["containerPort"] for p in base["spec"]["template"]["spec"]["containers"][0]["ports"]}
 check(expose == bports, "Dockerfile EXPOSE %s = the base Deployment's container ports %s" % (sorted(expose), sorted(bports)))
-check(re.search(r"^USER 1337(:1337)?$", df, re.M) is not None, "Dockerfile runs as USER 1337")
+bsc = base["spec"]["template"]["spec"]["securityContext"]
+um = re.search(r"^USER ([0-9]+)(?::([0-9]+))?$", df, re.M)
+check(um is not None and int(um.group(1)) == bsc["runAsUser"] and int(um.group(2) or um.group(1)) == bsc["runAsGroup"],
+      "Dockerfile USER is numeric and the Deployment's runAsUser:runAsGroup (%s:%s)" % (bsc["runAsUser"], bsc["runAsGroup"]))
 check('ENTRYPOINT ["/usr/sbin/egressd", "-c", "/etc/egressd/egressd.yaml"]' in df,
       "Dockerfile ENTRYPOINT is egressd -c /etc/egressd/egressd.yaml")
 check(df.count("FROM debian:bookworm-slim") == 2, "Dockerfile: two stages, both debian:bookworm-slim")
@@ -557,21 +645,40 @@ done
 
 # ---- (e) the systemd unit --------------------------------------------------
 UNIT="$top_srcdir/deploy/systemd/egressd.service"
+DROPIN="$top_srcdir/deploy/systemd/egressd.service.d/tproxy.conf"
+# flagged FILE NAME: systemd-analyze security scores the line for NAME (its
+# lines end with the exposure they add; a line that adds none has no number).
+flagged() {
+	grep -F -- "$2" "$1" | grep -qE '[0-9]\.[0-9][[:space:]]*$'
+}
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# verify wants every Exec* binary to exist: check a copy whose commands
 	# are the built binary (the unit itself names /usr/sbin/egressd, where
-	# make install puts it).
-	mkdir -p "$T/unit"
+	# make install puts it). The TPROXY variant is the same unit with the
+	# drop-in next to it, where verify looks for drop-ins.
+	mkdir -p "$T/unit" "$T/unit-tproxy/egressd.service.d"
 	sed "s#/usr/sbin/egressd#$EGRESSD#g" "$UNIT" >"$T/unit/egressd.service"
-	systemd-analyze verify "$T/unit/egressd.service" >"$T/verify.out" 2>&1
-	rc=$?
-	# Unknown keys are only warnings for systemd (exit 0): any output fails.
-	[ $rc -eq 0 ] && [ ! -s "$T/verify.out" ]
-	ok $? "systemd-analyze verify deploy/systemd/egressd.service: no error, no warning"
-	[ -s "$T/verify.out" ] && diag "$(cat "$T/verify.out")"
+	cp "$T/unit/egressd.service" "$T/unit-tproxy/egressd.service"
+	cp "$DROPIN" "$T/unit-tproxy/egressd.service.d/tproxy.conf"
+	for u in unit unit-tproxy; do
+		what="deploy/systemd/egressd.service"
+		[ $u = unit-tproxy ] && what="$what with egressd.service.d/tproxy.conf"
+		systemd-analyze verify "$T/$u/egressd.service" >"$T/verify-$u.out" 2>&1
+		rc=$?
+		# Unknown keys are only warnings for systemd (exit 0): any output fails.
+		[ $rc -eq 0 ] && [ ! -s "$T/verify-$u.out" ]
+		ok $? "systemd-analyze verify $what: no error, no warning"
+		[ -s "$T/verify-$u.out" ] && diag "$(cat "$T/verify-$u.out")"
+	done
 	if systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
-		systemd-analyze security --offline=yes --threshold=30 "$T/unit/egressd.service" >"$T/security.out" 2>&1
-		ok $? "systemd-analyze security: exposure at most 3.0 of 10 ($(grep -o 'exposure level[^:]*: [0-9.]* [A-Z]*' "$T/security.out" | head -1))"
+		for u in unit unit-tproxy; do
+			systemd-analyze security --offline=yes --threshold=30 "$T/$u/egressd.service" >"$T/security-$u.out" 2>&1
+			ok $? "systemd-analyze security ($u): exposure at most 3.0 of 10 ($(grep -o 'exposure level[^:]*: [0-9.]* [A-Z]*' "$T/security-$u.out" | head -1))"
+		done
+		! flagged "$T/security-unit.out" 'CapabilityBoundingSet=~CAP_NET_ADMIN' &&
+		    flagged "$T/security-unit-tproxy.out" 'CapabilityBoundingSet=~CAP_NET_ADMIN' &&
+		    flagged "$T/security-unit-tproxy.out" 'CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE'
+		ok $? "CAP_NET_ADMIN only with the TPROXY drop-in, which keeps CAP_NET_BIND_SERVICE (its lists add to the unit's)"
 	else
 		skip "systemd-analyze security --offline" "this systemd has no --offline"
 	fi
@@ -579,6 +686,12 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	    grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$UNIT" &&
 	    grep -q '^KillSignal=SIGTERM$' "$UNIT"
 	ok $? "the unit checks the configuration before start, reloads with SIGHUP, stops with SIGTERM"
+	grep -q '^Type=notify$' "$UNIT" && grep -q '^NotifyAccess=main$' "$UNIT"
+	ok $? "Type=notify with NotifyAccess=main (readiness from egressd itself; tests/integration/notify.sh)"
+	[ "$(grep -cv -e '^#' -e '^$' "$DROPIN")" = 3 ] && grep -q '^\[Service\]$' "$DROPIN" &&
+	    grep -q '^AmbientCapabilities=CAP_NET_ADMIN$' "$DROPIN" &&
+	    grep -q '^CapabilityBoundingSet=CAP_NET_ADMIN$' "$DROPIN"
+	ok $? "the TPROXY drop-in adds CAP_NET_ADMIN (ambient and bounding set) and nothing else"
 	stop=$(sed -n 's/^TimeoutStopSec=//p' "$UNIT")
 	[ "${stop:-0}" -ge 35 ]
 	ok $? "TimeoutStopSec ($stop s) covers the default drain (5 s + 30 s)"

@@ -43,11 +43,20 @@ start_egressd "$T/egressd.yaml"
 
 # many NAME N: N connections through the gateway; prints how many failed.
 many() {
-	python3 - "$GW" "$T/pki/ca.pem" "$1" "$2" <<'EOF'
-import socket, ssl, sys
+	python3 - "$GW" "$T/pki/ca.pem" "$1" "$2" "${3:-}" <<'EOF'
+import os, socket, ssl, sys, time
 gw, ca, name, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+go = sys.argv[5]
 ctx = ssl.create_default_context(cafile=ca)
 failed = 0
+# With a go file: start now (python is slow to start on a busy machine),
+# connect only once it exists.
+if go:
+    open(go + ".ready", "w").close()
+    for _ in range(1000):
+        if os.path.exists(go):
+            break
+        time.sleep(0.01)
 for i in range(n):
     try:
         with ctx.wrap_socket(socket.create_connection(("127.0.0.1", gw), 5),
@@ -140,10 +149,20 @@ wait_for "$T/held.out" connected 10 || bail "the held connections did not connec
 v=$(metric egressd_connections_active)
 [ "$v" = 16 ]
 ok $? "16 connections are active (got $v)"
+many a.test 1 "$T/go" >"$T/during.out" &
+during=$!
+i=0
+while [ ! -e "$T/go.ready" ] && [ $i -lt 400 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+[ -e "$T/go.ready" ] || bail "the client did not start"
 start=$(date +%s%N)
 kill -TERM "$EGRESSD_PID"
 sleep 0.3
-failed=$(many a.test 1)
+: > "$T/go"
+wait "$during"
+failed=$(cat "$T/during.out")
 [ "$failed" = 0 ]
 ok $? "during drain.delay new connections are still served"
 wait "$EGRESSD_PID"

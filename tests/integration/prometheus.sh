@@ -1,10 +1,13 @@
 #!/bin/sh
 # Prometheus metrics: after a known mix of allowed, denied and failed
-# connections and two reloads, /stats/prometheus holds exactly those
-# counts (connections by listener, event and reason; bytes equal to the
-# log's sums; histograms; DNS; reloads; log lines), passes promtool's
+# connections and three reloads (good, broken, good), /stats/prometheus
+# holds exactly those counts (connections by listener, event and reason;
+# rule hits equal to the log's rule keys; bytes equal to the log's sums;
+# histograms; DNS; reloads and whether the last one worked; log lines), the
+# process_* metrics agree with /proc, every scrape passes promtool's
 # checks, and a real Prometheus server scraping the daemon every second
-# reads the same value back through its HTTP API.
+# reads the same value back through its HTTP API. (HTTP requests and
+# redirects: tests/integration/metrics_rules.sh.)
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl curl python3 promtool prometheus
 
@@ -52,12 +55,50 @@ expect_metric() {
 	[ "$v" = "$2" ]
 	ok $? "$3: $1 = $2 (got ${v:-nothing})"
 }
+# promtool_ok WHEN: promtool check metrics on $T/metrics says nothing.
+promtool_ok() {
+	promtool check metrics < "$T/metrics" > "$T/promtool.out" 2>&1
+	rc=$?
+	sed 's/^/# promtool: /' "$T/promtool.out"
+	[ $rc -eq 0 ] && [ ! -s "$T/promtool.out" ]
+	ok $? "promtool check metrics passes with nothing to say ($1)"
+}
+# float_ok 'PYTHON EXPRESSION' DESCRIPTION: m("NAME") is a metric's value.
+float_ok() {
+	python3 - "$T/metrics" "$1" <<'EOF'
+import sys
+vals = {}
+for line in open(sys.argv[1]):
+    if line.strip() and not line.startswith("#"):
+        k, v = line.rsplit(" ", 1)
+        vals[k] = float(v)
+def m(k):
+    return vals[k]
+sys.exit(0 if eval(sys.argv[2]) else 1)
+EOF
+	ok $? "$2"
+}
 
 scrape >/dev/null
 expect_metric 'egressd_connections_accepted_total{listener="tls"}' 0 "before any traffic"
 grep -q '^egressd_connections_total{' "$T/metrics"
 [ $? -ne 0 ]
 ok $? "before any traffic no egressd_connections_total series is written"
+grep -q '^egressd_rule_hits_total{' "$T/metrics"
+[ $? -ne 0 ]
+ok $? "before any traffic no egressd_rule_hits_total series is written"
+promtool_ok "before any traffic: series with no samples yet"
+expect_metric egressd_config_last_reload_successful 1 "at start the policy loaded"
+float_ok '0 <= m("egressd_start_time_seconds") - m("egressd_config_last_reload_success_timestamp_seconds") < 5' \
+    "the running policy was loaded just before the daemon said it started"
+# The standard process metrics, with the standard meaning. The kernel
+# counts the start in ticks after a boot time given in whole seconds: up
+# to a second early, never later than the daemon's own clock at start.
+float_ok '0 <= m("egressd_start_time_seconds") - m("process_start_time_seconds") < 5' \
+    "process_start_time_seconds is when the process started"
+soft=$(awk '/^Max open files/ { print $4 }' "/proc/$EGRESSD_PID/limits")
+expect_metric process_max_fds "$soft" "the soft open-file limit in /proc/PID/limits"
+expect_metric process_max_fds "$(metric egressd_open_files_limit)" "as egressd_open_files_limit"
 
 CURL="curl -sS --max-time 10 --cacert $T/pki/ca.pem"
 tls() {
@@ -104,6 +145,50 @@ n=$(grep -c '^egressd_connections_total{' "$T/metrics")
 ok $? "exactly those five series (got $n)"
 expect_metric 'egressd_connections_accepted_total{listener="tls"}' 8 "accepted"
 expect_metric 'egressd_connections_active' 0 "all closed"
+n=$(grep -c '^egressd_http_requests_total{\|^egressd_redirects_total{' "$T/metrics")
+[ "$n" = 0 ]
+ok $? "a TLS listener writes no HTTP request or redirect series (got $n)"
+
+# Rule hits: one series per rule and verdict the log's lines name. one.test
+# three times and missing.test (admitted, then NXDOMAIN) by allow[0]; the
+# deny rule once; the names no rule matches and the plain HTTP are no hit.
+RULE_A=$(logq "$LOG" event=allow name=one.test | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["rule"])')
+RULE_D=$(logq "$LOG" reason=denied_by_rule | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["rule"])')
+[ "$RULE_A" = "$T/policy.yaml:2" ] && [ "$RULE_D" = "$T/policy.yaml:6" ]
+ok $? "the log names the rules by file:line ($RULE_A, $RULE_D)"
+expect_metric "egressd_rule_hits_total{rule=\"$RULE_A\",rule_name=\"allow[0]\",verdict=\"allow\"}" 4 \
+    "the allow rule: three relayed, one admitted then NXDOMAIN"
+expect_metric "egressd_rule_hits_total{rule=\"$RULE_D\",rule_name=\"deny[0]\",verdict=\"deny\"}" 1 "the deny rule"
+n=$(grep -c '^egressd_rule_hits_total{' "$T/metrics")
+[ "$n" = 2 ]
+ok $? "exactly those two rule series (got $n)"
+expect_metric egressd_rule_hits_unlabelled_total 0 "every hit has its series"
+
+# The process_* metrics against /proc/PID, read around one scrape.
+# procstat FIELD: a numeric field of /proc/PID/stat (proc(5) numbering).
+procstat() {
+	python3 -c '
+import sys
+s = open("/proc/%s/stat" % sys.argv[1]).read()
+f = s[s.rindex(")") + 2:].split()
+print(f[int(sys.argv[2]) - 3])' "$EGRESSD_PID" "$1"
+}
+hz=$(getconf CLK_TCK)
+page=$(getconf PAGESIZE)
+cpu0=$(( $(procstat 14) + $(procstat 15) ))
+fds0=$(ls "/proc/$EGRESSD_PID/fd" | wc -l)
+scrape >/dev/null
+cpu1=$(( $(procstat 14) + $(procstat 15) ))
+vsz=$(procstat 23)
+rss=$(( $(procstat 24) * page ))
+float_ok "$cpu0 / $hz <= m('process_cpu_seconds_total') <= $cpu1 / $hz" \
+    "process_cpu_seconds_total is utime + stime ($cpu0..$cpu1 ticks at $hz Hz)"
+float_ok "$fds0 <= m('process_open_fds') <= $fds0 + 2 and m('process_open_fds') == m('egressd_open_files')" \
+    "process_open_fds counts /proc/PID/fd ($fds0, and the scrape's own connection)"
+float_ok "0.8 * $rss <= m('process_resident_memory_bytes') <= 1.25 * $rss" \
+    "process_resident_memory_bytes is rss x page size (about $rss)"
+float_ok "0.8 * $vsz <= m('process_virtual_memory_bytes') <= 1.25 * $vsz" \
+    "process_virtual_memory_bytes is vsize (about $vsz)"
 sums=$(python3 -c '
 import json, sys
 i = o = 0
@@ -146,9 +231,18 @@ expect_metric egressd_policy_generation 0 "policy"
 expect_metric 'egressd_policy_reloads_total{result="ok"}' 0 "reloads"
 
 # Reloads: one good, one broken.
+T0=$(metric egressd_config_last_reload_success_timestamp_seconds)
 echo "# reload" >> "$T/policy.yaml"
 kill -HUP "$EGRESSD_PID"
 wait_for "$LOG" "policy generation 1" 10 || bail "the reload did not happen"
+scrape >/dev/null
+expect_metric egressd_config_last_reload_successful 1 "after a good reload"
+float_ok "m('egressd_config_last_reload_success_timestamp_seconds') > $T0" \
+    "a good reload moves the success timestamp on"
+T1=$(metric egressd_config_last_reload_success_timestamp_seconds)
+# The rules stand where they stood: the same series go on.
+expect_metric "egressd_rule_hits_total{rule=\"$RULE_A\",rule_name=\"allow[0]\",verdict=\"allow\"}" 4 \
+    "a reload that keeps a rule keeps its series"
 cp "$T/policy.yaml" "$T/policy.good"
 echo 'allow: [{hosts: ["*bad"]}]' > "$T/policy.yaml"
 kill -HUP "$EGRESSD_PID"
@@ -158,6 +252,17 @@ scrape >/dev/null
 expect_metric 'egressd_policy_reloads_total{result="ok"}' 1 "reloads"
 expect_metric 'egressd_policy_reloads_total{result="failed"}' 1 "reloads"
 expect_metric egressd_policy_generation 1 "policy"
+expect_metric egressd_config_last_reload_successful 0 \
+    "a broken reload: 0 for as long as it is the last attempt"
+expect_metric egressd_config_last_reload_success_timestamp_seconds "$T1" \
+    "a broken reload leaves the success timestamp where it was"
+expect_metric "egressd_rule_hits_total{rule=\"$RULE_D\",rule_name=\"deny[0]\",verdict=\"deny\"}" 1 \
+    "the old policy runs on, and so do its series"
+# Notices say how much they matter.
+grep -q '"event":"notice","level":"error","msg":"reload (SIGHUP) failed with 1 error(s)' "$LOG" &&
+    grep -q '"event":"notice","level":"error","msg":"reload: [^"]*policy.yaml:1:' "$LOG" &&
+    grep -q '"event":"notice","level":"info","msg":"reload (SIGHUP): policy generation 1' "$LOG"
+ok $? "a failed reload and its diagnostic are error notices, a good one is info"
 lines=$(wc -l < "$LOG")
 expect_metric egressd_log_lines_total "$lines" "log lines = the lines in the file"
 expect_metric egressd_log_write_failures_total 0 "log"
@@ -186,11 +291,29 @@ for b in bad:
 sys.exit(1 if bad else 0)
 EOF
 ok $? "every sample has HELP and TYPE lines, and every counter is named *_total"
-promtool check metrics < "$T/metrics" > "$T/promtool.out" 2>&1
-rc=$?
-sed 's/^/# promtool: /' "$T/promtool.out"
-[ $rc -eq 0 ] && [ ! -s "$T/promtool.out" ]
-ok $? "promtool check metrics passes with nothing to say"
+promtool_ok "after traffic and two reloads"
+
+# A third reload, good again, without the deny rule: its series ends (the
+# metrics show the running policy's rules), the allow rule's goes on.
+cat > "$T/policy.yaml" <<EOF
+allow:
+  - hosts: [one.test, missing.test]
+    ports: [$UP]
+    allow_private: true
+EOF
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" "policy generation 2" 10 || bail "the third reload did not happen"
+scrape >/dev/null
+expect_metric egressd_config_last_reload_successful 1 "the next good reload"
+float_ok "m('egressd_config_last_reload_success_timestamp_seconds') > $T1" \
+    "the success timestamp moves on again"
+expect_metric egressd_policy_rules 2 "policy"
+expect_metric "egressd_rule_hits_total{rule=\"$RULE_A\",rule_name=\"allow[0]\",verdict=\"allow\"}" 4 \
+    "the kept rule's series"
+n=$(grep -c '^egressd_rule_hits_total{' "$T/metrics")
+[ "$n" = 1 ]
+ok $? "the removed deny rule has no series any more (got $n series)"
+promtool_ok "after the third reload"
 
 # A real Prometheus server scraping the prometheus_address every second.
 PP=$(free_port)
