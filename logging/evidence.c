@@ -534,8 +534,10 @@ evid_write(struct evid_writer *w, const struct evid_rec *r)
 		    strerror(saved));
 		pcap_dump_close(w->dump);
 		w->dump = NULL;
-		/* Leave whole records only; reopened on the next record. */
-		(void)truncate(w->path, w->size);
+		/* Leave whole records only; reopened on the next record. If
+		 * even that fails, the reader stops at the torn record. */
+		if (truncate(w->path, w->size) != 0)
+			saved = saved ? saved : errno;
 		goto fail;
 	}
 	w->size = pcap_dump_ftell64(w->dump);
