@@ -21,14 +21,17 @@ SUDO=
 # the tests run that a minimal Debian (debootstrap --variant=minbase, a
 # debian:12 container) does not have: procps (sysctl and ps in tests/netns/,
 # /bin/kill for the systemd unit's ExecReload, which systemd-analyze verify
-# wants to exist), mandoc (tests/deploy/man.sh lints the man pages) and
-# valgrind (tests/hostile/leaks.sh; skipped without it outside ASan builds).
+# wants to exist), mandoc (tests/deploy/man.sh lints the man pages), valgrind
+# (tests/hostile/leaks.sh; skipped without it outside ASan builds), and what
+# tests/deploy/deb.sh builds and checks the .deb with: dpkg-dev, debhelper
+# (dh, dh_autoreconf), bash-completion (dh_bash-completion) and lintian.
 PKGS="build-essential autoconf automake pkg-config
       libssl-dev libc-ares-dev libevent-dev libyaml-dev libpcap-dev
       openssl curl gnutls-bin python3 dnsmasq-base clang
       haproxy iptables iproute2 python3-yaml systemd prometheus
       tcpdump tshark
-      procps mandoc valgrind"
+      procps mandoc valgrind
+      dpkg-dev debhelper bash-completion lintian"
 echo "bootstrap: installing Debian packages (apt-get)" >&2
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086

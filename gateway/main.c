@@ -37,6 +37,7 @@
 #include "dns/dns.h"
 #include "gateway/gwconfig.h"
 #include "gateway/gateway.h"
+#include "gateway/notify.h"
 #include "logging/chain.h"
 #include "logging/evidence.h"
 #include "logging/log.h"
@@ -460,6 +461,7 @@ on_drain(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->st.draining = 1;     /* readiness says 503 from here on */
+	gw_notify("STOPPING=1");
 	if (delay == 0) {
 		log_notice(d->log, "signal %d: draining (up to %llu ms), then "
 		    "exiting", (int)sig,
@@ -483,6 +485,8 @@ reload(struct daemon *d, const char *why)
 	struct gw_status *st = &d->st;
 	struct pol_snapshot *s;
 
+	if (!d->st.draining)
+		gw_notify("RELOADING=1");
 	d->reloading = 1;
 	s = load_policy(d, d->cfg);
 	d->reloading = 0;
@@ -495,6 +499,8 @@ reload(struct daemon *d, const char *why)
 		    d->errors, (unsigned long long)st->generation,
 		    (unsigned long long)st->reloads_ok,
 		    (unsigned long long)st->reloads_failed);
+		if (!d->st.draining)
+			gw_notify("READY=1");
 		return;
 	}
 	st->reloads_ok++;
@@ -507,6 +513,8 @@ reload(struct daemon *d, const char *why)
 	st->snap = s;
 	log_notice(d->log, "reload (%s): policy generation %llu, %zu rules",
 	    why, (unsigned long long)st->generation, pol_snapshot_rule_count(s));
+	if (!d->st.draining)
+		gw_notify("READY=1");
 }
 
 static void
@@ -637,6 +645,7 @@ run(struct daemon *d)
 	    PACKAGE_VERSION, d->nworkers, (unsigned long long)d->st.generation,
 	    pol_snapshot_rule_count(d->st.snap), (unsigned)geteuid(),
 	    (unsigned)getegid(), (unsigned long long)d->st.nofile_limit);
+	gw_notify("READY=1");
 	event_base_dispatch(d->base);
 	rc = 0;
 out_sigs:
