@@ -488,7 +488,8 @@ conn_settle(struct admin_srv *s)
 		if (a->cap_noticed == 0 ||
 		    now.tv_sec - a->cap_noticed >= ADMIN_CAP_NOTICE_S) {
 			a->cap_noticed = now.tv_sec;
-			log_notice(a->st->log, "admin: %u connections open "
+			log_notice_level(a->st->log, LOG_LEVEL_WARNING,
+			    "admin: %u connections open "
 			    "(admin.max_connections); closing new ones at once, "
 			    "%llu so far", a->open,
 			    (unsigned long long)a->st->admin_refused);
@@ -588,7 +589,8 @@ srv_open(struct admin_srv *s, char *err, size_t errlen)
 	fd = admin_socket(s->conf);
 	if (fd < 0) {
 		if (s->conf->is_default) {
-			log_notice(a->st->log, "admin: cannot listen on %s (the "
+			log_notice_level(a->st->log, LOG_LEVEL_WARNING,
+			    "admin: cannot listen on %s (the "
 			    "default %s): %s; carrying on without it (set %s to "
 			    "another address, or off)", s->conf->text, s->what,
 			    strerror(errno), s->what);

@@ -236,6 +236,7 @@ conn_log(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 	gw_metrics_conn(c->w, &r, report && ev == DC_EV_ALLOW ?
 	    c->v.would_reason : reason,
 	    c->hello_bytes, c->decide_us, c->dns_us);
+	gw_metrics_rule_hit(c->w, &r, c->decided ? &c->v : NULL, reason);
 }
 
 /* The connection's one line, and its count; later calls do nothing. */

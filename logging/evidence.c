@@ -405,7 +405,8 @@ evid_check_file(struct evid_writer *w, char *err, size_t errlen)
 			    "%s", w->path, strerror(errno));
 			goto unmap;
 		}
-		log_notice(w->log, "evidence: %s ended in a partial packet; "
+		log_notice_level(w->log, LOG_LEVEL_WARNING,
+		    "evidence: %s ended in a partial packet; "
 		    "cut %lld bytes back to the last whole one", w->path,
 		    (long long)(end - off));
 	}
@@ -497,7 +498,8 @@ evid_failed(struct evid_writer *w, const char *why)
 	if (w->failing)
 		return;
 	w->failing = 1;
-	log_notice(w->log, "evidence: %s; denied flows are not written to %s "
+	log_notice_level(w->log, LOG_LEVEL_ERROR,
+	    "evidence: %s; denied flows are not written to %s "
 	    "(counted as failures) until writing works again", why, w->path);
 }
 
@@ -563,7 +565,8 @@ evid_say_drops(struct evid_writer *w, uint64_t dropped, int empty)
 {
 	if (dropped != w->dropped_seen && !w->dropping) {
 		w->dropping = 1;
-		log_notice(w->log, "evidence: queue full (%zu bytes): denied "
+		log_notice_level(w->log, LOG_LEVEL_WARNING,
+		    "evidence: queue full (%zu bytes): denied "
 		    "flows are dropped (counted) until it drains",
 		    w->queue_cap);
 	} else if (w->dropping && dropped == w->dropped_seen && empty) {

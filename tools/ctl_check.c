@@ -455,13 +455,23 @@ rule_findings(struct check *ck, size_t i)
 	}
 	if (ck->shadow_by[i] != SIZE_MAX) {
 		o = ck->rules[ck->shadow_by[i]];
-		ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
-		    "shadowed: allow '%s' (%s) never allows anything: deny '%s' "
-		    "at %s:%u (%s) covers it on all its ports%s and deny rules "
-		    "win%s", r->pattern, r->name, o->pattern, o->file, o->line,
-		    o->name, r->nsources > 0 ? " and sources" : "",
-		    o->mode == POL_MODE_REPORT ? " (that deny rule is in report "
-		    "mode: not enforced yet)" : "");
+		/* A report-mode deny only marks what the allow admits. */
+		if (o->mode == POL_MODE_REPORT && r->mode == POL_MODE_ENFORCE)
+			ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+			    "shadowed when enforced: allow '%s' (%s) still "
+			    "admits, but every connection it admits is "
+			    "would_deny: report-mode deny '%s' at %s:%u (%s) "
+			    "covers it on all its ports%s; once that file is "
+			    "enforced this rule never allows anything",
+			    r->pattern, r->name, o->pattern, o->file, o->line,
+			    o->name, r->nsources > 0 ? " and sources" : "");
+		else
+			ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+			    "shadowed: allow '%s' (%s) never allows anything: "
+			    "deny '%s' at %s:%u (%s) covers it on all its "
+			    "ports%s and deny rules win", r->pattern, r->name,
+			    o->pattern, o->file, o->line, o->name,
+			    r->nsources > 0 ? " and sources" : "");
 	}
 	if (r->action == POL_ALLOW && (why = wide_reason(r)) != NULL) {
 		if (r->kind == POL_PAT_ANY)

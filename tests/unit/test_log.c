@@ -786,10 +786,10 @@ test_sink_file(void)
 
 	log_notice(s, "reloaded %s with \"%d\" rules\x01", "policy", 7);
 	read_file(path, &data);
-	tap_ok(data != NULL && strstr(data, ",\"event\":\"notice\",\"msg\":"
-	    "\"reloaded policy with \\\"7\\\" rules\\u0001\"}\n") != NULL &&
-	    strncmp(strrchr(data, '{'), "{\"ts\":\"", 7) == 0,
-	    "log_notice writes an escaped notice line");
+	tap_ok(data != NULL && strstr(data, ",\"event\":\"notice\",\"level\":"
+	    "\"info\",\"msg\":\"reloaded policy with \\\"7\\\" rules\\u0001\"}\n")
+	    != NULL && strncmp(strrchr(data, '{'), "{\"ts\":\"", 7) == 0,
+	    "log_notice writes an escaped notice line, level info");
 	free(data);
 
 	/* Reopen failure keeps writing to the old file. */
@@ -906,6 +906,71 @@ test_sink_file(void)
 		    "4 threads x 5000: stats 20000 lines, 0 failures");
 		unlink(path);
 	}
+}
+
+/* Notices: ts, event, level, msg, in that order; log_notice is info. */
+static void
+test_notice_levels(void)
+{
+	static const struct {
+		enum log_level level;
+		const char *text;
+	} levels[] = {
+		{ LOG_LEVEL_INFO, "info" },
+		{ LOG_LEVEL_WARNING, "warning" },
+		{ LOG_LEVEL_ERROR, "error" },
+	};
+	char path[256], want[128], long_msg[LOG_LINE_MAX], *data = NULL, *p;
+	struct log_sink_stats st;
+	struct log_sink *s;
+	size_t i, n;
+	char err[256];
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		tap_is_str(log_level_str(levels[i].level), levels[i].text,
+		    "log_level_str(%d) is %s", (int)levels[i].level,
+		    levels[i].text);
+	snprintf(path, sizeof(path), "%s/notice.log", tmpdir);
+	s = log_sink_open(path, err, sizeof(err));
+	if (!tap_ok(s != NULL, "notice sink opens (%s)", err))
+		return;
+	log_notice(s, "plain %d", 1);
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		log_notice_level(s, levels[i].level, "at %s", levels[i].text);
+	memset(long_msg, 'x', sizeof(long_msg) - 1);
+	long_msg[sizeof(long_msg) - 1] = '\0';
+	log_notice_level(s, LOG_LEVEL_ERROR, "%s", long_msg);
+	log_sink_stats(s, &st);
+	log_sink_close(s);
+	tap_ok(st.lines == 5 && st.failures == 0, "five notices written");
+	if (read_file(path, &data) <= 0 || data == NULL) {
+		tap_ok(0, "notice file read back");
+		free(data);
+		return;
+	}
+	p = data;
+	tap_ok(strncmp(p, "{\"ts\":\"", 7) == 0 &&
+	    strstr(p, "\",\"event\":\"notice\",\"level\":\"info\",\"msg\":"
+	    "\"plain 1\"}\n") == strchr(p, 'Z') + 1,
+	    "log_notice: ts, event, level info, msg, nothing else");
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		p = strchr(p, '\n');
+		p = p != NULL ? p + 1 : "";
+		snprintf(want, sizeof(want), "\",\"event\":\"notice\",\"level\":"
+		    "\"%s\",\"msg\":\"at %s\"}\n", levels[i].text, levels[i].text);
+		n = strlen(want);
+		tap_ok(strncmp(p, "{\"ts\":\"", 7) == 0 && strchr(p, 'Z') != NULL &&
+		    strncmp(strchr(p, 'Z') + 1, want, n) == 0,
+		    "log_notice_level(%s) writes level \"%s\"", levels[i].text,
+		    levels[i].text);
+	}
+	p = strchr(p, '\n');
+	p = p != NULL ? p + 1 : "";
+	tap_ok(strstr(p, "\"level\":\"error\",\"msg\":\"xxx") != NULL &&
+	    strstr(p, "...(truncated)\"}\n") != NULL && strlen(p) < LOG_LINE_MAX,
+	    "a notice too long for one line is cut and marked, and keeps its level");
+	free(data);
+	unlink(path);
 }
 
 static void
@@ -1049,6 +1114,7 @@ main(void)
 	unlink(pypath);
 	test_sink_file();
 	test_sink_errors();
+	test_notice_levels();
 	test_sink_stdout_nonblocking();
 	rmdir(tmpdir);
 	return tap_done();
