@@ -533,7 +533,8 @@ conn_note_local(struct gw_conn *c)
 		return;
 	}
 	if (loops != NULL && gw_loops_add(loops,
-	    (const struct sockaddr *)&c->upstream_local) == 0)
+	    (const struct sockaddr *)&c->upstream_local,
+	    (const struct sockaddr *)&c->upstream) == 0)
 		c->looped = 1;
 }
 
@@ -1254,6 +1255,30 @@ conn_original_dst(struct gw_conn *c)
 }
 
 /*
+ * Is this client one of our own upstream sockets? Its address and port
+ * must be one of theirs, and where it arrived (the original destination
+ * when redirected, else this socket's local address) where that socket
+ * connected to.
+ */
+static int
+conn_is_loop(struct gw_conn *c)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+
+	/* Most clients are at no address of ours: no syscall for them. */
+	if (!gw_loops_has(c->w->shared->loops,
+	    (const struct sockaddr *)&c->peer, NULL))
+		return 0;
+	if (c->orig_dst.ss_family != 0)
+		memcpy(&local, &c->orig_dst, sizeof(local));
+	else if (getsockname(c->cfd, (struct sockaddr *)&local, &len) != 0)
+		return 0;
+	return gw_loops_has(c->w->shared->loops,
+	    (const struct sockaddr *)&c->peer, (const struct sockaddr *)&local);
+}
+
+/*
  * Who may talk to this listener at all, before a byte is read: a PROXY
  * header is believed only from the front proxies proxy_protocol_from
  * names (anyone else could claim any source and pass sources: rules), and
@@ -1267,8 +1292,7 @@ conn_screen_peer(struct gw_conn *c)
 	const struct sockaddr *peer = (const struct sockaddr *)&c->peer;
 	char buf[64];
 
-	if (c->w->shared->loops != NULL &&
-	    gw_loops_has(c->w->shared->loops, peer)) {
+	if (c->w->shared->loops != NULL && conn_is_loop(c)) {
 		c->detail = "the client is this gateway's own upstream connection";
 		gw_conn_refuse(c, DC_EV_DENY, DC_GATEWAY_LOOP);
 		return -1;

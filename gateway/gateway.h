@@ -46,9 +46,13 @@ struct gw_shared {
 struct gw_loops;
 struct gw_loops *gw_loops_new(void);
 void gw_loops_free(struct gw_loops *t);
-int gw_loops_add(struct gw_loops *t, const struct sockaddr *local);
+int gw_loops_add(struct gw_loops *t, const struct sockaddr *local,
+    const struct sockaddr *remote);
 void gw_loops_del(struct gw_loops *t, const struct sockaddr *local);
-int gw_loops_has(struct gw_loops *t, const struct sockaddr *peer);
+/* Is a client at peer, that reached local, one of our upstream sockets?
+ * local NULL: is peer one of their addresses at all (a cheap first test). */
+int gw_loops_has(struct gw_loops *t, const struct sockaddr *peer,
+    const struct sockaddr *local);
 
 struct gw_listener {
 	struct gw_worker *w;

@@ -4,7 +4,11 @@
  * gateway's own addresses (its Service, its pod, a VM's public address)
  * would otherwise make it connect to itself, accept that connection as a
  * client, and chain connections until descriptors run out. A client whose
- * address and port are in the table is one of our own sockets.
+ * address and port are in the table, and which reached the address that
+ * socket connected to, is one of our own sockets. Both ends are compared:
+ * on one host, a client's source port may equal one of our upstream
+ * sockets' (the kernel shares ephemeral ports between destinations), and
+ * that client is no loop.
  *
  * Open hashing in striped buckets: one lock per stripe, so two workers
  * seldom wait for each other; entries are allocated per connection.
@@ -27,7 +31,8 @@ struct loop_key {
 
 struct loop_ent {
 	struct loop_ent *next;
-	struct loop_key k;
+	struct loop_key k;              /* our end */
+	struct loop_key remote;         /* where it connected */
 };
 
 struct loop_stripe {
@@ -110,13 +115,15 @@ gw_loops_free(struct gw_loops *t)
 }
 
 int
-gw_loops_add(struct gw_loops *t, const struct sockaddr *sa)
+gw_loops_add(struct gw_loops *t, const struct sockaddr *sa,
+    const struct sockaddr *remote)
 {
 	struct loop_ent *e = malloc(sizeof(*e));
 	struct loop_stripe *st;
 	uint32_t h;
 
-	if (e == NULL || key_of(sa, &e->k) != 0) {
+	if (e == NULL || key_of(sa, &e->k) != 0 ||
+	    key_of(remote, &e->remote) != 0) {
 		free(e);
 		return -1;
 	}
@@ -155,21 +162,23 @@ gw_loops_del(struct gw_loops *t, const struct sockaddr *sa)
 }
 
 int
-gw_loops_has(struct gw_loops *t, const struct sockaddr *sa)
+gw_loops_has(struct gw_loops *t, const struct sockaddr *sa,
+    const struct sockaddr *local)
 {
-	struct loop_key k;
+	struct loop_key k, lk;
 	struct loop_stripe *st;
 	const struct loop_ent *e;
 	uint32_t h;
 	int found = 0;
 
-	if (key_of(sa, &k) != 0)
+	if (key_of(sa, &k) != 0 || (local != NULL && key_of(local, &lk) != 0))
 		return 0;
 	h = key_hash(&k);
 	st = &t->s[h % LOOP_STRIPES];
 	pthread_mutex_lock(&st->lock);
 	for (e = st->b[(h / LOOP_STRIPES) % LOOP_BUCKETS]; e != NULL; e = e->next)
-		if (key_eq(&e->k, &k)) {
+		if (key_eq(&e->k, &k) &&
+		    (local == NULL || key_eq(&e->remote, &lk))) {
 			found = 1;
 			break;
 		}

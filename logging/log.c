@@ -194,6 +194,20 @@ log_json_fput(FILE *f, const char *s, size_t len)
 	return fputc('"', f) == EOF ? -1 : 0;
 }
 
+/* Bytes that go into a JSON string as they are: printable ASCII but the
+ * quote and the backslash. Nearly every name, rule and detail is only these. */
+static int
+log_plain(const char *str, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * A JSON string of at most cap bytes between the quotes. cut says the
  * text was already shortened by the caller, so it is marked either way.
@@ -206,6 +220,14 @@ log_put_str(struct log_buf *b, const char *str, size_t len, size_t cap,
 	char unit[6];
 	size_t i, used, n, total = 0, room;
 
+	/* The common case in one copy; the escaping below gives the same
+	 * bytes for it, one at a time. */
+	if (!cut && len <= cap && log_plain(str, len)) {
+		log_put(b, "\"", 1);
+		log_put(b, str, len);
+		log_put(b, "\"", 1);
+		return;
+	}
 	for (i = 0; i < len && total <= cap; i += used)
 		total += log_json_escape_char(s + i, len - i, unit, &used);
 	if (total > cap)
@@ -226,6 +248,32 @@ log_put_str(struct log_buf *b, const char *str, size_t len, size_t cap,
 	log_put(b, "\"", 1);
 }
 
+/*
+ * Decimal digits of v, written backwards ending just before end; returns
+ * where they start. printf would cost more than the rest of a line
+ * (docs/bench.md, where the time goes).
+ */
+static char *
+log_digits(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
+}
+
+/* v in exactly width digits, leading zeros; returns the next byte. */
+static char *
+log_digits_w(char *p, unsigned v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + width;
+}
+
 static void
 log_put_cstr(struct log_buf *b, const char *s, size_t cap)
 {
@@ -238,35 +286,52 @@ log_put_cstr(struct log_buf *b, const char *s, size_t cap)
 static void
 log_put_addr(struct log_buf *b, const struct sockaddr *sa)
 {
-	char ip[INET6_ADDRSTRLEN], out[LOG_ADDR_MAX + 2];
+	char ip[INET6_ADDRSTRLEN], out[LOG_ADDR_MAX + 2], num[8];
+	char *p = out, *d;
 	unsigned port;
+	size_t n;
 
 	if (sa == NULL)
 		goto null;
+	*p++ = '"';
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		const uint8_t *a = (const uint8_t *)&sin->sin_addr;
 
-		if (inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)) == NULL)
-			goto null;
+		for (int i = 0; i < 4; i++) {
+			d = log_digits(num + sizeof(num), a[i]);
+			n = (size_t)(num + sizeof(num) - d);
+			memcpy(p, d, n);
+			p += n;
+			if (i < 3)
+				*p++ = '.';
+		}
 		port = ntohs(sin->sin_port);
-		if (port != 0)
-			snprintf(out, sizeof(out), "\"%s:%u\"", ip, port);
-		else
-			snprintf(out, sizeof(out), "\"%s\"", ip);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 
 		if (inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip)) == NULL)
 			goto null;
 		port = ntohs(sin6->sin6_port);
+		n = strlen(ip);
 		if (port != 0)
-			snprintf(out, sizeof(out), "\"[%s]:%u\"", ip, port);
-		else
-			snprintf(out, sizeof(out), "\"%s\"", ip);
+			*p++ = '[';
+		memcpy(p, ip, n);
+		p += n;
+		if (port != 0)
+			*p++ = ']';
 	} else {
 		goto null;
 	}
-	log_puts(b, out);
+	if (port != 0) {
+		*p++ = ':';
+		d = log_digits(num + sizeof(num), port);
+		n = (size_t)(num + sizeof(num) - d);
+		memcpy(p, d, n);
+		p += n;
+	}
+	*p++ = '"';
+	log_put(b, out, (size_t)(p - out));
 	return;
 null:
 	log_puts(b, "null");
@@ -276,9 +341,9 @@ static void
 log_put_u64(struct log_buf *b, uint64_t v)
 {
 	char num[LOG_NUM_MAX + 1];
+	char *d = log_digits(num + sizeof(num), v);
 
-	snprintf(num, sizeof(num), "%" PRIu64, v);
-	log_puts(b, num);
+	log_put(b, d, (size_t)(num + sizeof(num) - d));
 }
 
 /*
@@ -288,7 +353,7 @@ log_put_u64(struct log_buf *b, uint64_t v)
 static void
 log_put_ms(struct log_buf *b, double ms)
 {
-	char num[LOG_NUM_MAX + 2];
+	char num[LOG_NUM_MAX + 2], *d;
 	int64_t thousandths;
 	uint64_t mag;
 
@@ -299,16 +364,21 @@ log_put_ms(struct log_buf *b, double ms)
 	thousandths = (int64_t)(ms * 1000.0 + (ms >= 0 ? 0.5 : -0.5));
 	mag = thousandths < 0 ? (uint64_t)0 - (uint64_t)thousandths :
 	    (uint64_t)thousandths;
-	snprintf(num, sizeof(num), "%s%" PRIu64 ".%03u",
-	    thousandths < 0 ? "-" : "", mag / 1000, (unsigned)(mag % 1000));
-	log_puts(b, num);
+	/* "[-]int.ddd", built from the right. */
+	d = num + sizeof(num);
+	d -= 3;
+	(void)log_digits_w(d, (unsigned)(mag % 1000), 3);
+	*--d = '.';
+	d = log_digits(d, mag / 1000);
+	if (thousandths < 0)
+		*--d = '-';
+	log_put(b, d, (size_t)(num + sizeof(num) - d));
 }
 
 static void
 log_put_ts(struct log_buf *b, uint64_t ts_us)
 {
-	/* Sized for what the compiler cannot rule out; the year is checked. */
-	char ts[80];
+	char ts[32], *p;
 	time_t secs;
 	struct tm tm;
 
@@ -319,10 +389,25 @@ log_put_ts(struct log_buf *b, uint64_t ts_us)
 		log_puts(b, "null");
 		return;
 	}
-	snprintf(ts, sizeof(ts), "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (unsigned)((ts_us / 1000) % 1000));
-	log_puts(b, ts);
+	/* "2026-11-22T10:00:00.123Z", digit by digit. */
+	p = ts;
+	*p++ = '"';
+	p = log_digits_w(p, (unsigned)(tm.tm_year + 1900), 4);
+	*p++ = '-';
+	p = log_digits_w(p, (unsigned)(tm.tm_mon + 1), 2);
+	*p++ = '-';
+	p = log_digits_w(p, (unsigned)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = log_digits_w(p, (unsigned)tm.tm_hour, 2);
+	*p++ = ':';
+	p = log_digits_w(p, (unsigned)tm.tm_min, 2);
+	*p++ = ':';
+	p = log_digits_w(p, (unsigned)tm.tm_sec, 2);
+	*p++ = '.';
+	p = log_digits_w(p, (unsigned)((ts_us / 1000) % 1000), 3);
+	*p++ = 'Z';
+	*p++ = '"';
+	log_put(b, ts, (size_t)(p - ts));
 }
 
 uint64_t
