@@ -230,11 +230,25 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 		worker_start_drain(w);
 }
 
+static void
+worker_close_pipes(struct gw_worker *w)
+{
+	while (w->npipes > 0) {
+		w->npipes--;
+		close(w->pipes[w->npipes][0]);
+		close(w->pipes[w->npipes][1]);
+	}
+}
+
 void
 gw_worker_conn_gone(struct gw_worker *w)
 {
 	w->nconns--;
 	gw_metrics_active(w, w->nconns);
+	/* An idle worker keeps no spare splice pipes: a quiet gateway holds
+	 * only its listeners' and its own descriptors. */
+	if (w->nconns == 0)
+		worker_close_pipes(w);
 	if (w->draining) {
 		if (w->nconns == 0)
 			event_base_loopbreak(w->base);
@@ -404,11 +418,7 @@ gw_worker_join_free(struct gw_worker *w)
 		    DC_EV_ERROR, DC_DRAINING);
 	if (w->reap_ev != NULL)
 		reap_cb(-1, 0, w);
-	while (w->npipes > 0) {
-		w->npipes--;
-		close(w->pipes[w->npipes][0]);
-		close(w->pipes[w->npipes][1]);
-	}
+	worker_close_pipes(w);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (w->listeners[i].lev != NULL)
 			evconnlistener_free(w->listeners[i].lev);
