@@ -17,7 +17,8 @@ esac
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-# Build dependencies, then the real peers the tests talk to, then the tools
+# Build dependencies (libpsl-dev and the list it reads, publicsuffix, for
+# egressctl only), then the real peers the tests talk to, then the tools
 # the tests run that a minimal Debian (debootstrap --variant=minbase, a
 # debian:12 container) does not have: procps (sysctl and ps in tests/netns/,
 # /bin/kill for the systemd unit's ExecReload, which systemd-analyze verify
@@ -27,6 +28,7 @@ SUDO=
 # (dh, dh_autoreconf), bash-completion (dh_bash-completion) and lintian.
 PKGS="build-essential autoconf automake pkg-config
       libssl-dev libc-ares-dev libevent-dev libyaml-dev libpcap-dev
+      libpsl-dev publicsuffix
       openssl curl gnutls-bin python3 dnsmasq-base clang
       haproxy iptables iproute2 python3-yaml systemd prometheus
       tcpdump tshark

@@ -8,7 +8,9 @@
  *   shadowed    an allow rule that a deny rule covers entirely (pattern,
  *               every port, every source): deny wins, so it never allows;
  *   wide        an allow pattern that admits a whole public suffix ("*",
- *               "*.com", ".co.uk"): almost certainly not an allow-list;
+ *               "*.com", ".co.uk", "*.github.io"): almost certainly not an
+ *               allow-list. The Public Suffix List decides (tools/psl.h);
+ *               with no list at all such patterns are errors, not passed;
  *   namespace   Istio scoping (exportTo, Sidecar) needs the daemon's
  *               namespaces: map; the loader warns when there is none, and
  *               without -c CONFIG a notice says no map was used.
@@ -26,6 +28,7 @@
 #include "gateway/gwconfig.h"
 #include "policy/policy.h"
 #include "tools/ctl.h"
+#include "tools/psl.h"
 
 struct check {
 	struct ctl_diag diag;
@@ -36,6 +39,7 @@ struct check {
 	const struct pol_rule **rules;  /* by index, rule order */
 	size_t *dup_of;         /* index of the first earlier duplicate, or SIZE_MAX */
 	size_t *shadow_by;      /* index of the first deny that shadows, or SIZE_MAX */
+	struct ctl_psl *psl;    /* what "very wide" is measured with */
 };
 
 static void
@@ -51,6 +55,8 @@ check_usage(FILE *f)
 	    "  -h, --help           print this help\n"
 	    "\n"
 	    "A directory contributes its *.yaml and *.yml files in name order.\n"
+	    "Wildcards are weighed with the Public Suffix List of the publicsuffix\n"
+	    "package (" CTL_PSL_ENV " names another list file).\n"
 	    "Exit status: 0 valid (warnings allowed), 1 errors, 2 usage.\n");
 }
 
@@ -279,35 +285,95 @@ pattern_covers(const struct pol_rule *d, const struct pol_rule *a)
 }
 
 /*
- * Public suffixes of more than one label that people write wildcards
- * under by mistake. Not the Public Suffix List: a short list of the common
- * ones, enough to catch "*.co.uk". Any one-label suffix counts anyway.
+ * How wide an allow pattern's names are: "*" is every name; "*.P" and
+ * ".P" are too wide when P is a public suffix, by the same function
+ * (tools/psl.h) that keeps --suggest from proposing such a wildcard. Here
+ * only "*.P" and ".P" allow rules are weighed ("*" is reported apart;
+ * deny rules are never too wide): any other rule is CTL_PSL_NARROW.
  */
-static const char *const public_suffixes[] = {
-	"co.uk", "org.uk", "ac.uk", "gov.uk", "ltd.uk", "plc.uk", "me.uk",
-	"com.au", "net.au", "org.au", "edu.au", "gov.au",
-	"co.nz", "org.nz", "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp",
-	"co.kr", "or.kr", "co.in", "net.in", "org.in", "co.za", "org.za",
-	"com.br", "net.br", "org.br", "com.cn", "net.cn", "org.cn", "gov.cn",
-	"com.mx", "com.tw", "com.hk", "com.sg", "com.tr", "com.ar", "co.il",
-	"com.pl", "co.id", "com.my", "com.ph", "com.vn", "com.ua", "co.th",
-	NULL,
-};
-
-/* Why a pattern is too wide to be an allow-list entry, or NULL. */
-static const char *
-wide_reason(const struct pol_rule *r)
+static enum ctl_psl_width
+rule_width(const struct check *ck, const struct pol_rule *r)
 {
-	if (r->kind == POL_PAT_ANY)
-		return "admits any name";
-	if (r->kind != POL_PAT_SUBDOMAINS && r->kind != POL_PAT_DOMAIN)
-		return NULL;
-	if (strchr(r->suffix, '.') == NULL)
-		return "admits every name under a top-level domain";
-	for (size_t i = 0; public_suffixes[i] != NULL; i++)
-		if (strcmp(r->suffix, public_suffixes[i]) == 0)
-			return "admits every name under a public suffix";
-	return NULL;
+	if (r->action != POL_ALLOW ||
+	    (r->kind != POL_PAT_SUBDOMAINS && r->kind != POL_PAT_DOMAIN))
+		return CTL_PSL_NARROW;
+	return ctl_psl_width(ck->psl, r->suffix);
+}
+
+static void
+wide_finding(struct check *ck, const struct pol_rule *r)
+{
+	struct ctl_diag *dg = &ck->diag;
+	const char *p = r->pattern, *n = r->name, *s = r->suffix;
+
+	if (r->action == POL_ALLOW && r->kind == POL_PAT_ANY) {
+		ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+		    "very wide: allow '*' (%s) admits any name: this is not an "
+		    "allow-list; name the destinations instead", n);
+		return;
+	}
+	switch (rule_width(ck, r)) {
+	case CTL_PSL_NARROW:
+		return;
+	case CTL_PSL_TLD:
+		ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+		    "very wide: allow '%s' (%s) admits every name under a "
+		    "top-level domain ('%s'); allow the organisation's own "
+		    "domain instead", p, n, s);
+		return;
+	case CTL_PSL_ICANN:
+		ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+		    "very wide: allow '%s' (%s) admits every name under a public "
+		    "suffix ('%s'); allow the organisation's own domain instead",
+		    p, n, s);
+		return;
+	case CTL_PSL_PRIVATE:
+		ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
+		    "very wide: allow '%s' (%s) admits every name under a public "
+		    "suffix ('%s', of the list's private section: anyone can "
+		    "publish a name under it); allow the organisation's own name "
+		    "under it instead", p, n, s);
+		return;
+	case CTL_PSL_UNKNOWN:
+		/* Fail closed: a wildcard nobody could weigh is not accepted. */
+		ctl_diagf(dg, POL_ERROR, r->file, r->line, r->col,
+		    "no suffix list: cannot tell whether allow '%s' (%s) admits "
+		    "every name under a public suffix: no public suffix list "
+		    "could be loaded; install the publicsuffix package", p, n);
+		return;
+	}
+}
+
+/*
+ * Say once, before the rules, which list is missing: the package's (a
+ * notice: libpsl's builtin copy stands in, frozen when libpsl was built)
+ * or every list (then only when a rule needs one). The no-list line is
+ * not counted as an error: each rule it leaves unweighed is.
+ */
+static void
+psl_notice(struct check *ck)
+{
+	const char *src = ctl_psl_source(ck->psl), *why = ctl_psl_problem(ck->psl);
+	char msg[2048];
+
+	if (src != NULL) {
+		if (why != NULL)
+			ctl_diagf(&ck->diag, POL_NOTICE, "egressctl check",
+			    0, 0, "public suffix list: %s; using %s instead: "
+			    "install the publicsuffix package, whose list apt "
+			    "keeps current", why, src);
+		return;
+	}
+	for (size_t i = 0; i < ck->nrules; i++) {
+		if (rule_width(ck, ck->rules[i]) != CTL_PSL_UNKNOWN)
+			continue;
+		snprintf(msg, sizeof(msg), "no public suffix list: %s: allow "
+		    "rules '*.NAME' and '.NAME' cannot be checked and are "
+		    "errors; install the publicsuffix package", why != NULL ?
+		    why : "none loaded");
+		ctl_report(NULL, POL_ERROR, "egressctl check", 0, 0, msg);
+		return;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -443,7 +509,6 @@ rule_findings(struct check *ck, size_t i)
 {
 	const struct pol_rule *r = ck->rules[i], *o;
 	struct ctl_diag *dg = &ck->diag;
-	const char *why;
 
 	if (ck->dup_of[i] != SIZE_MAX) {
 		o = ck->rules[ck->dup_of[i]];
@@ -473,18 +538,7 @@ rule_findings(struct check *ck, size_t i)
 			    o->pattern, o->file, o->line, o->name,
 			    r->nsources > 0 ? " and sources" : "");
 	}
-	if (r->action == POL_ALLOW && (why = wide_reason(r)) != NULL) {
-		if (r->kind == POL_PAT_ANY)
-			ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
-			    "very wide: allow '*' (%s) %s: this is not an "
-			    "allow-list; name the destinations instead", r->name,
-			    why);
-		else
-			ctl_diagf(dg, POL_WARNING, r->file, r->line, r->col,
-			    "very wide: allow '%s' (%s) %s ('%s'); allow the "
-			    "organisation's own domain instead", r->pattern, r->name,
-			    why, r->suffix);
-	}
+	wide_finding(ck, r);
 }
 
 /*
@@ -615,6 +669,12 @@ ctl_check_main(int argc, char **argv)
 	}
 	find_duplicates(&ck);
 	find_shadows(&ck);
+	ck.psl = ctl_psl_open();
+	if (ck.psl == NULL) {
+		fprintf(stderr, "egressctl: out of memory\n");
+		goto out;
+	}
+	psl_notice(&ck);
 	for (size_t i = 0; i < ck.nrules; i++) {
 		if (!ck.quiet)
 			print_rule(ck.rules[i]);
@@ -628,6 +688,7 @@ out:
 	free(ck.rules);
 	free(ck.dup_of);
 	free(ck.shadow_by);
+	ctl_psl_close(ck.psl);
 	pol_snapshot_unref(snap);
 	gw_config_free(cfg);
 	return rc;

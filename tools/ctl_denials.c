@@ -34,6 +34,7 @@
 #include "sni/sni.h"
 #include "tools/ctl.h"
 #include "tools/jsonl.h"
+#include "tools/psl.h"
 
 #define LINE_MAX_BYTES  65536
 
@@ -939,28 +940,27 @@ valid_host(const char *name)
 }
 
 /*
- * A parent a wildcard may cover: at least two labels, and not a
- * two-label public-suffix look-alike such as co.uk or com.au.
+ * Why "*.parent" may not be suggested, in words, or NULL when it may: the
+ * answer egressctl check gives for the same pattern (tools/psl.h). No
+ * list at all means no wildcard: a name that cannot be weighed is not
+ * widened.
  */
-static int
-wildcard_parent_ok(const char *parent)
+static const char *
+wildcard_refusal(const struct ctl_psl *psl, const char *parent)
 {
-	static const char *const sld[] = { "co", "com", "net", "org", "gov",
-	    "edu", "ac", "or", "ne", "go", "gob", "mil", NULL };
-	const char *dot = strchr(parent, '.');
-	size_t first;
-
-	if (dot == NULL)
-		return 0;
-	if (strchr(dot + 1, '.') != NULL)
-		return 1;
-	if (strlen(dot + 1) != 2)
-		return 1;
-	first = (size_t)(dot - parent);
-	for (size_t i = 0; sld[i] != NULL; i++)
-		if (strlen(sld[i]) == first && strncmp(parent, sld[i], first) == 0)
-			return 0;
-	return 1;
+	switch (ctl_psl_width(psl, parent)) {
+	case CTL_PSL_NARROW:
+		return NULL;
+	case CTL_PSL_TLD:
+		return "a top-level domain";
+	case CTL_PSL_ICANN:
+		return "a public suffix";
+	case CTL_PSL_PRIVATE:
+		return "a public suffix of the list's private section";
+	case CTL_PSL_UNKNOWN:
+		return "no public suffix list was loaded";
+	}
+	return "?";
 }
 
 /* One suggested rule: hosts (exact names or one wildcard) and ports. */
@@ -978,6 +978,14 @@ struct sname {
 	unsigned *ports;
 	size_t nports;
 	int used;
+	int refused;            /* its parent's wildcard was refused (said once) */
+};
+
+/* A wildcard that was not suggested: 3 or more names under parent. */
+struct nowild {
+	const char *parent;     /* into an sname's name */
+	const char *why;
+	size_t count;
 };
 
 static void
@@ -1047,8 +1055,19 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 	struct sname *sn = NULL;
 	size_t nsn = 0, i, j;
 	struct srule *r = NULL;
-	size_t nr = 0;
+	size_t nr = 0, nnw = 0;
+	struct nowild *nw = NULL;
+	struct ctl_psl *psl;
+	const char *psl_src, *psl_why;
 	int any_apart = 0;
+
+	psl = ctl_psl_open();
+	if (psl == NULL) {
+		fprintf(stderr, "egressctl denials: out of memory\n");
+		exit(CTL_EXIT_USAGE);
+	}
+	psl_src = ctl_psl_source(psl);
+	psl_why = ctl_psl_problem(psl);
 
 	/* Names that an allow rule would admit, with their denied ports. */
 	for (i = 0; i < dn->ng; i++) {
@@ -1083,8 +1102,9 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		char *comment;
 		size_t clen, cap;
 		struct srule *w;
+		const char *why;
 
-		if (sn[i].used || parent == NULL || !wildcard_parent_ok(parent))
+		if (sn[i].used || sn[i].refused || parent == NULL)
 			continue;
 		for (j = i; j < nsn; j++) {
 			const char *pj = parent_of(sn[j].name);
@@ -1094,6 +1114,21 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		}
 		if (under < 3)
 			continue;
+		if ((why = wildcard_refusal(psl, parent)) != NULL) {
+			/* The names stay exact; say once why no wildcard. */
+			for (j = i; j < nsn; j++) {
+				const char *pj = parent_of(sn[j].name);
+
+				if (pj != NULL && strcmp(pj, parent) == 0)
+					sn[j].refused = 1;
+			}
+			nw = xrealloc(nw, (nnw + 1) * sizeof(*nw));
+			nw[nnw].parent = parent;
+			nw[nnw].why = why;
+			nw[nnw].count = under;
+			nnw++;
+			continue;
+		}
 		r = xrealloc(r, (nr + 1) * sizeof(*r));
 		w = &r[nr++];
 		memset(w, 0, sizeof(*w));
@@ -1151,6 +1186,23 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 	    "# connection(s). Review before use: each host below was refused by\n"
 	    "# policy; admitting it lets every client reach it.\n",
 	    kind == SUGGEST_NATIVE ? "native" : "serviceentry", ndenied);
+	/* Wildcards are weighed with the public suffix list: which one. */
+	if (psl_src == NULL)
+		printf("# No public suffix list could be loaded (%s): no wildcard\n"
+		    "# is suggested; install the publicsuffix package.\n",
+		    psl_why != NULL ? psl_why : "none");
+	else if (psl_why != NULL)
+		printf("# Public suffix list: %s (%s); install the\n"
+		    "# publicsuffix package, whose list apt keeps current.\n",
+		    psl_src, psl_why);
+	/* Three or more names under a parent too wide to cover: exact. */
+	for (i = 0; i < nnw; i++) {
+		if (!any_apart)
+			printf("#\n");
+		any_apart = 1;
+		printf("# no wildcard: *.%s (%s); its %zu names stay exact\n",
+		    nw[i].parent, nw[i].why, nw[i].count);
+	}
 	/*
 	 * Redirect targets that were denied but never requested are
 	 * included: they are where clients break next, once enforced.
@@ -1267,6 +1319,8 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		free(r[i].comment);
 	}
 	free(r);
+	free(nw);
+	ctl_psl_close(psl);
 }
 
 /* ------------------------------------------------------------ output */

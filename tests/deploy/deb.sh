@@ -11,8 +11,10 @@
 #   (c) lintian on the .deb reports no error (warnings are shown);
 #   (d) the package holds the programs, the systemd unit (the one in
 #       deploy/systemd/), the example configuration as conffiles, the three
-#       man pages and the bash completion; it depends on procps; its postinst
-#       leaves the unit disabled on a new installation;
+#       man pages and the bash completion; it depends on procps and
+#       publicsuffix (the list egressctl reads with libpsl, which egressd
+#       does not link); its postinst leaves the unit disabled on a new
+#       installation;
 #   (e) unpacked into a scratch root with `dpkg -x` (nothing is installed on
 #       this machine): the unit's commands exist there, the packaged egressd
 #       says "configuration OK" on the packaged configuration, egressctl
@@ -26,7 +28,7 @@
 # The package build compiles egressd once: a minute or two.
 . "$(dirname "$0")/../integration/lib.sh"
 
-TOOLS="dpkg-buildpackage dpkg-deb dpkg-parsechangelog dh dh_autoreconf dh_bash-completion lintian mandoc python3"
+TOOLS="dpkg-buildpackage dpkg-deb dpkg-parsechangelog dh dh_autoreconf dh_bash-completion lintian mandoc python3 readelf"
 if [ "$(id -u)" != 0 ]; then
 	for t in $TOOLS; do
 		command -v "$t" >/dev/null 2>&1 || {
@@ -126,6 +128,8 @@ for f in /etc/egressd/egressd.yaml /etc/egressd/policy.d/allow.yaml; do
 done
 dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep -q '^ *procps\( \|$\)'
 ok $? "Depends: procps (/bin/kill, which ExecReload runs)"
+dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep -q '^ *publicsuffix\( \|$\)'
+ok $? "Depends: publicsuffix (the list egressctl weighs wildcards with)"
 [ "$(dpkg-deb -f "$deb" Section)" = net ]
 ok $? "Section: net"
 # dh_installsystemd --no-enable: the unit is enabled only where it was
@@ -156,6 +160,14 @@ rc=$?
 [ $rc -eq 0 ] && grep -qx 'configuration OK' "$T/t.out"
 ok $? "the packaged egressd -t -c etc/egressd/egressd.yaml: configuration OK" ||
 	diag "exit $rc: $(cat "$T/t.out")"
+# libpsl is egressctl's (the public suffix list), never the daemon's: the
+# packaged egressd needs only its five libraries.
+readelf -d "$R/usr/sbin/egressd" >"$T/needed-egressd" 2>&1 &&
+	readelf -d "$R/usr/bin/egressctl" >"$T/needed-egressctl" 2>&1 &&
+	grep -q 'NEEDED.*\[libpsl\.so' "$T/needed-egressctl" && grep -q NEEDED "$T/needed-egressd" &&
+	! grep -q 'libpsl' "$T/needed-egressd"
+ok $? "the packaged egressctl links libpsl, egressd does not" ||
+	diag "$(grep NEEDED "$T/needed-egressd")"
 (cd / && "$R/usr/bin/egressctl" check -q -c "$R/etc/egressd/egressd.yaml") >"$T/check.out" 2>&1
 ok $? "the packaged egressctl check -c etc/egressd/egressd.yaml exits 0" ||
 	diag "$(cat "$T/check.out")"

@@ -8,6 +8,8 @@
 need dnsmasq openssl curl python3 gzip
 : "${EGRESSCTL:=$top_builddir/egressctl}"
 [ -x "$EGRESSCTL" ] || bail "no egressctl binary at $EGRESSCTL"
+# The publicsuffix package's list, not one from the caller's environment.
+unset EGRESSCTL_PSL_FILE
 
 make_pki c.svc.test
 DNS_PORT=$(free_port)
@@ -440,6 +442,69 @@ allow:
 EOF
 tail -n +4 run.out | diff want.txt - > diff.out
 ok $? "suggest: only not_allowed and port_not_allowed are fixed by an allow rule; unknown reasons are not guessed at" || diag "$(cat diff.out)"
+
+# ---------------------------------------------------------------- public suffixes
+# Three names under a public suffix never become a wildcard over it, the
+# list's private section included (github.io, herokuapp.com,
+# s3.amazonaws.com, workers.dev): that wildcard would admit anyone's site.
+# One level below one (foo.github.io), or under a registrable domain
+# (atlassian.net), three names do. The same function decides what
+# egressctl check calls very wide (tests/integration/egressctl.sh).
+python3 - "$LOG" > psl.log <<'EOF'
+import json, sys
+for raw in open(sys.argv[1]):
+    d = json.loads(raw)
+    if d.get("event") == "deny" and d.get("name") == "a.svc.test":
+        break
+for parent in ["github.io", "herokuapp.com", "s3.amazonaws.com", "workers.dev",
+               "co.uk", "foo.github.io", "atlassian.net"]:
+    for label in ["a1", "b2", "c3"]:
+        print(json.dumps(dict(d, name=label + "." + parent, port=443),
+                         separators=(",", ":")))
+EOF
+run denials --suggest native psl.log
+cp run.out psl-suggested.yaml
+cat > want.txt <<'EOF'
+#
+# no wildcard: *.co.uk (a public suffix); its 3 names stay exact
+# no wildcard: *.github.io (a public suffix of the list's private section); its 3 names stay exact
+# no wildcard: *.herokuapp.com (a public suffix of the list's private section); its 3 names stay exact
+# no wildcard: *.s3.amazonaws.com (a public suffix of the list's private section); its 3 names stay exact
+# no wildcard: *.workers.dev (a public suffix of the list's private section); its 3 names stay exact
+allow:
+  # 3 names under atlassian.net were denied: a1.atlassian.net, b2.atlassian.net, c3.atlassian.net
+  - name: suggested-1
+    hosts: ["*.atlassian.net"]
+    ports: [443]
+  # 3 names under foo.github.io were denied: a1.foo.github.io, b2.foo.github.io, c3.foo.github.io
+  - name: suggested-2
+    hosts: ["*.foo.github.io"]
+    ports: [443]
+  - name: suggested-3
+    hosts: ["a1.co.uk", "a1.github.io", "a1.herokuapp.com", "a1.s3.amazonaws.com", "a1.workers.dev", "b2.co.uk", "b2.github.io", "b2.herokuapp.com", "b2.s3.amazonaws.com", "b2.workers.dev", "c3.co.uk", "c3.github.io", "c3.herokuapp.com", "c3.s3.amazonaws.com", "c3.workers.dev"]
+    ports: [443]
+EOF
+[ "$RC" -eq 1 ] && tail -n +4 run.out | diff want.txt - > diff.out
+ok $? "suggest: never a wildcard directly under a public suffix (private section too); *.foo.github.io and *.atlassian.net are" ||
+    diag "exit $RC; $(cat diff.out)"
+"$EGRESSCTL" check psl-suggested.yaml > check.out 2>&1 &&
+    tail -1 check.out | grep -qxF "1 file, 17 rules, 0 errors, 0 warnings"
+ok $? "suggest: egressctl check finds nothing very wide in what --suggest proposes" || diag "$(cat check.out)"
+
+# No list at all (EGRESSCTL_PSL_FILE names the only list to use, and it
+# does not exist): no wildcard at all (fail closed), and the header says why.
+EGRESSCTL_PSL_FILE=$T/no-such-list.dat "$EGRESSCTL" denials --suggest native psl.log > run.out 2> run.err
+RC=$?
+cat > want.txt <<EOF
+# No public suffix list could be loaded ($T/no-such-list.dat: No such file or directory (named by EGRESSCTL_PSL_FILE, so no other list is used)): no wildcard
+# is suggested; install the publicsuffix package.
+EOF
+[ "$RC" -eq 1 ] && sed -n 4,5p run.out | diff want.txt - > diff.out &&
+    ! grep -q '^[^#]*"\*\.' run.out &&
+    grep -qxF "# no wildcard: *.atlassian.net (no public suffix list was loaded); its 3 names stay exact" run.out &&
+    grep -qxF "# no wildcard: *.foo.github.io (no public suffix list was loaded); its 3 names stay exact" run.out
+ok $? "suggest without a public suffix list: exact names only, and the header says why" ||
+    diag "exit $RC; $(cat diff.out run.out run.err)"
 
 # ---------------------------------------------------------------- JSON escaping
 # A name with a control character, a quote and a byte that is not UTF-8

@@ -10,6 +10,8 @@
 need python3
 : "${EGRESSCTL:=$top_builddir/egressctl}"
 [ -x "$EGRESSCTL" ] || bail "no egressctl binary at $EGRESSCTL"
+# The publicsuffix package's list, not one from the caller's environment.
+unset EGRESSCTL_PSL_FILE
 
 cd "$T" || bail "no temp dir"
 
@@ -156,6 +158,108 @@ EOF
 run check denyall.yaml
 has "denyall.yaml:2:13: warning: shadowed: allow 'api.example.com' (allow[0]) never allows anything: deny '*' at denyall.yaml:4 (deny[0]) covers it on all its ports and deny rules win" \
     "deny * shadows every allow rule"
+
+# libpsl is egressctl's alone: the daemon keeps its five libraries.
+[ -x "$EGRESSD" ] && ldd "$EGRESSD" > ldd-egressd.out 2>&1 && ldd "$EGRESSCTL" > ldd-egressctl.out 2>&1 &&
+    grep -q '^[[:space:]]*libpsl\.so' ldd-egressctl.out && ! grep -qi 'psl' ldd-egressd.out
+ok $? "egressctl links libpsl; egressd does not (ldd)" || diag "$(cat ldd-egressd.out ldd-egressctl.out)"
+
+# Very wide by the Public Suffix List (libpsl, the publicsuffix package's
+# list): a wildcard or leading dot directly over a public suffix, the list's
+# private section included, where anyone can publish a name. One level
+# below such a suffix, or under a registrable domain, is fine.
+cat > suffixes.yaml <<'EOF'
+allow:
+  - name: pages
+    hosts: ["*.github.io", "*.foo.github.io", ".foo.github.io", "github.io"]
+  - name: paas
+    hosts: ["*.herokuapp.com", "*.s3.amazonaws.com", ".workers.dev"]
+  - name: cctld
+    hosts: ["*.co.uk", "*.compute.amazonaws.com", "*.example.co.uk"]
+  - name: near
+    hosts: ["*.atlassian.net", "*.svc.test", "*.bucket.s3.amazonaws.com"]
+  - name: tld
+    hosts: ["*.test"]
+deny:
+  - hosts: ["*.workers.dev", ".netlify.app"]
+EOF
+run check suffixes.yaml
+[ $RC -eq 0 ]
+ok $? "very wide patterns are warnings: check exits 0" || show
+cat > want.txt <<'EOF'
+suffixes.yaml:3:13: warning: very wide: allow '*.github.io' (pages) admits every name under a public suffix ('github.io', of the list's private section: anyone can publish a name under it); allow the organisation's own name under it instead
+suffixes.yaml:5:13: warning: very wide: allow '*.herokuapp.com' (paas) admits every name under a public suffix ('herokuapp.com', of the list's private section: anyone can publish a name under it); allow the organisation's own name under it instead
+suffixes.yaml:5:32: warning: very wide: allow '*.s3.amazonaws.com' (paas) admits every name under a public suffix ('s3.amazonaws.com', of the list's private section: anyone can publish a name under it); allow the organisation's own name under it instead
+suffixes.yaml:5:54: warning: very wide: allow '.workers.dev' (paas) admits every name under a public suffix ('workers.dev', of the list's private section: anyone can publish a name under it); allow the organisation's own name under it instead
+suffixes.yaml:7:13: warning: very wide: allow '*.co.uk' (cctld) admits every name under a public suffix ('co.uk'); allow the organisation's own domain instead
+suffixes.yaml:7:24: warning: very wide: allow '*.compute.amazonaws.com' (cctld) admits every name under a public suffix ('compute.amazonaws.com', of the list's private section: anyone can publish a name under it); allow the organisation's own name under it instead
+suffixes.yaml:11:13: warning: very wide: allow '*.test' (tld) admits every name under a top-level domain ('test'); allow the organisation's own domain instead
+EOF
+diff want.txt run.err > diff.out
+ok $? "check: *.github.io, *.herokuapp.com, *.s3.amazonaws.com, .workers.dev, *.co.uk, *.compute.amazonaws.com, *.test are very wide, nothing else" ||
+    diag "$(cat diff.out)"
+has "1 file, 16 rules, 0 errors, 7 warnings" \
+    "check: *.foo.github.io, .foo.github.io, github.io, *.example.co.uk, *.atlassian.net, *.svc.test, *.bucket.s3.amazonaws.com and deny rules are not"
+
+# The list can be named: a copy of the package's .dat (the format
+# publicsuffix.org publishes) says the same.
+cp /usr/share/publicsuffix/public_suffix_list.dat list.dat 2>/dev/null ||
+    bail "no /usr/share/publicsuffix/public_suffix_list.dat: install the publicsuffix package"
+EGRESSCTL_PSL_FILE=$T/list.dat "$EGRESSCTL" check --quiet suffixes.yaml > run.out 2> run.err
+RC=$?
+[ $RC -eq 0 ] && diff want.txt run.err > diff.out
+ok $? "EGRESSCTL_PSL_FILE: a .dat list gives the same findings" || diag "exit $RC; $(cat diff.out)"
+
+# No list at all: fail closed. Each '*.NAME' and '.NAME' allow rule that
+# needs the list is an error (exit 1), said once why; '*', one-label
+# suffixes and exact names need no list.
+EGRESSCTL_PSL_FILE=$T/no-such-list.dat "$EGRESSCTL" check --quiet suffixes.yaml > run.out 2> run.err
+RC=$?
+[ $RC -eq 1 ] &&
+    head -1 run.err | grep -qxF "egressctl check: no public suffix list: $T/no-such-list.dat: No such file or directory (named by EGRESSCTL_PSL_FILE, so no other list is used): allow rules '*.NAME' and '.NAME' cannot be checked and are errors; install the publicsuffix package" &&
+    grep -qxF "suffixes.yaml:3:13: no suffix list: cannot tell whether allow '*.github.io' (pages) admits every name under a public suffix: no public suffix list could be loaded; install the publicsuffix package" run.err &&
+    grep -qxF "suffixes.yaml:9:13: no suffix list: cannot tell whether allow '*.atlassian.net' (near) admits every name under a public suffix: no public suffix list could be loaded; install the publicsuffix package" run.err &&
+    grep -qxF "suffixes.yaml:11:13: warning: very wide: allow '*.test' (tld) admits every name under a top-level domain ('test'); allow the organisation's own domain instead" run.err &&
+    [ "$(grep -c ': no suffix list: ' run.err)" -eq 12 ] && [ ! -s run.out ]
+ok $? "no public suffix list: every wildcard that needs one is an error, exit 1" || diag "exit $RC; $(cat run.err)"
+"$EGRESSCTL" check suffixes.yaml > /dev/null 2>&1 &&
+    EGRESSCTL_PSL_FILE=$T/no-such-list.dat "$EGRESSCTL" check suffixes.yaml 2>&1 |
+    tail -1 | grep -qxF "1 file, 16 rules, 12 errors, 1 warning"
+ok $? "no public suffix list: the summary counts those errors"
+EGRESSCTL_PSL_FILE=$T/no-such-list.dat "$EGRESSCTL" check --quiet good.yaml > run.out 2> run.err
+RC=$?
+[ $RC -eq 1 ] && grep -qxF "good.yaml:3:31: no suffix list: cannot tell whether allow '*.example.com' (github) admits every name under a public suffix: no public suffix list could be loaded; install the publicsuffix package" run.err
+ok $? "no public suffix list: even an ordinary wildcard is not passed unchecked" || diag "exit $RC; $(cat run.err)"
+cat > exact.yaml <<'EOF'
+allow:
+  - hosts: ["api.github.com", "*"]
+EOF
+EGRESSCTL_PSL_FILE=$T/no-such-list.dat "$EGRESSCTL" check --quiet exact.yaml > run.out 2> run.err
+RC=$?
+[ $RC -eq 0 ] && ! grep -q "suffix list" run.err
+ok $? "no public suffix list: a policy without '*.NAME' or '.NAME' allow rules still checks (exit 0)" || diag "exit $RC; $(cat run.err)"
+# A file that is not the list (libpsl reads any text as rules) is refused.
+printf 'example.test\n' > not-psl.dat
+EGRESSCTL_PSL_FILE=$T/not-psl.dat "$EGRESSCTL" check --quiet suffixes.yaml > run.out 2> run.err
+RC=$?
+[ $RC -eq 1 ] && head -1 run.err | grep -qxF "egressctl check: no public suffix list: $T/not-psl.dat: not the public suffix list (no ICANN co.uk, or no private github.io) (named by EGRESSCTL_PSL_FILE, so no other list is used): allow rules '*.NAME' and '.NAME' cannot be checked and are errors; install the publicsuffix package"
+ok $? "a file that is not the public suffix list is refused, not read as one" || diag "exit $RC; $(cat run.err)"
+
+# Without the publicsuffix package's files, libpsl's builtin list stands in,
+# with a notice. A private mount namespace hides the files from egressctl
+# alone; skipped where one cannot be made.
+if [ -d /usr/share/publicsuffix ] && unshare -rm true 2>/dev/null; then
+	unshare -rm sh -c 'mount -t tmpfs none /usr/share/publicsuffix && exec "$0" check --quiet suffixes.yaml' \
+	    "$EGRESSCTL" > run.out 2> run.err
+	RC=$?
+	[ $RC -eq 0 ] &&
+	    head -1 run.err | grep -qx "egressctl check: notice: public suffix list: /usr/share/publicsuffix/public_suffix_list.dafsa: No such file or directory; using libpsl's builtin list of [0-9-]* instead: install the publicsuffix package, whose list apt keeps current" &&
+	    tail -n +2 run.err | diff want.txt - > diff.out
+	ok $? "without the package's list: libpsl's builtin one, with a notice, and the same findings" ||
+	    diag "exit $RC; $(cat run.err)"
+else
+	ok 0 "without the package's list: libpsl's builtin one # SKIP no private mount namespace (unshare -rm)"
+fi
 
 # A directory: its *.yaml/*.yml files in name order, nothing else.
 mkdir policy.d
