@@ -28,6 +28,7 @@ enum dc_event {
 	DC_EV_ALLOW = 0,
 	DC_EV_DENY,
 	DC_EV_ERROR,
+	DC_EV_INTERIM,          /* a connection still open (log.interim_interval) */
 };
 
 enum dc_reason {
@@ -62,6 +63,7 @@ enum dc_reason {
 	DC_IDLE_TIMEOUT,
 	DC_OVERLOADED,
 	DC_DRAINING,
+	DC_RELAYING,
 	DC_REASON_COUNT
 };
 

@@ -77,6 +77,8 @@ static const struct dc_reason_info reasons[DC_REASON_COUNT] = {
 	    "out of file descriptors or memory" },
 	[DC_DRAINING] = { "draining", DC_EV_ALLOW, NONE, 503,
 	    "still open when the drain timeout ran out" },
+	[DC_RELAYING] = { "relaying", DC_EV_INTERIM, NONE, 0,
+	    "still open: an interim line (log.interim_interval)" },
 };
 
 const struct dc_reason_info *
@@ -114,6 +116,8 @@ dc_event_str(enum dc_event e)
 		return "deny";
 	case DC_EV_ERROR:
 		return "error";
+	case DC_EV_INTERIM:
+		return "interim";
 	}
 	return "unknown";
 }

@@ -391,6 +391,42 @@ ep_config_dump(struct admin_srv *s, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/*
+ * Live connections, each as its line would say now (gw_conn_describe):
+ * the workers answer on their own threads; the admin loop waits for them,
+ * a second at most.
+ */
+#define ADMIN_LIST_WAIT_MS 1000
+
+static void
+ep_connections(struct admin_srv *s, struct evhttp_request *req)
+{
+	const struct gw_status *st = s->a->st;
+	struct evbuffer *items = evbuffer_new(), *b = evbuffer_new();
+	long n;
+
+	if (items == NULL || b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		goto out;
+	}
+	n = gw_workers_list(st->workers, st->nworkers, items, ADMIN_LIST_WAIT_MS);
+	if (n < 0) {
+		reply_str(req, 503, "Service Unavailable",
+		    "a worker did not answer within a second\n");
+		goto out;
+	}
+	evbuffer_add_printf(b, "{\"count\":%ld,\"connections\":[%s", n,
+	    n > 0 ? "\n" : "");
+	evbuffer_add_buffer(b, items);
+	evbuffer_add(b, n > 0 ? "\n]}\n" : "]}\n", n > 0 ? 4 : 3);
+	reply_text(req, 200, "OK", "application/json", b);
+out:
+	if (items != NULL)
+		evbuffer_free(items);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
 static const struct admin_route {
 	const char *path;
 	unsigned roles;
@@ -400,6 +436,7 @@ static const struct admin_route {
 	{ "/live", ADMIN_MAIN, ep_live },
 	{ "/stats/prometheus", ADMIN_MAIN | ADMIN_PROMETHEUS, ep_prometheus },
 	{ "/config_dump", ADMIN_MAIN, ep_config_dump },
+	{ "/connections", ADMIN_MAIN, ep_connections },
 	{ "/healthz/ready", ADMIN_HEALTH, ep_ready },
 };
 

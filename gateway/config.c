@@ -593,12 +593,30 @@ load_timeouts(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
-/* log: {path, evidence_pcap, evidence_max_bytes, evidence_keep} */
+/* log.interim_interval: 0 (off), or at least a second: the worker looks
+ * once a second. */
+static void
+load_interim(struct cfg_load *l, yaml_node_t *v)
+{
+	uint64_t ms;
+
+	if (ydoc_duration_ms(&l->cx, v, "log.interim_interval", &ms) != 0)
+		return;
+	if (ms != 0 && ms < 1000) {
+		ydoc_error(&l->cx, v, "log.interim_interval must be 0 (off) or "
+		    "at least 1s");
+		return;
+	}
+	l->c->interim_ms = ms;
+}
+
+/* log: {path, evidence_pcap, evidence_max_bytes, evidence_keep,
+ * interim_interval} */
 static void
 load_log(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "path", "evidence_pcap",
-	    "evidence_max_bytes", "evidence_keep", NULL };
+	    "evidence_max_bytes", "evidence_keep", "interim_interval", NULL };
 	struct gw_config *c = l->c;
 
 	if (ydoc_is_mapping(&l->cx, n, "log") != 0 ||
@@ -625,6 +643,10 @@ load_log(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 		if (strcmp(k, "evidence_keep") == 0) {
 			if (ydoc_uint(&l->cx, v, "log.evidence_keep", 1000, &u) == 0)
 				c->evidence_keep = (unsigned)u;
+			continue;
+		}
+		if (strcmp(k, "interim_interval") == 0) {
+			load_interim(l, v);
 			continue;
 		}
 		if (ydoc_scalar(&l->cx, v, k[0] == 'p' ? "log.path" :

@@ -163,12 +163,24 @@ conn_chain_keys(struct gw_conn *c, enum dc_event ev, struct log_record *r,
 		r->after_name = after;
 }
 
-static void
-conn_log(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
-{
+/* A line's record and the storage its strings point into. */
+struct conn_line {
 	struct log_record r;
 	char rule[512], ended[96], stale[80];
 	char chain[CHAIN_ID_MAX], after[SNI_NAME_MAX + 1];
+};
+
+/*
+ * The record of the connection's line as of now: its final line (ev and
+ * reason say how it ended), or an interim one (DC_EV_INTERIM), which says
+ * what the final line would say so far and leaves the redirect chain
+ * tables alone.
+ */
+static void
+conn_record(struct gw_conn *c, enum dc_event ev, enum dc_reason reason,
+    struct conn_line *L)
+{
+	struct log_record *r = &L->r;
 	const struct pol_rule *lr = c->decided ? c->v.rule : NULL;
 	struct timespec now;
 	/* would_deny belongs to a relayed connection; a refusal after the
@@ -176,67 +188,119 @@ conn_log(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 	int report = c->decided && c->v.allow && c->v.would_deny &&
 	    ev != DC_EV_DENY;
 
-	memset(&r, 0, sizeof(r));
-	r.ts_us = log_now_us();
-	r.event = dc_event_str(ev);
-	r.reason = dc_reason_str(reason);
-	r.would_deny = report;
+	memset(r, 0, sizeof(*r));
+	r->ts_us = log_now_us();
+	r->event = dc_event_str(ev);
+	r->reason = dc_reason_str(reason);
+	r->would_deny = report;
 	if (report && ev == DC_EV_ALLOW) {
 		/* Report mode: the policy's answer is what the line is about;
 		 * how the relayed connection ended goes to detail. */
-		snprintf(ended, sizeof(ended), "report mode let it through; "
-		    "ended: %s", dc_reason_str(reason));
-		r.event = dc_event_str(DC_EV_DENY);
-		r.reason = dc_reason_str(c->v.would_reason);
-		lr = c->v.would_rule;
+		snprintf(L->ended, sizeof(L->ended), "report mode let it "
+		    "through; ended: %s", dc_reason_str(reason));
+		r->event = dc_event_str(DC_EV_DENY);
+		r->reason = dc_reason_str(c->v.would_reason);
+		r->detail = L->ended;
 	}
-	r.listener = c->l->conf->name;
-	r.src = (const struct sockaddr *)&c->src;
-	r.orig_dst = c->orig_dst.ss_family != 0 ?
+	if (report)
+		lr = c->v.would_rule;
+	r->listener = c->l->conf->name;
+	r->src = (const struct sockaddr *)&c->src;
+	r->orig_dst = c->orig_dst.ss_family != 0 ?
 	    (const struct sockaddr *)&c->orig_dst : NULL;
 	if (c->has_name) {
-		r.name = c->name;
-		r.name_len = c->name_len;
+		r->name = c->name;
+		r->name_len = c->name_len;
 	}
-	r.port = c->port;
-	r.proto = "tls";
-	c->ops->fill_log(c, &r);
-	if (c->ops == &gw_tls_ops)
-		conn_chain_keys(c, ev, &r, chain, sizeof(chain), after, sizeof(after));
-	r.has_alpn = c->has_alpn;
-	r.nalpn = c->nalpn;
+	r->port = c->port;
+	r->proto = "tls";
+	c->ops->fill_log(c, r);
+	if (c->ops == &gw_tls_ops && ev != DC_EV_INTERIM)
+		conn_chain_keys(c, ev, r, L->chain, sizeof(L->chain), L->after,
+		    sizeof(L->after));
+	r->has_alpn = c->has_alpn;
+	r->nalpn = c->nalpn;
 	for (size_t i = 0; i < c->nalpn && i < LOG_MAX_ALPN; i++) {
-		r.alpn[i] = c->alpn_buf + c->alpn_off[i];
-		r.alpn_len[i] = c->alpn_len[i];
+		r->alpn[i] = c->alpn_buf + c->alpn_off[i];
+		r->alpn_len[i] = c->alpn_len[i];
 	}
 	if (lr != NULL) {
-		snprintf(rule, sizeof(rule), "%s:%u", lr->file, lr->line);
-		r.rule = rule;
-		r.rule_name = lr->name;
+		snprintf(L->rule, sizeof(L->rule), "%s:%u", lr->file, lr->line);
+		r->rule = L->rule;
+		r->rule_name = lr->name;
 	}
 	if (c->upstream.ss_family != AF_UNSPEC)
-		r.upstream = (const struct sockaddr *)&c->upstream;
+		r->upstream = (const struct sockaddr *)&c->upstream;
 	if (c->upstream_local.ss_family != AF_UNSPEC)
-		r.upstream_local = (const struct sockaddr *)&c->upstream_local;
-	r.bytes_in = c->bytes_in;
-	r.bytes_out = c->bytes_out + c->answer_len;
+		r->upstream_local = (const struct sockaddr *)&c->upstream_local;
+	r->bytes_in = c->bytes_in;
+	r->bytes_out = c->bytes_out + c->answer_len;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	r.duration_ms = (double)(now.tv_sec - c->start_mono.tv_sec) * 1e3 +
+	r->duration_ms = (double)(now.tv_sec - c->start_mono.tv_sec) * 1e3 +
 	    (double)(now.tv_nsec - c->start_mono.tv_nsec) / 1e6;
-	r.conn = c->id;
-	r.detail = c->detail;
-	if (report && ev == DC_EV_ALLOW)
-		r.detail = ended;
-	if (c->dns_stale && r.detail == NULL) {
-		snprintf(stale, sizeof(stale), "DNS failed; served a stale answer "
-		    "(expired %us ago)", (unsigned)c->dns_stale_age);
-		r.detail = stale;
+	r->conn = c->id;
+	if (r->detail == NULL)
+		r->detail = c->detail;
+	if (c->dns_stale && r->detail == NULL) {
+		snprintf(L->stale, sizeof(L->stale), "DNS failed; served a stale "
+		    "answer (expired %us ago)", (unsigned)c->dns_stale_age);
+		r->detail = L->stale;
 	}
-	log_write(c->w->log, &r);
-	gw_metrics_conn(c->w, &r, report && ev == DC_EV_ALLOW ?
-	    c->v.would_reason : reason,
+}
+
+static void
+conn_log(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
+{
+	struct conn_line L;
+	int report = c->decided && c->v.allow && c->v.would_deny &&
+	    ev == DC_EV_ALLOW;
+
+	conn_record(c, ev, reason, &L);
+	log_write(c->w->log, &L.r);
+	gw_metrics_conn(c->w, &L.r, report ? c->v.would_reason : reason,
 	    c->hello_bytes, c->decide_us, c->dns_us);
-	gw_metrics_rule_hit(c->w, &r, c->decided ? &c->v : NULL, reason);
+	gw_metrics_rule_hit(c->w, &L.r, c->decided ? &c->v : NULL, reason);
+}
+
+void
+gw_conn_interim_due(struct gw_conn *c, uint64_t interval_ms)
+{
+	struct conn_line L;
+
+	/* Relaying, this exchange's line not yet written (an HTTP
+	 * connection idle between requests has written it). */
+	if (c->state != GW_CONN_RELAYING || !c->decided || c->logged ||
+	    c->silent || interval_ms == 0 ||
+	    gw_mono_ms_since(&c->start_mono) < (uint64_t)(c->interims + 1) *
+	    interval_ms)
+		return;
+	c->interims++;
+	conn_record(c, DC_EV_INTERIM, DC_RELAYING, &L);
+	log_write(c->w->log, &L.r);
+	gw_metrics_interim(c->w);
+}
+
+size_t
+gw_conn_describe(struct gw_conn *c, char *buf, size_t len)
+{
+	struct conn_line L;
+	char line[LOG_LINE_MAX];
+	const char *st = gw_conn_state_str(c->state);
+	size_t n, stlen = strlen(st);
+
+	conn_record(c, DC_EV_INTERIM, c->state == GW_CONN_RELAYING ?
+	    DC_RELAYING : DC_REASON_COUNT, &L);
+	if (c->state != GW_CONN_RELAYING)
+		L.r.reason = NULL;      /* nothing decided how it goes yet */
+	n = log_format(&L.r, line, sizeof(line));
+	/* The line is one object ending in "}\n": put "state" first. */
+	if (n < 3 || line[0] != '{' || 14 + stlen + n > len)
+		return 0;
+	memcpy(buf, "{\"state\":\"", 10);
+	memcpy(buf + 10, st, stlen);
+	memcpy(buf + 10 + stlen, "\",", 2);
+	memcpy(buf + 12 + stlen, line + 1, n - 2);
+	return 12 + stlen + n - 2;
 }
 
 /* The connection's one line, and its count; later calls do nothing. */

@@ -121,6 +121,7 @@ struct gw_conn {
 	uint64_t bytes_in, bytes_out;
 	uint32_t answer_len;            /* a refusal being sent: counted in the
 	                                 * line, which is written before it */
+	uint32_t interims;              /* interim lines of this exchange */
 	uint64_t start_us;              /* wall clock, for the log */
 	struct timespec start_mono, last_active;
 	struct timespec attempt_start;  /* the current upstream connect */
@@ -160,6 +161,13 @@ void gw_conn_set_state(struct gw_conn *c, enum gw_conn_state s);
 void gw_conn_redecide(struct gw_conn *c);
 
 const char *gw_conn_state_str(enum gw_conn_state s);
+/* log.interim_interval: an interim line (event "interim") for a connection
+ * relaying longer than that since its start or its last interim line. */
+void gw_conn_interim_due(struct gw_conn *c, uint64_t interval_ms);
+/* The connection as the admin's /connections lists it: a JSON object,
+ * "state" and then the keys of its line as it would be written now.
+ * Returns the length (no newline), 0 if it did not fit. */
+size_t gw_conn_describe(struct gw_conn *c, char *buf, size_t len);
 
 /* ---- between conn.c and http.c (the gateway's own use only) ---- */
 

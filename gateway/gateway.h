@@ -92,7 +92,9 @@ struct gw_worker {
 	pthread_mutex_t ctl_lock;
 	int ctl_drain;
 	struct pol_snapshot *ctl_snap;  /* a new snapshot to adopt */
+	struct gw_listing *ctl_list;    /* list the connections into it */
 	struct event *ctl_ev;
+	struct event *interim_ev;       /* log.interim_interval: each second */
 
 	int draining;
 	struct event *drain_ev;
@@ -136,6 +138,15 @@ void gw_worker_drain(struct gw_worker *w);
 void gw_worker_set_policy(struct gw_worker *w, struct pol_snapshot *snap);
 /* Join the thread and free everything. */
 void gw_worker_join_free(struct gw_worker *w);
+/*
+ * The admin's /connections: every worker describes its own connections
+ * on its own thread (gw_conn_describe), comma-separated, into out; the
+ * caller waits up to timeout_ms. Returns how many, or -1 when a worker did
+ * not answer in time (out then holds nothing).
+ */
+struct evbuffer;
+long gw_workers_list(struct gw_worker **ws, size_t n, struct evbuffer *out,
+    uint64_t timeout_ms);
 
 /*
  * Call cb (on base's loop) a moment after anything changes in the

@@ -90,6 +90,7 @@ struct gw_config {
 	char *evidence_path;            /* log.evidence_pcap; NULL: off */
 	uint64_t evidence_max_bytes;
 	unsigned evidence_keep;
+	uint64_t interim_ms;            /* log.interim_interval; 0: off */
 	/* redirects: how long a 3xx waits to be followed; how long an allowed
 	 * connection stays the "after" hint of a TLS denial. */
 	uint64_t redirect_window_ms, after_window_ms;

@@ -582,6 +582,7 @@ gh_read_head(struct gw_conn *c)
 		 * that never completes names no host, rule or upstream). */
 		gw_conn_set_state(c, GW_CONN_PEEKING);
 		c->logged = 0;
+		c->interims = 0;
 		c->silent = 0;
 		c->bytes_in = c->bytes_out = 0;
 		c->start_us = log_now_us();

@@ -316,6 +316,12 @@ gw_metrics_accept_pause(struct gw_worker *w)
 }
 
 void
+gw_metrics_interim(struct gw_worker *w)
+{
+	M_ADD(&w->metrics.interims, 1);
+}
+
+void
 gw_metrics_publish_dns(struct gw_worker *w)
 {
 	struct dns_stats st;
@@ -970,12 +976,13 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 {
 	struct render rd = { out, 0 };
 	struct log_sink_stats ls;
-	uint64_t active = 0, pauses = 0;
+	uint64_t active = 0, pauses = 0, interims = 0;
 	int64_t fds;
 
 	for (size_t i = 0; i < st->nworkers; i++) {
 		active += M_GET(&st->workers[i]->metrics.active);
 		pauses += M_GET(&st->workers[i]->metrics.accept_pauses);
+		interims += M_GET(&st->workers[i]->metrics.interims);
 	}
 
 	head(&rd, "egressd_build_info", "gauge", "Always 1; the version "
@@ -1021,6 +1028,9 @@ gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 	simple(&rd, "egressd_accept_pauses_total", "counter", "Times a worker "
 	    "stopped accepting: at its share of max_connections or out of "
 	    "descriptors (the overloaded log line).", pauses);
+	simple(&rd, "egressd_interim_lines_total", "counter", "Interim lines "
+	    "written for connections still open (log.interim_interval); not "
+	    "counted in egressd_connections_total.", interims);
 	simple(&rd, "egressd_admin_connections_refused_total", "counter",
 	    "Admin connections closed at once: admin.max_connections were open.",
 	    st->admin_refused);

@@ -97,6 +97,7 @@ struct gw_metrics {
 	uint64_t dns_lat_sum_us;
 	uint64_t active;                /* the worker's open connections */
 	uint64_t accept_pauses;
+	uint64_t interims;              /* interim lines (log.interim_interval) */
 	struct dns_stats dns;           /* copied from the worker's resolver */
 	/* Rule hits (gw_metrics_rule_hit); the table is made before the
 	 * worker starts (NULL: every hit is unlabelled). */
@@ -121,6 +122,7 @@ void gw_metrics_accepted(struct gw_worker *w, const struct gw_listener *l);
 /* The worker's connection count changed. */
 void gw_metrics_active(struct gw_worker *w, unsigned nconns);
 void gw_metrics_accept_pause(struct gw_worker *w);
+void gw_metrics_interim(struct gw_worker *w);
 /* A ClientHello that offers Encrypted Client Hello, on listener index li. */
 void gw_metrics_ech(struct gw_worker *w, unsigned li);
 /* Copy the resolver's counters where the scraper can read them. */

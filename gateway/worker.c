@@ -10,6 +10,7 @@
 #include "gateway/gateway.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -206,17 +208,153 @@ worker_redecide(struct gw_worker *w)
 }
 
 static void
+worker_wake(struct gw_worker *w)
+{
+	event_active(w->ctl_ev, EV_READ, 0);
+}
+
+/*
+ * A listing of live connections for the admin thread. Reference-counted:
+ * the admin stops waiting after its timeout, and a worker that answers
+ * later must still find it.
+ */
+struct gw_listing {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned refs, pending;
+	long count;
+	struct evbuffer *out;
+};
+
+static void
+listing_unref(struct gw_listing *l)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&l->lock);
+	left = --l->refs;
+	pthread_mutex_unlock(&l->lock);
+	if (left > 0)
+		return;
+	evbuffer_free(l->out);
+	pthread_cond_destroy(&l->cond);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+/* On the worker's thread: its connections, then one reference less. */
+static void
+worker_list(struct gw_worker *w, struct gw_listing *l)
+{
+	struct evbuffer *mine = evbuffer_new();
+	char buf[LOG_LINE_MAX + 64];
+	long n = 0;
+	struct gw_conn *c;
+	size_t len;
+
+	TAILQ_FOREACH(c, &w->conns, entry) {
+		if (mine == NULL)
+			break;
+		len = gw_conn_describe(c, buf, sizeof(buf));
+		if (len == 0)
+			continue;
+		if (n++ > 0)
+			evbuffer_add(mine, ",\n", 2);
+		evbuffer_add(mine, buf, len);
+	}
+	pthread_mutex_lock(&l->lock);
+	if (mine != NULL && n > 0) {
+		if (l->count > 0)
+			evbuffer_add(l->out, ",\n", 2);
+		evbuffer_add_buffer(l->out, mine);
+		l->count += n;
+	}
+	l->pending--;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	if (mine != NULL)
+		evbuffer_free(mine);
+	listing_unref(l);
+}
+
+long
+gw_workers_list(struct gw_worker **ws, size_t n, struct evbuffer *out,
+    uint64_t timeout_ms)
+{
+	struct gw_listing *l = calloc(1, sizeof(*l));
+	struct gw_listing *old;
+	struct timespec until;
+	long count = -1;
+
+	if (l == NULL || (l->out = evbuffer_new()) == NULL) {
+		free(l);
+		return -1;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
+	l->refs = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (gw_worker_done(ws[i]))
+			continue;
+		pthread_mutex_lock(&l->lock);
+		l->refs++;
+		l->pending++;
+		pthread_mutex_unlock(&l->lock);
+		pthread_mutex_lock(&ws[i]->ctl_lock);
+		old = ws[i]->ctl_list;
+		ws[i]->ctl_list = l;
+		pthread_mutex_unlock(&ws[i]->ctl_lock);
+		if (old != NULL)        /* one that timed out, never answered */
+			listing_unref(old);
+		worker_wake(ws[i]);
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(timeout_ms / 1000);
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&l->lock);
+	while (l->pending > 0 &&
+	    pthread_cond_timedwait(&l->cond, &l->lock, &until) == 0)
+		;
+	if (l->pending == 0) {
+		evbuffer_add_buffer(out, l->out);
+		count = l->count;
+	}
+	pthread_mutex_unlock(&l->lock);
+	listing_unref(l);
+	return count;
+}
+
+static void
+interim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_worker *w = arg;
+	struct gw_conn *c;
+
+	TAILQ_FOREACH(c, &w->conns, entry)
+		gw_conn_interim_due(c, w->cfg->interim_ms);
+}
+
+static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_worker *w = arg;
 	struct pol_snapshot *snap;
+	struct gw_listing *list;
 	int drain;
 
 	pthread_mutex_lock(&w->ctl_lock);
 	snap = w->ctl_snap;
 	w->ctl_snap = NULL;
+	list = w->ctl_list;
+	w->ctl_list = NULL;
 	drain = w->ctl_drain;
 	pthread_mutex_unlock(&w->ctl_lock);
+	if (list != NULL)
+		worker_list(w, list);
 	if (snap != NULL) {
 		pol_snapshot_unref(w->snap);
 		w->snap = snap;
@@ -293,8 +431,10 @@ gw_worker_new(unsigned id, const struct gw_config *cfg, struct log_sink *log,
 	w->drain_ev = evtimer_new(w->base, drain_timeout_cb, w);
 	w->resume_ev = evtimer_new(w->base, resume_cb, w);
 	w->publish_ev = event_new(w->base, -1, EV_PERSIST, publish_cb, w);
+	if (cfg->interim_ms > 0)
+		w->interim_ev = event_new(w->base, -1, EV_PERSIST, interim_cb, w);
 	if (!w->ctl_ev || !w->reap_ev || !w->drain_ev || !w->resume_ev ||
-	    !w->publish_ev) {
+	    !w->publish_ev || (cfg->interim_ms > 0 && !w->interim_ev)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -346,6 +486,12 @@ worker_main(void *arg)
 	struct timeval tv = { PUBLISH_MS / 1000, (PUBLISH_MS % 1000) * 1000 };
 
 	event_add(w->publish_ev, &tv);
+	if (w->interim_ev != NULL) {
+		/* Each second: a line falls due at most a second late. */
+		struct timeval sec = { 1, 0 };
+
+		event_add(w->interim_ev, &sec);
+	}
 	event_base_dispatch(w->base);
 	gw_metrics_publish_dns(w);
 	/* Tell the main thread; event_active is thread-safe (the bases were
@@ -370,12 +516,6 @@ int
 gw_worker_done(const struct gw_worker *w)
 {
 	return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
-}
-
-static void
-worker_wake(struct gw_worker *w)
-{
-	event_active(w->ctl_ev, EV_READ, 0);
 }
 
 void
@@ -434,6 +574,10 @@ gw_worker_join_free(struct gw_worker *w)
 		event_free(w->resume_ev);
 	if (w->publish_ev)
 		event_free(w->publish_ev);
+	if (w->interim_ev)
+		event_free(w->interim_ev);
+	if (w->ctl_list != NULL)
+		listing_unref(w->ctl_list);
 	if (w->base != NULL)
 		event_base_free(w->base);
 	if (w->ctl_snap != NULL)

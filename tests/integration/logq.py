@@ -3,7 +3,7 @@
 
 logq FILE [--count | --one | --schema] [KEY=VALUE ...]
 
-Selects connection lines (event allow/deny/error/redirect) whose keys equal
+Selects connection lines (event allow/deny/error/redirect/interim) whose keys equal
 the given values. VALUE is read as JSON when it parses (443, null, true,
 ["h2"]) and as a string otherwise. KEY~TEXT selects lines whose KEY is a
 string containing TEXT.
@@ -20,7 +20,7 @@ KEYS = ["ts", "event", "reason", "would_deny", "listener", "src", "orig_dst", "n
         "proto", "alpn", "ech", "rule", "rule_name", "upstream", "upstream_local_address", "bytes_in",
         "bytes_out", "duration_ms", "conn", "detail", "method", "url",
         "status", "chain", "from", "to", "verdict", "after"]
-EVENTS = {"allow", "deny", "error", "redirect"}
+EVENTS = {"allow", "deny", "error", "redirect", "interim"}
 
 
 def parse_value(text):
