@@ -8,7 +8,8 @@
  *                    says which clients (by namespace) may use it.
  *   Sidecar          never admits anything itself: it narrows which
  *                    ServiceEntry hosts the workloads of its namespace may
- *                    use, as it narrows what a sidecar proxy imports.
+ *                    use, as it narrows what a sidecar proxy imports
+ *                    (including the "~ns/host" exclusions).
  *   VirtualService   tls[].match[].sniHosts of routes bound to a gateway
  *                    (not only "mesh") are allowed names.
  *   DestinationRule  tls.mode SIMPLE/MUTUAL: the gateway originates TLS to
@@ -55,12 +56,19 @@ struct k8s_se {
 	unsigned char *vis;     /* per map namespace: may use it; NULL: anyone */
 };
 
-/* One "ns/host" of a Sidecar's egress hosts. */
+/*
+ * One "ns/host" of a Sidecar's egress hosts. An exclusion ("~ns/host",
+ * "~/host") takes the host away again, within its own listener only:
+ * Istio subtracts a listener's excluded hosts from what that listener
+ * imports (pilot/pkg/model/sidecar.go).
+ */
 struct k8s_import {
 	char *sidecar_ns;       /* the clients */
 	char *from;             /* "*" or the namespace declaring the service */
 	enum pol_pattern_kind kind;
 	char *pattern;
+	unsigned listener;      /* egress[] entry, numbered across the policy */
+	int exclude;
 };
 
 /* A DestinationRule host with TLS origination on some or all ports. */
@@ -84,6 +92,7 @@ struct k8s_state {
 	size_t nrestricted, restricted_cap;
 	struct k8s_dr *dr;
 	size_t ndr, dr_cap;
+	unsigned nlisteners;    /* Sidecar egress listeners read so far */
 	int warned_no_map;
 };
 
@@ -919,7 +928,8 @@ out:
 
 static void
 add_import(struct ydoc_ctx *cx, struct pol_loader *ld, const char *sidecar_ns,
-    const char *from, enum pol_pattern_kind kind, const char *pattern)
+    const char *from, enum pol_pattern_kind kind, const char *pattern,
+    unsigned listener, int exclude)
 {
 	struct k8s_state *st = state(cx, ld);
 	struct k8s_import *im;
@@ -935,6 +945,8 @@ add_import(struct ydoc_ctx *cx, struct pol_loader *ld, const char *sidecar_ns,
 	im->from = strdup(from);
 	im->pattern = strdup(pattern);
 	im->kind = kind;
+	im->listener = listener;
+	im->exclude = exclude;
 	if (im->sidecar_ns == NULL || im->from == NULL || im->pattern == NULL) {
 		free(im->sidecar_ns);
 		free(im->from);
@@ -965,17 +977,101 @@ add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld, const char *ns)
 }
 
 /*
- * egress[].hosts entries are "namespace/dnsName": the namespace is "*"
- * (any), "." (the Sidecar's own), "~" (none: imports nothing) or a name;
- * dnsName is "*", "*.example.com" or an FQDN (Istio's
- * ValidateNamespaceSlashWildcardHostname).
+ * One egress[].hosts entry, "namespace/dnsName" (Istio's
+ * ValidateNamespaceSlashWildcardHostname and sidecar.proto): the namespace
+ * is "*" (any), "." (the Sidecar's own) or a name, optionally prefixed
+ * with "~" to exclude instead of import; a bare "~" is the wildcard
+ * namespace, so "~/api.example.com" excludes that host from every
+ * namespace, and "~/" followed by "*" imports nothing. dnsName is "*",
+ * "*.example.com" or an FQDN. Returns 0 with *from pointing into fbuf, or
+ * -1 after an error.
  */
+static int
+read_sidecar_host(struct ydoc_ctx *cx, yaml_node_t *h, const char *text,
+    char *fbuf, const char **from, int *exclude, enum pol_pattern_kind *kind,
+    char *pattern)
+{
+	char qb[POL_QUOTE_BUF];
+	const char *slash = strchr(text, '/'), *ns;
+	size_t nlen;
+
+	if (slash == NULL) {
+		ydoc_error(cx, h, "host '%s' must be of the form namespace/dnsName",
+		    pol_quote(text, qb, sizeof(qb)));
+		return -1;
+	}
+	nlen = (size_t)(slash - text);
+	if (nlen == 0 || slash[1] == '\0') {
+		ydoc_error(cx, h, "namespace and dnsName in host '%s' cannot be "
+		    "empty", pol_quote(text, qb, sizeof(qb)));
+		return -1;
+	}
+	if (nlen > NS_MAX + 1) {
+		ydoc_error(cx, h, "invalid namespace in host '%s'",
+		    pol_quote(text, qb, sizeof(qb)));
+		return -1;
+	}
+	memcpy(fbuf, text, nlen);
+	fbuf[nlen] = '\0';
+	*exclude = fbuf[0] == '~';
+	ns = *exclude ? fbuf + 1 : fbuf;
+	if (*exclude && ns[0] == '\0')
+		ns = "*";
+	if (strcmp(ns, "*") != 0 && strcmp(ns, ".") != 0 && !is_dns_label(ns)) {
+		ydoc_error(cx, h, "invalid namespace '%s' in host '%s' (expected *, "
+		    "., a namespace name, or one of these after ~)",
+		    pol_quote(fbuf, qb, sizeof(qb)), text);
+		return -1;
+	}
+	if (strcmp(slash + 1, "*") != 0 && strchr(slash + 1, '.') == NULL) {
+		ydoc_error(cx, h, "host '%s': short names (non FQDN) are not "
+		    "allowed", pol_quote(text, qb, sizeof(qb)));
+		return -1;
+	}
+	if (parse_host(cx, h, slash + 1, kind, pattern) < 0)
+		return -1;
+	*from = ns;
+	return 0;
+}
+
+/* The hosts of one egress listener, imported or excluded. */
+static void
+read_sidecar_listener(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, struct k8s_meta *m, yaml_node_t *hosts,
+    unsigned listener, unsigned before)
+{
+	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
+
+	YDOC_FOREACH_ITEM(doc, hosts, jt) {
+		yaml_node_t *h = YDOC_NODE(doc, *jt);
+		char fbuf[NS_MAX + 3];
+		const char *text, *from;
+		enum pol_pattern_kind kind;
+		int exclude;
+
+		if (ydoc_scalar(cx, h, "a host", &text) < 0)
+			continue;
+		if (read_sidecar_host(cx, h, text, fbuf, &from, &exclude, &kind,
+		    pattern) < 0)
+			continue;
+		if (exclude && strcmp(from, "*") == 0 && kind == POL_PAT_ANY)
+			ydoc_notice(cx, h, "host '%s' imports nothing",
+			    pol_quote(text, qb, sizeof(qb)));
+		if (cx->errors != before)
+			continue;
+		add_import(cx, ld, m->scope_ns,
+		    strcmp(from, ".") == 0 ? m->scope_ns : from, kind, pattern,
+		    listener, exclude);
+	}
+}
+
 static void
 read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     struct k8s_meta *m)
 {
-	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
+	char qb[POL_QUOTE_BUF];
 	yaml_node_t *egress, *sel;
+	struct k8s_state *st;
 	unsigned before = cx->errors;
 	int selector;
 
@@ -991,6 +1087,9 @@ read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	}
 	if (ydoc_is_sequence(cx, egress, "spec.egress") < 0)
 		return;
+	st = state(cx, ld);
+	if (st == NULL)
+		return;
 	YDOC_FOREACH_ITEM(doc, egress, it) {
 		yaml_node_t *l = YDOC_NODE(doc, *it), *hosts;
 
@@ -1000,60 +1099,8 @@ read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		    "listener must have at least one host in hosts");
 		if (hosts == NULL)
 			continue;
-		YDOC_FOREACH_ITEM(doc, hosts, jt) {
-			yaml_node_t *h = YDOC_NODE(doc, *jt);
-			const char *text, *slash, *host;
-			char from[NS_MAX + 2];
-			enum pol_pattern_kind kind;
-			size_t nlen;
-
-			if (ydoc_scalar(cx, h, "a host", &text) < 0)
-				continue;
-			slash = strchr(text, '/');
-			if (slash == NULL) {
-				ydoc_error(cx, h, "host '%s' must be of the form "
-				    "namespace/dnsName", pol_quote(text, qb, sizeof(qb)));
-				continue;
-			}
-			nlen = (size_t)(slash - text);
-			host = slash + 1;
-			if (nlen == 0 || host[0] == '\0') {
-				ydoc_error(cx, h, "namespace and dnsName in host '%s' "
-				    "cannot be empty", pol_quote(text, qb, sizeof(qb)));
-				continue;
-			}
-			if (nlen > NS_MAX) {
-				ydoc_error(cx, h, "invalid namespace in host '%s'",
-				    pol_quote(text, qb, sizeof(qb)));
-				continue;
-			}
-			memcpy(from, text, nlen);
-			from[nlen] = '\0';
-			if (strcmp(from, "*") != 0 && strcmp(from, ".") != 0 &&
-			    strcmp(from, "~") != 0 && !is_dns_label(from)) {
-				/* "~ns/" is not Istio syntax; "~/" alone is. */
-				ydoc_error(cx, h, "invalid namespace '%s' in host '%s' "
-				    "(expected *, ., ~ or a namespace name)",
-				    pol_quote(from, qb, sizeof(qb)), text);
-				continue;
-			}
-			if (strcmp(host, "*") != 0 && strchr(host, '.') == NULL) {
-				ydoc_error(cx, h, "host '%s': short names (non FQDN) "
-				    "are not allowed", pol_quote(text, qb, sizeof(qb)));
-				continue;
-			}
-			if (parse_host(cx, h, host, &kind, pattern) < 0)
-				continue;
-			if (strcmp(from, "~") == 0) {
-				ydoc_notice(cx, h, "host '%s' imports nothing",
-				    pol_quote(text, qb, sizeof(qb)));
-				continue;
-			}
-			if (cx->errors != before)
-				continue;
-			add_import(cx, ld, m->scope_ns,
-			    strcmp(from, ".") == 0 ? m->scope_ns : from, kind, pattern);
-		}
+		read_sidecar_listener(cx, ld, doc, m, hosts, st->nlisteners++,
+		    before);
 	}
 	if (cx->errors != before)
 		return;
@@ -1500,17 +1547,42 @@ delete_rule(struct pol_snapshot *s, size_t i)
 }
 
 static int
+import_matches(const struct k8s_import *im, const char *se_ns,
+    const struct pol_rule *r)
+{
+	if (strcmp(im->from, "*") != 0 && strcmp(im->from, se_ns) != 0)
+		return 0;
+	return covers(im->kind, im->pattern, r->kind, r->pattern);
+}
+
+/*
+ * Does some egress listener of client_ns's Sidecars import the rule's
+ * host? A listener imports it when one of its hosts does and none of its
+ * exclusions does (Istio: IstioEgressListenerWrapper.selectServices).
+ * Imports are stored in listener order, so one pass per listener suffices.
+ */
+static int
 imports(const struct k8s_state *st, const char *client_ns, const char *se_ns,
     const struct pol_rule *r)
 {
-	for (size_t i = 0; i < st->nimp; i++) {
-		const struct k8s_import *im = &st->imp[i];
+	size_t i = 0;
 
-		if (strcmp(im->sidecar_ns, client_ns) != 0)
-			continue;
-		if (strcmp(im->from, "*") != 0 && strcmp(im->from, se_ns) != 0)
-			continue;
-		if (covers(im->kind, im->pattern, r->kind, r->pattern))
+	while (i < st->nimp) {
+		unsigned l = st->imp[i].listener;
+		int in = 0, out = 0;
+
+		for (; i < st->nimp && st->imp[i].listener == l; i++) {
+			const struct k8s_import *im = &st->imp[i];
+
+			if (strcmp(im->sidecar_ns, client_ns) != 0 ||
+			    !import_matches(im, se_ns, r))
+				continue;
+			if (im->exclude)
+				out = 1;
+			else
+				in = 1;
+		}
+		if (in && !out)
 			return 1;
 	}
 	return 0;

@@ -18,7 +18,7 @@ import sys
 
 top = sys.argv[1]
 DIRS = ["sni", "policy", "http", "dns", "logging", "gateway", "proxy", "tools",
-        "decide", "tests/unit", "bench"]
+        "decide", "posture", "tests/unit", "bench"]
 BANNED = ["sprintf", "vsprintf", "strcpy", "strcat", "gets", "strtok", "strncpy"]
 # Who may call pol_decide(): decide/ and the policy module's own tests.
 POL_DECIDE_OK = ["decide/decide.c", "policy/", "tests/unit/test_policy.c",

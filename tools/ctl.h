@@ -86,5 +86,6 @@ int ctl_denials_main(int argc, char **argv);
 int ctl_audit_main(int argc, char **argv);
 int ctl_trace_main(int argc, char **argv);
 int ctl_reasons_main(int argc, char **argv);
+int ctl_posture_main(int argc, char **argv);
 
 #endif

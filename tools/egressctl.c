@@ -9,6 +9,8 @@
  *   egressctl audit -c CONFIG PCAP   what a capture's flows would get
  *   egressctl trace URL              follow a redirect chain, verdict per hop
  *   egressctl reasons                the reasons a log line or metric carries
+ *   egressctl posture FILE|DIR|-...  the ways around the gateway a cluster's
+ *                                    manifests leave open
  *
  * Exit statuses: 0 valid/allowed, 1 errors/denied, 2 usage or nothing
  * usable. Diagnostics go to stderr in the daemon's own format so editors
@@ -44,6 +46,8 @@ usage(FILE *f)
 	    "                       [--timeout SECONDS] [--method GET|HEAD]\n"
 	    "                       [--format text|json] URL\n"
 	    "       egressctl reasons [--format text|json|tsv]\n"
+	    "       egressctl posture [--format text|json] [--gateway NAMESPACE/NAME]\n"
+	    "                         FILE|DIR|-...\n"
 	    "       egressctl --version | --help\n"
 	    "\n"
 	    "  check    validate policy files (or the daemon configuration and every\n"
@@ -65,6 +69,9 @@ usage(FILE *f)
 	    "           exit 0 every hop allowed, 1 a hop denied, 2 usage/failure\n"
 	    "  reasons  print the reasons egressd's log lines and metrics carry:\n"
 	    "           event, TLS alert, HTTP status and what each means\n"
+	    "  posture  read a cluster's manifests (kubectl get -A -o yaml) and\n"
+	    "           report every way a pod can get around the gateway;\n"
+	    "           exit 0 none, 1 findings, 2 usage or unusable input\n"
 	    "\n"
 	    "Run 'egressctl COMMAND --help' for the options of each;\n"
 	    "docs/egressctl.md has examples.\n");
@@ -278,6 +285,8 @@ main(int argc, char **argv)
 		return ctl_trace_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "reasons") == 0)
 		return ctl_reasons_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "posture") == 0)
+		return ctl_posture_main(argc - 1, argv + 1);
 	fprintf(stderr, "egressctl: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return CTL_EXIT_USAGE;

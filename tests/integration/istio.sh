@@ -23,6 +23,9 @@ namespaces:
   team-a: ["127.0.1.0/24"]
   team-b: ["127.0.2.0/24"]
   istio-system: ["127.0.3.0/24"]
+  prod-us1: ["127.0.4.0/24"]
+  prod-us2: ["127.0.5.0/24"]
+  prod-apis: ["127.0.6.0/24"]
 EOF
 }
 
@@ -36,6 +39,12 @@ for f in "$FIX"/*.yaml; do
 	ok $? "egressd -t: $b is OK"
 	[ $rc -eq 0 ] || diag "$out"
 done
+
+# Istio's newer Sidecar host forms (sidecar.proto's exclusion example) pass
+# egressctl check as they pass egressd -t.
+out=$("$EGRESSCTL" check "$FIX/sidecar-exclusion.yaml" 2>&1)
+ok $? "egressctl check: sidecar-exclusion.yaml (~ns/ and ~/ exclusions) is valid"
+diag "$out"
 
 # The decisions each fixture must make.
 n=0
@@ -114,7 +123,7 @@ broken ip-host "7:5: bad host '192.0.2.10': IP addresses are not host names; all
 broken star-host "7:5: * is not a valid ServiceEntry host (a ServiceEntry names the hosts it admits)" \
 "$SE_HEAD" '  hosts:' '  - "*"'
 
-broken sidecar-host "9:7: invalid namespace '~team-b' in host '~team-b/*' (expected *, ., ~ or a namespace name)" \
+broken sidecar-host "9:7: invalid namespace '~~team-b' in host '~~team-b/*' (expected *, ., a namespace name, or one of these after ~)" \
 'apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata:
@@ -123,6 +132,6 @@ metadata:
 spec:
   egress:
   - hosts:
-    - "~team-b/*"'
+    - "~~team-b/*"'
 
 finish

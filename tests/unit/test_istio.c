@@ -515,9 +515,9 @@ static void test_errors(void)
 		  "MUTUAL or ISTIO_MUTUAL)" },
 		{ "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
 		  "metadata: {name: x, namespace: a}\nspec:\n  egress:\n"
-		  "  - hosts: [\"~team-b/*\", \"api.example.com\", \"./api\", \"./\"]\n",
-		  "t.yaml:6:13: invalid namespace '~team-b' in host '~team-b/*' (expected "
-		  "*, ., ~ or a namespace name)\n"
+		  "  - hosts: [\"~Team_B/*\", \"api.example.com\", \"./api\", \"./\"]\n",
+		  "t.yaml:6:13: invalid namespace '~Team_B' in host '~Team_B/*' (expected "
+		  "*, ., a namespace name, or one of these after ~)\n"
 		  "t.yaml:6:26: host 'api.example.com' must be of the form namespace/dnsName\n"
 		  "t.yaml:6:45: host './api': short names (non FQDN) are not allowed\n"
 		  "t.yaml:6:54: namespace and dnsName in host './' cannot be empty" },
@@ -613,6 +613,47 @@ static const struct pol_cidr *cidr(const char *text)
 }
 
 /*
+ * sidecar.proto's exclusions: "~ns/host" takes a host of namespace ns
+ * away, "~/host" from every namespace; each within its own listener.
+ */
+static void test_exclusions(const char *se_doc, const struct pol_load_opts *o)
+{
+	static const char *const sidecars[] = {
+		"  - hosts: [\"*/*\", \"~team-b/public.example\", \"~/a-only.example\"]\n",
+		"  - hosts: [\"*/*\", \"~team-b/public.example\", \"~/a-only.example\"]\n"
+		"  - hosts: [\"./a-only.example\"]\n",
+	};
+	struct pol_snapshot *s;
+	struct diags d;
+	char text[4096];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text), "%s---\n"
+		    "apiVersion: networking.istio.io/v1\n"
+		    "kind: Sidecar\n"
+		    "metadata: {name: default, namespace: team-a}\n"
+		    "spec:\n"
+		    "  egress:\n%s", se_doc, sidecars[i]);
+		s = load_ns(text, o, &d);
+		tap_ok(s != NULL, "Sidecar with exclusions loads (%zu)", i);
+		if (s == NULL) {
+			tap_diag("%s", d.text);
+			continue;
+		}
+		ALLOWED(s, "public.example", 443, "10.1.0.5", 0,
+		    "~team-b/public.example: excluded for team-a");
+		ALLOWED(s, "public.example", 443, "10.2.0.5", 1,
+		    "... team-b keeps it");
+		ALLOWED(s, "x.shared.example", 443, "10.1.0.5", 1,
+		    "*/* still imports what is not excluded");
+		ALLOWED(s, "a-only.example", 443, "10.1.0.5", (int)i,
+		    i == 0 ? "~/a-only.example: excluded from every namespace" :
+		    "an exclusion does not reach another listener");
+		pol_snapshot_unref(s);
+	}
+}
+
+/*
  * Scoping: team-a 10.1.0.0/16, team-b 10.2.0.0/16; 10.9.0.1 is in no
  * namespace of the map.
  */
@@ -677,7 +718,8 @@ static void test_scoping(void)
 		    "metadata: {name: default, namespace: team-a}\n"
 		    "spec:\n"
 		    "  egress:\n"
-		    "  - hosts: [\"./*\", \"team-b/*.shared.example\", \"~/*\"]\n", se_doc);
+		    "  - hosts: [\"./*\", \"team-b/*.shared.example\"]\n"
+		    "  - hosts: [\"~/*\"]\n", se_doc);
 		s = load_ns(text, &o, &d);
 	}
 	tap_ok(s != NULL, "Sidecar loads");
@@ -692,9 +734,10 @@ static void test_scoping(void)
 	ALLOWED(s, "public.example", 443, "10.9.0.1", 0,
 	    "unmapped clients lose it once a Sidecar narrows it (fail-closed)");
 	ALLOWED(s, "x.shared.example", 443, "10.9.0.1", 1, "an imported host stays open to all");
-	tap_ok(contains(d.text, "p.yaml:26:47: host '~/*' imports nothing"),
+	tap_ok(contains(d.text, "p.yaml:27:13: host '~/*' imports nothing"),
 	    "~/ noticed");
 	pol_snapshot_unref(s);
+	test_exclusions(se_doc, &o);
 
 	/* Without a map nothing can be scoped: one warning, rules for all. */
 	s = load_ns(se_doc, &nomap, &d);

@@ -1193,7 +1193,7 @@ static void test_one_line_messages(void)
 	(void)load_str("apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
 	    "metadata: {name: s}\nspec: {egress: [{hosts: [\"~ns\\n/*\"]}]}\n", &d);
 	tap_is_str(d.text, "t.yaml:4:26: invalid namespace '~ns\\x0a' in host "
-	    "'~ns\\x0a/*' (expected *, ., ~ or a namespace name)",
+	    "'~ns\\x0a/*' (expected *, ., a namespace name, or one of these after ~)",
 	    "a newline in config text is escaped in the message");
 }
 
