@@ -468,6 +468,35 @@ OUT=$($CURL -o "$T/body" -w '%{http_code}' -H "Host: api.test:$UP" \
 t $? "the ServiceEntry alone: no origination, the TLS origin answers nothing (status $OUT)" ||
     diag "status $OUT, body: $(cat "$T/body")"
 
+# ------------------------------------------------------------ the system store, read when first needed
+# Without upstream_tls the system's CA store is read only once a policy has
+# a rule that originates TLS: here, at the reload that brings the first one.
+# OpenSSL's SSL_CERT_FILE stands in for the system store (the test CA).
+cat > "$T/late.yaml" <<EOF
+allow:
+  - {name: api, hosts: [api.test], ports: [$UP], allow_private: true}
+EOF
+config system late.yaml
+kill -TERM "$EGRESSD_PID" 2>/dev/null
+wait "$EGRESSD_PID" 2>/dev/null
+export SSL_CERT_FILE="$T/pki/ca.pem"
+start_egressd "$T/egressd.yaml"
+unset SSL_CERT_FILE
+OUT=$($CURL -o "$T/body" -w '%{http_code}' -H "Host: api.test:$UP" \
+    "http://127.0.0.1:$GW/late1" 2>"$T/curl.err")
+[ "$OUT" != 200 ] && ! grep -q "GET /late1" "$OLOG"
+t $? "no rule originates TLS: plain HTTP to the TLS origin, no answer (status $OUT)"
+cat > "$T/late.yaml" <<EOF
+allow:
+  - {name: api, hosts: [api.test], ports: [$UP], allow_private: true, originate_tls: true}
+EOF
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" 'policy generation 2' 10
+OUT=$($CURL -H "Host: api.test:$UP" "http://127.0.0.1:$GW/late2" 2>"$T/curl.err")
+[ "$OUT" = "api.test:$UP GET /late2 n=1" ]
+t $? "after the reload that adds originate_tls, the system store (SSL_CERT_FILE) verifies the origin: 200" ||
+    diag "body: $OUT; $(cat "$T/curl.err"); $(grep reload "$LOG")"
+
 # ------------------------------------------------------------ the log
 logq "$LOG" --schema
 t $? "every line has exactly the documented keys, in order"
