@@ -163,6 +163,55 @@ conn_chain_keys(struct gw_conn *c, enum dc_event ev, struct log_record *r,
 		r->after_name = after;
 }
 
+/*
+ * Digits of v at p (base 10 or 16, at least min digits): the per-connection
+ * id and the rule's "file:line" are written without snprintf, which was a
+ * tenth of a connection's instructions.
+ */
+static size_t
+conn_put_uint(char *p, uint64_t v, unsigned base, unsigned min)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v != 0 || n < min);
+	for (size_t i = 0; i < n; i++)
+		p[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* "file:line" into out[cap] (cap at least 24), the file cut to fit. */
+static void
+conn_rule_text(char *out, size_t cap, const struct pol_rule *r)
+{
+	size_t n = strnlen(r->file, cap - 22);
+
+	memcpy(out, r->file, n);
+	out[n++] = ':';
+	n += conn_put_uint(out + n, r->line, 10, 1);
+	out[n] = '\0';
+}
+
+/* "w<worker>-<sequence, 8 hex digits at least>" into id[cap]. */
+static void
+conn_make_id(char *id, size_t cap, unsigned worker, uint64_t seq)
+{
+	char tmp[48];
+	size_t n = 0;
+
+	tmp[n++] = 'w';
+	n += conn_put_uint(tmp + n, worker, 10, 1);
+	tmp[n++] = '-';
+	n += conn_put_uint(tmp + n, seq, 16, 8);
+	if (n > cap - 1)
+		n = cap - 1;
+	memcpy(id, tmp, n);
+	id[n] = '\0';
+}
+
 /* A line's record and the storage its strings point into. */
 struct conn_line {
 	struct log_record r;
@@ -225,7 +274,7 @@ conn_record(struct gw_conn *c, enum dc_event ev, enum dc_reason reason,
 		r->alpn_len[i] = c->alpn_len[i];
 	}
 	if (lr != NULL) {
-		snprintf(L->rule, sizeof(L->rule), "%s:%u", lr->file, lr->line);
+		conn_rule_text(L->rule, sizeof(L->rule), lr);
 		r->rule = L->rule;
 		r->rule_name = lr->name;
 	}
@@ -1395,8 +1444,7 @@ gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa, int sal
 	c->port = l->conf->upstream_port;
 	if (l->conf->proto == GW_PROTO_TRANSPARENT)
 		conn_original_dst(c);
-	snprintf(c->id, sizeof(c->id), "w%u-%08llx", w->id,
-	    (unsigned long long)++w->conn_seq);
+	conn_make_id(c->id, sizeof(c->id), w->id, ++w->conn_seq);
 	c->start_us = log_now_us();
 	clock_gettime(CLOCK_MONOTONIC, &c->start_mono);
 	c->last_active = c->start_mono;

@@ -167,6 +167,10 @@ struct gw_splice {
 	/* client readable, upstream writable, upstream readable, client
 	 * writable: the two ends of direction 0, then of direction 1. */
 	struct event ev[4];
+	/* Which of ev are added: libevent takes the base's lock for every
+	 * event_add and event_del, even of an event in the state asked for,
+	 * and splice_arm asks for all four after every pump. */
+	unsigned armed;
 };
 
 static void splice_cb(evutil_socket_t fd, short what, void *arg);
@@ -209,7 +213,8 @@ gw_relay_release(struct gw_conn *c)
 	if (sp == NULL)
 		return;
 	for (int i = 0; i < 4; i++)
-		event_del(&sp->ev[i]);
+		if (sp->armed & (1u << i))
+			event_del(&sp->ev[i]);
 	for (int d = 0; d < 2; d++)
 		pipe_put(c->w, sp->d[d].pipe, sp->d[d].pending);
 	free(sp);
@@ -225,21 +230,29 @@ splice_ended(struct gw_conn *c, int d, int dst_side, int err)
 	gw_conn_close(c, DC_EV_ALLOW, client ? DC_CLIENT_RESET : DC_UPSTREAM_RESET);
 }
 
+/* Event i of sp added (on) or not, touching libevent only for a change. */
+static void
+splice_want(struct gw_splice *sp, int i, int on)
+{
+	unsigned bit = 1u << i;
+
+	if (on && !(sp->armed & bit)) {
+		if (event_add(&sp->ev[i], NULL) == 0)
+			sp->armed |= bit;
+	} else if (!on && (sp->armed & bit)) {
+		event_del(&sp->ev[i]);
+		sp->armed &= ~bit;
+	}
+}
+
 /* Which events direction d waits for now. */
 static void
 splice_arm(struct gw_splice *sp, int d)
 {
 	struct splice_dir *sd = &sp->d[d];
-	struct event *rd = &sp->ev[d * 2], *wr = &sp->ev[d * 2 + 1];
 
-	if (!sd->eof && !sd->blocked)
-		event_add(rd, NULL);
-	else
-		event_del(rd);
-	if (sd->blocked)
-		event_add(wr, NULL);
-	else
-		event_del(wr);
+	splice_want(sp, d * 2, !sd->eof && !sd->blocked);
+	splice_want(sp, d * 2 + 1, sd->blocked);
 }
 
 /*

@@ -159,6 +159,20 @@ find(struct chain_table *t, uint64_t h, int kind, const uint8_t ip[16],
 	return victim;
 }
 
+/* src into dst[cap], cut to fit, always terminated (no snprintf on the
+ * path every allowed connection takes). */
+static void
+copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n;
+
+	if (cap == 0)
+		return;
+	n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void
 put(struct chain_table *t, int kind, const struct sockaddr *src,
     const char *host, uint16_t port, const char *id, uint64_t now_ms)
@@ -180,8 +194,8 @@ put(struct chain_table *t, int kind, const struct sockaddr *src,
 	s->at_ms = now_ms;
 	memcpy(s->ip, ip, 16);
 	s->port = port;
-	snprintf(s->host, sizeof(s->host), "%s", host);
-	snprintf(s->id, sizeof(s->id), "%s", id != NULL ? id : "");
+	copy_str(s->host, sizeof(s->host), host);
+	copy_str(s->id, sizeof(s->id), id != NULL ? id : "");
 	pthread_mutex_unlock(lock_of(t, h));
 }
 
@@ -214,7 +228,7 @@ chain_follows(struct chain_table *t, const struct sockaddr *src,
 	pthread_mutex_lock(lock_of(t, h));
 	s = find(t, h, K_REDIRECT, ip, host, port, &found);
 	if (found && now_ms - s->at_ms <= t->window_ms && now_ms >= s->at_ms) {
-		snprintf(id, idlen, "%s", s->id);
+		copy_str(id, idlen, s->id);
 		rc = 1;
 	}
 	pthread_mutex_unlock(lock_of(t, h));
@@ -238,7 +252,7 @@ chain_last_allowed(struct chain_table *t, const struct sockaddr *src,
 	s = find(t, h, K_ALLOWED, ip, NULL, 0, &found);
 	if (found && now_ms >= s->at_ms && now_ms - s->at_ms <= t->after_ms &&
 	    (name == NULL || strcmp(name, s->host) != 0)) {
-		snprintf(out, outlen, "%s", s->host);
+		copy_str(out, outlen, s->host);
 		*ago_ms = now_ms - s->at_ms;
 		rc = 1;
 	}

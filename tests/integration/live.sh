@@ -83,14 +83,16 @@ wait_log "$LOG" 1 event=interim reason=relaying listener=proxy name=two.test pro
 	method=CONNECT url="two.test:$UP" upstream="127.0.0.3:$UP"
 ok $? "a CONNECT tunnel open for a second: an interim line with its method and url"
 python3 - "$LOG" <<'PY'
-import json, sys
+import json, re, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if '"interim"' in l]
 one = [l for l in lines if l["name"] == "one.test"][0]
 assert one["bytes_in"] > 0 and one["bytes_out"] > 0, one
 assert 1000 <= one["duration_ms"] < 5000, one
-assert one["rule"] is not None and one["upstream_local_address"] is not None, one
+assert one["rule"].endswith("/policy.yaml:2") and one["rule_name"] == "allow[0]", one
+assert re.fullmatch(r"w[01]-[0-9a-f]{8}", one["conn"]), one
+assert one["upstream_local_address"] is not None, one
 PY
-ok $? "the interim line has the bytes so far, a duration of a second or two, its rule and local address"
+ok $? "the interim line has the bytes so far, a duration of a second or two, its rule (file:line), conn id and local address"
 
 # ---- (b) /connections --------------------------------------------------------
 curl -s --max-time 5 -o "$T/conns.json" -w '%{http_code} %{content_type}' \
