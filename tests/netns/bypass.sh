@@ -29,7 +29,7 @@ world_build
 world_dns 60 "ok.test=$REAL_IP"
 
 REC="$T/origin.rec"
-ip netns exec "$INET" python3 "$H/bypass_origin.py" "$REC" \
+nsenter --net="/run/netns/$INET" python3 "$H/bypass_origin.py" "$REC" \
     "http:$REAL_IP:80" "http:$REAL_IP:8080" "http:$REAL_IP:8081" "tls:$REAL_IP:443:$T/pki" \
     "http:$ATTACKER_IP:80" "http:$ATTACKER_IP:8080" "tls:$ATTACKER_IP:443:$T/pki" \
     >"$T/origin.out" 2>&1 &

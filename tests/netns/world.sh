@@ -27,7 +27,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 . "$(dirname "$0")/../integration/lib.sh"
-need ip iptables ip6tables sysctl dnsmasq curl openssl python3
+need ip nsenter iptables ip6tables sysctl dnsmasq curl openssl python3
 
 W_TAG="egn$$"
 POD="$W_TAG-pod"
@@ -70,22 +70,33 @@ world_cleanup() {
 }
 trap world_cleanup EXIT
 
-in_pod() { ip netns exec "$POD" "$@"; }
-in_gw() { ip netns exec "$GW" "$@"; }
-in_inet() { ip netns exec "$INET" "$@"; }
+# nsx NS CMD...: CMD in namespace NS's network, nothing else changed.
+# nsenter joins the network namespace only; "ip netns exec" and "ip -n"
+# also make a mount namespace and remount /sys, which fails where / is not
+# a mount point (a chroot, such as ../shared/tools/fresh-debian.sh's), and
+# nothing here reads /sys (sysctl writes /proc/sys/net, which follows the
+# network namespace).
+nsx() {
+	_ns=$1
+	shift
+	nsenter --net="/run/netns/$_ns" "$@"
+}
+in_pod() { nsx "$POD" "$@"; }
+in_gw() { nsx "$GW" "$@"; }
+in_inet() { nsx "$INET" "$@"; }
 
 world_build() {
 	for ns in "$POD" "$GW" "$INET"; do
 		ip netns add "$ns" || bail "cannot create network namespace $ns"
 		NETNS_MADE="$NETNS_MADE $ns"
-		ip -n "$ns" link set lo up || bail "cannot bring up lo in $ns"
+		nsx "$ns" ip link set lo up || bail "cannot bring up lo in $ns"
 	done
 	ip link add eth0 netns "$POD" type veth peer name pod0 netns "$GW" ||
 	    bail "cannot create the veth pair pod <-> gw"
 	ip link add inet0 netns "$GW" type veth peer name eth0 netns "$INET" ||
 	    bail "cannot create the veth pair gw <-> inet"
 	for ns in "$POD" "$GW" "$INET"; do
-		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
+		nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 \
 		    net.ipv6.conf.default.disable_ipv6=0 net.ipv6.conf.all.accept_dad=0 \
 		    net.ipv6.conf.default.accept_dad=0 >/dev/null ||
 		    bail "cannot enable IPv6 in $ns"
@@ -103,7 +114,7 @@ world_build() {
 	    "$ATTACKER_IP/32" "$TRAP_PRIVATE/32" "$TRAP_METADATA/32" "$REAL_IP6/128"
 	for l in "$POD eth0" "$GW pod0" "$GW inet0" "$INET eth0"; do
 		set -- $l
-		ip -n "$1" link set "$2" up || bail "cannot bring up $2 in $1"
+		nsx "$1" ip link set "$2" up || bail "cannot bring up $2 in $1"
 	done
 
 	w_route "$POD" default via "$GW_POD_IP"
@@ -156,8 +167,8 @@ w_addr() {
 	shift 2
 	for a in "$@"; do
 		case $a in
-		*:*) ip -n "$ns" addr add "$a" dev "$dev" nodad ;;
-		*) ip -n "$ns" addr add "$a" dev "$dev" ;;
+		*:*) nsx "$ns" ip addr add "$a" dev "$dev" nodad ;;
+		*) nsx "$ns" ip addr add "$a" dev "$dev" ;;
 		esac || bail "cannot add $a to $dev in $ns"
 	done
 }
@@ -166,15 +177,15 @@ w_route() {
 	ns=$1
 	shift
 	case $1 in
-	-6) shift; ip -n "$ns" -6 route add "$@" ;;
-	*) ip -n "$ns" route add "$@" ;;
+	-6) shift; nsx "$ns" ip -6 route add "$@" ;;
+	*) nsx "$ns" ip route add "$@" ;;
 	esac || bail "cannot add route '$*' in $ns"
 }
 
 # w_ping NS ADDR: NS reaches ADDR (a TCP reset from the closed port 9
 # counts: it came back), within 5 s.
 w_ping() {
-	ip netns exec "$1" python3 - "$2" <<'EOF' || bail "$1 cannot reach $2"
+	nsx "$1" python3 - "$2" <<'EOF' || bail "$1 cannot reach $2"
 import socket, sys, time
 deadline = time.time() + 5
 while time.time() < deadline:
@@ -200,8 +211,9 @@ world_dns() {
 		dargs="$dargs --host-record=${m%%=*},${m#*=}"
 	done
 	# shellcheck disable=SC2086
-	# Not through in_inet: "func &" would be a subshell, and $! its PID.
-	ip netns exec "$INET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+	# Not through nsx or in_inet: "func &" would be a subshell, and $! its
+	# PID; nsenter execs the command, so $! is dnsmasq's.
+	nsenter --net="/run/netns/$INET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
 	    --no-hosts --bind-interfaces --listen-address="$DNS_IP" --port=53 \
 	    --local=/test/ --local-ttl="$ttl" --pid-file= --user=root --group=root \
 	    --log-queries --log-facility="$T/dnsmasq.log" $dargs &
@@ -239,7 +251,8 @@ world_server() {
 	shift 2
 	: >>"$rec"
 	out="$rec.$ns.out"
-	ip netns exec "$ns" python3 "$top_srcdir/tests/netns/server.py" "$rec" "$@" >"$out" 2>&1 &
+	nsenter --net="/run/netns/$ns" python3 "$top_srcdir/tests/netns/server.py" \
+	    "$rec" "$@" >"$out" 2>&1 &
 	WS_PID=$!
 	PIDS="$PIDS $WS_PID"
 	wait_for "$out" listening 10 || { sed 's/^/# /' "$out"; bail "server.py did not start in $ns: $*"; }
@@ -253,7 +266,7 @@ count_rec() {
 # world_egressd CONFIG: egressd in the gateway namespace, through lib.sh's
 # start_egressd. The wrapper execs, so EGRESSD_PID is egressd's own PID.
 world_egressd() {
-	printf '#!/bin/sh\nexec ip netns exec "%s" "%s" "$@"\n' "$GW" "$EGRESSD" >"$T/egressd-in-gw"
+	printf '#!/bin/sh\nexec nsenter --net="/run/netns/%s" "%s" "$@"\n' "$GW" "$EGRESSD" >"$T/egressd-in-gw"
 	chmod +x "$T/egressd-in-gw"
 	EGRESSD_REAL=$EGRESSD
 	EGRESSD="$T/egressd-in-gw" start_egressd "$1"
