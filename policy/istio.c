@@ -198,12 +198,9 @@ opt_list(struct ydoc_ctx *cx, yaml_node_t *n, const char *what)
 	return ydoc_is_sequence(cx, n, what);
 }
 
-/* Lower-case letters, digits and '-', not at either end: a namespace. */
-static int
-is_dns_label(const char *s)
+int
+pol_is_dns_label(const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	if (n == 0 || n > NS_MAX || s[0] == '-' || s[n - 1] == '-')
 		return 0;
 	for (size_t i = 0; i < n; i++)
@@ -211,6 +208,12 @@ is_dns_label(const char *s)
 		    s[i] == '-'))
 			return 0;
 	return 1;
+}
+
+static int
+is_dns_label(const char *s)
+{
+	return pol_is_dns_label(s, strlen(s));
 }
 
 static int

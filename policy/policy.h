@@ -255,5 +255,8 @@ const char *pol_pattern_kind_str(enum pol_pattern_kind k);
 const char *pol_proto_str(enum pol_proto p);
 const char *pol_mode_str(enum pol_mode m);              /* enforce, report */
 const char *pol_resolution_str(enum pol_resolution r);  /* dns, none, static, endpoints */
+/* s[0..n) is a DNS-1123 label (lower-case letters, digits and '-', not at
+ * either end, at most 63): a Kubernetes namespace or object name part. */
+int pol_is_dns_label(const char *s, size_t n);
 
 #endif

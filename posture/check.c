@@ -63,18 +63,6 @@ pst_severity_str(enum pst_severity sev)
 
 /* ---- the cluster ------------------------------------------------------------ */
 
-static int
-is_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '-'))
-			return 0;
-	return 1;
-}
-
 struct pst_cluster *
 pst_new(const char *gateway)
 {
@@ -85,7 +73,7 @@ pst_new(const char *gateway)
 		gateway = "egress/egressd";
 	slash = strchr(gateway, '/');
 	/* A workload name may have dots (DNS-1123 subdomain); keep it simple. */
-	if (slash == NULL || !is_label(gateway, (size_t)(slash - gateway)) ||
+	if (slash == NULL || !pol_is_dns_label(gateway, (size_t)(slash - gateway)) ||
 	    slash[1] == '\0' || strlen(slash + 1) > 253 || strchr(slash + 1, '/'))
 		return NULL;
 	c = calloc(1, sizeof(*c));
