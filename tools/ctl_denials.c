@@ -461,6 +461,14 @@ take_line(struct den *dn, char *line, size_t len)
 		dn->notices++;
 		return;
 	}
+	/* An interim line (log.interim_interval) is a connection still open,
+	 * not a decision: its final line is the one that counts. */
+	if (strcmp(ev->str, "interim") == 0) {
+		if (!dn->have_newest || ms > dn->newest_ms)
+			dn->newest_ms = ms;
+		dn->have_newest = 1;
+		return;
+	}
 	if (strcmp(ev->str, "allow") != 0 && strcmp(ev->str, "deny") != 0 &&
 	    strcmp(ev->str, "error") != 0 && strcmp(ev->str, "redirect") != 0) {
 		dn->skipped++;

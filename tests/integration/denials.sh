@@ -156,6 +156,15 @@ echo '{"ts":"2024-01-01T00:00:00Z","event":"allow","reason":"allowed","would_den
 run denials nodeny.log
 [ "$RC" -eq 0 ] && printf '%s\n' "$OUT" | grep -qxF "0 denied connections, 0 names, 0 sources; 0 would_deny (report mode)"
 ok $? "no denials: exit 0" || show
+# Interim lines (log.interim_interval) are connections still open: neither
+# decisions nor lines to report as skipped.
+grep -v '"event":"notice"' nodeny.log > interim.log
+sed -n 's/"event":"allow","reason":"allowed"/"event":"interim","reason":"relaying"/p' nodeny.log >> interim.log
+grep -q '"event":"interim"' interim.log
+run denials interim.log
+[ "$RC" -eq 0 ] && [ -z "$ERR" ] &&
+    printf '%s\n' "$OUT" | grep -qxF "0 denied connections, 0 names, 0 sources; 0 would_deny (report mode)"
+ok $? "interim lines: not denials, not skipped (nothing on stderr), exit 0" || show
 run denials no-such-file.log
 [ "$RC" -eq 2 ]
 ok $? "an unreadable log: exit 2"
