@@ -139,6 +139,8 @@ gw_conn_set_state(struct gw_conn *c, enum gw_conn_state s)
 	c->state = s;
 }
 
+static int conn_is_loop(struct gw_conn *c);
+
 /* ---- the log line ----------------------------------------------------- */
 
 /* The "chain" and "after" keys of a TLS connection's line. */
@@ -1074,6 +1076,20 @@ gw_conn_decide(struct gw_conn *c)
 	dc_decide(c->snap, &o, &c->facts, &c->v);
 	c->decided = 1;
 	c->port = c->v.port;
+	/*
+	 * The loop check again, now that the client has spoken. At accept it
+	 * can come too early: connect() to a local address completes in the
+	 * kernel before the connecting worker has put its socket in the loop
+	 * table, and another worker may accept the other end first. Our own
+	 * upstream socket sends the first byte only after that, so by now the
+	 * table knows it.
+	 */
+	if (c->v.allow && w->shared->loops != NULL && conn_is_loop(c)) {
+		c->v.allow = 0;
+		c->v.would_deny = 0;
+		c->v.reason = DC_GATEWAY_LOOP;
+		c->detail = "the client is this gateway's own upstream connection";
+	}
 	if (!c->v.allow) {
 		if (c->detail == NULL)
 			c->detail = c->v.detail;
