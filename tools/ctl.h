@@ -79,6 +79,11 @@ int ctl_rule_has_port(const struct pol_rule *r, unsigned port,
 /* JSON string literal of s (quotes included) on f, escaped by the log
  * writer's log_json_fput; null when s is NULL. */
 void ctl_json_str(FILE *f, const char *s);
+/* A rule's identity as JSON on stdout, object left open: "{"file":...,
+ * "line", "col", "name", "action", "pattern", "origin" (explain and trace
+ * add their own keys, then close it). */
+struct pol_rule;
+void ctl_json_rule_open(const struct pol_rule *r);
 
 int ctl_check_main(int argc, char **argv);
 int ctl_explain_main(int argc, char **argv);

@@ -286,16 +286,7 @@ why_not(const struct explain *ex, const struct pol_snapshot *snap,
 static void
 json_rule(const struct pol_rule *r)
 {
-	printf("{\"file\":");
-	ctl_json_str(stdout, r->file);
-	printf(",\"line\":%u,\"col\":%u,\"name\":", r->line, r->col);
-	ctl_json_str(stdout, r->name);
-	printf(",\"action\":");
-	ctl_json_str(stdout, pol_action_str(r->action));
-	printf(",\"pattern\":");
-	ctl_json_str(stdout, r->pattern);
-	printf(",\"origin\":");
-	ctl_json_str(stdout, r->origin != NULL ? r->origin : "native");
+	ctl_json_rule_open(r);
 	printf(",\"ports\":");
 	if (r->nports == 0) {
 		printf("null");

@@ -253,6 +253,21 @@ ctl_json_str(FILE *f, const char *s)
 		(void)log_json_fput(f, s, strlen(s));
 }
 
+void
+ctl_json_rule_open(const struct pol_rule *r)
+{
+	printf("{\"file\":");
+	ctl_json_str(stdout, r->file);
+	printf(",\"line\":%u,\"col\":%u,\"name\":", r->line, r->col);
+	ctl_json_str(stdout, r->name);
+	printf(",\"action\":");
+	ctl_json_str(stdout, pol_action_str(r->action));
+	printf(",\"pattern\":");
+	ctl_json_str(stdout, r->pattern);
+	printf(",\"origin\":");
+	ctl_json_str(stdout, r->origin != NULL ? r->origin : "native");
+}
+
 int
 main(int argc, char **argv)
 {
