@@ -1,0 +1,78 @@
+#!/bin/sh
+# Istio's Sidecar exclusions (~ns/host, ~/host, ~ns/*) against a running
+# egressd, as a pod would meet them: the reference's example
+# (tests/fixtures/istio/sidecar-exclusion.yaml, its port moved to a free
+# one) with clients in each namespace's address range. For a pod of
+# prod-us1 an excluded host is refused with access_denied and the origin
+# receives no connection at all; the host it still imports reaches the
+# origin; a pod of prod-us2, which no Sidecar scopes, reaches a host
+# prod-us1 excluded.
+. "$(dirname "$0")/lib.sh"
+need dnsmasq openssl python3
+
+H="$top_srcdir/tests/integration"
+make_pki default foo.example.com bar.example.com baz.example.com api.us2.example.com
+DNS_PORT=$(free_port)
+UP=$(free_port)
+GW=$(free_port)
+start_dns "$DNS_PORT" foo.example.com=127.0.0.2 bar.example.com=127.0.0.2 \
+    baz.example.com=127.0.0.2 api.us2.example.com=127.0.0.2
+
+REC="$T/origin.rec"
+python3 "$H/bypass_origin.py" "$REC" "tls:127.0.0.2:$UP:$T/pki" >"$T/origin.out" 2>&1 &
+PIDS="$PIDS $!"
+wait_for "$T/origin.out" listening 10 || bail "the origin did not start"
+
+sed "s/number: 443/number: $UP/" "$top_srcdir/tests/fixtures/istio/sidecar-exclusion.yaml" \
+    >"$T/sidecar.yaml"
+LOG="$T/egressd.log"
+cat >"$T/egressd.yaml" <<EOF
+listeners: [{name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}]
+workers: 1
+dns: {servers: ["127.0.0.1:$DNS_PORT"], allow_ranges: ["127.0.0.2/32"]}
+policy: {files: [sidecar.yaml], watch: false}
+log: {path: egressd.log}
+admin: {address: "off"}
+namespaces:
+  prod-us1: ["127.0.4.0/24"]
+  prod-us2: ["127.0.5.0/24"]
+  prod-apis: ["127.0.6.0/24"]
+EOF
+start_egressd "$T/egressd.yaml"
+
+# try SRC NAME: the client's last line in GOT; origin_since reads what the
+# origin got after the attempt began. The gateway connects upstream only
+# after an allow; a refusal is final once its line is written, so the
+# origin is read after the line, not after a pause.
+try() {
+	mark=$(wc -l <"$REC")
+	GOT=$(python3 "$H/bypass_client.py" tls "127.0.0.1:$GW" --src "$1" --sni "$2" \
+	    --ca "$T/pki/ca.pem" 2>&1 | tail -n 1)
+}
+origin_since() {
+	ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$mark")
+}
+
+for name in foo.example.com bar.example.com api.us2.example.com; do
+	try 127.0.4.5 "$name"
+	wait_log "$LOG" 1 event=deny reason=not_allowed name="$name" src~127.0.4.5:
+	ok $? "prod-us1 pod, $name (excluded): one deny line, not_allowed"
+	origin_since
+	case $GOT in "alert access_denied") ;; *) false ;; esac &&
+	    case $ORIGIN in "conns=0 "*) ;; *) false ;; esac
+	ok $? "... the client got access_denied, the origin no connection" ||
+	    diag "client: $GOT; origin: $ORIGIN"
+done
+try 127.0.4.5 baz.example.com
+origin_since
+case $GOT in "reached hello from baz.example.com"*) ;; *) false ;; esac &&
+    case $ORIGIN in "conns=1 "*"sni=baz.example.com"*) ;; *) false ;; esac
+ok $? "prod-us1 pod, baz.example.com (still imported): reaches the origin" ||
+	diag "client: $GOT; origin: $ORIGIN"
+try 127.0.5.5 foo.example.com
+origin_since
+case $GOT in "reached hello from foo.example.com"*) ;; *) false ;; esac &&
+    case $ORIGIN in "conns=1 "*"sni=foo.example.com"*) ;; *) false ;; esac
+ok $? "prod-us2 pod (no Sidecar), foo.example.com: reaches the origin" ||
+	diag "client: $GOT; origin: $ORIGIN"
+finish
