@@ -331,9 +331,12 @@ splice_pump(struct gw_conn *c, int d)
 			break;
 	}
 	if (sd->eof && sd->pending == 0 && !sd->shut) {
-		/* Half-close: everything before the FIN is written. */
+		/* Half-close: everything before the FIN is written. When the
+		 * other way is done too, the close just below sends this FIN
+		 * (nothing is left unread on either socket: no reset). */
 		sd->shut = 1;
-		shutdown(sd->dst, SHUT_WR);
+		if (!sp->d[!d].shut)
+			shutdown(sd->dst, SHUT_WR);
 	}
 	if (sp->d[0].shut && sp->d[1].shut) {
 		gw_conn_close(c, DC_EV_ALLOW, DC_ALLOWED);
@@ -376,7 +379,8 @@ splice_start(struct gw_conn *c)
 		return 1;
 	/* The hello fits the socket's fresh send buffer; if not all of it
 	 * went, the bufferevent relay sends the rest. */
-	n = send(c->ufd, c->peek, c->peek_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = c->peek_len == 0 ? 0 :
+	    send(c->ufd, c->peek, c->peek_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0)
 		n = 0;
 	if ((size_t)n < c->peek_len) {
@@ -432,8 +436,10 @@ gw_relay_bevs_start(struct gw_conn *c)
 void
 gw_relay_start(struct gw_conn *c)
 {
-	event_free(c->uev);
-	c->uev = NULL;
+	if (c->uev != NULL) {       /* none when the hello went at once */
+		event_free(c->uev);
+		c->uev = NULL;
+	}
 	evtimer_del(c->timer);
 	if (c->cev != NULL) {
 		event_free(c->cev);
