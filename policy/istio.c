@@ -480,9 +480,10 @@ read_meta(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root,
 
 static void
 rule_init(struct ydoc_ctx *cx, struct pol_rule *r, const struct k8s_meta *m,
-    const char *origin)
+    const char *origin, uint16_t ports[POL_MAX_PORTS])
 {
 	memset(r, 0, sizeof(*r));
+	r->ports = ports;
 	r->action = POL_ALLOW;
 	r->file = cx->file;
 	r->name = m->name;
@@ -780,12 +781,13 @@ read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
 	struct pol_cidr *src = NULL;
 	unsigned char *vis = NULL;
 	struct pol_rule r;
+	uint16_t ports[POL_MAX_PORTS];
 	enum se_res res;
 	unsigned before = cx->errors;
 	size_t neps = 0, first;
 	int any = 1, fail, skip;
 
-	rule_init(cx, &r, m, "ServiceEntry");
+	rule_init(cx, &r, m, "ServiceEntry", ports);
 	hosts = required_list(cx, doc, spec, "hosts", "spec.hosts",
 	    "a ServiceEntry must have at least one host in spec.hosts");
 	if (hosts == NULL)
@@ -1170,9 +1172,10 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 	unsigned char *vis = NULL;
 	unsigned before = cx->errors;
 	struct pol_rule r;
+	uint16_t ports[POL_MAX_PORTS];
 	int any = 1, bound = 0, fail;
 
-	rule_init(cx, &r, m, "VirtualService");
+	rule_init(cx, &r, m, "VirtualService", ports);
 	vgw = get(cx, doc, spec, "gateways");
 	if (check_gateways(cx, doc, vgw, "spec.gateways") < 0)
 		return;
@@ -1689,7 +1692,11 @@ apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 	for (size_t i = 0; i < n; i++) {
 		struct pol_rule *r = &s->rules[i];
 		struct pol_rule on;
+		/* r's ports may be shared with other hosts: not changed in
+		 * place, but split into two new lists. */
+		uint16_t on_ports[POL_MAX_PORTS], off_ports[POL_MAX_PORTS];
 		size_t keep = 0;
+		int nomem = 0;
 
 		if (r->action != POL_ALLOW || r->origin == NULL ||
 		    strcmp(r->origin, "native") == 0 ||
@@ -1703,17 +1710,23 @@ apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 		}
 		on = *r;
 		on.nports = 0;
+		on.ports = on_ports;
 		for (size_t p = 0; p < r->nports; p++) {
 			if (dr_port(dr, r->ports[p]))
-				on.ports[on.nports++] = r->ports[p];
+				on_ports[on.nports++] = r->ports[p];
 			else
-				r->ports[keep++] = r->ports[p];
+				off_ports[keep++] = r->ports[p];
 		}
 		if (on.nports == 0)
 			continue;
 		if (keep == 0) {
 			r->originate_tls = 1;
 			continue;
+		}
+		r->ports = pol_snap_ports(s, off_ports, keep, &nomem);
+		if (nomem) {
+			oom(cx, ld);
+			return;
 		}
 		r->nports = keep;
 		on.originate_tls = 1;

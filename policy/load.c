@@ -211,6 +211,7 @@ read_rule(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	char pattern[POL_NAME_MAX + 3];
 	struct pol_cidr sources[MAX_SOURCES];
 	struct pol_rule r;
+	uint16_t ports_buf[POL_MAX_PORTS];
 	const char *listname = pol_action_str(action);
 
 	snprintf(what, sizeof(what), "%s[%zu]", listname, index);
@@ -221,6 +222,7 @@ read_rule(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	    action == POL_ALLOW ? "hosts, ports, name, sources, allow_private, "
 	    "originate_tls" : "hosts, ports, name, sources", vals, keys);
 	memset(&r, 0, sizeof(r));
+	r.ports = ports_buf;
 	r.action = action;
 	r.file = cx->file;
 	r.origin = "native";

@@ -200,10 +200,37 @@ snap_strdup_last(struct pol_snapshot *s, const char *str, const char **last)
 	return *last;
 }
 
+uint16_t *
+pol_snap_ports(struct pol_snapshot *s, const uint16_t *ports, size_t n,
+    int *oom)
+{
+	uint16_t *p;
+
+	if (n == 0)
+		return NULL;
+	if (s->last_ports != NULL && s->last_nports == n &&
+	    memcmp(s->last_ports, ports, n * sizeof(*ports)) == 0)
+		return s->last_ports;
+	p = snap_alloc(s, n * sizeof(*p));
+	if (p == NULL) {
+		*oom = 1;
+		return NULL;
+	}
+	memcpy(p, ports, n * sizeof(*p));
+	s->last_ports = p;
+	s->last_nports = n;
+	return p;
+}
+
 static int
 copy_arrays(struct pol_snapshot *s, struct pol_rule *nr,
     const struct pol_rule *r)
 {
+	int oom = 0;
+
+	nr->ports = pol_snap_ports(s, r->ports, nr->nports, &oom);
+	if (oom)
+		return -1;
 	if (r->nsources > 0) {
 		struct pol_cidr *c = snap_alloc(s, r->nsources * sizeof(*c));
 

@@ -49,6 +49,8 @@ struct pol_snapshot {
 	 * the loader's buffers are reused).
 	 */
 	const char *last_file, *last_name, *last_ns;
+	uint16_t *last_ports;
+	size_t last_nports;
 
 	/* Compiled form: open addressing on the suffix, size a power of 2. */
 	struct pol_slot *slots;
@@ -75,6 +77,12 @@ struct pol_snapshot *pol_snap_new(void);
  * or -1 when out of memory or full.
  */
 int pol_snap_add(struct pol_snapshot *s, const struct pol_rule *r);
+/*
+ * A copy of n ports in s (the previous copy when the same): what a rule
+ * of s may point to. NULL for none, or when out of memory (*oom set).
+ */
+uint16_t *pol_snap_ports(struct pol_snapshot *s, const uint16_t *ports,
+    size_t n, int *oom);
 /* Builds the lookup table; 0, or -1 when out of memory. */
 int pol_snap_compile(struct pol_snapshot *s);
 

@@ -94,7 +94,10 @@ struct pol_rule {
 	enum pol_pattern_kind kind;
 	size_t nports;          /* 0: default ports (see pol_decide) */
 	size_t nsources;        /* 0: the rule applies to any client */
-	uint16_t ports[POL_MAX_PORTS];
+	/* Up to POL_MAX_PORTS. In a snapshot, the hosts of one rule share
+	 * one copy (held out of line: 56 bytes less per host, which is most
+	 * of a big allow-list's memory); a loader points it at its own. */
+	uint16_t *ports;
 	const struct pol_cidr *sources;
 	enum pol_mode mode;     /* report: a deny by this rule is not enforced */
 	int allow_private;      /* resolved addresses may be non-public */
