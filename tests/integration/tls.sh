@@ -149,12 +149,49 @@ ok $? "a malformed hello is answered with a decode_error alert (15 03 03 00 02 0
 wait_log "$LOG" 1 event=deny reason=malformed_hello
 ok $? "one deny line with reason malformed_hello"
 
+python3 - "$GW" <<'EOF'
+import socket, ssl, sys
+# A real ClientHello for a name no rule admits, alone and then followed by
+# more bytes in the same write: either way the client reads the alert and
+# then the end of the stream, never a reset (the gateway closes at once
+# when nothing more is in flight, else it lingers and drains).
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ssl.create_default_context().wrap_bio(inc, out, server_hostname="blocked.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+alert = bytes.fromhex("15030300020231")
+for extra in (b"", b"x" * 3000):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(hello + extra)
+    s.settimeout(5)
+    got = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    except OSError as e:
+        print("# extra %d: %r after %r" % (len(extra), e, got))
+        sys.exit(1)
+    if got != alert:
+        print("# extra %d: got %r" % (len(extra), got))
+        sys.exit(1)
+    s.close()
+EOF
+ok $? "a denied hello, alone or followed by 3000 more bytes: the access_denied alert, then EOF"
+wait_log "$LOG" 3 event=deny reason=not_allowed name=blocked.test bytes_out=7 listener=tls
+ok $? "one deny line each (three for blocked.test in all), 7 bytes out"
+
 # --- the log as a whole --------------------------------------------------------
 logq "$LOG" --schema
 ok $? "every connection line has exactly the documented keys, in order"
 n=$(logq "$LOG" --count)
-[ "$n" -eq 12 ]
-ok $? "12 connections made, 12 connection lines written (got $n)"
+[ "$n" -eq 14 ]
+ok $? "14 connections made, 14 connection lines written (got $n)"
 
 kill -TERM "$EGRESSD_PID"
 wait "$EGRESSD_PID"
