@@ -184,6 +184,9 @@ void gw_conn_resolve(struct gw_conn *c, uint16_t dst_port);
 void gw_conn_release_upstream(struct gw_conn *c);
 /* relay.c: cbev and ubev exist: relay bytes both ways from now on. */
 void gw_conn_relay_bevs(struct gw_conn *c);
+/* relay.c: cbev and ubev exist, with only the client's last bytes in
+ * them: relay with splice instead. 0, or 1 (use gw_conn_relay_bevs). */
+int gw_relay_splice_bevs(struct gw_conn *c);
 /* relay.c: TLS passthrough is connected: the peeked bytes, then a relay
  * (splice where it can, bufferevents otherwise). */
 void gw_relay_start(struct gw_conn *c);

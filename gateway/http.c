@@ -752,6 +752,8 @@ gh_relay(struct gw_conn *c)
 {
 	c->http->st = GH_RELAY;
 	evtimer_del(c->timer);
+	if (gw_relay_splice_bevs(c) == 0)
+		return;
 	gw_conn_relay_bevs(c);
 }
 

@@ -433,6 +433,56 @@ gw_relay_bevs_start(struct gw_conn *c)
 	return 0;
 }
 
+/*
+ * A relay about to start on bufferevents (a CONNECT tunnel whose
+ * ClientHello is decided) moves to splice when their buffers hold nothing
+ * but what the client sent last: that goes first, as passthrough's peeked
+ * hello does. The splice events are added before the bufferevents are
+ * freed, so the client's socket stays in epoll untouched. 0: splicing;
+ * 1: not here (TLS to the upstream, bytes queued, relay_splice off).
+ */
+int
+gw_relay_splice_bevs(struct gw_conn *c)
+{
+	struct evbuffer *cin;
+	size_t len;
+
+	if (!c->w->cfg->relay_splice || c->cbev == NULL || c->ubev == NULL ||
+	    c->ufd < 0 || c->peek != NULL ||
+	    evbuffer_get_length(bufferevent_get_input(c->ubev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0)
+		return 1;
+	cin = bufferevent_get_input(c->cbev);
+	len = evbuffer_get_length(cin);
+	if (len > 0) {
+		c->peek = malloc(len);
+		if (c->peek == NULL)
+			return 1;
+		c->peek_cap = c->peek_len = len;
+		evbuffer_copyout(cin, c->peek, len);
+	}
+	if (splice_start(c) != 0) {
+		/* Whatever of it was sent is gone from the buffer too. */
+		evbuffer_drain(cin, len - c->peek_len);
+		free(c->peek);
+		c->peek = NULL;
+		c->peek_len = c->peek_cap = 0;
+		return 1;
+	}
+	c->bytes_in += len;
+	free(c->peek);
+	c->peek = NULL;
+	c->peek_cap = 0;
+	bufferevent_free(c->cbev);
+	bufferevent_free(c->ubev);
+	c->cbev = c->ubev = NULL;
+	gw_conn_set_state(c, GW_CONN_RELAYING);
+	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	return 0;
+}
+
 void
 gw_relay_start(struct gw_conn *c)
 {

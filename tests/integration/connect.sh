@@ -156,6 +156,74 @@ assert d["upstream"] == "127.0.0.2:%s" % sys.argv[1], d["upstream"]
 assert d["bytes_in"] > 0 and d["bytes_out"] > 0, d
 ' "$UP"
 t $? "the tunnel line names the upstream and counts bytes both ways"
+
+# The same tunnel from a client that counts every byte on its socket: the
+# line's bytes_in and bytes_out are exactly what crossed the client's side
+# (the CONNECT head and the 200 included), whichever relay carried them.
+COUNTS=$(python3 - "$PX" "$UP" "$T/pki/ca.pem" <<'PY'
+import socket, ssl, sys
+px, up, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection(("127.0.0.1", px))
+s.settimeout(10)
+head = b"CONNECT a.test:%d HTTP/1.1\r\nHost: a.test:%d\r\n\r\n" % (up, up)
+s.sendall(head)
+sent, resp = len(head), b""
+while not resp.endswith(b"\r\n\r\n"):
+    resp += s.recv(1)
+recvd = len(resp)
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ssl.create_default_context(cafile=ca).wrap_bio(inc, out, server_hostname="a.test")
+def push():
+    global sent
+    d = out.read()
+    if d:
+        s.sendall(d)
+        sent += len(d)
+def pull():
+    global recvd
+    d = s.recv(65536)
+    if not d:
+        inc.write_eof()
+        return False
+    recvd += len(d)
+    inc.write(d)
+    return True
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        push()
+        pull()
+push()
+tls.write(b"GET /count HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+push()
+body = b""
+while True:
+    try:
+        d = tls.read(65536)
+        if not d:
+            break
+        body += d
+    except ssl.SSLWantReadError:
+        push()
+        if not pull():
+            break
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        break
+push()
+s.shutdown(socket.SHUT_WR)
+while pull():
+    pass
+s.close()
+print("%d %d %s" % (sent, recvd, b"GET /count" in body))
+PY
+)
+set -- $COUNTS
+wait_log "$LOG" 1 event=allow proto=connect method=CONNECT url="a.test:$UP" \
+    bytes_in="${1:-x}" bytes_out="${2:-x}" >/dev/null && [ "${3:-}" = True ]
+t $? "a counted tunnel: bytes_in $1 and bytes_out $2, as the client counted" ||
+    diag "$(logq "$LOG" event=allow proto=connect)"
 grep -q "^conn=1 n=1 GET / host=a.test:$UP body=0 sni=a.test$" "$OLOG"
 t $? "the origin got the request with SNI a.test" || diag "$(cat "$OLOG")"
 
@@ -167,8 +235,8 @@ RC=$?
 [ "$RC" -eq 0 ] && [ "$OUT" = "a.test:$UP GET /env n=1" ]
 t $? "HTTPS_PROXY in the environment: the same tunnel" ||
     { diag "exit $RC, body: $OUT"; diag "$(cat "$T/curl.err")"; }
-wait_log "$LOG" 2 event=allow proto=connect method=CONNECT url="a.test:$UP" status=200
-t $? "a second CONNECT line for the HTTPS_PROXY request"
+wait_log "$LOG" 3 event=allow proto=connect method=CONNECT url="a.test:$UP" status=200
+t $? "a third CONNECT line (after the counted tunnel) for the HTTPS_PROXY request"
 
 # ------------------------------------------------------------ (b) denied
 $CURL --proxy "http://127.0.0.1:$PX" --cacert "$T/pki/ca.pem" \
