@@ -661,30 +661,35 @@ connect_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * A connection to a near upstream has most often completed by the time
- * connect() returns (the handshake runs in the same system call): send
- * the peeked bytes at once, as the splice relay's first act would, and
- * skip the wait for writability, an epoll_ctl pair and a getsockopt. A
- * far upstream costs one send that says EAGAIN. Passthrough only: the
- * other protocols answer the client or start TLS once connected. 1: taken
- * further (relaying, or the next address tried); 0: wait as before.
+ * connect() returns (the handshake runs in the same system call): go on
+ * at once, and skip the wait for writability, an epoll_ctl pair and a
+ * getsockopt. Passthrough sends its peeked bytes, as the splice relay's
+ * first act would; the other protocols, which answer the client or start
+ * TLS once connected, ask with a send of no bytes. A far upstream costs
+ * one send that says EAGAIN. 1: taken further (connected, or the next
+ * address tried); 0: wait as before.
  */
 static int
 conn_send_early(struct gw_conn *c)
 {
+	size_t len = c->ops == &gw_tls_ops && c->w->cfg->relay_splice ?
+	    c->peek_len : 0;
 	ssize_t n;
 
-	if (c->ops != &gw_tls_ops || !c->w->cfg->relay_splice ||
-	    c->peek_len == 0)
-		return 0;
-	n = send(c->ufd, c->peek, c->peek_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* With nothing to send, a send of no bytes asks the same question:
+	 * 0 once connected, EAGAIN while not, the error if it failed. */
+	n = send(c->ufd, len > 0 ? c->peek : (const void *)"", len,
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
 		conn_connect_failed(c, errno);
 		return 1;
 	}
-	memmove(c->peek, c->peek + n, c->peek_len - (size_t)n);
-	c->peek_len -= (size_t)n;
+	if (len > 0) {
+		memmove(c->peek, c->peek + n, c->peek_len - (size_t)n);
+		c->peek_len -= (size_t)n;
+	}
 	c->ops->connected(c);
 	return 1;
 }

@@ -122,6 +122,38 @@ gh_client_write(struct bufferevent *bev, void *arg)
 		bufferevent_enable(c->ubev, EV_READ);
 }
 
+/*
+ * Bytes were queued for the client: write them once it can take them.
+ * Writing is enabled only with something to write: enabled on an empty
+ * buffer, libevent puts the socket in epoll for writability and takes it
+ * out again when its callback finds nothing to write, two epoll_ctl for
+ * nothing (once the flag is on, libevent watches as bytes are queued).
+ */
+static void
+gh_client_flush(struct gw_conn *c)
+{
+	if (c->cbev != NULL && !(bufferevent_get_enabled(c->cbev) & EV_WRITE))
+		bufferevent_enable(c->cbev, EV_WRITE);
+}
+
+/*
+ * Bytes were queued for the upstream. A plain socket most often takes
+ * them at once: write them now, and enable writing (see gh_client_flush)
+ * only for what is left. TLS goes through its bufferevent.
+ */
+static void
+gh_upstream_flush(struct gw_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	int writing = bufferevent_get_enabled(c->ubev) & EV_WRITE;
+
+	if (!writing && c->ufd >= 0 && !c->http->up_tls &&
+	    evbuffer_get_length(out) > 0)
+		(void)evbuffer_write(out, c->ufd);
+	if (!writing && evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->ubev, EV_WRITE);
+}
+
 /* Flush what is in the client's output, then close (no more lines). */
 static void
 gh_close_after_flush(struct gw_conn *c)
@@ -702,6 +734,7 @@ gh_forward_body(struct gw_conn *c)
 	}
 	c->bytes_in += used;
 	evbuffer_remove_buffer(in, bufferevent_get_output(c->ubev), used);
+	gh_upstream_flush(c);
 	if (st == HTTP_DONE) {
 		h->req_done = 1;
 		/* A pipelined next request waits in the buffer until this
@@ -726,6 +759,7 @@ gh_next(struct gw_conn *c)
 
 		evbuffer_drain(in, h->head_len);
 		bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
+		gh_client_flush(c);
 		c->bytes_out += sizeof(ok) - 1;
 		h->status = 200;
 		h->answered = 1;
@@ -741,8 +775,12 @@ gh_next(struct gw_conn *c)
 	gw_conn_set_state(c, GW_CONN_RELAYING);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
-	bufferevent_enable(c->ubev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
+	gh_upstream_flush(c);
+	bufferevent_enable(c->ubev, EV_READ);
+	/* A request without a body is complete: its client is not read
+	 * until the exchange ends (gh_forward_body would stop it at once). */
+	if (h->req_body.mode != HTTP_BODY_NONE)
+		bufferevent_enable(c->cbev, EV_READ);
 	gh_forward_body(c);
 }
 
@@ -808,6 +846,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 			    resp.location != NULL)
 				gh_redirect(c, &resp);
 			evbuffer_remove_buffer(in, out, resp.head_len);
+			gh_client_flush(c);
 			if (resp.status == 101) {
 				h->status = 101;
 				gh_relay(c);
@@ -842,6 +881,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 		}
 		c->bytes_out += used;
 		evbuffer_remove_buffer(in, out, used);
+		gh_client_flush(c);
 		if (st == HTTP_DONE) {
 			h->resp_done = 1;
 			if (!h->req_done)
@@ -944,8 +984,10 @@ gh_connected(struct gw_conn *c)
 	struct gw_worker *w = c->w;
 	SSL *ssl = NULL;
 
-	event_free(c->uev);
-	c->uev = NULL;
+	if (c->uev != NULL) {       /* none when connected at once */
+		event_free(c->uev);
+		c->uev = NULL;
+	}
 	evtimer_del(c->timer);
 	free(c->addrs);
 	c->addrs = NULL;
@@ -1283,8 +1325,12 @@ gw_http_take_over(struct gw_conn *c)
 	gw_conn_set_state(c, GW_CONN_RELAYING);
 	bufferevent_setcb(c->cbev, gh_client_read, gh_client_write,
 	    gh_client_event, c);
-	bufferevent_enable(c->cbev, EV_READ | EV_WRITE);
 	gh_read_head(c);
+	/* Most heads come whole in the first read and are decided by now:
+	 * the socket is watched (writes: gh_client_flush) only if not. */
+	if (!c->freeing && c->http != NULL && c->http->st == GH_HEAD &&
+	    c->cbev != NULL)
+		bufferevent_enable(c->cbev, EV_READ);
 }
 
 static enum dc_reason
