@@ -14,14 +14,14 @@ GW=$(free_port)
 GW2=$(free_port)
 start_dns "$DNS_PORT" api.allowed.test=127.0.0.2 www.wild.test=127.0.0.3 \
     bad.wild.test=127.0.0.3 loop.test=127.0.0.5 down.test=127.0.0.6 \
-    blocked.test=127.0.0.7
+    blocked.test=127.0.0.7 late.test=127.0.0.8
 start_tls_www "127.0.0.2:$UP" api.allowed.test
 start_tls_www "127.0.0.3:$UP" www.wild.test
 
 LOG="$T/egressd.log"
 cat > "$T/policy.yaml" <<EOF
 allow:
-  - hosts: ["api.allowed.test", "*.wild.test", "down.test"]
+  - hosts: ["api.allowed.test", "*.wild.test", "down.test", "late.test"]
     ports: [$UP]
     allow_private: true      # the test upstreams live on loopback
   - hosts: ["loop.test"]
@@ -121,6 +121,66 @@ wait_log "$LOG" 1 event=error reason=connect_failed name=down.test upstream="127
     detail="Connection refused"
 ok $? "an upstream that refuses gives connect_failed with the address tried"
 
+# --- an upstream whose handshake completes after connect() has returned ------
+# Its accept queue is full (one connection nobody has accepted), so the
+# gateway's SYN is dropped and sent again a second later, after the queue
+# has room: the gateway's send right after connect() says EAGAIN, and the
+# relay starts only when the socket becomes writable.
+python3 - "127.0.0.8" "$UP" "$T/late.ready" > "$T/late.out" 2>&1 <<'EOF' &
+import socket, sys, time
+addr = (sys.argv[1], int(sys.argv[2]))
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(addr)
+l.listen(0)
+filler = socket.create_connection(addr)         # fills the accept queue
+open(sys.argv[3], "w").write("ready\n")
+time.sleep(0.5)                                 # the gateway's first SYN is dropped
+l.accept()[0].close()
+filler.close()
+l.settimeout(8)
+c, _ = l.accept()
+c.settimeout(8)
+data = b""
+while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+    d = c.recv(4096)
+    if not d:
+        break
+    data += d
+c.sendall(b"late upstream: %d bytes of hello\n" % len(data))
+c.close()
+print("hello", len(data))
+EOF
+PIDS="$PIDS $!"
+wait_for "$T/late.ready" ready 10 || bail "the late upstream did not start"
+out=$(python3 - "$GW" <<'EOF'
+import socket, ssl, sys, time
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ssl.create_default_context().wrap_bio(inc, out, server_hostname="late.test")
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(10)
+t = time.time()
+s.sendall(hello)
+got = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    got += d
+print("%d %.1f %s" % (len(hello), time.time() - t, got.decode().strip()))
+EOF
+)
+set -- $out
+[ "${5:-}" = "$1" ] && python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.5)' "${2:-0}"
+ok $? "an upstream that completes the handshake late (after $2 s) gets the whole hello ($1 bytes) and its answer arrives" || diag "$out"
+wait_log "$LOG" 1 event=allow reason=allowed name=late.test upstream="127.0.0.8:$UP"
+ok $? "its allow line names 127.0.0.8:$UP"
+
 # --- what the client sends, byte by byte ------------------------------------
 python3 - "$GW" <<'EOF'
 import socket, sys, time
@@ -190,8 +250,8 @@ ok $? "one deny line each (three for blocked.test in all), 7 bytes out"
 logq "$LOG" --schema
 ok $? "every connection line has exactly the documented keys, in order"
 n=$(logq "$LOG" --count)
-[ "$n" -eq 14 ]
-ok $? "14 connections made, 14 connection lines written (got $n)"
+[ "$n" -eq 15 ]
+ok $? "15 connections made, 15 connection lines written (got $n)"
 
 kill -TERM "$EGRESSD_PID"
 wait "$EGRESSD_PID"
