@@ -532,11 +532,11 @@ gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 		conn_destroy(c);
 		return;
 	}
-	shutdown(c->cfd, SHUT_WR);
 	if (conn_client_quiet(c->cfd)) {
-		conn_destroy(c);
+		conn_destroy(c);        /* the close sends the FIN */
 		return;
 	}
+	shutdown(c->cfd, SHUT_WR);
 	if (c->cev != NULL)
 		event_free(c->cev);
 	c->cev = event_new(w->base, c->cfd, EV_READ | EV_PERSIST, linger_cb, c);
