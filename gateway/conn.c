@@ -496,9 +496,10 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
  * Has the client nothing more in flight? Then a close now sends the FIN
  * that follows the answer, not a reset that could overtake it, and the
  * wait for the client's own close (three system calls and a timer) is
- * not needed: a TLS client waits for an answer before it sends again.
- * Bytes it sent after its request are read and dropped here, and then the
- * connection lingers as before.
+ * not needed. Asked only after a TLS alert: a TLS client waits for an
+ * answer before it sends again, where an HTTP client may be between two
+ * writes of a body. Bytes it sent after its request are read and dropped
+ * here, and then the connection lingers as before.
  */
 static int
 conn_client_quiet(int fd)
@@ -532,7 +533,7 @@ gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 		conn_destroy(c);
 		return;
 	}
-	if (conn_client_quiet(c->cfd)) {
+	if (c->alerted && conn_client_quiet(c->cfd)) {
 		conn_destroy(c);        /* the close sends the FIN */
 		return;
 	}
@@ -597,6 +598,7 @@ tls_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 	int alert = dc_reason_info(reason)->tls_alert;
 
 	rec[6] = (uint8_t)alert;
+	c->alerted = alert != DC_NO_ALERT;
 	conn_answer_and_close(c, ev, reason, rec,
 	    alert != DC_NO_ALERT ? sizeof(rec) : 0);
 }

@@ -129,6 +129,8 @@ struct gw_conn {
 	unsigned decided:1;             /* facts and v hold a decision */
 	unsigned answered:1;            /* the client was told something before
 	                                 * the relay: linger so it reads it */
+	unsigned alerted:1;             /* ... a TLS alert: a TLS client sends
+	                                 * nothing more before it reads it */
 	unsigned silent:1;              /* ends without a line (an HTTP
 	                                 * connection idle between requests) */
 	unsigned proxied:1;             /* the PROXY header has been read */
