@@ -463,8 +463,10 @@ gw_relay_splice_bevs(struct gw_conn *c)
 		evbuffer_copyout(cin, c->peek, len);
 	}
 	if (splice_start(c) != 0) {
-		/* Whatever of it was sent is gone from the buffer too. */
+		/* Whatever of it was sent is gone from the buffer too, and
+		 * counted: gw_conn_relay_bevs counts what is left. */
 		evbuffer_drain(cin, len - c->peek_len);
+		c->bytes_in += len - c->peek_len;
 		free(c->peek);
 		c->peek = NULL;
 		c->peek_len = c->peek_cap = 0;
