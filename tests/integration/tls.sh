@@ -126,8 +126,8 @@ ok $? "an upstream that refuses gives connect_failed with the address tried"
 # gateway's SYN is dropped and sent again a second later, after the queue
 # has room: the gateway's send right after connect() says EAGAIN, and the
 # relay starts only when the socket becomes writable.
-python3 - "127.0.0.8" "$UP" "$T/late.ready" > "$T/late.out" 2>&1 <<'EOF' &
-import socket, sys, time
+python3 - "127.0.0.8" "$UP" "$T/late.ready" "$T/late.sent" > "$T/late.out" 2>&1 <<'EOF' &
+import os, socket, sys, time
 addr = (sys.argv[1], int(sys.argv[2]))
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,7 +135,11 @@ l.bind(addr)
 l.listen(0)
 filler = socket.create_connection(addr)         # fills the accept queue
 open(sys.argv[3], "w").write("ready\n")
-time.sleep(0.5)                                 # the gateway's first SYN is dropped
+for _ in range(200):                            # until the client has sent
+    if os.path.exists(sys.argv[4]):
+        break
+    time.sleep(0.05)
+time.sleep(0.3)                                 # the gateway's first SYN is dropped
 l.accept()[0].close()
 filler.close()
 l.settimeout(8)
@@ -153,7 +157,7 @@ print("hello", len(data))
 EOF
 PIDS="$PIDS $!"
 wait_for "$T/late.ready" ready 10 || bail "the late upstream did not start"
-out=$(python3 - "$GW" <<'EOF'
+out=$(python3 - "$GW" "$T/late.sent" <<'EOF'
 import socket, ssl, sys, time
 inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
 tls = ssl.create_default_context().wrap_bio(inc, out, server_hostname="late.test")
@@ -166,6 +170,7 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(10)
 t = time.time()
 s.sendall(hello)
+open(sys.argv[2], "w").write("sent\n")
 got = b""
 while True:
     d = s.recv(4096)
@@ -176,7 +181,7 @@ print("%d %.1f %s" % (len(hello), time.time() - t, got.decode().strip()))
 EOF
 )
 set -- $out
-[ "${5:-}" = "$1" ] && python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.5)' "${2:-0}"
+[ "${5:-}" = "$1" ] && python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.3)' "${2:-0}"
 ok $? "an upstream that completes the handshake late (after $2 s) gets the whole hello ($1 bytes) and its answer arrives" || diag "$out"
 wait_log "$LOG" 1 event=allow reason=allowed name=late.test upstream="127.0.0.8:$UP"
 ok $? "its allow line names 127.0.0.8:$UP"
