@@ -157,15 +157,11 @@ print("hello", len(data))
 EOF
 PIDS="$PIDS $!"
 wait_for "$T/late.ready" ready 10 || bail "the late upstream did not start"
-out=$(python3 - "$GW" "$T/late.sent" <<'EOF'
+out=$(python3 - "$GW" "$T/late.sent" "$top_srcdir/tests/integration" <<'EOF'
 import socket, ssl, sys, time
-inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-tls = ssl.create_default_context().wrap_bio(inc, out, server_hostname="late.test")
-try:
-    tls.do_handshake()
-except ssl.SSLWantReadError:
-    pass
-hello = out.read()
+sys.path.insert(0, sys.argv[3])
+from bypass_client import make_hello
+hello = make_hello(ssl.create_default_context(), "late.test")
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.settimeout(10)
 t = time.time()
@@ -214,19 +210,15 @@ ok $? "a malformed hello is answered with a decode_error alert (15 03 03 00 02 0
 wait_log "$LOG" 1 event=deny reason=malformed_hello
 ok $? "one deny line with reason malformed_hello"
 
-python3 - "$GW" <<'EOF'
+python3 - "$GW" "$top_srcdir/tests/integration" <<'EOF'
 import socket, ssl, sys
 # A real ClientHello for a name no rule admits, alone and then followed by
 # more bytes in the same write: either way the client reads the alert and
 # then the end of the stream, never a reset (the gateway closes at once
 # when nothing more is in flight, else it lingers and drains).
-inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-tls = ssl.create_default_context().wrap_bio(inc, out, server_hostname="blocked.test")
-try:
-    tls.do_handshake()
-except ssl.SSLWantReadError:
-    pass
-hello = out.read()
+sys.path.insert(0, sys.argv[2])
+from bypass_client import make_hello
+hello = make_hello(ssl.create_default_context(), "blocked.test")
 alert = bytes.fromhex("15030300020231")
 for extra in (b"", b"x" * 3000):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
