@@ -578,6 +578,17 @@ row 3.connect.nosni-python B "alert access_denied" nobytes \
 row 3.connect.sni-control B "reached $OKW:$UP" "at=127.0.0.2:$UP" \
     "event=allow reason=allowed listener=connect name=ok.test port=$UP proto=connect status=200" \
     sclient_via "$B_CONN" "ok.test:$UP" -servername ok.test
+# The hello in the same write as the CONNECT, already buffered when the
+# upstream connects and the tunnel would move to splice: decided first.
+row 3.connect.pipelined-evil B "alert access_denied" nobytes \
+    "event=deny reason=sni_mismatch listener=connect name=ok.test port=$UP proto=connect" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --sni evil.test --hello asis --pipeline
+row 3.connect.pipelined-nosni B "alert access_denied" nobytes \
+    "event=deny reason=sni_mismatch listener=connect name=ok.test port=$UP proto=connect" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --hello asis --pipeline
+row 3.connect.pipelined-control B "server_hello" "at=127.0.0.2:$UP" \
+    "event=allow listener=connect name=ok.test port=$UP proto=connect status=200" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --sni ok.test --hello asis --pipeline
 row 3.tls.nosni B "alert access_denied" none \
     "event=deny reason=no_sni listener=tls name=null port=$UP" \
     tls_py "$B_TLS"

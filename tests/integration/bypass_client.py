@@ -9,6 +9,8 @@ bypass_client.py tls ADDR:PORT [OPTIONS]
       --proxy SRC:SPORT    send "PROXY TCP4 SRC 127.0.0.1 SPORT 443\\r\\n" first
       --connect HOST:PORT  send a CONNECT first (to a connect listener);
                            anything but 200 ends it: "http STATUS BODY"
+      --pipeline           (with --connect and a raw --hello) the CONNECT
+                           and the hello in one write, before the 200
       --sni NAME           the server name; none when not given
       --ca FILE            verify the server with this CA (and the name)
       --hello KIND         real   a whole handshake, then GET / (default)
@@ -96,8 +98,8 @@ def http_outcome(data):
     return f"http {code} {last}".rstrip()
 
 
-def do_connect(s, target):
-    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+def do_connect(s, target, after=b""):
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode() + after)
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 16384:
         b = s.recv(1)
@@ -185,19 +187,24 @@ def raw_outcome(s):
 
 def tls_main(args):
     try:
-        s = connect(args)
-        if args.connect:
-            refused = do_connect(s, args.connect)
-            if refused:
-                return refused
         if args.ca and args.sni:
             ctx = ssl.create_default_context(cafile=args.ca)
         else:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        raw = None
         if args.hello != "real":
-            s.sendall(rewrite(make_hello(ctx, args.sni), args.hello, args.sni))
+            raw = rewrite(make_hello(ctx, args.sni), args.hello, args.sni)
+        ahead = raw if args.pipeline and raw is not None else b""
+        s = connect(args)
+        if args.connect:
+            refused = do_connect(s, args.connect, ahead)
+            if refused:
+                return refused
+        if raw is not None:
+            if not ahead:
+                s.sendall(raw)
             return raw_outcome(s)
         t = ctx.wrap_socket(s, server_hostname=args.sni)
         if args.hold:
@@ -263,6 +270,7 @@ def main():
     ap.add_argument("--src")
     ap.add_argument("--proxy")
     ap.add_argument("--connect")
+    ap.add_argument("--pipeline", action="store_true")
     ap.add_argument("--sni")
     ap.add_argument("--ca")
     ap.add_argument("--hello", default="real")
