@@ -493,13 +493,13 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Has the client nothing more in flight? Then a close now sends the FIN
- * that follows the answer, not a reset that could overtake it, and the
- * wait for the client's own close (three system calls and a timer) is
- * not needed. Asked only after a TLS alert: a TLS client waits for an
- * answer before it sends again, where an HTTP client may be between two
- * writes of a body. Bytes it sent after its request are read and dropped
- * here, and then the connection lingers as before.
+ * Has the client nothing more in flight? Then a close right after the
+ * answer sends the FIN that follows it, not a reset that could overtake
+ * it, and the wait for the client's own close (three system calls and a
+ * timer) is not needed. Asked only before a TLS alert: a TLS client waits
+ * for an answer before it sends again, where an HTTP client may be
+ * between two writes of a body. Bytes it sent after its request are read
+ * and dropped here, and then the connection lingers as before.
  */
 static int
 conn_client_quiet(int fd)
@@ -533,7 +533,7 @@ gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
 		conn_destroy(c);
 		return;
 	}
-	if (c->alerted && conn_client_quiet(c->cfd)) {
+	if (c->quiet) {
 		conn_destroy(c);        /* the close sends the FIN */
 		return;
 	}
@@ -569,19 +569,26 @@ gw_conn_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason)
  * Answer the client (a TLS alert, an HTTP 400) and close. The line is
  * written before the answer is sent, counting it in bytes_out: a client
  * that was told "denied" has its line even if the daemon dies right after,
- * or the log blocks.
+ * or the log blocks. An alert to a quiet client is held back (MSG_MORE)
+ * until the close just after it, which sends it and the FIN as one
+ * segment: one packet, one ACK and one wake-up of the client fewer.
  */
 static void
 conn_answer_and_close(struct gw_conn *c, enum dc_event ev,
     enum dc_reason reason, const void *answer, size_t len)
 {
+	int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
 	ssize_t n;
 
 	if (answer != NULL && len > 0 && c->cbev == NULL && !c->logged) {
 		c->answer_len = (uint32_t)len;
 		gw_conn_log_once(c, ev, reason);
 		c->answer_len = 0;
-		n = send(c->cfd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (c->alerted && conn_client_quiet(c->cfd)) {
+			c->quiet = 1;
+			flags |= MSG_MORE;
+		}
+		n = send(c->cfd, answer, len, flags);
 		if (n > 0) {
 			c->bytes_out += (uint64_t)n;
 			c->answered = 1;

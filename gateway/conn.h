@@ -131,6 +131,8 @@ struct gw_conn {
 	                                 * the relay: linger so it reads it */
 	unsigned alerted:1;             /* ... a TLS alert: a TLS client sends
 	                                 * nothing more before it reads it */
+	unsigned quiet:1;               /* ... and it had nothing in flight:
+	                                 * close at once, FIN with the alert */
 	unsigned silent:1;              /* ends without a line (an HTTP
 	                                 * connection idle between requests) */
 	unsigned proxied:1;             /* the PROXY header has been read */

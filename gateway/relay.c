@@ -159,6 +159,7 @@ struct splice_dir {
 	int src, dst;
 	int pipe[2];            /* -1 while no bytes are in flight */
 	size_t pending;         /* bytes in the pipe */
+	int err;                /* a read error behind the bytes in the pipe */
 	unsigned eof:1, shut:1, blocked:1;
 };
 
@@ -255,6 +256,80 @@ splice_arm(struct gw_splice *sp, int d)
 	splice_want(sp, d * 2 + 1, sd->blocked);
 }
 
+/* Up to room bytes from d's source into its pipe: n > 0, 0 at EOF, -1. */
+static ssize_t
+splice_in(struct gw_conn *c, int d, size_t room)
+{
+	struct splice_dir *sd = &c->splice->d[d];
+	ssize_t n;
+
+	n = splice(sd->src, NULL, sd->pipe[1], NULL, room,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n == 0) {
+		sd->eof = 1;
+	} else if (n > 0) {
+		sd->pending += (size_t)n;
+		if (d == 0)
+			c->bytes_in += (uint64_t)n;
+		else
+			c->bytes_out += (uint64_t)n;
+		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	}
+	return n;
+}
+
+/*
+ * Fill d's empty pipe. A source that gave less than a chunk is read once
+ * more before anything is written: an EOF right behind the bytes is then
+ * known in time for their last write to carry the FIN, one segment where
+ * there were two (the second read is the one the next turn would make).
+ * 0: bytes or EOF, and *dry when the source had nothing more just now;
+ * 1: nothing to move now; -1: the connection was closed or handed over.
+ */
+static int
+splice_fill(struct gw_conn *c, int d, int *dry)
+{
+	struct gw_splice *sp = c->splice;
+	struct splice_dir *sd = &sp->d[d];
+	ssize_t n;
+
+	if (sd->pipe[0] < 0 && pipe_get(c->w, sd->pipe) != 0) {
+		/* Out of descriptors. With no byte in either pipe, the
+		 * sockets alone hold the stream: go on through userspace
+		 * without losing any. */
+		if (sp->d[!d].pending == 0) {
+			gw_relay_release(c);
+			(void)gw_relay_bevs_start(c);
+			return -1;
+		}
+		c->detail = strerror(errno);
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return -1;
+	}
+	n = splice_in(c, d, SPLICE_CHUNK);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 1;
+		if (errno == EINVAL && sp->d[!d].pending == 0) {
+			/* This kernel will not splice these sockets: relay
+			 * through userspace. */
+			gw_relay_release(c);
+			(void)gw_relay_bevs_start(c);
+			return -1;
+		}
+		splice_ended(c, d, 0, errno);
+		return -1;
+	}
+	if (n > 0 && (size_t)n < SPLICE_CHUNK) {
+		n = splice_in(c, d, SPLICE_CHUNK - sd->pending);
+		/* An error waits until the bytes before it are written. */
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			sd->err = errno;
+		*dry = n < 0;
+	}
+	return 0;
+}
+
 /*
  * Move what there is in direction d. 0: go on; 1: the connection was
  * closed (or handed to the bufferevent relay) and must not be touched.
@@ -264,51 +339,24 @@ splice_pump(struct gw_conn *c, int d)
 {
 	struct gw_splice *sp = c->splice;
 	struct splice_dir *sd = &sp->d[d];
+	unsigned int more;
 	ssize_t n;
+	int dry, r;
 
 	for (int burst = 0; burst < SPLICE_BURST; burst++) {
-		if (sd->pending == 0 && !sd->eof) {
-			if (sd->pipe[0] < 0 && pipe_get(c->w, sd->pipe) != 0) {
-				/* Out of descriptors. With no byte in either
-				 * pipe, the sockets alone hold the stream: go
-				 * on through userspace without losing any. */
-				if (sp->d[!d].pending == 0) {
-					gw_relay_release(c);
-					(void)gw_relay_bevs_start(c);
-					return 1;
-				}
-				c->detail = strerror(errno);
-				gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		dry = 0;
+		if (sd->pending == 0 && !sd->eof && sd->err == 0) {
+			r = splice_fill(c, d, &dry);
+			if (r < 0)
 				return 1;
-			}
-			n = splice(sd->src, NULL, sd->pipe[1], NULL, SPLICE_CHUNK,
-			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n == 0) {
-				sd->eof = 1;
-			} else if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR)
-					break;
-				if (errno == EINVAL && sp->d[!d].pending == 0) {
-					/* This kernel will not splice these
-					 * sockets: relay through userspace. */
-					gw_relay_release(c);
-					(void)gw_relay_bevs_start(c);
-					return 1;
-				}
-				splice_ended(c, d, 0, errno);
-				return 1;
-			} else {
-				sd->pending = (size_t)n;
-				if (d == 0)
-					c->bytes_in += (uint64_t)n;
-				else
-					c->bytes_out += (uint64_t)n;
-				clock_gettime(CLOCK_MONOTONIC, &c->last_active);
-			}
+			if (r > 0)
+				break;
 		}
+		/* Before an EOF the last write is held for the FIN. */
+		more = sd->eof ? SPLICE_F_MORE : 0;
 		while (sd->pending > 0) {
 			n = splice(sd->pipe[0], NULL, sd->dst, NULL, sd->pending,
-			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -327,13 +375,18 @@ splice_pump(struct gw_conn *c, int d)
 		sd->blocked = 0;
 		/* Idle connections hold no pipe. */
 		pipe_put(c->w, sd->pipe, 0);
-		if (sd->eof)
+		if (sd->err != 0) {
+			splice_ended(c, d, 0, sd->err);
+			return 1;
+		}
+		if (sd->eof || dry)
 			break;
 	}
 	if (sd->eof && sd->pending == 0 && !sd->shut) {
-		/* Half-close: everything before the FIN is written. When the
-		 * other way is done too, the close just below sends this FIN
-		 * (nothing is left unread on either socket: no reset). */
+		/* Half-close: everything before the FIN is written (the FIN
+		 * goes with the last of it). When the other way is done too,
+		 * the close just below sends this FIN (nothing is left unread
+		 * on either socket: no reset). */
 		sd->shut = 1;
 		if (!sp->d[!d].shut)
 			shutdown(sd->dst, SHUT_WR);
