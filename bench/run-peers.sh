@@ -32,6 +32,8 @@
 #   IDLE=5000         connections held in the idle cells (0: no idle cells)
 #   PROXY_CPU=0 LOAD_CPU=1   the cores for the proxy and for the load
 #   EGRESSD_YAML="relay_splice: false"   lines added to egressd's configuration
+#   BASE=path/to/another/egressd   adds the peer "base": that binary with the
+#                     same configuration, for an A/B of two builds in one run
 set -eu
 
 egressd=${1:?usage: run-peers.sh path/to/egressd}
@@ -39,6 +41,11 @@ case $egressd in /*) ;; *) egressd=$(pwd)/$egressd ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 REPEAT=${REPEAT:-1}
 PEERS=${PEERS:-egressd haproxy nginx sniproxy squid}
+BASE=${BASE:-}
+if [ -n "$BASE" ]; then
+	case $BASE in /*) ;; *) BASE=$(pwd)/$BASE ;; esac
+	case " $PEERS " in *" base "*) ;; *) PEERS="$PEERS base" ;; esac
+fi
 CELLS=${CELLS:-rate latency deny bulk rate100k idle connect http}
 CELL_SECS=${CELL_SECS:-5}
 LAT_SECS=${LAT_SECS:-3}
@@ -69,6 +76,7 @@ need dnsmasq dnsmasq-base
 for p in $PEERS; do
 	case $p in
 	egressd) ;;
+	base) [ -n "$BASE" ] || { echo "run-peers.sh: peer base needs BASE=path/to/egressd" >&2; exit 1; } ;;
 	haproxy) need haproxy haproxy ;;
 	nginx)
 		need nginx nginx-light
@@ -84,6 +92,7 @@ if [ -n "$missing" ]; then
 	exit 1
 fi
 [ -x "$egressd" ] || { echo "run-peers.sh: $egressd is not an executable" >&2; exit 1; }
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "run-peers.sh: BASE $BASE is not an executable" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || echo "run-peers.sh: only $(nproc) CPU: proxy and load share it" >&2
 case $BULK_DIR in d|u|b) ;; *) echo "run-peers.sh: BULK_DIR is d, u or b" >&2; exit 1 ;; esac
 has() { case " $PEERS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -175,6 +184,10 @@ fi
 cp "$egressd" "$tmp/egressd.bin" || die "cannot copy $egressd"
 EGRESSD_ID="$(sha256sum "$egressd" | cut -c1-12), built $(date -u -r "$egressd" '+%Y-%m-%d %H:%M UTC')"
 egressd=$tmp/egressd.bin
+if [ -n "$BASE" ]; then
+	cp "$BASE" "$tmp/base.bin" || die "cannot copy $BASE"
+	BASE_ID="$(sha256sum "$BASE" | cut -c1-12), built $(date -u -r "$BASE" '+%Y-%m-%d %H:%M UTC')"
+fi
 cc -O2 -Wall -o "$tmp/loadgen" "$here/peers/loadgen.c" || die "cannot compile loadgen.c"
 cc -O2 -Wall -o "$tmp/upstream" "$here/peers/upstream.c" || die "cannot compile upstream.c"
 LG=$tmp/loadgen
@@ -200,6 +213,15 @@ taskset -pc "$LOAD_CPU" "$DNSPID" >/dev/null
 # start_PEER N [connect]: a fresh proxy on $PROXY_CPU listening on $PXADDR:$PX;
 # sets PPID_ (the PID whose process tree is measured).
 start_egressd() {
+	start_egressd_bin "$egressd" "$@"
+}
+start_base() {
+	start_egressd_bin "$tmp/base.bin" "$@"
+}
+# start_egressd_bin BINARY N [connect]
+start_egressd_bin() {
+	bin=$1
+	shift
 	ADMIN=$("$LG" freeport)
 	if [ "${2:-}" = connect ]; then
 		listener="{name: proxy, address: \"$PXADDR:$PX\", protocol: connect}"
@@ -218,7 +240,7 @@ admin: {address: "$PXADDR:$ADMIN"}
 ${EGRESSD_YAML:-}
 EOF
 	: > "$tmp/egressd.log"
-	taskset -c "$PROXY_CPU" "$egressd" -c "$tmp/egressd.yaml" >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
+	taskset -c "$PROXY_CPU" "$bin" -c "$tmp/egressd.yaml" >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
 	PPID_=$!
 }
 start_haproxy() {
@@ -335,7 +357,7 @@ EOF
 # logfile PEER: the file holding the peer's line per connection
 logfile() {
 	case $1 in
-	egressd) echo "$tmp/egressd.log" ;;
+	egressd|base) echo "$tmp/egressd.log" ;;
 	haproxy) echo "$tmp/proxy.out" ;;
 	*) echo "$tmp/$1-access.log" ;;
 	esac
@@ -430,7 +452,7 @@ cell() {
 	stop "$UPID"
 	# lines the proxy logged during the cell (egressd: its connection lines)
 	extra_lines=""
-	if [ "$peer" = egressd ]; then
+	if [ "$peer" = egressd ] || [ "$peer" = base ]; then
 		extra_lines="loglines=$(grep -c '"event":"\(allow\|deny\|error\)"' "$tmp/egressd.log" || :)"
 	elif [ "$peer" != direct ]; then
 		extra_lines="loglines=$(wc -l < "$(logfile "$peer")" 2>/dev/null || echo 0)"
@@ -472,15 +494,16 @@ rotate() {
 }
 
 TLSPEERS=""
-for p in egressd haproxy nginx sniproxy; do has $p && TLSPEERS="$TLSPEERS $p"; done
+for p in egressd base haproxy nginx sniproxy; do has $p && TLSPEERS="$TLSPEERS $p"; done
 HTTPPEERS=""
-for p in egressd squid; do has $p && HTTPPEERS="$HTTPPEERS $p"; done
+for p in egressd base squid; do has $p && HTTPPEERS="$HTTPPEERS $p"; done
 
 echo "== egressd side by side (issue 13)"
 echo "host:     $(uname -srm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) before the run"
 echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "egressd:  $("$egressd" --version 2>&1 | head -n 1) (sha256 $EGRESSD_ID)"
+[ -z "$BASE" ] || echo "base:     $("$tmp/base.bin" --version 2>&1 | head -n 1) (sha256 $BASE_ID), $BASE"
 tree_id=$(git -C "$here/.." describe --always --dirty 2>/dev/null || :)
 [ -z "$tree_id" ] || echo "tree:     $tree_id"
 has haproxy && echo "haproxy:  $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"

@@ -15,8 +15,8 @@ import os
 import statistics
 import sys
 
-NAMES = {"direct": "direct", "egressd": "egressd", "haproxy": "HAProxy", "nginx": "nginx",
-         "sniproxy": "sniproxy", "squid": "Squid"}
+NAMES = {"direct": "direct", "egressd": "egressd", "base": "base", "haproxy": "HAProxy",
+         "nginx": "nginx", "sniproxy": "sniproxy", "squid": "Squid"}
 TLS_KINDS = ("rate", "latency", "deny", "bulk", "rate100k", "idle")
 
 
@@ -100,6 +100,24 @@ class Table:
         cols.append("{:.2f}".format(e / h) if e is not None and h else "–")
         print("| " + " | ".join(cols) + " |")
 
+    def paired(self, label, kind, fn, digits):
+        """egressd against base round by round (the same round ran both
+        within seconds): each round's ratio, and their median."""
+        by_rep = {}
+        for p in ("egressd", "base"):
+            for d in self.cells.get((kind, p), []):
+                try:
+                    by_rep.setdefault(int(d["c"]["rep"]), {})[p] = fn(d)
+                except (KeyError, ZeroDivisionError):
+                    pass
+        pairs = [(r, v["egressd"], v["base"]) for r, v in sorted(by_rep.items())
+                 if "egressd" in v and "base" in v and v["base"]]
+        if not pairs:
+            return
+        ratios = [e / b for _, e, b in pairs]
+        rounds = ", ".join("{} / {}".format(fmt(e, digits), fmt(b, digits)) for _, e, b in pairs)
+        print("| {} | {} | {:.3f} |".format(label, rounds, statistics.median(ratios)))
+
     def deny_kind(self, p):
         ds = self.cells.get(("deny", p), [])
         if not ds:
@@ -167,6 +185,28 @@ def main(argv):
         t.row("GET http://… one request per connection: requests/s (× direct)", "http", rate, 0,
               http, ratio="direct", cmp_peer="squid")
         t.row("proxy CPU per GET, µs", "http", cpu, 1, http, direct=False, cmp_peer="squid")
+        print()
+    if "base" in tls or "base" in http:
+        print("egressd against base (BASE=...), round by round; the ratio is the median of the")
+        print("rounds' ratios, egressd ÷ base.")
+        print()
+        print("| figure | egressd / base, each round | egressd ÷ base |")
+        print("|---|---|---:|")
+        for label, kind, fn, digits in (
+                ("allowed connections/s", "rate", rate, 0),
+                ("proxy CPU per allowed connection, µs", "rate", cpu, 1),
+                ("latency p50, µs", "latency", lambda d: d["r"]["p50_us"], 1),
+                ("latency p99, µs", "latency", lambda d: d["r"]["p99_us"], 1),
+                ("denials/s", "deny", rate, 0),
+                ("proxy CPU per denial, µs", "deny", cpu, 1),
+                ("one bulk connection, MB/s", "bulk", lambda d: d["r"]["mbps"], 0),
+                ("proxy CPU per connection, 100,000 patterns, µs", "rate100k", cpu, 1),
+                ("per idle relayed connection, bytes", "idle", idle_b, 0),
+                ("CONNECT tunnels/s", "connect", rate, 0),
+                ("proxy CPU per CONNECT tunnel, µs", "connect", cpu, 1),
+                ("GET requests/s", "http", rate, 0),
+                ("proxy CPU per GET, µs", "http", cpu, 1)):
+            t.paired(label, kind, fn, digits)
         print()
     print("Higher is better for /s and MB/s, lower for µs, ms, MiB and bytes. The last column")
     print("divides egressd's figure by the peer's on the same line.")
