@@ -405,6 +405,21 @@ gw_conn_timer(struct gw_conn *c, uint64_t ms)
 
 /* ---- teardown --------------------------------------------------------- */
 
+/*
+ * Free a bufferevent whose socket may be closed, and its number given to
+ * a new socket, in this turn of the loop. Freed inside one of its own
+ * callbacks, a bufferevent keeps its events until the callback returns:
+ * libevent would count the new socket's events as already in epoll (the
+ * kernel dropped the old registration with the close) and never watch it.
+ * Disabled first, they leave epoll now, while the socket is still open.
+ */
+void
+gw_bev_free(struct bufferevent *bev)
+{
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	bufferevent_free(bev);
+}
+
 void
 gw_conn_release_upstream(struct gw_conn *c)
 {
@@ -424,7 +439,7 @@ gw_conn_release_upstream(struct gw_conn *c)
 		c->uev = NULL;
 	}
 	if (c->ubev != NULL) {
-		bufferevent_free(c->ubev);
+		gw_bev_free(c->ubev);
 		c->ubev = NULL;
 	}
 	if (c->ufd >= 0) {
@@ -452,7 +467,7 @@ conn_destroy(struct gw_conn *c)
 	if (c->cev != NULL)
 		event_free(c->cev);
 	if (c->cbev != NULL)
-		bufferevent_free(c->cbev);
+		gw_bev_free(c->cbev);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	c->cev = c->timer = NULL;
@@ -462,8 +477,6 @@ conn_destroy(struct gw_conn *c)
 	c->cfd = -1;
 	free(c->peek);
 	c->peek = NULL;
-	if (c->ops->release != NULL)
-		c->ops->release(c);
 	if (c->snap != NULL)
 		pol_snapshot_unref(c->snap);
 	c->snap = NULL;
@@ -496,13 +509,14 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
  * Has the client nothing more in flight? Then a close right after the
  * answer sends the FIN that follows it, not a reset that could overtake
  * it, and the wait for the client's own close (three system calls and a
- * timer) is not needed. Asked only before a TLS alert: a TLS client waits
- * for an answer before it sends again, where an HTTP client may be
- * between two writes of a body. Bytes it sent after its request are read
- * and dropped here, and then the connection lingers as before.
+ * timer) is not needed. Asked before a TLS alert (a TLS client waits for
+ * an answer before it sends again) and after an HTTP answer to a request
+ * read whole whose client said Connection: close; any other HTTP client
+ * may be between two writes of a body. Bytes it sent after its request
+ * are read and dropped here, and then the connection lingers as before.
  */
-static int
-conn_client_quiet(int fd)
+int
+gw_conn_client_quiet(int fd)
 {
 	uint8_t buf[512];
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -584,7 +598,7 @@ conn_answer_and_close(struct gw_conn *c, enum dc_event ev,
 		c->answer_len = (uint32_t)len;
 		gw_conn_log_once(c, ev, reason);
 		c->answer_len = 0;
-		if (c->alerted && conn_client_quiet(c->cfd)) {
+		if (c->alerted && gw_conn_client_quiet(c->cfd)) {
 			c->quiet = 1;
 			flags |= MSG_MORE;
 		}

@@ -131,8 +131,9 @@ struct gw_conn {
 	                                 * the relay: linger so it reads it */
 	unsigned alerted:1;             /* ... a TLS alert: a TLS client sends
 	                                 * nothing more before it reads it */
-	unsigned quiet:1;               /* ... and it had nothing in flight:
-	                                 * close at once, FIN with the alert */
+	unsigned quiet:1;               /* ... and it has nothing in flight
+	                                 * (after an alert, or an HTTP answer
+	                                 * to Connection: close): close at once */
 	unsigned silent:1;              /* ends without a line (an HTTP
 	                                 * connection idle between requests) */
 	unsigned proxied:1;             /* the PROXY header has been read */
@@ -156,6 +157,12 @@ void gw_conn_accept(struct gw_listener *l, int fd, const struct sockaddr *sa,
 void gw_conn_close(struct gw_conn *c, enum dc_event ev, enum dc_reason reason);
 /* Close a connection whose line is already written (an answer flushed). */
 void gw_conn_finish(struct gw_conn *c);
+/* Free a bufferevent (its events out of epoll at once: its socket may be
+ * closed and the number reused before the loop turns). */
+void gw_bev_free(struct bufferevent *bev);
+/* Nothing more in flight from this client (one non-blocking recv; bytes
+ * found are dropped): 1, and a close now sends a FIN, not a reset. */
+int gw_conn_client_quiet(int fd);
 /* Refuse in the connection's protocol (its ops' refuse). */
 void gw_conn_refuse(struct gw_conn *c, enum dc_event ev, enum dc_reason reason);
 /* Every state change, checked against the transitions of DESIGN §3. */

@@ -66,6 +66,7 @@ struct gw_http {
 	/* The request being served. */
 	char method[24];
 	int is_head, is_connect, close_after, upgrade;
+	int req_close;                  /* the client said it sends no other */
 	char url[GH_URL_MAX];
 	char chain[CHAIN_ID_MAX];
 	int status;                     /* what the client got */
@@ -83,6 +84,9 @@ struct gw_http {
 	int req_done, resp_head, resp_done;
 	int answered;                   /* bytes of a response went to the client */
 	int hello_seen;                 /* a tunnel's ClientHello was read */
+	/* A direct write's error (gh_write_now), kept for the line: the
+	 * bufferevent's own next write sees only EPIPE. */
+	int client_err, upstream_err;
 };
 
 static void gh_client_read(struct bufferevent *bev, void *arg);
@@ -108,10 +112,17 @@ gh_client_write(struct bufferevent *bev, void *arg)
 		if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 			return;
 		/* Flushed: close like a refused TLS client, with a linger so a
-		 * client still sending its body reads the answer, not a reset. */
-		bufferevent_free(c->cbev);
+		 * client still sending its body reads the answer, not a reset.
+		 * A client whose whole request is read, that said it sends no
+		 * other (Connection: close) and has nothing in flight is
+		 * closed at once. */
+		gw_bev_free(c->cbev);
 		c->cbev = NULL;
 		c->answered = 1;
+		if (h->req_close && (h->req_done ||
+		    h->req_body.mode == HTTP_BODY_NONE) &&
+		    gw_conn_client_quiet(c->cfd))
+			c->quiet = 1;
 		gw_conn_finish(c);
 		return;
 	}
@@ -123,16 +134,45 @@ gh_client_write(struct bufferevent *bev, void *arg)
 }
 
 /*
- * Bytes were queued for the client: write them once it can take them.
- * Writing is enabled only with something to write: enabled on an empty
- * buffer, libevent puts the socket in epoll for writability and takes it
- * out again when its callback finds nothing to write, two epoll_ctl for
- * nothing (once the flag is on, libevent watches as bytes are queued).
+ * Write what a bufferevent's output holds now, as its own write does: the
+ * output is frozen at its front for anyone else (evbuffer_write would
+ * write nothing). Only while the bufferevent is not writing itself. What
+ * is left is written by the bufferevent, which then reports the failure:
+ * 0, or the error (a reset is reported once, to this write) for the line.
+ */
+static int
+gh_write_now(struct evbuffer *out, evutil_socket_t fd)
+{
+	int n, err = 0;
+
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, fd);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		err = errno;
+	evbuffer_freeze(out, 1);
+	return err;
+}
+
+/*
+ * Bytes were queued for the client. Its socket most often takes them at
+ * once: write them now, and enable writing only for what is left (the
+ * bufferevent then watches for writability until its output is empty).
+ * Both bufferevents are made with writing off for this: enabled on an
+ * empty buffer, libevent puts the socket in epoll for writability and
+ * takes it out again when its callback finds nothing to write, two
+ * epoll_ctl and a turn of the loop for nothing.
  */
 static void
 gh_client_flush(struct gw_conn *c)
 {
-	if (c->cbev != NULL && !(bufferevent_get_enabled(c->cbev) & EV_WRITE))
+	struct evbuffer *out;
+
+	if (c->cbev == NULL || (bufferevent_get_enabled(c->cbev) & EV_WRITE))
+		return;
+	out = bufferevent_get_output(c->cbev);
+	if (evbuffer_get_length(out) > 0 && c->http->client_err == 0)
+		c->http->client_err = gh_write_now(out, c->cfd);
+	if (evbuffer_get_length(out) > 0)
 		bufferevent_enable(c->cbev, EV_WRITE);
 }
 
@@ -149,7 +189,7 @@ gh_upstream_flush(struct gw_conn *c)
 
 	if (!writing && c->ufd >= 0 && !c->http->up_tls &&
 	    evbuffer_get_length(out) > 0)
-		(void)evbuffer_write(out, c->ufd);
+		c->http->upstream_err = gh_write_now(out, c->ufd);
 	if (!writing && evbuffer_get_length(out) > 0)
 		bufferevent_enable(c->ubev, EV_WRITE);
 }
@@ -187,9 +227,9 @@ gh_close_after_flush(struct gw_conn *c)
 	gw_conn_set_state(c, GW_CONN_ANSWERING);
 	evtimer_del(c->timer);
 	bufferevent_disable(c->cbev, EV_READ);
-	bufferevent_enable(c->cbev, EV_WRITE);
 	gw_conn_timer(c, 5000);         /* a client that never reads */
-	gh_client_write(c->cbev, c);
+	gh_client_flush(c);
+	gh_client_write(c->cbev, c);    /* closes if all is written */
 }
 
 static const char *
@@ -400,6 +440,7 @@ gh_reset(struct gw_conn *c)
 	h->status = 0;
 	h->head_len = h->path_off = h->target_off = h->target_len = 0;
 	h->req_done = h->resp_head = h->resp_done = h->answered = 0;
+	h->req_close = 0;
 	h->add_host = 0;
 	h->parsed_len = h->scanned = 0;
 	c->detail = NULL;
@@ -490,6 +531,7 @@ gh_take_request(struct gw_conn *c, const struct http_request *req,
 	h->is_connect = req->form == HTTP_AUTHORITY;
 	h->upgrade = req->upgrade;
 	h->close_after = req->connection_close;
+	h->req_close = req->connection_close;
 	if (req->form == HTTP_ABSOLUTE) {
 		h->path_off = path_offset(req);
 		h->target_off = (size_t)((const uint8_t *)req->target - base);
@@ -850,6 +892,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 			switch (http_parse_response(evbuffer_pullup(in,
 			    (ev_ssize_t)len), len, &resp, &why)) {
 			case HTTP_NEED_MORE:
+				gh_client_flush(c);     /* a 100 Continue */
 				return;
 			case HTTP_ERROR:
 				snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
@@ -866,7 +909,6 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 			    resp.location != NULL)
 				gh_redirect(c, &resp);
 			evbuffer_remove_buffer(in, out, resp.head_len);
-			gh_client_flush(c);
 			if (resp.status == 101) {
 				h->status = 101;
 				gh_relay(c);
@@ -901,7 +943,6 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 		}
 		c->bytes_out += used;
 		evbuffer_remove_buffer(in, out, used);
-		gh_client_flush(c);
 		if (st == HTTP_DONE) {
 			h->resp_done = 1;
 			if (!h->req_done)
@@ -910,6 +951,10 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 			gh_exchange_end(c);
 		}
 	}
+	/* What this read brought goes out in one write (a head and the
+	 * body behind it: one segment). An exchange that ended has been
+	 * flushed already (gh_close_after_flush, or the next request). */
+	gh_client_flush(c);
 	if (c->cbev != NULL && h->st == GH_EXCHANGE &&
 	    evbuffer_get_length(out) >= GH_HIGH_WATER)
 		bufferevent_disable(bev, EV_READ);
@@ -992,7 +1037,8 @@ gh_upstream_event(struct bufferevent *bev, short what, void *arg)
 		c->detail = h->resp_head ? "the upstream closed in the middle "
 		    "of the response" : "the upstream closed without a response";
 	} else {
-		c->detail = strerror(EVUTIL_SOCKET_ERROR());
+		c->detail = strerror(h->upstream_err != 0 ? h->upstream_err :
+		    EVUTIL_SOCKET_ERROR());
 	}
 	gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_RESET);
 }
@@ -1036,6 +1082,9 @@ gh_connected(struct gw_conn *c)
 		}
 	} else {
 		c->ubev = bufferevent_socket_new(w->base, c->ufd, 0);
+		if (c->ubev != NULL)    /* written by gh_upstream_flush */
+			bufferevent_disable(c->ubev, EV_WRITE);
+		h->upstream_err = 0;
 	}
 	if (c->ubev == NULL) {
 		c->detail = "out of memory";
@@ -1244,13 +1293,14 @@ gh_client_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (h->st == GH_CLOSING) {
 		/* Answered and logged: the client left before reading all. */
-		bufferevent_free(c->cbev);
+		gw_bev_free(c->cbev);
 		c->cbev = NULL;
 		gw_conn_finish(c);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR)
-		c->detail = strerror(EVUTIL_SOCKET_ERROR());
+		c->detail = strerror(h->client_err != 0 ? h->client_err :
+		    EVUTIL_SOCKET_ERROR());
 	else if (h->st == GH_HEAD)
 		c->detail = mid_head ? "client closed during the request head" :
 		    "client closed before sending a request";
@@ -1334,6 +1384,7 @@ gw_http_take_over(struct gw_conn *c)
 		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return;
 	}
+	bufferevent_disable(c->cbev, EV_WRITE);         /* gh_client_flush */
 	/* bytes_in counts per request from here on. */
 	c->bytes_in = 0;
 	free(c->peek);

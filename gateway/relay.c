@@ -529,8 +529,10 @@ gw_relay_splice_bevs(struct gw_conn *c)
 	free(c->peek);
 	c->peek = NULL;
 	c->peek_cap = 0;
-	bufferevent_free(c->cbev);
-	bufferevent_free(c->ubev);
+	/* The splice events on the same sockets are added: they stay in
+	 * epoll when the bufferevents' events go. */
+	gw_bev_free(c->cbev);
+	gw_bev_free(c->ubev);
 	c->cbev = c->ubev = NULL;
 	gw_conn_set_state(c, GW_CONN_RELAYING);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);

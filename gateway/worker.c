@@ -149,6 +149,11 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 
 	while ((c = TAILQ_FIRST(&w->zombies)) != NULL) {
 		TAILQ_REMOVE(&w->zombies, c, entry);
+		/* The protocol's state goes with the struct, not at the
+		 * close: a callback that closed the connection may still
+		 * read it on its way out. */
+		if (c->ops != NULL && c->ops->release != NULL)
+			c->ops->release(c);
 		free(c);
 	}
 }
