@@ -385,6 +385,12 @@ def cmd_upstreams(a):
                 c.sendall(b"R" * 100)
                 time.sleep(0.3)
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif mode == "resetnow":
+                # the reset right behind the bytes: the gateway's read
+                # finds both (the bytes first, then the error)
+                c.recv(65536)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.sendall(b"R" * 100)
         except OSError:
             pass
         c.close()

@@ -4,7 +4,8 @@
 #   a ClientHello one byte per write; re-framed into 64 and 65 records;
 #   ClientHellos of 16,384 and 16,385 body bytes (the documented limit);
 #   garbage; a client that resets mid-relay; an upstream that resets
-#   mid-relay; an upstream that never answers; an upstream that never reads
+#   mid-relay (late, and right behind its bytes); an upstream that never
+#   answers; an upstream that never reads
 #   while the client pushes (backpressure: the daemon's memory stays bounded).
 . "$(dirname "$0")/../integration/lib.sh"
 need dnsmasq openssl python3
@@ -15,11 +16,13 @@ DNS_PORT=$(free_port)
 UP=$(free_port)
 GW=$(free_port)
 start_dns "$DNS_PORT" www.ok.test=127.42.2.2 talk.up.test=127.42.2.3 \
-    rst.up.test=127.42.2.4 stall.up.test=127.42.2.5 noread.up.test=127.42.2.6
+    rst.up.test=127.42.2.4 stall.up.test=127.42.2.5 noread.up.test=127.42.2.6 \
+    rstnow.up.test=127.42.2.7
 start_tls_www "127.42.2.2:$UP" www.ok.test
-$H upstreams "$UP" 127.42.2.3=talk 127.42.2.4=reset 127.42.2.5=stall 127.42.2.6=noread &
+$H upstreams "$UP" 127.42.2.3=talk 127.42.2.4=reset 127.42.2.5=stall 127.42.2.6=noread \
+    127.42.2.7=resetnow &
 PIDS="$PIDS $!"
-for ip in 3 4 5 6; do
+for ip in 3 4 5 6 7; do
 	wait_port "127.42.2.$ip:$UP" 10 || bail "the test upstream on 127.42.2.$ip did not listen"
 done
 
@@ -117,6 +120,16 @@ ok $? "the upstream's 100 bytes reach the client, then the connection is closed 
 wait_log "$LOG" 1 event=allow reason=upstream_reset name=rst.up.test bytes_out=100
 ok $? "one upstream_reset line"
 
+# The reset right behind the bytes: the relay reads on after a short read (to
+# send the FIN with the last bytes) and finds the error; the bytes before it
+# still go to the client, and the line still says upstream_reset.
+out=$($H upstream_reset "127.0.0.1:$GW" rstnow.up.test)
+echo "$out" | grep -Eq '^received 100 then (eof|reset)$'
+ok $? "an upstream that resets right after its 100 bytes: they reach the client ($out)"
+wait_log "$LOG" 1 event=allow reason=upstream_reset name=rstnow.up.test bytes_out=100 \
+    detail="Connection reset by peer"
+ok $? "one upstream_reset line for it, detail 'Connection reset by peer'"
+
 # --- an upstream that accepts and never answers -------------------------------
 out=$($H stalled "127.0.0.1:$GW" stall.up.test wait)
 echo "$out" | grep -Eq '^received 0 then (eof|reset) after'
@@ -154,7 +167,7 @@ ok $? "it counts $got bytes in (at most what the client pushed)"
 logq "$LOG" --schema
 ok $? "every line has the documented keys"
 n=$(logq "$LOG" --count)
-want=$((3 + 2 + nt + nm + 1 + 1 + 1 + 2 + 1))
+want=$((3 + 2 + nt + nm + 1 + 1 + 1 + 1 + 2 + 1))
 [ "$n" = "$want" ]
 ok $? "one line per connection, $want in all (got $n)"
 stop_pid "$EGRESSD_PID"
