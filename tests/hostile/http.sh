@@ -11,7 +11,9 @@
 #      origin receives nothing;
 #   4. bad chunked bodies after a forwarded head: a 400, the connection
 #      closed, and the pipelined request after the body never sent on;
-#   5. 20 pipelined requests in one write, a denied one in the middle;
+#   5. 20 pipelined requests in one write, a denied one in the middle; a
+#      request with Connection: close (denied, then allowed) with another
+#      behind it in the same write, which must reach no origin;
 #   6. a client that never reads a 20 MB answer: bounded memory, the
 #      client's socket backs up (backpressure), one line when it leaves;
 #   7. a client reset mid-answer; origins that close or reset mid-answer,
@@ -463,6 +465,36 @@ n=$(count event=allow reason=allowed listener=http url~/pl status=200)
 m=$(count event=deny reason=not_allowed name=c.test url="http://c.test:$UP/pl10" status=403)
 [ "$n" = 10 ] && [ "$m" = 1 ]
 ok $? "10 allow lines and one not_allowed line for /pl10 ($n, $m)"
+
+# === 5b. Connection: close, then a second request in the same write ==========
+# The client said it sends no other request, and egressd closes without a
+# linger once the answer is written (its socket holds nothing unread: the
+# second request came in the same read). What came behind the first request
+# must go nowhere, whether the first was denied or allowed, and the close
+# must be a FIN, not a reset.
+: > "$T/origin-2.log"
+: > "$T/origin-3.log"
+exchange cc-deny 'GET /ccd HTTP/1.1\r\nHost: c.test\r\nConnection: close\r\n\r\nGET /ccd2 HTTP/1.1\r\nHost: b.test\r\n\r\n'
+same cc-deny <<EOF
+403 | egressd: c.test:$UP: not_allowed
+rest 0
+eof
+EOF
+ok $? "a denied request with Connection: close and another behind it: the 403, then a clean close"
+exchange cc-allow 'GET /cca HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\nGET /cca2 HTTP/1.1\r\nHost: b.test\r\n\r\n'
+same cc-allow <<EOF
+200 | a.test GET /cca n=1
+rest 0
+eof
+EOF
+ok $? "an allowed request with Connection: close and another behind it: its answer, then a clean close"
+wait_log "$LOG" 1 event=allow reason=allowed name=a.test url="http://a.test:$UP/cca" status=200 >/dev/null
+[ "$(grep -c 'GET /cca ' "$T/origin-2.log")" = 1 ] && ! grep -q '/ccd\|/cca2' "$T/origin-2.log" &&
+    [ ! -s "$T/origin-3.log" ]
+ok $? "a.test's origin saw /cca alone; no origin saw /ccd, /ccd2 or /cca2"
+n=$(count event=deny reason=not_allowed name=c.test url="http://c.test:$UP/ccd" status=403)
+[ "$n" = 1 ] && [ "$(count url~/ccd2)" = 0 ] && [ "$(count url~/cca2)" = 0 ]
+ok $? "one not_allowed line for /ccd, none for the requests behind it or behind /cca ($n)"
 
 # === 6. a client that never reads a 20 MB answer ================================
 BIG=20000000
