@@ -194,27 +194,6 @@ gh_upstream_flush(struct gw_conn *c)
 		bufferevent_enable(c->ubev, EV_WRITE);
 }
 
-/*
- * Short bytes for a client whose output is empty: its socket takes them
- * at once (no epoll_ctl to wait for writability, none to stop); what it
- * does not take is queued and flushed as usual.
- */
-static void
-gh_client_send(struct gw_conn *c, const void *p, size_t len)
-{
-	ssize_t n = 0;
-
-	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
-		n = send(c->cfd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0)
-			n = 0;
-	}
-	if ((size_t)n < len) {
-		bufferevent_write(c->cbev, (const char *)p + n, len - (size_t)n);
-		gh_client_flush(c);
-	}
-}
-
 /* Flush what is in the client's output, then close (no more lines). */
 static void
 gh_close_after_flush(struct gw_conn *c)
@@ -821,7 +800,8 @@ gh_next(struct gw_conn *c)
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
 		evbuffer_drain(in, h->head_len);
-		gh_client_send(c, ok, sizeof(ok) - 1);
+		bufferevent_write(c->cbev, ok, sizeof(ok) - 1);
+		gh_client_flush(c);     /* at once, most often */
 		c->bytes_out += sizeof(ok) - 1;
 		h->status = 200;
 		h->answered = 1;
