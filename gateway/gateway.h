@@ -118,6 +118,7 @@ struct gw_worker {
 	 * that has bytes in flight (gateway/relay.c). */
 	int pipes[GW_SPARE_PIPES][2];
 	unsigned npipes;
+	int pipes_used;         /* a pipe was taken since the last tick */
 
 	/* Reassembly buffer for ClientHello parsing: parsing is synchronous,
 	 * so one per worker serves every connection. */

@@ -180,6 +180,7 @@ static void splice_cb(evutil_socket_t fd, short what, void *arg);
 static int
 pipe_get(struct gw_worker *w, int p[2])
 {
+	w->pipes_used = 1;
 	if (w->npipes > 0) {
 		w->npipes--;
 		p[0] = w->pipes[w->npipes][0];

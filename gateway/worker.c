@@ -159,9 +159,28 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+worker_close_pipes(struct gw_worker *w)
+{
+	while (w->npipes > 0) {
+		w->npipes--;
+		close(w->pipes[w->npipes][0]);
+		close(w->pipes[w->npipes][1]);
+	}
+}
+
+static void
 publish_cb(evutil_socket_t fd, short what, void *arg)
 {
-	gw_metrics_publish_dns(arg);
+	struct gw_worker *w = arg;
+
+	gw_metrics_publish_dns(w);
+	/* A worker with no connection that took no pipe for a whole tick
+	 * closes its spares: a quiet gateway holds only its listeners' and
+	 * its own descriptors, while one that is busy, even a connection at
+	 * a time, does not make a new pipe for each. */
+	if (w->nconns == 0 && !w->pipes_used)
+		worker_close_pipes(w);
+	w->pipes_used = 0;
 }
 
 static void
@@ -373,25 +392,11 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 		worker_start_drain(w);
 }
 
-static void
-worker_close_pipes(struct gw_worker *w)
-{
-	while (w->npipes > 0) {
-		w->npipes--;
-		close(w->pipes[w->npipes][0]);
-		close(w->pipes[w->npipes][1]);
-	}
-}
-
 void
 gw_worker_conn_gone(struct gw_worker *w)
 {
 	w->nconns--;
 	gw_metrics_active(w, w->nconns);
-	/* An idle worker keeps no spare splice pipes: a quiet gateway holds
-	 * only its listeners' and its own descriptors. */
-	if (w->nconns == 0)
-		worker_close_pipes(w);
 	if (w->draining) {
 		if (w->nconns == 0)
 			event_base_loopbreak(w->base);
