@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -55,6 +56,10 @@ listen_socket(const struct gw_listener_conf *lc, char *err, size_t errlen)
 		(void)(lc->addr.ss_family == AF_INET6 ?
 		    setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) :
 		    setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)));
+	/* Accepted sockets inherit TCP_NODELAY from the listener (Linux):
+	 * see conn_connect_next for why a relay wants it. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+		goto fail;
 	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0)
 		goto fail;
 	if (listen(fd, 1024) != 0)

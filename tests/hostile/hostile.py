@@ -169,10 +169,36 @@ def exchange(s, obj, inc, out, deadline, t0):
                 break
             return False, first, "ssl read: %s" % e
         if b"</HTML>" in body.upper() or b"</BODY>" in body.upper():
+            drain(s, obj, inc, min(deadline, time.monotonic() + 2.0))
             break
     if b"s_server" not in body:
         return False, first, "no s_server page (%d bytes)" % len(body)
     return True, first, "served"
+
+
+def drain(s, obj, inc, deadline):
+    """Read what the server sends after its page, up to its close_notify
+    (s_server's, right behind the page) or its EOF: a client that closes
+    with bytes unread makes its kernel answer with a reset, and the gateway
+    rightly logs client_reset. Through a relay without Nagle's coalescing
+    the close_notify arrives as the server wrote it, after the page."""
+    while time.monotonic() < deadline:
+        try:
+            while True:
+                if not obj.read(65536):
+                    return      # the close_notify
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError:
+            return
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = s.recv(65536)
+        except OSError:
+            return
+        if not data:
+            return
+        inc.write(data)
 
 
 def handshake(gw, name, ca, mode="normal", alpn=None, timeout=10.0):
