@@ -632,8 +632,14 @@ head_ok(struct conn *c)
 	return 0;
 }
 
+/*
+ * rdhup: epoll said the peer's FIN had arrived. A read that then returns
+ * less than asked for took everything before it, so the EOF is known
+ * without the read that would return 0 (deny mode: a proxy that answers
+ * with an alert costs the load core no more reads than one that closes).
+ */
 static void
-on_readable(struct conn *c)
+on_readable(struct conn *c, int rdhup)
 {
 	static uint8_t buf[262144];
 	int i;
@@ -727,6 +733,10 @@ on_readable(struct conn *c)
 			memcpy(c->first + c->nfirst, p, k);
 			c->nfirst += k;
 			c->nback += n;
+			if (rdhup && (size_t)r < sizeof(buf)) {
+				conn_end(c, 0, NULL);
+				return;
+			}
 			continue;
 		}
 		switch (take_reply(c, p, n)) {
@@ -805,7 +815,7 @@ on_writable(struct conn *c)
 		c->up_sent += (size_t)w;
 		G.bytes += (size_t)w;
 	}
-	want_events(c, EPOLLIN);
+	want_events(c, G.mode == M_DENY ? EPOLLIN | EPOLLRDHUP : EPOLLIN);
 }
 
 static void
@@ -825,8 +835,8 @@ dispatch(struct epoll_event *e)
 		if (c->st == C_FREE)
 			return;
 	}
-	if (e->events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-		on_readable(c);
+	if (e->events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+		on_readable(c, (e->events & EPOLLRDHUP) != 0);
 }
 
 static void
