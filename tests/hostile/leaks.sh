@@ -88,6 +88,7 @@ expect() {
 	[ "$n" = $((9 * k)) ] || { echo "# $n lines, not $((9 * k))"; return 1; }
 }
 nfd() { ls "/proc/$EGRESSD_PID/fd" | wc -l; }
+npipes() { ls -l "/proc/$EGRESSD_PID/fd" | grep -c 'pipe:'; }
 
 is_asan=0
 if nm "$EGRESSD" 2>/dev/null | grep -q __asan_init || grep -q __asan_init "$EGRESSD" 2>/dev/null; then
@@ -98,13 +99,19 @@ fi
 K=10
 start_egressd "$T/egressd.yaml"
 start_fds=$(nfd)
+start_pipes=$(npipes)
 # warm-up: one allowed, one denied (anything opened lazily is counted idle)
 $H probe "$GWA" www.ok.test "$CA" 1 0 "$T/w.probe"
 FLOOD_SECONDS=10 $H flood "$GWA" "$T/template.bin" 1 1 "$T/w.flood"
 wait_log "$LOG" 1 event=allow reason=allowed >/dev/null
-# a worker closes its spare splice pipes after a second or two with no
-# connection: the idle count is taken after that
-sleep 2.5
+# A worker closes its spare splice pipes after a second or two with no
+# connection: the idle count is taken once they are gone (the pipes it
+# had at start are its own).
+i=0
+while [ "$(npipes)" != "$start_pipes" ] && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
 idle=$(nfd)
 : > "$LOG"
 mixed $K
