@@ -28,6 +28,8 @@ import sys
 import threading
 import time
 
+from bypass_client import do_connect
+
 
 def stream(seed, n):
     """Deterministic bytes: SHA-256 in counter mode."""
@@ -103,26 +105,14 @@ def pingserver(addr, port, cert, key):
     listen_tls(addr, port, cert, key, pong)
 
 
-def tunnel(raw, name, port):
-    """CONNECT name:port on raw; returns only after a 200."""
-    raw.sendall(b"CONNECT %s:%s HTTP/1.1\r\nHost: %s:%s\r\n\r\n" %
-                (name.encode(), port.encode(), name.encode(), port.encode()))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        b = raw.recv(1)
-        if not b:
-            sys.exit("the proxy closed before its answer")
-        head += b
-    if not head.startswith(b"HTTP/1.1 200"):
-        sys.exit("the proxy answered " + head.split(b"\r\n")[0].decode())
-
-
 def exchanges(gwhost, gwport, name, cafile, n, via=""):
     ctx = ssl.create_default_context(cafile=cafile)
     raw = socket.create_connection((gwhost, int(gwport)), timeout=30)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if via.startswith("CONNECT:"):
-        tunnel(raw, name, via[8:])
+        refused = do_connect(raw, "%s:%s" % (name, via[8:]))
+        if refused is not None:
+            sys.exit("the proxy answered: " + refused)
     s = ctx.wrap_socket(raw, server_hostname=name)
     times = []
     for _ in range(int(n)):
