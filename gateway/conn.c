@@ -511,10 +511,12 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
  * answer sends the FIN that follows it, not a reset that could overtake
  * it, and the wait for the client's own close (three system calls and a
  * timer) is not needed. Asked before a TLS alert (a TLS client waits for
- * an answer before it sends again) and after an HTTP answer to a request
- * read whole whose client said Connection: close; any other HTTP client
- * may be between two writes of a body. Bytes it sent after its request
- * are read and dropped here, and then the connection lingers as before.
+ * an answer before it sends again; a refusal decided on a read that left
+ * the socket empty knows already: c->peek_dry) and after an HTTP answer
+ * to a request read whole whose client said Connection: close; any other
+ * HTTP client may be between two writes of a body. Bytes it sent after
+ * its request are read and dropped here, and then the connection lingers
+ * as before.
  */
 int
 gw_conn_client_quiet(int fd)
@@ -599,7 +601,8 @@ conn_answer_and_close(struct gw_conn *c, enum dc_event ev,
 		c->answer_len = (uint32_t)len;
 		gw_conn_log_once(c, ev, reason);
 		c->answer_len = 0;
-		if (c->alerted && gw_conn_client_quiet(c->cfd)) {
+		if (c->alerted &&
+		    (c->peek_dry || gw_conn_client_quiet(c->cfd))) {
 			c->quiet = 1;
 			flags |= MSG_MORE;
 		}
@@ -1295,6 +1298,7 @@ static void
 peek_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_conn *c = arg;
+	size_t room;
 	ssize_t n;
 
 	if (c->peek_len == c->peek_cap) {
@@ -1315,7 +1319,8 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 		c->peek = p;
 		c->peek_cap = cap;
 	}
-	n = recv(fd, c->peek + c->peek_len, c->peek_cap - c->peek_len, 0);
+	room = c->peek_cap - c->peek_len;
+	n = recv(fd, c->peek + c->peek_len, room, 0);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -1334,7 +1339,12 @@ peek_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->l->conf->proxy_protocol && !c->proxied &&
 	    conn_take_proxy_header(c) <= 0)
 		return;
+	/* A read that did not fill its room emptied the socket: a refusal
+	 * made now need not ask again (gw_conn_client_quiet). The struct
+	 * outlives a close made inside: the reaper frees it. */
+	c->peek_dry = (size_t)n < room;
 	c->ops->peek(c);
+	c->peek_dry = 0;
 }
 
 /* TLS passthrough: the ClientHello, whole, then the one decision. */

@@ -139,6 +139,9 @@ struct gw_conn {
 	unsigned proxied:1;             /* the PROXY header has been read */
 	unsigned dns_stale:1;           /* DNS failed; a stale answer served */
 	unsigned looped:1;              /* registered in the loop table */
+	unsigned peek_dry:1;            /* the read just made left nothing
+	                                 * unread: set only while the peek
+	                                 * it filled is being decided */
 	uint32_t hello_bytes;           /* the ClientHello as decided on */
 	uint32_t decide_us;             /* accept to policy decision */
 	uint32_t dns_us;                /* waiting for a DNS lookup */

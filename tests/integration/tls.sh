@@ -220,14 +220,15 @@ ok $? "one deny line with reason malformed_hello"
 python3 - "$GW" "$top_srcdir/tests/integration" <<'EOF'
 import socket, ssl, sys
 # A real ClientHello for a name no rule admits, alone and then followed by
-# more bytes in the same write: either way the client reads the alert and
+# more bytes in the same write (100: read with the hello, the socket left
+# empty; 3000: some left unread): each time the client reads the alert and
 # then the end of the stream, never a reset (the gateway closes at once
 # when nothing more is in flight, else it lingers and drains).
 sys.path.insert(0, sys.argv[2])
 from bypass_client import make_hello
 hello = make_hello(ssl.create_default_context(), "blocked.test")
 alert = bytes.fromhex("15030300020231")
-for extra in (b"", b"x" * 3000):
+for extra in (b"", b"x" * 100, b"x" * 3000):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
     s.sendall(hello + extra)
     s.settimeout(5)
@@ -246,16 +247,16 @@ for extra in (b"", b"x" * 3000):
         sys.exit(1)
     s.close()
 EOF
-ok $? "a denied hello, alone or followed by 3000 more bytes: the access_denied alert, then EOF"
-wait_log "$LOG" 3 event=deny reason=not_allowed name=blocked.test bytes_out=7 listener=tls
-ok $? "one deny line each (three for blocked.test in all), 7 bytes out"
+ok $? "a denied hello, alone or followed by 100 or 3000 more bytes: the access_denied alert, then EOF"
+wait_log "$LOG" 4 event=deny reason=not_allowed name=blocked.test bytes_out=7 listener=tls
+ok $? "one deny line each (four for blocked.test in all), 7 bytes out"
 
 # --- the log as a whole --------------------------------------------------------
 logq "$LOG" --schema
 ok $? "every connection line has exactly the documented keys, in order"
 n=$(logq "$LOG" --count)
-[ "$n" -eq 15 ]
-ok $? "15 connections made, 15 connection lines written (got $n)"
+[ "$n" -eq 16 ]
+ok $? "16 connections made, 16 connection lines written (got $n)"
 
 kill -TERM "$EGRESSD_PID"
 wait "$EGRESSD_PID"
