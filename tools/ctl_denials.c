@@ -1057,138 +1057,181 @@ append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
 	*o = (size_t)n < cap - *o ? *o + (size_t)n : cap - 1;
 }
 
-static void
-suggest(struct den *dn, size_t ndenied, enum suggest kind)
+/* What --suggest builds: the names, then rules and the wildcards not made. */
+struct plan {
+	struct sname *sn;
+	size_t nsn;
+	struct srule *r;
+	size_t nr;
+	struct nowild *nw;
+	size_t nnw;
+};
+
+/* Does a group hold a reason an allow rule would fix? */
+static int
+group_fixable(const struct group *g)
 {
-	struct sname *sn = NULL;
-	size_t nsn = 0, i, j;
-	struct srule *r = NULL;
-	size_t nr = 0, nnw = 0;
-	struct nowild *nw = NULL;
-	struct ctl_psl *psl;
-	const char *psl_src, *psl_why;
-	int any_apart = 0;
+	for (size_t j = 0; j < g->nreasons; j++)
+		if (is_fixable(&g->reasons[j]))
+			return 1;
+	return 0;
+}
 
-	psl = ctl_psl_open();
-	if (psl == NULL) {
-		fprintf(stderr, "egressctl denials: out of memory\n");
-		exit(CTL_EXIT_USAGE);
-	}
-	psl_src = ctl_psl_source(psl);
-	psl_why = ctl_psl_problem(psl);
+/* Names that an allow rule would admit, with their denied ports, sorted. */
+static void
+plan_names(struct plan *pl, const struct den *dn)
+{
+	size_t i, j;
 
-	/* Names that an allow rule would admit, with their denied ports. */
 	for (i = 0; i < dn->ng; i++) {
-		struct group *g = &dn->g[i];
-		int fixable = 0;
+		const struct group *g = &dn->g[i];
 
-		if (!valid_host(g->name))
+		if (!valid_host(g->name) || !group_fixable(g))
 			continue;
-		for (j = 0; j < g->nreasons; j++)
-			if (is_fixable(&g->reasons[j]))
-				fixable = 1;
-		if (!fixable)
-			continue;
-		for (j = 0; j < nsn; j++)
-			if (strcmp(sn[j].name, g->name) == 0)
+		for (j = 0; j < pl->nsn; j++)
+			if (strcmp(pl->sn[j].name, g->name) == 0)
 				break;
-		if (j == nsn) {
-			sn = xrealloc(sn, (nsn + 1) * sizeof(*sn));
-			memset(&sn[nsn], 0, sizeof(*sn));
-			sn[nsn].name = xstrdup(g->name);
-			nsn++;
+		if (j == pl->nsn) {
+			pl->sn = xrealloc(pl->sn, (pl->nsn + 1) * sizeof(*pl->sn));
+			memset(&pl->sn[pl->nsn], 0, sizeof(*pl->sn));
+			pl->sn[pl->nsn].name = xstrdup(g->name);
+			pl->nsn++;
 		}
-		add_port(&sn[j].ports, &sn[j].nports, g->port);
+		add_port(&pl->sn[j].ports, &pl->sn[j].nports, g->port);
 	}
-	if (nsn > 1)
-		qsort(sn, nsn, sizeof(*sn), sname_cmp);
+	if (pl->nsn > 1)
+		qsort(pl->sn, pl->nsn, sizeof(*pl->sn), sname_cmp);
+}
 
-	/* Wildcards: 3 or more different names directly under one parent. */
-	for (i = 0; i < nsn; i++) {
-		const char *parent = parent_of(sn[i].name);
-		size_t under = 0;
-		char *comment;
-		size_t clen, cap;
-		struct srule *w;
-		const char *why;
+/* Is sn unused, and directly under parent? */
+static int
+under_parent(const struct sname *sn, const char *parent)
+{
+	const char *p = parent_of(sn->name);
 
-		if (sn[i].used || sn[i].refused || parent == NULL)
+	return !sn->used && p != NULL && strcmp(p, parent) == 0;
+}
+
+/* A wildcard rule for the unused names under parent, from sn[i] on. */
+static void
+plan_wildcard(struct plan *pl, size_t i, const char *parent, size_t under)
+{
+	struct srule *w;
+	char *comment;
+	size_t clen = 0, cap, j;
+
+	pl->r = xrealloc(pl->r, (pl->nr + 1) * sizeof(*pl->r));
+	w = &pl->r[pl->nr++];
+	memset(w, 0, sizeof(*w));
+	w->wildcard = 1;
+	w->hosts = xrealloc(NULL, sizeof(char *));
+	cap = strlen(parent) + 3;
+	w->hosts[0] = xrealloc(NULL, cap);
+	snprintf(w->hosts[0], cap, "*.%s", parent);
+	w->nhosts = 1;
+	cap = 128 + strlen(parent);
+	for (j = i; j < pl->nsn; j++)
+		cap += strlen(pl->sn[j].name) + 2;
+	comment = xrealloc(NULL, cap);
+	append(comment, cap, &clen, "%zu names under %s were denied: ",
+	    under, parent);
+	under = 0;
+	for (j = i; j < pl->nsn; j++) {
+		struct sname *sj = &pl->sn[j];
+
+		if (!under_parent(sj, parent))
 			continue;
-		for (j = i; j < nsn; j++) {
-			const char *pj = parent_of(sn[j].name);
+		append(comment, cap, &clen, "%s%s", under++ > 0 ? ", " : "",
+		    sj->name);
+		for (size_t k = 0; k < sj->nports; k++)
+			add_port(&w->ports, &w->nports, sj->ports[k]);
+		sj->used = 1;
+	}
+	w->comment = comment;
+}
 
-			if (!sn[j].used && pj != NULL && strcmp(pj, parent) == 0)
-				under++;
-		}
+/* Wildcards: 3 or more different names directly under one parent, unless
+ * the public suffix list says the parent is too wide (said once). */
+static void
+plan_wildcards(struct plan *pl, const struct ctl_psl *psl)
+{
+	size_t i, j, under;
+	const char *parent, *why;
+
+	for (i = 0; i < pl->nsn; i++) {
+		parent = parent_of(pl->sn[i].name);
+		if (pl->sn[i].used || pl->sn[i].refused || parent == NULL)
+			continue;
+		under = 0;
+		for (j = i; j < pl->nsn; j++)
+			under += under_parent(&pl->sn[j], parent);
 		if (under < 3)
 			continue;
-		if ((why = wildcard_refusal(psl, parent)) != NULL) {
-			/* The names stay exact; say once why no wildcard. */
-			for (j = i; j < nsn; j++) {
-				const char *pj = parent_of(sn[j].name);
-
-				if (pj != NULL && strcmp(pj, parent) == 0)
-					sn[j].refused = 1;
-			}
-			nw = xrealloc(nw, (nnw + 1) * sizeof(*nw));
-			nw[nnw].parent = parent;
-			nw[nnw].why = why;
-			nw[nnw].count = under;
-			nnw++;
+		if ((why = wildcard_refusal(psl, parent)) == NULL) {
+			plan_wildcard(pl, i, parent, under);
 			continue;
 		}
-		r = xrealloc(r, (nr + 1) * sizeof(*r));
-		w = &r[nr++];
-		memset(w, 0, sizeof(*w));
-		w->wildcard = 1;
-		w->hosts = xrealloc(NULL, sizeof(char *));
-		cap = strlen(parent) + 3;
-		w->hosts[0] = xrealloc(NULL, cap);
-		snprintf(w->hosts[0], cap, "*.%s", parent);
-		w->nhosts = 1;
-		cap = 128 + strlen(parent);
-		for (j = i; j < nsn; j++)
-			cap += strlen(sn[j].name) + 2;
-		comment = xrealloc(NULL, cap);
-		clen = 0;
-		append(comment, cap, &clen, "%zu names under %s were denied: ",
-		    under, parent);
-		under = 0;
-		for (j = i; j < nsn; j++) {
-			const char *pj = parent_of(sn[j].name);
+		/* The names stay exact; say once why no wildcard. */
+		for (j = i; j < pl->nsn; j++) {
+			const char *pj = parent_of(pl->sn[j].name);
 
-			if (sn[j].used || pj == NULL || strcmp(pj, parent) != 0)
-				continue;
-			append(comment, cap, &clen, "%s%s",
-			    under++ > 0 ? ", " : "", sn[j].name);
-			for (size_t k = 0; k < sn[j].nports; k++)
-				add_port(&w->ports, &w->nports, sn[j].ports[k]);
-			sn[j].used = 1;
+			if (pj != NULL && strcmp(pj, parent) == 0)
+				pl->sn[j].refused = 1;
 		}
-		w->comment = comment;
+		pl->nw = xrealloc(pl->nw, (pl->nnw + 1) * sizeof(*pl->nw));
+		pl->nw[pl->nnw].parent = parent;
+		pl->nw[pl->nnw].why = why;
+		pl->nw[pl->nnw].count = under;
+		pl->nnw++;
 	}
-	/* Exact names, one rule per set of ports. */
-	for (i = 0; i < nsn; i++) {
-		struct srule *e;
+}
 
-		if (sn[i].used)
+/* Exact names, one rule per set of ports. */
+static void
+plan_exact(struct plan *pl)
+{
+	size_t i, j;
+	struct srule *e;
+
+	for (i = 0; i < pl->nsn; i++) {
+		struct sname *sn = &pl->sn[i];
+
+		if (sn->used)
 			continue;
-		for (j = 0; j < nr; j++)
-			if (!r[j].wildcard && ports_equal(r[j].ports, r[j].nports,
-			    sn[i].ports, sn[i].nports))
+		for (j = 0; j < pl->nr; j++)
+			if (!pl->r[j].wildcard && ports_equal(pl->r[j].ports,
+			    pl->r[j].nports, sn->ports, sn->nports))
 				break;
-		if (j == nr) {
-			r = xrealloc(r, (nr + 1) * sizeof(*r));
-			e = &r[nr++];
+		if (j == pl->nr) {
+			pl->r = xrealloc(pl->r, (pl->nr + 1) * sizeof(*pl->r));
+			e = &pl->r[pl->nr++];
 			memset(e, 0, sizeof(*e));
-			for (size_t k = 0; k < sn[i].nports; k++)
-				add_port(&e->ports, &e->nports, sn[i].ports[k]);
+			for (size_t k = 0; k < sn->nports; k++)
+				add_port(&e->ports, &e->nports, sn->ports[k]);
 		}
-		e = &r[j];
+		e = &pl->r[j];
 		e->hosts = xrealloc(e->hosts, (e->nhosts + 1) * sizeof(char *));
-		e->hosts[e->nhosts++] = xstrdup(sn[i].name);
-		sn[i].used = 1;
+		e->hosts[e->nhosts++] = xstrdup(sn->name);
+		sn->used = 1;
 	}
+}
+
+/* "#" once before the first note set apart from the header. */
+static void
+note_apart(int *any_apart)
+{
+	if (!*any_apart)
+		printf("#\n");
+	*any_apart = 1;
+}
+
+/* The header, the list used, and the wildcards not made. */
+static void
+print_suggest_head(const struct plan *pl, const struct ctl_psl *psl,
+    size_t ndenied, enum suggest kind, int *any_apart)
+{
+	const char *psl_src = ctl_psl_source(psl);
+	const char *psl_why = ctl_psl_problem(psl);
 
 	printf("# Suggested by 'egressctl denials --suggest %s' from %zu denied\n"
 	    "# connection(s). Review before use: each host below was refused by\n"
@@ -1204,31 +1247,26 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 		    "# publicsuffix package, whose list apt keeps current.\n",
 		    psl_src, psl_why);
 	/* Three or more names under a parent too wide to cover: exact. */
-	for (i = 0; i < nnw; i++) {
-		if (!any_apart)
-			printf("#\n");
-		any_apart = 1;
+	for (size_t i = 0; i < pl->nnw; i++) {
+		note_apart(any_apart);
 		printf("# no wildcard: *.%s (%s); its %zu names stay exact\n",
-		    nw[i].parent, nw[i].why, nw[i].count);
+		    pl->nw[i].parent, pl->nw[i].why, pl->nw[i].count);
 	}
-	/*
-	 * Redirect targets that were denied but never requested are
-	 * included: they are where clients break next, once enforced.
-	 */
-	for (i = 0; i < dn->ng; i++) {
-		struct group *g = &dn->g[i];
-		int fixable = 0;
+}
 
-		if (g->requested || !valid_host(g->name))
+/*
+ * Redirect targets that were denied but never requested are included:
+ * they are where clients break next, once enforced.
+ */
+static void
+print_suggest_targets(const struct den *dn, int *any_apart)
+{
+	for (size_t i = 0; i < dn->ng; i++) {
+		const struct group *g = &dn->g[i];
+
+		if (g->requested || !valid_host(g->name) || !group_fixable(g))
 			continue;
-		for (j = 0; j < g->nreasons; j++)
-			if (is_fixable(&g->reasons[j]))
-				fixable = 1;
-		if (!fixable)
-			continue;
-		if (!any_apart)
-			printf("#\n");
-		any_apart = 1;
+		note_apart(any_apart);
 		printf("# redirected to, not yet requested (included): %s:%u "
 		    "(%zu redirect%s", g->name, g->port, g->count,
 		    g->count == 1 ? "" : "s");
@@ -1236,32 +1274,41 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 			printf(", from %s", g->via[0].from);
 		printf(")\n");
 	}
-	/* What is not suggested, and why. */
-	for (i = 0; i < dn->ng; i++) {
-		struct group *g = &dn->g[i];
+}
 
-		for (j = 0; j < g->nreasons; j++) {
-			const struct reason_count *rc = &g->reasons[j];
-			char unknown[160];
-			const char *why = NULL;
+/* Why a reason of a group is not suggested, or NULL when it is. */
+static const char *
+not_suggested_why(const struct group *g, const struct reason_count *rc,
+    char *buf, size_t len)
+{
+	if (is_fixable(rc) && !valid_host(g->name))
+		return g->name == NULL ? "no name" : "not a valid host name";
+	if (rc->known && rc->r == DC_DENIED_BY_RULE)
+		return "denied_by_rule: a deny rule wins over any allow";
+	if (!rc->known) {
+		snprintf(buf, len, "%.100s: a reason this egressctl does not "
+		    "know", rc->reason);
+		return buf;
+	}
+	return is_fixable(rc) ? NULL : rc->reason;
+}
 
-			if (is_fixable(rc) && !valid_host(g->name))
-				why = g->name == NULL ? "no name" :
-				    "not a valid host name";
-			else if (rc->known && rc->r == DC_DENIED_BY_RULE)
-				why = "denied_by_rule: a deny rule wins over any allow";
-			else if (!rc->known) {
-				snprintf(unknown, sizeof(unknown), "%.100s: a "
-				    "reason this egressctl does not know",
-				    rc->reason);
-				why = unknown;
-			} else if (!is_fixable(rc))
-				why = rc->reason;
+/* What is not suggested, and why. */
+static void
+print_suggest_skipped(const struct den *dn, int *any_apart)
+{
+	char unknown[160];
+	const char *why;
+
+	for (size_t i = 0; i < dn->ng; i++) {
+		const struct group *g = &dn->g[i];
+
+		for (size_t j = 0; j < g->nreasons; j++) {
+			why = not_suggested_why(g, &g->reasons[j], unknown,
+			    sizeof(unknown));
 			if (why == NULL)
 				continue;
-			if (!any_apart)
-				printf("#\n");
-			any_apart = 1;
+			note_apart(any_apart);
 			printf("# not suggested: ");
 			if (g->name == NULL)
 				printf("(no name)");
@@ -1272,62 +1319,107 @@ suggest(struct den *dn, size_t ndenied, enum suggest kind)
 			printf(":%u (%s, %zu)\n", g->port, why, g->reasons[j].count);
 		}
 	}
-	if (nr == 0) {
+}
+
+static void
+print_rules_native(const struct plan *pl)
+{
+	printf("allow:\n");
+	for (size_t i = 0; i < pl->nr; i++) {
+		const struct srule *r = &pl->r[i];
+
+		if (r->comment != NULL)
+			printf("  # %s\n", r->comment);
+		printf("  - name: suggested-%zu\n    hosts: [", i + 1);
+		for (size_t j = 0; j < r->nhosts; j++)
+			printf("%s\"%s\"", j > 0 ? ", " : "", r->hosts[j]);
+		printf("]\n    ports: [");
+		print_ports(stdout, r->ports, r->nports);
+		printf("]\n");
+	}
+}
+
+static void
+print_rules_se(const struct plan *pl)
+{
+	for (size_t i = 0; i < pl->nr; i++) {
+		const struct srule *r = &pl->r[i];
+
+		printf("---\n");
+		if (r->comment != NULL)
+			printf("# %s\n", r->comment);
+		printf("apiVersion: networking.istio.io/v1\n"
+		    "kind: ServiceEntry\n"
+		    "metadata:\n"
+		    "  name: suggested-%zu\n"
+		    "spec:\n"
+		    "  hosts:\n", i + 1);
+		for (size_t j = 0; j < r->nhosts; j++)
+			printf("  - \"%s\"\n", r->hosts[j]);
+		printf("  location: MESH_EXTERNAL\n  ports:\n");
+		for (size_t j = 0; j < r->nports; j++) {
+			unsigned p = r->ports[j];
+			int tls = p == 443 || p == 8443;
+
+			printf("  - number: %u\n    name: %s-%u\n"
+			    "    protocol: %s\n", p, tls ? "tls" : "tcp",
+			    p, tls ? "TLS" : "TCP");
+		}
+		/* Istio: wildcard hosts cannot use DNS resolution. */
+		printf("  resolution: %s\n", r->wildcard ? "NONE" : "DNS");
+	}
+}
+
+static void
+plan_free(struct plan *pl)
+{
+	size_t i, j;
+
+	for (i = 0; i < pl->nsn; i++) {
+		free(pl->sn[i].name);
+		free(pl->sn[i].ports);
+	}
+	free(pl->sn);
+	for (i = 0; i < pl->nr; i++) {
+		for (j = 0; j < pl->r[i].nhosts; j++)
+			free(pl->r[i].hosts[j]);
+		free(pl->r[i].hosts);
+		free(pl->r[i].ports);
+		free(pl->r[i].comment);
+	}
+	free(pl->r);
+	free(pl->nw);
+}
+
+static void
+suggest(struct den *dn, size_t ndenied, enum suggest kind)
+{
+	struct plan pl;
+	struct ctl_psl *psl;
+	int any_apart = 0;
+
+	psl = ctl_psl_open();
+	if (psl == NULL) {
+		fprintf(stderr, "egressctl denials: out of memory\n");
+		exit(CTL_EXIT_USAGE);
+	}
+	memset(&pl, 0, sizeof(pl));
+	plan_names(&pl, dn);
+	plan_wildcards(&pl, psl);
+	plan_exact(&pl);
+	print_suggest_head(&pl, psl, ndenied, kind, &any_apart);
+	print_suggest_targets(dn, &any_apart);
+	print_suggest_skipped(dn, &any_apart);
+	if (pl.nr == 0) {
 		printf("#\n# nothing to suggest\n");
 		if (kind == SUGGEST_NATIVE)
 			printf("allow: []\n");
 	} else if (kind == SUGGEST_NATIVE) {
-		printf("allow:\n");
-		for (i = 0; i < nr; i++) {
-			if (r[i].comment != NULL)
-				printf("  # %s\n", r[i].comment);
-			printf("  - name: suggested-%zu\n    hosts: [", i + 1);
-			for (j = 0; j < r[i].nhosts; j++)
-				printf("%s\"%s\"", j > 0 ? ", " : "", r[i].hosts[j]);
-			printf("]\n    ports: [");
-			print_ports(stdout, r[i].ports, r[i].nports);
-			printf("]\n");
-		}
+		print_rules_native(&pl);
 	} else {
-		for (i = 0; i < nr; i++) {
-			printf("---\n");
-			if (r[i].comment != NULL)
-				printf("# %s\n", r[i].comment);
-			printf("apiVersion: networking.istio.io/v1\n"
-			    "kind: ServiceEntry\n"
-			    "metadata:\n"
-			    "  name: suggested-%zu\n"
-			    "spec:\n"
-			    "  hosts:\n", i + 1);
-			for (j = 0; j < r[i].nhosts; j++)
-				printf("  - \"%s\"\n", r[i].hosts[j]);
-			printf("  location: MESH_EXTERNAL\n  ports:\n");
-			for (j = 0; j < r[i].nports; j++) {
-				unsigned p = r[i].ports[j];
-				int tls = p == 443 || p == 8443;
-
-				printf("  - number: %u\n    name: %s-%u\n"
-				    "    protocol: %s\n", p, tls ? "tls" : "tcp",
-				    p, tls ? "TLS" : "TCP");
-			}
-			/* Istio: wildcard hosts cannot use DNS resolution. */
-			printf("  resolution: %s\n", r[i].wildcard ? "NONE" : "DNS");
-		}
+		print_rules_se(&pl);
 	}
-	for (i = 0; i < nsn; i++) {
-		free(sn[i].name);
-		free(sn[i].ports);
-	}
-	free(sn);
-	for (i = 0; i < nr; i++) {
-		for (j = 0; j < r[i].nhosts; j++)
-			free(r[i].hosts[j]);
-		free(r[i].hosts);
-		free(r[i].ports);
-		free(r[i].comment);
-	}
-	free(r);
-	free(nw);
+	plan_free(&pl);
 	ctl_psl_close(psl);
 }
 
@@ -1466,8 +1558,18 @@ print_json(const struct den *dn, size_t ndenied, size_t nnames,
 	printf("]}\n");
 }
 
-int
-ctl_denials_main(int argc, char **argv)
+/* The command line of "egressctl denials". */
+struct den_args {
+	const char *since;
+	int64_t since_ms;               /* -1: all */
+	int json;
+	enum suggest sg;
+	size_t max_sources;
+};
+
+/* Options into a; the first log's index, or -1 with the exit status in *rc. */
+static int
+den_parse_args(int argc, char **argv, struct den_args *a, int *rc)
 {
 	static const struct option opts[] = {
 		{ "since", required_argument, NULL, 'S' },
@@ -1477,52 +1579,48 @@ ctl_denials_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct den dn;
-	const char *since = NULL;
-	int64_t since_ms = -1;
-	int json = 0, c, rc = CTL_EXIT_OK;
-	enum suggest sg = SUGGEST_NONE;
-	size_t max_sources = 5, ndenied = 0, nwd = 0, nech = 0, nnames = 0, i;
-	size_t ntargets = 0, nridx = 0;
-	struct redir **ridx = NULL;
-	struct strset names = { 0 }, srcs = { 0 };
-	char *buf;
+	int c;
 
-	memset(&dn, 0, sizeof(dn));
+	*rc = CTL_EXIT_USAGE;
+	a->since = NULL;
+	a->since_ms = -1;
+	a->json = 0;
+	a->sg = SUGGEST_NONE;
+	a->max_sources = 5;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "S:f:g:n:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
-			since = optarg;
-			since_ms = parse_duration(optarg);
-			if (since_ms < 0) {
+			a->since = optarg;
+			a->since_ms = parse_duration(optarg);
+			if (a->since_ms < 0) {
 				fprintf(stderr, "egressctl denials: --since "
 				    "'%s': expected a duration such as 30m, 2h, "
 				    "1d or 1h30m\n", optarg);
-				return CTL_EXIT_USAGE;
+				return -1;
 			}
 			break;
 		case 'f':
 			if (strcmp(optarg, "json") == 0)
-				json = 1;
+				a->json = 1;
 			else if (strcmp(optarg, "text") == 0)
-				json = 0;
+				a->json = 0;
 			else {
 				fprintf(stderr, "egressctl denials: --format "
 				    "'%s': expected text or json\n", optarg);
-				return CTL_EXIT_USAGE;
+				return -1;
 			}
 			break;
 		case 'g':
 			if (strcmp(optarg, "native") == 0)
-				sg = SUGGEST_NATIVE;
+				a->sg = SUGGEST_NATIVE;
 			else if (strcmp(optarg, "serviceentry") == 0)
-				sg = SUGGEST_SE;
+				a->sg = SUGGEST_SE;
 			else {
 				fprintf(stderr, "egressctl denials: --suggest "
 				    "'%s': expected native or serviceentry\n",
 				    optarg);
-				return CTL_EXIT_USAGE;
+				return -1;
 			}
 			break;
 		case 'n': {
@@ -1536,95 +1634,115 @@ ctl_denials_main(int argc, char **argv)
 				fprintf(stderr, "egressctl denials: "
 				    "--max-sources '%s': expected a number\n",
 				    optarg);
-				return CTL_EXIT_USAGE;
+				return -1;
 			}
-			max_sources = v;
+			a->max_sources = v;
 			break;
 		}
 		case 'h':
 			denials_usage(stdout);
-			return CTL_EXIT_OK;
+			*rc = CTL_EXIT_OK;
+			return -1;
 		default:
 			denials_usage(stderr);
-			return CTL_EXIT_USAGE;
+			return -1;
 		}
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "egressctl denials: no log given ('-' reads "
 		    "stdin)\n");
 		denials_usage(stderr);
-		return CTL_EXIT_USAGE;
+		return -1;
 	}
-	if (json && sg != SUGGEST_NONE) {
+	if (a->json && a->sg != SUGGEST_NONE) {
 		fprintf(stderr, "egressctl denials: --format json and "
 		    "--suggest do not go together\n");
-		return CTL_EXIT_USAGE;
+		return -1;
 	}
-	buf = xrealloc(NULL, LINE_MAX_BYTES + 1);
-	for (i = (size_t)optind; i < (size_t)argc; i++)
-		if (read_input(&dn, argv[i], buf) != 0) {
-			rc = CTL_EXIT_USAGE;
-			goto out;
-		}
+	return optind;
+}
 
-	for (i = 0; i < dn.nd; i++) {
-		const struct denial *d = &dn.d[i];
+/* What the summary counts, over the lines --since keeps. */
+struct den_totals {
+	size_t ndenied, nwd, nech, nnames, ntargets;
+	struct strset names, srcs;
+};
 
-		/* --since: relative to the newest line read, not to now. */
-		if (since_ms >= 0 && d->ts_ms < dn.newest_ms - since_ms)
+/* --since: relative to the newest line read, not to now. */
+static int
+den_too_old(const struct den *dn, const struct den_args *a, int64_t ts_ms)
+{
+	return a->since_ms >= 0 && ts_ms < dn->newest_ms - a->since_ms;
+}
+
+/* Denials into their groups; redirects towards a denied target (verdict
+ * deny, or would_deny) into the target's group, made if need be. */
+static void
+den_group(struct den *dn, const struct den_args *a, struct den_totals *t)
+{
+	size_t i;
+
+	for (i = 0; i < dn->nd; i++) {
+		const struct denial *d = &dn->d[i];
+
+		if (den_too_old(dn, a, d->ts_ms))
 			continue;
-		group_add(&dn, d);
-		ndenied++;
+		group_add(dn, d);
+		t->ndenied++;
 		if (d->would_deny)
-			nwd++;
+			t->nwd++;
 		if (d->ech > 0)
-			nech++;
-		if (d->name != NULL && strset_add(&names, d->name))
-			nnames++;
-		strset_add(&srcs, d->src);
+			t->nech++;
+		if (d->name != NULL && strset_add(&t->names, d->name))
+			t->nnames++;
+		strset_add(&t->srcs, d->src);
 	}
-	/* Redirects towards a denied target (verdict deny, or would_deny). */
-	for (i = 0; i < dn.nr; i++) {
-		const struct redir *r = &dn.r[i];
+	for (i = 0; i < dn->nr; i++) {
+		const struct redir *r = &dn->r[i];
 		struct group *g;
 
-		if (!r->deny || (since_ms >= 0 &&
-		    r->ts_ms < dn.newest_ms - since_ms))
+		if (!r->deny || den_too_old(dn, a, r->ts_ms))
 			continue;
-		g = group_find(&dn, r->name, r->port, 0);
+		g = group_find(dn, r->name, r->port, 0);
 		if (g == NULL) {
-			g = group_find(&dn, r->name, r->port, 1);
+			g = group_find(dn, r->name, r->port, 1);
 			g->requested = 0;
-			ntargets++;
+			t->ntargets++;
 		}
 		if (!g->requested)
 			group_count(g, r->reason, r->src, r->would_deny, -1,
 			    r->ts_ms, r->ts);
 		via_add(g, r->status, r->from, r->chain, r->to);
 	}
-	/*
-	 * Denied requests that are part of a redirect chain: joined to the
-	 * redirect line of that chain towards the same name and port (the
-	 * last one before the request), else listed as "its redirect line
-	 * is not in this input".
-	 */
-	ridx = xrealloc(NULL, dn.nr * sizeof(*ridx));
-	for (i = 0; i < dn.nr; i++)
-		if (dn.r[i].chain != NULL)
-			ridx[nridx++] = &dn.r[i];
+}
+
+/*
+ * Denied requests that are part of a redirect chain: joined to the
+ * redirect line of that chain towards the same name and port (the last
+ * one before the request), else listed as "its redirect line is not in
+ * this input".
+ */
+static void
+den_join_chains(struct den *dn, const struct den_args *a)
+{
+	struct redir **ridx = xrealloc(NULL, (dn->nr + 1) * sizeof(*ridx));
+	size_t nridx = 0, i;
+
+	for (i = 0; i < dn->nr; i++)
+		if (dn->r[i].chain != NULL)
+			ridx[nridx++] = &dn->r[i];
 	if (nridx > 1)
 		qsort(ridx, nridx, sizeof(*ridx), redir_cmp);
-	for (i = 0; i < dn.nd; i++) {
-		const struct denial *d = &dn.d[i];
+	for (i = 0; i < dn->nd; i++) {
+		const struct denial *d = &dn->d[i];
 		const struct redir *hit;
 		struct group *g;
 
-		if (d->chain == NULL || (since_ms >= 0 &&
-		    d->ts_ms < dn.newest_ms - since_ms))
+		if (d->chain == NULL || den_too_old(dn, a, d->ts_ms))
 			continue;
 		hit = redir_find(ridx, nridx, d->chain, d->name, d->port,
 		    d->ts_ms);
-		g = group_find(&dn, d->name, d->port, 0);
+		g = group_find(dn, d->name, d->port, 0);
 		if (g == NULL)
 			continue;       /* cannot happen: every kept deny has one */
 		if (hit != NULL)
@@ -1632,90 +1750,139 @@ ctl_denials_main(int argc, char **argv)
 		else
 			via_add(g, 0, NULL, d->chain, NULL);
 	}
-	for (i = 0; i < dn.ng; i++) {
-		if (dn.g[i].nreasons > 1)
-			qsort(dn.g[i].reasons, dn.g[i].nreasons,
-			    sizeof(*dn.g[i].reasons), reason_cmp);
-		if (dn.g[i].nvia > 1)
-			qsort(dn.g[i].via, dn.g[i].nvia, sizeof(*dn.g[i].via),
-			    via_cmp);
-		if (dn.g[i].nhints > 1)
-			qsort(dn.g[i].hints, dn.g[i].nhints,
-			    sizeof(*dn.g[i].hints), hint_cmp);
-	}
-	if (dn.ng > 1)
-		qsort(dn.g, dn.ng, sizeof(*dn.g), group_cmp);
+	free(ridx);
+}
 
-	if (sg != SUGGEST_NONE)
-		suggest(&dn, ndenied, sg);
-	else if (json)
-		print_json(&dn, ndenied, nnames, srcs.n, nwd, nech, ntargets,
-		    since);
-	else {
-		print_text(&dn, max_sources);
+static void
+den_sort(struct den *dn)
+{
+	for (size_t i = 0; i < dn->ng; i++) {
+		struct group *g = &dn->g[i];
+
+		if (g->nreasons > 1)
+			qsort(g->reasons, g->nreasons, sizeof(*g->reasons),
+			    reason_cmp);
+		if (g->nvia > 1)
+			qsort(g->via, g->nvia, sizeof(*g->via), via_cmp);
+		if (g->nhints > 1)
+			qsort(g->hints, g->nhints, sizeof(*g->hints), hint_cmp);
+	}
+	if (dn->ng > 1)
+		qsort(dn->g, dn->ng, sizeof(*dn->g), group_cmp);
+}
+
+static void
+den_report(struct den *dn, const struct den_args *a, const struct den_totals *t)
+{
+	if (a->sg != SUGGEST_NONE) {
+		suggest(dn, t->ndenied, a->sg);
+	} else if (a->json) {
+		print_json(dn, t->ndenied, t->nnames, t->srcs.n, t->nwd,
+		    t->nech, t->ntargets, a->since);
+	} else {
+		print_text(dn, a->max_sources);
 		printf("%zu denied connections, %zu names, %zu sources; "
-		    "%zu would_deny (report mode)", ndenied, nnames, srcs.n,
-		    nwd);
-		if (ntargets > 0)
+		    "%zu would_deny (report mode)", t->ndenied, t->nnames,
+		    t->srcs.n, t->nwd);
+		if (t->ntargets > 0)
 			printf("; %zu redirect target%s not yet requested",
-			    ntargets, ntargets == 1 ? "" : "s");
-		if (nech > 0)
-			printf("; %zu with ECH", nech);
+			    t->ntargets, t->ntargets == 1 ? "" : "s");
+		if (t->nech > 0)
+			printf("; %zu with ECH", t->nech);
 		printf("\n");
 	}
-	if (dn.skipped > 0) {
+	if (dn->skipped > 0) {
 		fflush(stdout);
 		fprintf(stderr, "egressctl denials: skipped %zu lines that are "
 		    "not egressd connection lines (%zu notices, %zu not JSON)\n",
-		    dn.skipped, dn.notices, dn.not_json);
+		    dn->skipped, dn->notices, dn->not_json);
 	}
-	rc = ndenied > 0 || ntargets > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
-out:
-	free(buf);
-	for (i = 0; i < dn.nd; i++) {
-		free(dn.d[i].name);
-		free(dn.d[i].reason);
-		free(dn.d[i].src);
-		free(dn.d[i].chain);
-		free(dn.d[i].after);
-	}
-	free(dn.d);
-	for (i = 0; i < dn.nr; i++) {
-		free(dn.r[i].name);
-		free(dn.r[i].reason);
-		free(dn.r[i].src);
-		free(dn.r[i].from);
-		free(dn.r[i].to);
-		free(dn.r[i].chain);
-	}
-	free(dn.r);
-	free(ridx);
-	for (i = 0; i < dn.ng; i++) {
-		struct group *g = &dn.g[i];
+}
 
-		free(g->name);
-		for (size_t j = 0; j < g->nreasons; j++)
-			free(g->reasons[j].reason);
-		free(g->reasons);
-		for (size_t j = 0; j < g->nsrclist; j++)
-			free(g->srclist[j]);
-		free(g->srclist);
-		strset_free(&g->srcs);
-		for (size_t j = 0; j < g->nvia; j++) {
-			for (size_t k = 0; k < g->via[j].nchains; k++)
-				free(g->via[j].chains[k]);
-			free(g->via[j].chains);
-			free(g->via[j].from);
-			strset_free(&g->via[j].chainset);
-		}
-		free(g->via);
-		strset_free(&g->events);
-		for (size_t j = 0; j < g->nhints; j++)
-			free(g->hints[j].name);
-		free(g->hints);
+static void
+group_free(struct group *g)
+{
+	free(g->name);
+	for (size_t j = 0; j < g->nreasons; j++)
+		free(g->reasons[j].reason);
+	free(g->reasons);
+	for (size_t j = 0; j < g->nsrclist; j++)
+		free(g->srclist[j]);
+	free(g->srclist);
+	strset_free(&g->srcs);
+	for (size_t j = 0; j < g->nvia; j++) {
+		for (size_t k = 0; k < g->via[j].nchains; k++)
+			free(g->via[j].chains[k]);
+		free(g->via[j].chains);
+		free(g->via[j].from);
+		strset_free(&g->via[j].chainset);
 	}
-	free(dn.g);
-	strset_free(&names);
-	strset_free(&srcs);
+	free(g->via);
+	strset_free(&g->events);
+	for (size_t j = 0; j < g->nhints; j++)
+		free(g->hints[j].name);
+	free(g->hints);
+}
+
+static void
+den_free(struct den *dn)
+{
+	size_t i;
+
+	for (i = 0; i < dn->nd; i++) {
+		free(dn->d[i].name);
+		free(dn->d[i].reason);
+		free(dn->d[i].src);
+		free(dn->d[i].chain);
+		free(dn->d[i].after);
+	}
+	free(dn->d);
+	for (i = 0; i < dn->nr; i++) {
+		free(dn->r[i].name);
+		free(dn->r[i].reason);
+		free(dn->r[i].src);
+		free(dn->r[i].from);
+		free(dn->r[i].to);
+		free(dn->r[i].chain);
+	}
+	free(dn->r);
+	for (i = 0; i < dn->ng; i++)
+		group_free(&dn->g[i]);
+	free(dn->g);
+}
+
+int
+ctl_denials_main(int argc, char **argv)
+{
+	struct den dn;
+	struct den_args a;
+	struct den_totals t;
+	int first, rc;
+	char *buf;
+
+	first = den_parse_args(argc, argv, &a, &rc);
+	if (first < 0)
+		return rc;
+	memset(&dn, 0, sizeof(dn));
+	memset(&t, 0, sizeof(t));
+	buf = xrealloc(NULL, LINE_MAX_BYTES + 1);
+	rc = CTL_EXIT_OK;
+	for (int i = first; i < argc; i++)
+		if (read_input(&dn, argv[i], buf) != 0) {
+			rc = CTL_EXIT_USAGE;
+			break;
+		}
+	if (rc == CTL_EXIT_OK) {
+		den_group(&dn, &a, &t);
+		den_join_chains(&dn, &a);
+		den_sort(&dn);
+		den_report(&dn, &a, &t);
+		rc = t.ndenied > 0 || t.ntargets > 0 ? CTL_EXIT_FAIL :
+		    CTL_EXIT_OK;
+	}
+	free(buf);
+	den_free(&dn);
+	strset_free(&t.names);
+	strset_free(&t.srcs);
 	return rc;
 }
