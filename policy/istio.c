@@ -770,114 +770,125 @@ remember_se(struct ydoc_ctx *cx, struct pol_loader *ld, size_t first,
 	st->nse++;
 }
 
+/* spec.location: MESH_EXTERNAL, or MESH_INTERNAL (treated alike). */
 static void
-read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, struct k8s_meta *m)
+read_se_location(struct ydoc_ctx *cx, yaml_node_t *n)
 {
-	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
-	yaml_node_t *spec = m->spec, *hosts, *n, *eplist;
-	struct se_port sp[POL_MAX_PORTS];
-	struct pol_endpoint *eps = NULL;
-	struct pol_cidr *src = NULL;
-	unsigned char *vis = NULL;
-	struct pol_rule r;
-	uint16_t ports[POL_MAX_PORTS];
-	enum se_res res;
-	unsigned before = cx->errors;
-	size_t neps = 0, first;
-	int any = 1, fail, skip;
+	char qb[POL_QUOTE_BUF];
+	const char *s;
 
-	rule_init(cx, &r, m, "ServiceEntry", ports);
-	hosts = required_list(cx, doc, spec, "hosts", "spec.hosts",
-	    "a ServiceEntry must have at least one host in spec.hosts");
-	if (hosts == NULL)
+	if (n == NULL || ydoc_scalar(cx, n, "spec.location", &s) < 0)
 		return;
-	(void)read_se_ports(cx, doc, get(cx, doc, spec, "ports"), &r, sp);
-	(void)read_resolution(cx, get(cx, doc, spec, "resolution"), &res);
+	if (strcmp(s, "MESH_INTERNAL") == 0)
+		ydoc_notice(cx, n, "location MESH_INTERNAL: the gateway "
+		    "treats the service like MESH_EXTERNAL");
+	else if (strcmp(s, "MESH_EXTERNAL") != 0)
+		ydoc_error(cx, n, "unknown location '%s' (expected "
+		    "MESH_EXTERNAL or MESH_INTERNAL)",
+		    pol_quote(s, qb, sizeof(qb)));
+}
 
-	n = get(cx, doc, spec, "location");
-	if (n != NULL) {
-		const char *s;
+/*
+ * spec.endpoints, as the resolution allows them, into *eps (allocated,
+ * *neps of them). 0, or -1 when out of memory (reported).
+ */
+static int
+read_se_endpoints(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, yaml_node_t *eplist, enum se_res res,
+    const struct se_port *sp, size_t nports, struct pol_endpoint **eps,
+    size_t *neps)
+{
+	size_t cnt;
 
-		if (ydoc_scalar(cx, n, "spec.location", &s) == 0) {
-			if (strcmp(s, "MESH_INTERNAL") == 0)
-				ydoc_notice(cx, n, "location MESH_INTERNAL: the gateway "
-				    "treats the service like MESH_EXTERNAL");
-			else if (strcmp(s, "MESH_EXTERNAL") != 0)
-				ydoc_error(cx, n, "unknown location '%s' (expected "
-				    "MESH_EXTERNAL or MESH_INTERNAL)",
-				    pol_quote(s, qb, sizeof(qb)));
+	if (opt_list(cx, eplist, "spec.endpoints") < 0 || eplist == NULL ||
+	    is_empty_list(eplist))
+		return 0;
+	cnt = (size_t)(eplist->data.sequence.items.top -
+	    eplist->data.sequence.items.start);
+	if (res == SE_NONE) {
+		ydoc_error(cx, eplist, "no endpoints should be provided for "
+		    "resolution NONE");
+	} else if (res == SE_DNS_RR && cnt > 1) {
+		ydoc_error(cx, eplist, "there must only be 0 or 1 endpoint "
+		    "for resolution DNS_ROUND_ROBIN");
+	} else if (res == SE_DYNAMIC_DNS) {
+		ydoc_warning(cx, eplist, "endpoints are not used with "
+		    "resolution DYNAMIC_DNS");
+	} else {
+		*eps = calloc(cnt < MAX_ENDPOINTS ? cnt : MAX_ENDPOINTS,
+		    sizeof(**eps));
+		if (*eps == NULL) {
+			oom(cx, ld);
+			return -1;
 		}
+		(void)read_endpoints(cx, doc, eplist, res, sp, nports, *eps,
+		    neps);
 	}
+	return 0;
+}
 
-	eplist = get(cx, doc, spec, "endpoints");
-	if (opt_list(cx, eplist, "spec.endpoints") < 0)
-		eplist = NULL;
-	if (eplist != NULL && !is_empty_list(eplist)) {
-		size_t cnt = (size_t)(eplist->data.sequence.items.top -
-		    eplist->data.sequence.items.start);
-
-		if (res == SE_NONE) {
-			ydoc_error(cx, eplist, "no endpoints should be provided for "
-			    "resolution NONE");
-		} else if (res == SE_DNS_RR && cnt > 1) {
-			ydoc_error(cx, eplist, "there must only be 0 or 1 endpoint "
-			    "for resolution DNS_ROUND_ROBIN");
-		} else if (res == SE_DYNAMIC_DNS) {
-			ydoc_warning(cx, eplist, "endpoints are not used with "
-			    "resolution DYNAMIC_DNS");
-		} else {
-			eps = calloc(cnt < MAX_ENDPOINTS ? cnt : MAX_ENDPOINTS,
-			    sizeof(*eps));
-			if (eps == NULL) {
-				oom(cx, ld);
-				return;
-			}
-			(void)read_endpoints(cx, doc, eplist, res, sp, r.nports, eps,
-			    &neps);
-		}
-	}
+/* Where the gateway connects for a ServiceEntry's hosts. */
+static enum pol_resolution
+se_resolution(enum se_res res, size_t neps)
+{
 	switch (res) {
 	case SE_NONE:
-		r.resolution = POL_RES_NONE;
-		break;
+		return POL_RES_NONE;
 	case SE_STATIC:
-		r.resolution = POL_RES_STATIC;
-		break;
+		return POL_RES_STATIC;
 	case SE_DNS:
 	case SE_DNS_RR:
-		r.resolution = neps > 0 ? POL_RES_ENDPOINTS : POL_RES_DNS;
-		break;
+		return neps > 0 ? POL_RES_ENDPOINTS : POL_RES_DNS;
 	case SE_DYNAMIC_DNS:
-		r.resolution = POL_RES_DNS;
 		break;
 	}
-	r.endpoints = eps;
-	r.nendpoints = neps;
+	return POL_RES_DNS;
+}
+
+/*
+ * spec.exportTo: *any (every client), or the namespaces marked in *vis
+ * (allocated) and their sources in r->sources (*src, allocated). 0; 1 when
+ * exportTo has errors; -1 when out of memory (each reported).
+ */
+static int
+read_rule_export(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, const struct k8s_meta *m, int allow_none,
+    struct pol_rule *r, int *any, unsigned char **vis, struct pol_cidr **src)
+{
+	int fail;
 
 	if (ld->opts->nnamespaces > 0) {
-		vis = calloc(ld->opts->nnamespaces, 1);
-		if (vis == NULL) {
+		*vis = calloc(ld->opts->nnamespaces, 1);
+		if (*vis == NULL) {
 			oom(cx, ld);
-			goto out;
+			return -1;
 		}
 	}
-	if (read_export_to(cx, ld, doc, get(cx, doc, spec, "exportTo"),
-	    m->scope_ns, 1, &any, vis) < 0)
-		goto check_hosts;
-	if (!any) {
-		src = vis_cidrs(ld->opts, vis, &r.nsources, &fail);
-		if (fail) {
-			oom(cx, ld);
-			goto out;
-		}
-		r.sources = src;
+	if (read_export_to(cx, ld, doc, get(cx, doc, m->spec, "exportTo"),
+	    m->scope_ns, allow_none, any, *vis) < 0)
+		return 1;
+	if (*any)
+		return 0;
+	*src = vis_cidrs(ld->opts, *vis, &r->nsources, &fail);
+	if (fail) {
+		oom(cx, ld);
+		return -1;
 	}
+	r->sources = *src;
+	return 0;
+}
 
-check_hosts:
-	/* Every host is checked even when something above failed. */
-	skip = (res == SE_STATIC && neps == 0) || (!any && r.nsources == 0);
-	first = pol_snapshot_rule_count(ld->snap);
+/*
+ * spec.hosts, each checked (even when something before failed); a rule
+ * for each when the ServiceEntry had no error since before, unless skip.
+ */
+static void
+read_se_hosts(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, yaml_node_t *hosts, struct pol_rule *r,
+    enum se_res res, int skip, unsigned before)
+{
+	char pattern[PATTERN_BUF];
+
 	YDOC_FOREACH_ITEM(doc, hosts, it) {
 		yaml_node_t *h = YDOC_NODE(doc, *it);
 		const char *text;
@@ -889,9 +900,9 @@ check_hosts:
 			    "(a ServiceEntry names the hosts it admits)");
 			continue;
 		}
-		if (parse_host(cx, h, text, &r.kind, pattern) < 0)
+		if (parse_host(cx, h, text, &r->kind, pattern) < 0)
 			continue;
-		if (r.kind == POL_PAT_SUBDOMAINS && neps == 0 &&
+		if (r->kind == POL_PAT_SUBDOMAINS && r->nendpoints == 0 &&
 		    (res == SE_DNS || res == SE_DNS_RR)) {
 			ydoc_error(cx, h, "hosts must be FQDN if no endpoints are "
 			    "provided for resolution %s (use NONE or DYNAMIC_DNS for "
@@ -900,12 +911,52 @@ check_hosts:
 		}
 		if (cx->errors != before)
 			continue;
-		r.pattern = pattern;
-		r.line = (unsigned)h->start_mark.line + 1;
-		r.col = (unsigned)h->start_mark.column + 1;
+		r->pattern = pattern;
+		r->line = (unsigned)h->start_mark.line + 1;
+		r->col = (unsigned)h->start_mark.column + 1;
 		if (!skip)
-			pol_loader_add(cx, ld, &r);
+			pol_loader_add(cx, ld, r);
 	}
+	r->pattern = NULL;
+}
+
+static void
+read_service_entry(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, struct k8s_meta *m)
+{
+	char qb[POL_QUOTE_BUF];
+	yaml_node_t *spec = m->spec, *hosts;
+	struct se_port sp[POL_MAX_PORTS];
+	struct pol_endpoint *eps = NULL;
+	struct pol_cidr *src = NULL;
+	unsigned char *vis = NULL;
+	struct pol_rule r;
+	uint16_t ports[POL_MAX_PORTS];
+	enum se_res res;
+	unsigned before = cx->errors;
+	size_t neps = 0, first;
+	int any = 1, skip;
+
+	rule_init(cx, &r, m, "ServiceEntry", ports);
+	hosts = required_list(cx, doc, spec, "hosts", "spec.hosts",
+	    "a ServiceEntry must have at least one host in spec.hosts");
+	if (hosts == NULL)
+		return;
+	(void)read_se_ports(cx, doc, get(cx, doc, spec, "ports"), &r, sp);
+	(void)read_resolution(cx, get(cx, doc, spec, "resolution"), &res);
+	read_se_location(cx, get(cx, doc, spec, "location"));
+	if (read_se_endpoints(cx, ld, doc, get(cx, doc, spec, "endpoints"),
+	    res, sp, r.nports, &eps, &neps) < 0)
+		return;
+	r.resolution = se_resolution(res, neps);
+	r.endpoints = eps;
+	r.nendpoints = neps;
+	/* Every host is checked even when exportTo had errors. */
+	if (read_rule_export(cx, ld, doc, m, 1, &r, &any, &vis, &src) < 0)
+		goto out;
+	skip = (res == SE_STATIC && neps == 0) || (!any && r.nsources == 0);
+	first = pol_snapshot_rule_count(ld->snap);
+	read_se_hosts(cx, ld, doc, hosts, &r, res, skip, before);
 	if (cx->errors != before)
 		goto out;
 	if (res == SE_STATIC && neps == 0) {
@@ -1162,18 +1213,98 @@ check_gateways(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
 	return 0;
 }
 
+/* Is an SNI host within one of the VirtualService's hosts (Istio's rule)? */
+static int
+vs_hosts_cover(yaml_document_t *doc, yaml_node_t *vhosts,
+    enum pol_pattern_kind kind, const char *pattern)
+{
+	char vpat[PATTERN_BUF];
+
+	if (vhosts == NULL)
+		return 0;
+	YDOC_FOREACH_ITEM(doc, vhosts, vt) {
+		const char *vs = ydoc_text(YDOC_NODE(doc, *vt));
+		enum pol_pattern_kind vk;
+
+		if (vs != NULL && pol_pattern_parse(vs, &vk, vpat, sizeof(vpat),
+		    NULL, 0) == 0 && covers(vk, vpat, kind, pattern))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * One tls match: a rule for each of its SNI hosts, when the match is bound
+ * to a gateway (*bound set) and the VirtualService had no error since
+ * before; none when exportTo leaves no client.
+ */
+static void
+read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, yaml_node_t *mt, yaml_node_t *vgw,
+    yaml_node_t *vhosts, struct pol_rule *r, int any, unsigned before,
+    int *bound)
+{
+	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
+	yaml_node_t *sni, *port, *mgw;
+	int on_gateway;
+
+	if (ydoc_is_mapping(cx, mt, "a tls match") < 0)
+		return;
+	mgw = get(cx, doc, mt, "gateways");
+	if (check_gateways(cx, doc, mgw, "match gateways") < 0)
+		return;
+	/* A match's gateways replace the VirtualService's. */
+	on_gateway = mgw != NULL && !is_empty_list(mgw) ?
+	    names_gateway(doc, mgw) : names_gateway(doc, vgw);
+	r->nports = 0;
+	port = get(cx, doc, mt, "port");
+	if (port != NULL) {
+		if (pol_read_port(cx, port, &r->ports[0]) < 0)
+			return;
+		r->nports = 1;
+	}
+	sni = required_list(cx, doc, mt, "sniHosts", "sniHosts", "a "
+	    "TLS match must have at least one SNI host in sniHosts");
+	if (sni == NULL)
+		return;
+	YDOC_FOREACH_ITEM(doc, sni, kt) {
+		yaml_node_t *h = YDOC_NODE(doc, *kt);
+		const char *text;
+
+		if (ydoc_scalar(cx, h, "an SNI host", &text) < 0 ||
+		    parse_host(cx, h, text, &r->kind, pattern) < 0)
+			continue;
+		if (!vs_hosts_cover(doc, vhosts, r->kind, pattern)) {
+			ydoc_error(cx, h, "SNI host '%s' is not within the "
+			    "VirtualService's hosts",
+			    pol_quote(text, qb, sizeof(qb)));
+			continue;
+		}
+		if (!on_gateway || cx->errors != before)
+			continue;
+		*bound = 1;
+		r->pattern = pattern;
+		r->line = (unsigned)h->start_mark.line + 1;
+		r->col = (unsigned)h->start_mark.column + 1;
+		if (!any && r->nsources == 0)
+			continue;
+		pol_loader_add(cx, ld, r);
+	}
+	r->pattern = NULL;
+}
+
 static void
 read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, struct k8s_meta *m)
 {
-	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF], vpat[PATTERN_BUF];
+	char qb[POL_QUOTE_BUF];
 	yaml_node_t *spec = m->spec, *vgw, *vhosts, *tls;
 	struct pol_cidr *src = NULL;
 	unsigned char *vis = NULL;
 	unsigned before = cx->errors;
 	struct pol_rule r;
 	uint16_t ports[POL_MAX_PORTS];
-	int any = 1, bound = 0, fail;
+	int any = 1, bound = 0;
 
 	rule_init(cx, &r, m, "VirtualService", ports);
 	vgw = get(cx, doc, spec, "gateways");
@@ -1190,21 +1321,8 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 	if (ydoc_is_sequence(cx, tls, "spec.tls") < 0)
 		return;
-	if (ld->opts->nnamespaces > 0 && (vis = calloc(ld->opts->nnamespaces, 1)) == NULL) {
-		oom(cx, ld);
-		return;
-	}
-	if (read_export_to(cx, ld, doc, get(cx, doc, spec, "exportTo"),
-	    m->scope_ns, 0, &any, vis) < 0)
+	if (read_rule_export(cx, ld, doc, m, 0, &r, &any, &vis, &src) != 0)
 		goto out;
-	if (!any) {
-		src = vis_cidrs(ld->opts, vis, &r.nsources, &fail);
-		if (fail) {
-			oom(cx, ld);
-			goto out;
-		}
-		r.sources = src;
-	}
 	YDOC_FOREACH_ITEM(doc, tls, it) {
 		yaml_node_t *route = YDOC_NODE(doc, *it), *match;
 
@@ -1214,69 +1332,9 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 		    "route must have at least one match condition");
 		if (match == NULL)
 			continue;
-		YDOC_FOREACH_ITEM(doc, match, jt) {
-			yaml_node_t *mt = YDOC_NODE(doc, *jt), *sni, *port, *mgw;
-			int on_gateway;
-
-			if (ydoc_is_mapping(cx, mt, "a tls match") < 0)
-				continue;
-			mgw = get(cx, doc, mt, "gateways");
-			if (check_gateways(cx, doc, mgw, "match gateways") < 0)
-				continue;
-			/* A match's gateways replace the VirtualService's. */
-			on_gateway = mgw != NULL && !is_empty_list(mgw) ?
-			    names_gateway(doc, mgw) : names_gateway(doc, vgw);
-			r.nports = 0;
-			port = get(cx, doc, mt, "port");
-			if (port != NULL) {
-				if (pol_read_port(cx, port, &r.ports[0]) < 0)
-					continue;
-				r.nports = 1;
-			}
-			sni = required_list(cx, doc, mt, "sniHosts", "sniHosts", "a "
-			    "TLS match must have at least one SNI host in sniHosts");
-			if (sni == NULL)
-				continue;
-			YDOC_FOREACH_ITEM(doc, sni, kt) {
-				yaml_node_t *h = YDOC_NODE(doc, *kt);
-				const char *text;
-				int ok = 0;
-
-				if (ydoc_scalar(cx, h, "an SNI host", &text) < 0)
-					continue;
-				if (parse_host(cx, h, text, &r.kind, pattern) < 0)
-					continue;
-				/* Istio: each SNI host within the VirtualService's hosts. */
-				if (vhosts != NULL) {
-					YDOC_FOREACH_ITEM(doc, vhosts, vt) {
-						const char *vs = ydoc_text(YDOC_NODE(doc, *vt));
-						enum pol_pattern_kind vk;
-
-						if (vs != NULL && pol_pattern_parse(vs, &vk, vpat,
-						    sizeof(vpat), NULL, 0) == 0 &&
-						    covers(vk, vpat, r.kind, pattern)) {
-							ok = 1;
-							break;
-						}
-					}
-				}
-				if (!ok) {
-					ydoc_error(cx, h, "SNI host '%s' is not within the "
-					    "VirtualService's hosts",
-					    pol_quote(text, qb, sizeof(qb)));
-					continue;
-				}
-				if (!on_gateway || cx->errors != before)
-					continue;
-				bound = 1;
-				r.pattern = pattern;
-				r.line = (unsigned)h->start_mark.line + 1;
-				r.col = (unsigned)h->start_mark.column + 1;
-				if (!any && r.nsources == 0)
-					continue;
-				pol_loader_add(cx, ld, &r);
-			}
-		}
+		YDOC_FOREACH_ITEM(doc, match, jt)
+			read_vs_match(cx, ld, doc, YDOC_NODE(doc, *jt), vgw, vhosts,
+			    &r, any, before, &bound);
 	}
 	if (cx->errors == before && !bound)
 		ydoc_notice(cx, spec, "VirtualService %s: no tls route is bound to "
