@@ -154,44 +154,33 @@ v1_port(const uint8_t *p, size_t n, uint16_t *port_be)
  * No check of one step can be failed by a byte that a later step reads, so
  * an early decision is the one the whole line gets.
  */
+static const char *const v1_words[] = { "TCP4 ", "TCP6 ", "UNKNOWN" };
+#define V1_UNKNOWN 2
+
+/* Step 2: *which, an index into v1_words (DONE), NEED_MORE or ERROR. */
 static enum proxy_status
-parse_v1(const uint8_t *buf, size_t len, struct proxy_header *h,
-    const char **reason)
+v1_word(const uint8_t *buf, size_t len, int *which, const char **reason)
 {
-	static const char *const words[] = { "TCP4 ", "TCP6 ", "UNKNOWN" };
 	const uint8_t *w = buf + sizeof(v1_sig) - 1;
-	size_t wlen, scan, eol = 0, i;
-	int which = -1, rc;
-	const uint8_t *f[4];
-	size_t flen[4], nf = 0;
-	struct cur line;
+	size_t wlen = len - (sizeof(v1_sig) - 1), at;
+	int rc;
 
-	rc = match_prefix(buf, len, v1_sig, sizeof(v1_sig) - 1);
-	if (rc == -1) {
-		*reason = R_NOT_PROXY;
-		return PROXY_ERROR;
-	}
-	if (rc == 0)
-		return PROXY_NEED_MORE;
-
-	/* 2. The protocol word: what has arrived must begin one of them. */
-	wlen = len - (sizeof(v1_sig) - 1);
-	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		rc = match_prefix(w, wlen, words[i], strlen(words[i]));
+	*which = -1;
+	for (size_t i = 0; i < sizeof(v1_words) / sizeof(v1_words[0]); i++) {
+		rc = match_prefix(w, wlen, v1_words[i], strlen(v1_words[i]));
 		if (rc == 1) {
-			which = (int)i;
+			*which = (int)i;
 			break;
 		}
 		if (rc == 0)
 			return PROXY_NEED_MORE;
 	}
-	if (which == -1) {
+	if (*which == -1) {
 		*reason = R_V1_PROTO;
 		return PROXY_ERROR;
 	}
-	if (which == 2) {
-		size_t at = sizeof(v1_sig) - 1 + strlen(words[2]);
-
+	if (*which == V1_UNKNOWN) {
+		at = sizeof(v1_sig) - 1 + strlen(v1_words[V1_UNKNOWN]);
 		if (len == at)
 			return PROXY_NEED_MORE;
 		if (buf[at] != ' ' && buf[at] != '\r') {
@@ -199,10 +188,16 @@ parse_v1(const uint8_t *buf, size_t len, struct proxy_header *h,
 			return PROXY_ERROR;
 		}
 	}
+	return PROXY_DONE;
+}
 
-	/* 3. The line end, within the first V1_MAX_LINE bytes. */
-	scan = len < V1_MAX_LINE ? len : V1_MAX_LINE;
-	for (i = 0; i < scan; i++) {
+/* Step 3: *eol, the CR of the line's CRLF (DONE), NEED_MORE or ERROR. */
+static enum proxy_status
+v1_eol(const uint8_t *buf, size_t len, size_t *eol, const char **reason)
+{
+	size_t scan = len < V1_MAX_LINE ? len : V1_MAX_LINE;
+
+	for (size_t i = 0; i < scan; i++) {
 		if (buf[i] == '\n') {
 			*reason = R_V1_EOL;
 			return PROXY_ERROR;
@@ -219,37 +214,30 @@ parse_v1(const uint8_t *buf, size_t len, struct proxy_header *h,
 			*reason = R_V1_EOL;
 			return PROXY_ERROR;
 		}
-		eol = i;
-		break;
-	}
-	if (i == scan) {
-		if (len >= V1_MAX_LINE) {
-			*reason = R_V1_TOO_LONG;
-			return PROXY_ERROR;
-		}
-		return PROXY_NEED_MORE;
-	}
-
-	h->version = 1;
-	h->header_len = eol + 2;
-	if (which == 2) {
-		/* "the receiver must ignore anything presented before the CRLF" */
-		h->local = 1;
+		*eol = i;
 		return PROXY_DONE;
 	}
+	if (len >= V1_MAX_LINE) {
+		*reason = R_V1_TOO_LONG;
+		return PROXY_ERROR;
+	}
+	return PROXY_NEED_MORE;
+}
 
-	/* 4. Exactly four fields after "PROXY TCPx ", single spaces. */
-	cur_init(&line, buf + sizeof(v1_sig) - 1 + strlen(words[which]),
-	    eol - (sizeof(v1_sig) - 1 + strlen(words[which])));
+/* Step 4: exactly four fields separated by single spaces. 0, or -1. */
+static int
+v1_fields(const uint8_t *p, size_t len, const uint8_t *f[4], size_t flen[4])
+{
+	struct cur line;
+	size_t nf = 0;
+
+	cur_init(&line, p, len);
 	for (;;) {
 		const uint8_t *sp = memchr(line.p, ' ', line.len);
 		size_t n = sp == NULL ? line.len : (size_t)(sp - line.p);
 
-		if (nf == 4) {
-			/* A fifth field, if only an empty one after a space. */
-			*reason = R_V1_FIELDS;
-			return PROXY_ERROR;
-		}
+		if (nf == 4)    /* a fifth field, if only an empty one */
+			return -1;
 		f[nf] = line.p;
 		flen[nf] = n;
 		nf++;
@@ -258,45 +246,70 @@ parse_v1(const uint8_t *buf, size_t len, struct proxy_header *h,
 			break;
 		(void)cur_skip(&line, 1);
 	}
-	if (nf != 4) {
+	return nf == 4 ? 0 : -1;
+}
+
+/* Step 4, each field in turn: the addresses and ports into h. */
+static enum proxy_status
+v1_endpoints(int af, const uint8_t *const f[4], const size_t flen[4],
+    struct proxy_header *h, const char **reason)
+{
+	union { struct in_addr a4; struct in6_addr a6; } s, d;
+	uint16_t sp, dp;
+
+	if (v1_addr(af, f[0], flen[0], &s) == -1 ||
+	    v1_addr(af, f[1], flen[1], &d) == -1) {
+		*reason = R_V1_ADDR;
+		return PROXY_ERROR;
+	}
+	if (v1_port(f[2], flen[2], &sp) == -1 ||
+	    v1_port(f[3], flen[3], &dp) == -1) {
+		*reason = R_V1_PORT;
+		return PROXY_ERROR;
+	}
+	if (af == AF_INET) {
+		set_in(&h->src, &s.a4, sp);
+		set_in(&h->dst, &d.a4, dp);
+	} else {
+		set_in6(&h->src, &s.a6, sp);
+		set_in6(&h->dst, &d.a6, dp);
+	}
+	return PROXY_DONE;
+}
+
+static enum proxy_status
+parse_v1(const uint8_t *buf, size_t len, struct proxy_header *h,
+    const char **reason)
+{
+	enum proxy_status st;
+	const uint8_t *f[4];
+	size_t flen[4], eol = 0, at;
+	int rc, which;
+
+	/* 1. "PROXY ". */
+	rc = match_prefix(buf, len, v1_sig, sizeof(v1_sig) - 1);
+	if (rc == -1) {
+		*reason = R_NOT_PROXY;
+		return PROXY_ERROR;
+	}
+	if (rc == 0)
+		return PROXY_NEED_MORE;
+	if ((st = v1_word(buf, len, &which, reason)) != PROXY_DONE ||
+	    (st = v1_eol(buf, len, &eol, reason)) != PROXY_DONE)
+		return st;
+	h->version = 1;
+	h->header_len = eol + 2;
+	if (which == V1_UNKNOWN) {
+		/* "the receiver must ignore anything presented before the CRLF" */
+		h->local = 1;
+		return PROXY_DONE;
+	}
+	at = sizeof(v1_sig) - 1 + strlen(v1_words[which]);
+	if (v1_fields(buf + at, eol - at, f, flen) != 0) {
 		*reason = R_V1_FIELDS;
 		return PROXY_ERROR;
 	}
-
-	if (which == 0) {
-		struct in_addr s, d;
-		uint16_t sp, dp;
-
-		if (v1_addr(AF_INET, f[0], flen[0], &s) == -1 ||
-		    v1_addr(AF_INET, f[1], flen[1], &d) == -1) {
-			*reason = R_V1_ADDR;
-			return PROXY_ERROR;
-		}
-		if (v1_port(f[2], flen[2], &sp) == -1 ||
-		    v1_port(f[3], flen[3], &dp) == -1) {
-			*reason = R_V1_PORT;
-			return PROXY_ERROR;
-		}
-		set_in(&h->src, &s, sp);
-		set_in(&h->dst, &d, dp);
-	} else {
-		struct in6_addr s, d;
-		uint16_t sp, dp;
-
-		if (v1_addr(AF_INET6, f[0], flen[0], &s) == -1 ||
-		    v1_addr(AF_INET6, f[1], flen[1], &d) == -1) {
-			*reason = R_V1_ADDR;
-			return PROXY_ERROR;
-		}
-		if (v1_port(f[2], flen[2], &sp) == -1 ||
-		    v1_port(f[3], flen[3], &dp) == -1) {
-			*reason = R_V1_PORT;
-			return PROXY_ERROR;
-		}
-		set_in6(&h->src, &s, sp);
-		set_in6(&h->dst, &d, dp);
-	}
-	return PROXY_DONE;
+	return v1_endpoints(which == 0 ? AF_INET : AF_INET6, f, flen, h, reason);
 }
 
 /* ---- version 2 ---------------------------------------------------------- */
