@@ -592,6 +592,117 @@ on_reopen(evutil_socket_t sig, short what, void *arg)
 		    "%s; still writing to the old file", err);
 }
 
+/* The workers, listeners bound, each with its rule counters made before
+ * its thread starts (the scraper finds them). 0, or -1 (said on stderr). */
+static int
+make_workers(struct daemon *d)
+{
+	char err[512];
+
+	for (size_t i = 0; i < d->nworkers; i++) {
+		d->workers[i] = gw_worker_new((unsigned)i, d->cfg, d->log,
+		    d->st.snap, err, sizeof(err));
+		if (d->workers[i] == NULL) {
+			fprintf(stderr, "egressd: %s\n", err);
+			return -1;
+		}
+		d->workers[i]->shared = &d->shared;
+		d->st.nworkers = i + 1;
+		d->workers[i]->metrics.rules = gw_rule_hits_new();
+		if (d->workers[i]->metrics.rules == NULL) {
+			fprintf(stderr, "egressd: out of memory\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* SIGTERM and SIGINT drain, SIGHUP reloads, SIGUSR1 reopens the log; the
+ * policy files are watched if asked. 0, or -1 (said on stderr). */
+static int
+add_signals(struct daemon *d, struct event *sigs[4])
+{
+	char err[512];
+
+	sigs[0] = evsignal_new(d->base, SIGTERM, on_drain, d);
+	sigs[1] = evsignal_new(d->base, SIGINT, on_drain, d);
+	sigs[2] = evsignal_new(d->base, SIGHUP, on_reload, d);
+	sigs[3] = evsignal_new(d->base, SIGUSR1, on_reopen, d);
+	for (size_t i = 0; i < 4; i++) {
+		if (sigs[i] == NULL) {
+			fprintf(stderr, "egressd: out of memory\n");
+			return -1;
+		}
+		evsignal_add(sigs[i], NULL);
+	}
+	if (d->cfg->policy_watch) {
+		d->watch = gw_watch_new(d->base, d->cfg->policy_paths,
+		    d->cfg->npolicy, on_files_changed, d, err, sizeof(err));
+		if (d->watch == NULL)
+			log_notice_level(d->log, LOG_LEVEL_WARNING, "not watching "
+			    "the policy files (%s); reload with SIGHUP", err);
+	}
+	return 0;
+}
+
+/* Every worker's thread, then the lines that say so. 0, or -1 (those
+ * started are told to drain). */
+static int
+start_workers(struct daemon *d)
+{
+	for (size_t i = 0; i < d->nworkers; i++) {
+		if (gw_worker_start(d->workers[i], d->exit_ev) != 0) {
+			fprintf(stderr, "egressd: cannot start worker %zu\n", i);
+			for (size_t j = 0; j < i; j++)
+				gw_worker_drain(d->workers[j]);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < d->cfg->nlisteners; i++)
+		log_notice(d->log, "listening on %s (%s, listener %s)",
+		    d->cfg->listeners[i].address_text,
+		    gw_proto_str(d->cfg->listeners[i].proto),
+		    d->cfg->listeners[i].name);
+	d->st.ready = 1;
+	log_notice(d->log, "egressd %s started: %zu worker(s), policy generation "
+	    "%llu with %zu rules, running as uid %u gid %u, open-file limit %llu",
+	    PACKAGE_VERSION, d->nworkers, (unsigned long long)d->st.generation,
+	    pol_snapshot_rule_count(d->st.snap), (unsigned)geteuid(),
+	    (unsigned)getegid(), (unsigned long long)d->st.nofile_limit);
+	return 0;
+}
+
+/* The workers' loops have ended (or never began): everything goes. */
+static void
+run_teardown(struct daemon *d, struct event *sigs[4], int rc)
+{
+	gw_watch_free(d->watch);
+	d->watch = NULL;
+	for (size_t i = 0; i < 4; i++)
+		if (sigs[i] != NULL)
+			event_free(sigs[i]);
+	/* The admin server goes first, as it reads the workers' counters. */
+	gw_admin_free(d->admin);
+	d->admin = NULL;
+	for (size_t i = 0; i < d->nworkers; i++) {
+		/* Closing what is left counts too: the table goes last. */
+		struct gw_rule_hits *rules = d->workers[i] != NULL ?
+		    d->workers[i]->metrics.rules : NULL;
+
+		gw_worker_join_free(d->workers[i]);
+		gw_rule_hits_free(rules);
+	}
+	shared_free(d);
+	if (rc == 0)
+		log_notice(d->log, "egressd stopped");
+	if (d->exit_ev != NULL)
+		event_free(d->exit_ev);
+	if (d->delay_ev != NULL)
+		event_free(d->delay_ev);
+	free(d->workers);
+	event_base_free(d->base);
+}
+
 static int
 run(struct daemon *d)
 {
@@ -632,23 +743,8 @@ run(struct daemon *d)
 		goto out;
 	}
 	d->st.shared = &d->shared;
-	for (size_t i = 0; i < d->nworkers; i++) {
-		d->workers[i] = gw_worker_new((unsigned)i, d->cfg, d->log,
-		    d->st.snap, err, sizeof(err));
-		if (d->workers[i] != NULL)
-			d->workers[i]->shared = &d->shared;
-		if (d->workers[i] == NULL) {
-			fprintf(stderr, "egressd: %s\n", err);
-			goto out;
-		}
-		d->st.nworkers = i + 1;
-		/* Made before the thread starts, so the scraper finds it. */
-		d->workers[i]->metrics.rules = gw_rule_hits_new();
-		if (d->workers[i]->metrics.rules == NULL) {
-			fprintf(stderr, "egressd: out of memory\n");
-			goto out;
-		}
-	}
+	if (make_workers(d) != 0)
+		goto out;
 	d->admin = gw_admin_new(d->base, &d->st, err, sizeof(err));
 	if (d->admin == NULL) {
 		fprintf(stderr, "egressd: %s\n", err);
@@ -660,74 +756,13 @@ run(struct daemon *d)
 		fprintf(stderr, "egressd: %s\n", err);
 		goto out;
 	}
-	sigs[0] = evsignal_new(d->base, SIGTERM, on_drain, d);
-	sigs[1] = evsignal_new(d->base, SIGINT, on_drain, d);
-	sigs[2] = evsignal_new(d->base, SIGHUP, on_reload, d);
-	sigs[3] = evsignal_new(d->base, SIGUSR1, on_reopen, d);
-	for (size_t i = 0; i < 4; i++) {
-		if (sigs[i] == NULL) {
-			fprintf(stderr, "egressd: out of memory\n");
-			goto out_sigs;
-		}
-		evsignal_add(sigs[i], NULL);
-	}
-	if (d->cfg->policy_watch) {
-		d->watch = gw_watch_new(d->base, d->cfg->policy_paths,
-		    d->cfg->npolicy, on_files_changed, d, err, sizeof(err));
-		if (d->watch == NULL)
-			log_notice_level(d->log, LOG_LEVEL_WARNING, "not watching "
-			    "the policy files (%s); reload with SIGHUP", err);
-	}
-	for (size_t i = 0; i < d->nworkers; i++) {
-		if (gw_worker_start(d->workers[i], d->exit_ev) != 0) {
-			fprintf(stderr, "egressd: cannot start worker %zu\n", i);
-			for (size_t j = 0; j < i; j++)
-				gw_worker_drain(d->workers[j]);
-			goto out_sigs;
-		}
-	}
-	for (size_t i = 0; i < d->cfg->nlisteners; i++)
-		log_notice(d->log, "listening on %s (%s, listener %s)",
-		    d->cfg->listeners[i].address_text,
-		    gw_proto_str(d->cfg->listeners[i].proto),
-		    d->cfg->listeners[i].name);
-	d->st.ready = 1;
-	log_notice(d->log, "egressd %s started: %zu worker(s), policy generation "
-	    "%llu with %zu rules, running as uid %u gid %u, open-file limit %llu",
-	    PACKAGE_VERSION, d->nworkers, (unsigned long long)d->st.generation,
-	    pol_snapshot_rule_count(d->st.snap), (unsigned)geteuid(),
-	    (unsigned)getegid(), (unsigned long long)d->st.nofile_limit);
+	if (add_signals(d, sigs) != 0 || start_workers(d) != 0)
+		goto out;
 	gw_notify("READY=1");
 	event_base_dispatch(d->base);
 	rc = 0;
-out_sigs:
-	gw_watch_free(d->watch);
-	d->watch = NULL;
-	for (size_t i = 0; i < 4; i++)
-		if (sigs[i] != NULL)
-			event_free(sigs[i]);
 out:
-	/* The workers' loops have ended (or never began); the admin server
-	 * goes first, as it reads their counters. */
-	gw_admin_free(d->admin);
-	d->admin = NULL;
-	for (size_t i = 0; i < d->nworkers; i++) {
-		/* Closing what is left counts too: the table goes last. */
-		struct gw_rule_hits *rules = d->workers[i] != NULL ?
-		    d->workers[i]->metrics.rules : NULL;
-
-		gw_worker_join_free(d->workers[i]);
-		gw_rule_hits_free(rules);
-	}
-	shared_free(d);
-	if (rc == 0)
-		log_notice(d->log, "egressd stopped");
-	if (d->exit_ev != NULL)
-		event_free(d->exit_ev);
-	if (d->delay_ev != NULL)
-		event_free(d->delay_ev);
-	free(d->workers);
-	event_base_free(d->base);
+	run_teardown(d, sigs, rc);
 	free(id.name);
 	return rc;
 }
