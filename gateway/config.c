@@ -195,6 +195,113 @@ uint_range(struct cfg_load *l, yaml_node_t *v, const char *what,
 	return 0;
 }
 
+/* A listener's name: 1-64 of [A-Za-z0-9._-], not one an earlier has. */
+static void
+load_listener_name(struct cfg_load *l, struct gw_listener_conf *lc,
+    yaml_node_t *v)
+{
+	struct gw_config *c = l->c;
+	const char *s;
+
+	if (ydoc_scalar(&l->cx, v, "listener name", &s) != 0)
+		return;
+	if (s[0] == '\0' || strlen(s) > 64 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(s)) {
+		ydoc_error(&l->cx, v, "listener name must be 1-64 letters, "
+		    "digits, '-', '_' or '.'");
+		return;
+	}
+	for (size_t i = 0; i + 1 < c->nlisteners; i++)
+		if (strcmp(c->listeners[i].name, s) == 0)
+			ydoc_error(&l->cx, v, "listener name '%s' used twice", s);
+	lc->name = xstrdup(s);
+}
+
+/* address: IP:PORT or [IPv6]:PORT. -1 when it is not even a scalar (it
+ * then counts as missing too), else 0 (errors reported). */
+static int
+load_listener_address(struct cfg_load *l, struct gw_listener_conf *lc,
+    yaml_node_t *v)
+{
+	const char *s;
+
+	if (ydoc_scalar(&l->cx, v, "listener address", &s) != 0)
+		return -1;
+	if (dns_addr_parse(s, 0, &lc->addr, &lc->addrlen) != 0 ||
+	    dns_addr_port((const struct sockaddr *)&lc->addr) == 0) {
+		ydoc_error(&l->cx, v, "listener address '%s' must be IP:PORT or "
+		    "[IPv6]:PORT", s);
+		return 0;
+	}
+	lc->address_text = xstrdup(s);
+	return 0;
+}
+
+static void
+load_listener_protocol(struct cfg_load *l, struct gw_listener_conf *lc,
+    yaml_node_t *v)
+{
+	const char *s;
+
+	if (ydoc_scalar(&l->cx, v, "listener protocol", &s) != 0)
+		return;
+	if (strcmp(s, "tls") == 0)
+		lc->proto = GW_PROTO_TLS;
+	else if (strcmp(s, "transparent") == 0)
+		lc->proto = GW_PROTO_TRANSPARENT;
+	else if (strcmp(s, "http") == 0)
+		lc->proto = GW_PROTO_HTTP;
+	else if (strcmp(s, "connect") == 0)
+		lc->proto = GW_PROTO_CONNECT;
+	else
+		ydoc_error(&l->cx, v, "listener protocol '%s' is not supported "
+		    "(supported: tls, http, connect, transparent)", s);
+}
+
+/* The keys that depend on each other, once all are read. */
+struct listener_nodes {
+	yaml_node_t *address, *upstream_port, *pp, *pp_from;
+	int pp_bad;
+};
+
+static void
+check_listener(struct cfg_load *l, struct gw_listener_conf *lc,
+    yaml_node_t *n, const struct listener_nodes *ln)
+{
+	struct gw_config *c = l->c;
+
+	if (ln->address == NULL)
+		ydoc_error(&l->cx, n, "listener: 'address' is required");
+	/*
+	 * Fail closed: a header is believed only from the front proxies named
+	 * here, so a listener never takes its clients' addresses (the ones
+	 * sources: rules check) from whoever can connect to it.
+	 */
+	if (lc->proxy_protocol && ln->pp_from == NULL)
+		ydoc_error(&l->cx, ln->pp, "proxy_protocol: true needs "
+		    "proxy_protocol_from: the CIDRs of the front proxies whose "
+		    "headers are believed");
+	if (!lc->proxy_protocol && !ln->pp_bad && ln->pp_from != NULL)
+		ydoc_error(&l->cx, ln->pp_from, "proxy_protocol_from needs "
+		    "proxy_protocol: true (without it the listener reads no "
+		    "PROXY header)");
+	if (lc->proto == GW_PROTO_TRANSPARENT && ln->upstream_port != NULL)
+		ydoc_error(&l->cx, ln->upstream_port, "upstream_port does not "
+		    "apply to a transparent listener: it uses the port the "
+		    "client aimed at");
+	/* A Host without a port means 80; a proxy request names its port. */
+	if ((lc->proto == GW_PROTO_HTTP || lc->proto == GW_PROTO_CONNECT) &&
+	    ln->upstream_port == NULL)
+		lc->upstream_port = 80;
+	if (lc->name == NULL) {
+		char def[32];
+
+		snprintf(def, sizeof(def), "listener%zu", c->nlisteners - 1);
+		lc->name = xstrdup(def);
+	}
+}
+
 static void
 load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
@@ -202,9 +309,7 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	    "upstream_port", "proxy_protocol", "proxy_protocol_from", NULL };
 	struct gw_config *c = l->c;
 	struct gw_listener_conf *lc;
-	int have_addr = 0;
-	yaml_node_t *up_node = NULL, *pp_node = NULL, *from_node = NULL;
-	int pp_bad = 0;
+	struct listener_nodes ln;
 
 	if (ydoc_is_mapping(&l->cx, n, "listeners[]") != 0)
 		return;
@@ -213,6 +318,7 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 		ydoc_error(&l->cx, n, "at most %d listeners", GW_MAX_LISTENERS);
 		return;
 	}
+	memset(&ln, 0, sizeof(ln));
 	lc = &c->listeners[c->nlisteners++];
 	lc->line = n->start_mark.line + 1;
 	lc->proto = GW_PROTO_TLS;
@@ -220,61 +326,26 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	YDOC_FOREACH_PAIR(doc, n, p) {
 		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
 		yaml_node_t *v = YDOC_NODE(doc, p->value);
-		const char *s;
 		unsigned long u;
 
 		if (k == NULL)
 			continue;  /* reported by check_keys */
 		if (strcmp(k, "name") == 0) {
-			if (ydoc_scalar(&l->cx, v, "listener name", &s) != 0)
-				continue;
-			if (s[0] == '\0' || strlen(s) > 64 ||
-			    strspn(s, "abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(s)) {
-				ydoc_error(&l->cx, v, "listener name must be 1-64 "
-				    "letters, digits, '-', '_' or '.'");
-				continue;
-			}
-			for (size_t i = 0; i + 1 < c->nlisteners; i++)
-				if (strcmp(c->listeners[i].name, s) == 0)
-					ydoc_error(&l->cx, v, "listener name '%s' "
-					    "used twice", s);
-			lc->name = xstrdup(s);
+			load_listener_name(l, lc, v);
 		} else if (strcmp(k, "address") == 0) {
-			if (ydoc_scalar(&l->cx, v, "listener address", &s) != 0)
-				continue;
-			have_addr = 1;
-			if (dns_addr_parse(s, 0, &lc->addr, &lc->addrlen) != 0 ||
-			    dns_addr_port((const struct sockaddr *)&lc->addr) == 0) {
-				ydoc_error(&l->cx, v, "listener address '%s' must be "
-				    "IP:PORT or [IPv6]:PORT", s);
-				continue;
-			}
-			lc->address_text = xstrdup(s);
+			if (load_listener_address(l, lc, v) == 0)
+				ln.address = v;
 		} else if (strcmp(k, "protocol") == 0) {
-			if (ydoc_scalar(&l->cx, v, "listener protocol", &s) != 0)
-				continue;
-			if (strcmp(s, "tls") == 0)
-				lc->proto = GW_PROTO_TLS;
-			else if (strcmp(s, "transparent") == 0)
-				lc->proto = GW_PROTO_TRANSPARENT;
-			else if (strcmp(s, "http") == 0)
-				lc->proto = GW_PROTO_HTTP;
-			else if (strcmp(s, "connect") == 0)
-				lc->proto = GW_PROTO_CONNECT;
-			else
-				ydoc_error(&l->cx, v, "listener protocol '%s' is not "
-				    "supported (supported: tls, http, connect, "
-				    "transparent)", s);
+			load_listener_protocol(l, lc, v);
 		} else if (strcmp(k, "proxy_protocol") == 0) {
-			pp_bad = ydoc_bool(&l->cx, v, "proxy_protocol",
+			ln.pp_bad = ydoc_bool(&l->cx, v, "proxy_protocol",
 			    &lc->proxy_protocol) != 0;
-			pp_node = v;
+			ln.pp = v;
 		} else if (strcmp(k, "proxy_protocol_from") == 0) {
 			free(lc->proxy_from);
 			lc->nproxy_from = cidr_list(l, doc, v, "proxy_protocol_from",
 			    GW_MAX_RANGES, &lc->proxy_from);
-			from_node = v;
+			ln.pp_from = v;
 		} else if (strcmp(k, "upstream_port") == 0) {
 			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
 				continue;
@@ -283,37 +354,10 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 				continue;
 			}
 			lc->upstream_port = (uint16_t)u;
-			up_node = v;
+			ln.upstream_port = v;
 		}
 	}
-	if (!have_addr)
-		ydoc_error(&l->cx, n, "listener: 'address' is required");
-	/*
-	 * Fail closed: a header is believed only from the front proxies named
-	 * here, so a listener never takes its clients' addresses (the ones
-	 * sources: rules check) from whoever can connect to it.
-	 */
-	if (lc->proxy_protocol && from_node == NULL)
-		ydoc_error(&l->cx, pp_node, "proxy_protocol: true needs "
-		    "proxy_protocol_from: the CIDRs of the front proxies whose "
-		    "headers are believed");
-	if (!lc->proxy_protocol && !pp_bad && from_node != NULL)
-		ydoc_error(&l->cx, from_node, "proxy_protocol_from needs "
-		    "proxy_protocol: true (without it the listener reads no "
-		    "PROXY header)");
-	if (lc->proto == GW_PROTO_TRANSPARENT && up_node != NULL)
-		ydoc_error(&l->cx, up_node, "upstream_port does not apply to a "
-		    "transparent listener: it uses the port the client aimed at");
-	/* A Host without a port means 80; a proxy request names its port. */
-	if ((lc->proto == GW_PROTO_HTTP || lc->proto == GW_PROTO_CONNECT) &&
-	    up_node == NULL)
-		lc->upstream_port = 80;
-	if (lc->name == NULL) {
-		char def[32];
-
-		snprintf(def, sizeof(def), "listener%zu", c->nlisteners - 1);
-		lc->name = xstrdup(def);
-	}
+	check_listener(l, lc, n, &ln);
 }
 
 /*
@@ -697,6 +741,99 @@ load_upstream_tls(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	}
 }
 
+/* workers: 1-256, or "auto" (0 here: one per core, decided at start). */
+static void
+load_workers(struct ydoc_ctx *cx, struct gw_config *c, yaml_node_t *v)
+{
+	const char *s = ydoc_text(v);
+	unsigned long u;
+
+	if (s != NULL && strcmp(s, "auto") == 0) {
+		c->workers = 0;
+	} else if (ydoc_uint(cx, v, "workers (a number or 'auto')", 256,
+	    &u) == 0) {
+		if (u == 0)
+			ydoc_error(cx, v, "workers must be 1-256 or 'auto'");
+		c->workers = (int)u;
+	}
+}
+
+/* policy: {files, watch, redecide}. */
+static void
+load_policy(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *v)
+{
+	static const char *const policy_keys[] = { "files", "watch",
+	    "redecide", NULL };
+	struct ydoc_ctx *cx = &l->cx;
+	struct gw_config *c = l->c;
+
+	if (ydoc_is_mapping(cx, v, "policy") != 0 ||
+	    check_keys(l, doc, v, "policy", policy_keys) != 0)
+		return;
+	YDOC_FOREACH_PAIR(doc, v, q) {
+		const char *pk = ydoc_text(YDOC_NODE(doc, q->key));
+		yaml_node_t *pv = YDOC_NODE(doc, q->value);
+
+		if (pk != NULL && strcmp(pk, "files") == 0)
+			(void)string_list(l, doc, pv, "policy.files",
+			    c->policy_paths, GW_MAX_POLICY_PATHS, &c->npolicy,
+			    c->dir);
+		else if (pk != NULL && strcmp(pk, "watch") == 0)
+			(void)ydoc_bool(cx, pv, "policy.watch", &c->policy_watch);
+		else if (pk != NULL && strcmp(pk, "redecide") == 0)
+			(void)ydoc_bool(cx, pv, "policy.redecide",
+			    &c->policy_redecide);
+	}
+}
+
+/* mode: enforce or report. */
+static void
+load_mode(struct ydoc_ctx *cx, struct gw_config *c, yaml_node_t *v)
+{
+	const char *s;
+
+	if (ydoc_scalar(cx, v, "mode", &s) != 0)
+		return;
+	if (strcmp(s, "enforce") == 0)
+		c->mode = POL_MODE_ENFORCE;
+	else if (strcmp(s, "report") == 0)
+		c->mode = POL_MODE_REPORT;
+	else
+		ydoc_error(cx, v, "mode must be enforce or report");
+}
+
+/* user or group (k): a name or number to switch to after binding. */
+static void
+load_identity(struct ydoc_ctx *cx, struct gw_config *c, const char *k,
+    yaml_node_t *v)
+{
+	char **dst = k[0] == 'u' ? &c->user : &c->group;
+	const char *s;
+
+	if (ydoc_scalar(cx, v, k, &s) != 0)
+		return;
+	if (s[0] == '\0') {
+		ydoc_error(cx, v, "%s must not be empty (leave it out to keep "
+		    "the starting identity)", k);
+		return;
+	}
+	free(*dst);
+	*dst = xstrdup(s);
+}
+
+static void
+load_max_connections(struct ydoc_ctx *cx, struct gw_config *c,
+    yaml_node_t *v)
+{
+	unsigned long u;
+
+	if (ydoc_uint(cx, v, "max_connections", 1000000, &u) != 0)
+		return;
+	if (u == 0)
+		ydoc_error(cx, v, "max_connections must be at least 1");
+	c->max_connections = (unsigned)u;
+}
+
 static void
 load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *arg)
 {
@@ -704,10 +841,13 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 	    "policy", "log", "timeouts", "max_connections", "mode",
 	    "namespaces", "admin", "drain", "user", "group", "redirects",
 	    "upstream_tls", "refuse_ech", "relay_splice", NULL };
-	static const char *const policy_keys[] = { "files", "watch",
-	    "redecide", NULL };
+	static const char *const rkeys[] = { "window", "after_window", NULL };
+	static const char *const dkeys[] = { "delay", "timeout", NULL };
 	struct cfg_load *l = arg;
 	struct gw_config *c = l->c;
+	uint64_t *const rdst[] = { &c->redirect_window_ms, &c->after_window_ms };
+	uint64_t *const ddst[] = { &c->timeouts.drain_delay_ms,
+	    &c->timeouts.drain_ms };
 
 	if (root == NULL)
 		return;
@@ -721,8 +861,6 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 	YDOC_FOREACH_PAIR(doc, root, p) {
 		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
 		yaml_node_t *v = YDOC_NODE(doc, p->value);
-		const char *s;
-		unsigned long u;
 
 		if (k == NULL)
 			continue;  /* reported by check_keys */
@@ -732,91 +870,35 @@ load_root(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root, void *ar
 			YDOC_FOREACH_ITEM(doc, v, it)
 				load_listener(l, doc, YDOC_NODE(doc, *it));
 		} else if (strcmp(k, "workers") == 0) {
-			s = ydoc_text(v);
-			if (s != NULL && strcmp(s, "auto") == 0) {
-				c->workers = 0;
-			} else if (ydoc_uint(cx, v, "workers (a number or 'auto')",
-			    256, &u) == 0) {
-				if (u == 0)
-					ydoc_error(cx, v, "workers must be 1-256 or 'auto'");
-				c->workers = (int)u;
-			}
+			load_workers(cx, c, v);
 		} else if (strcmp(k, "dns") == 0) {
 			load_dns(l, doc, v);
 		} else if (strcmp(k, "policy") == 0) {
-			if (ydoc_is_mapping(cx, v, "policy") != 0 ||
-			    check_keys(l, doc, v, "policy", policy_keys) != 0)
-				continue;
-			YDOC_FOREACH_PAIR(doc, v, q) {
-				const char *pk = ydoc_text(YDOC_NODE(doc, q->key));
-				yaml_node_t *pv = YDOC_NODE(doc, q->value);
-
-				if (pk != NULL && strcmp(pk, "files") == 0)
-					(void)string_list(l, doc, pv, "policy.files",
-					    c->policy_paths, GW_MAX_POLICY_PATHS,
-					    &c->npolicy, c->dir);
-				else if (pk != NULL && strcmp(pk, "watch") == 0)
-					(void)ydoc_bool(cx, pv, "policy.watch",
-					    &c->policy_watch);
-				else if (pk != NULL && strcmp(pk, "redecide") == 0)
-					(void)ydoc_bool(cx, pv, "policy.redecide",
-					    &c->policy_redecide);
-			}
+			load_policy(l, doc, v);
 		} else if (strcmp(k, "log") == 0) {
 			load_log(l, doc, v);
 		} else if (strcmp(k, "redirects") == 0) {
-			static const char *const rkeys[] = { "window",
-			    "after_window", NULL };
-			uint64_t *const rdst[] = { &c->redirect_window_ms,
-			    &c->after_window_ms };
-
 			load_durations(l, doc, v, "redirects", rkeys, rdst);
 		} else if (strcmp(k, "upstream_tls") == 0) {
 			load_upstream_tls(l, doc, v);
 		} else if (strcmp(k, "timeouts") == 0) {
 			load_timeouts(l, doc, v);
 		} else if (strcmp(k, "mode") == 0) {
-			if (ydoc_scalar(cx, v, "mode", &s) != 0)
-				continue;
-			if (strcmp(s, "enforce") == 0)
-				c->mode = POL_MODE_ENFORCE;
-			else if (strcmp(s, "report") == 0)
-				c->mode = POL_MODE_REPORT;
-			else
-				ydoc_error(cx, v, "mode must be enforce or report");
+			load_mode(cx, c, v);
 		} else if (strcmp(k, "namespaces") == 0) {
 			load_namespaces(l, doc, v);
 		} else if (strcmp(k, "admin") == 0) {
 			load_admin(l, doc, v);
 		} else if (strcmp(k, "drain") == 0) {
-			static const char *const dkeys[] = { "delay", "timeout",
-			    NULL };
-			uint64_t *const ddst[] = { &c->timeouts.drain_delay_ms,
-			    &c->timeouts.drain_ms };
-
 			load_durations(l, doc, v, "drain", dkeys, ddst);
 		} else if (strcmp(k, "user") == 0 || strcmp(k, "group") == 0) {
-			char **dst = k[0] == 'u' ? &c->user : &c->group;
-
-			if (ydoc_scalar(cx, v, k, &s) != 0)
-				continue;
-			if (s[0] == '\0') {
-				ydoc_error(cx, v, "%s must not be empty (leave it out "
-				    "to keep the starting identity)", k);
-				continue;
-			}
-			free(*dst);
-			*dst = xstrdup(s);
+			load_identity(cx, c, k, v);
 		} else if (strcmp(k, "refuse_ech") == 0) {
 			(void)ydoc_bool(cx, v, "refuse_ech", &c->refuse_ech);
 		} else if (strcmp(k, "relay_splice") == 0) {
 			(void)ydoc_bool(cx, v, "relay_splice", &c->relay_splice);
 		} else if (strcmp(k, "max_connections") == 0) {
-			if (ydoc_uint(cx, v, "max_connections", 1000000, &u) == 0) {
-				if (u == 0)
-					ydoc_error(cx, v, "max_connections must be at least 1");
-				c->max_connections = (unsigned)u;
-			}
+			load_max_connections(cx, c, v);
 		}
 	}
 }
