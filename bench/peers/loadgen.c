@@ -1109,6 +1109,7 @@ main(int argc, char **argv)
 	struct rlimit rl;
 	int opt, i;
 
+	keep_heap();
 	if (argc < 2)
 		usage();
 	if (strcmp(argv[1], "freeport") == 0)

@@ -468,6 +468,7 @@ main(int argc, char **argv)
 	struct rlimit rl;
 
 	U.reply = 1024;
+	keep_heap();
 	while ((opt = getopt(argc, argv, "a:t:f:r:L:")) != -1) {
 		switch (opt) {
 		case 'a': addr = optarg; break;
