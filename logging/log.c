@@ -423,11 +423,127 @@ log_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* "alpn": null, or the client's protocol names in order. */
+static void
+log_put_alpn(struct log_buf *b, const struct log_record *r)
+{
+	size_t n = r->nalpn < LOG_MAX_ALPN ? r->nalpn : LOG_MAX_ALPN;
+
+	if (!r->has_alpn) {
+		LOG_LIT(b, "null");
+		return;
+	}
+	LOG_LIT(b, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			LOG_LIT(b, ",");
+		if (r->alpn[i] == NULL)
+			LOG_LIT(b, "null");
+		else
+			log_put_str(b, r->alpn[i], r->alpn_len[i] ?
+			    r->alpn_len[i] : strlen(r->alpn[i]), LOG_CAP_ALPN, 0);
+	}
+	LOG_LIT(b, "]");
+}
+
+/* ts to ech: when, what was decided, and what the client asked for. */
+static void
+log_put_request(struct log_buf *b, const struct log_record *r)
+{
+	LOG_LIT(b, "{\"ts\":");
+	log_put_ts(b, r->ts_us);
+	LOG_LIT(b, ",\"event\":");
+	log_put_cstr(b, r->event, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"reason\":");
+	log_put_cstr(b, r->reason, LOG_CAP_SHORT);
+	log_puts(b, r->would_deny ? ",\"would_deny\":true" : ",\"would_deny\":false");
+	LOG_LIT(b, ",\"listener\":");
+	log_put_cstr(b, r->listener, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"src\":");
+	log_put_addr(b, r->src);
+	LOG_LIT(b, ",\"orig_dst\":");
+	log_put_addr(b, r->orig_dst);
+	LOG_LIT(b, ",\"name\":");
+	if (r->name == NULL)
+		LOG_LIT(b, "null");
+	else
+		log_put_str(b, r->name,
+		    r->name_len ? r->name_len : strlen(r->name), LOG_CAP_NAME,
+		    0);
+	LOG_LIT(b, ",\"port\":");
+	if (r->port < 0 || r->port > 65535)
+		LOG_LIT(b, "null");
+	else
+		log_put_u64(b, (uint64_t)r->port);
+	LOG_LIT(b, ",\"proto\":");
+	log_put_cstr(b, r->proto, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"alpn\":");
+	log_put_alpn(b, r);
+	LOG_LIT(b, ",\"ech\":");
+	log_puts(b, !r->has_ech ? "null" : r->ech ? "true" : "false");
+}
+
+/* rule to detail: the rule, the upstream, and what was moved. */
+static void
+log_put_outcome(struct log_buf *b, const struct log_record *r)
+{
+	LOG_LIT(b, ",\"rule\":");
+	log_put_cstr(b, r->rule, LOG_CAP_RULE);
+	LOG_LIT(b, ",\"rule_name\":");
+	log_put_cstr(b, r->rule_name, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"upstream\":");
+	log_put_addr(b, r->upstream);
+	LOG_LIT(b, ",\"upstream_local_address\":");
+	log_put_addr(b, r->upstream_local);
+	LOG_LIT(b, ",\"bytes_in\":");
+	log_put_u64(b, r->bytes_in);
+	LOG_LIT(b, ",\"bytes_out\":");
+	log_put_u64(b, r->bytes_out);
+	LOG_LIT(b, ",\"duration_ms\":");
+	log_put_ms(b, r->duration_ms);
+	LOG_LIT(b, ",\"conn\":");
+	log_put_cstr(b, r->conn, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"detail\":");
+	log_put_cstr(b, r->detail, LOG_CAP_DETAIL);
+}
+
+/* method to after: the HTTP exchange and the redirect it belongs to. */
+static void
+log_put_http(struct log_buf *b, const struct log_record *r)
+{
+	LOG_LIT(b, ",\"method\":");
+	log_put_cstr(b, r->method, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"url\":");
+	log_put_cstr(b, r->url, LOG_CAP_URL);
+	LOG_LIT(b, ",\"status\":");
+	if (r->status <= 0)
+		LOG_LIT(b, "null");
+	else
+		log_put_u64(b, (uint64_t)r->status);
+	LOG_LIT(b, ",\"chain\":");
+	log_put_cstr(b, r->chain, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"from\":");
+	log_put_cstr(b, r->from, LOG_CAP_URL);
+	LOG_LIT(b, ",\"to\":");
+	log_put_cstr(b, r->to, LOG_CAP_URL);
+	LOG_LIT(b, ",\"verdict\":");
+	log_put_cstr(b, r->verdict, LOG_CAP_SHORT);
+	LOG_LIT(b, ",\"after\":");
+	if (r->after_name == NULL) {
+		LOG_LIT(b, "null");
+	} else {
+		LOG_LIT(b, "{\"name\":");
+		log_put_cstr(b, r->after_name, LOG_CAP_NAME);
+		LOG_LIT(b, ",\"ms\":");
+		log_put_u64(b, r->after_ms);
+		LOG_LIT(b, "}");
+	}
+}
+
 size_t
 log_format(const struct log_record *r, char *buf, size_t buflen)
 {
 	struct log_buf b;
-	size_t i, n;
 
 	if (r == NULL || buf == NULL || buflen == 0)
 		return 0;
@@ -436,101 +552,10 @@ log_format(const struct log_record *r, char *buf, size_t buflen)
 	/* The line, '\n' included, stays under LOG_LINE_MAX; then a NUL. */
 	b.cap = (buflen < LOG_LINE_MAX ? buflen : LOG_LINE_MAX) - 1;
 	b.overflow = 0;
-
-	LOG_LIT(&b, "{\"ts\":");
-	log_put_ts(&b, r->ts_us);
-	LOG_LIT(&b, ",\"event\":");
-	log_put_cstr(&b, r->event, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"reason\":");
-	log_put_cstr(&b, r->reason, LOG_CAP_SHORT);
-	log_puts(&b, r->would_deny ? ",\"would_deny\":true" : ",\"would_deny\":false");
-	LOG_LIT(&b, ",\"listener\":");
-	log_put_cstr(&b, r->listener, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"src\":");
-	log_put_addr(&b, r->src);
-	LOG_LIT(&b, ",\"orig_dst\":");
-	log_put_addr(&b, r->orig_dst);
-	LOG_LIT(&b, ",\"name\":");
-	if (r->name == NULL)
-		LOG_LIT(&b, "null");
-	else
-		log_put_str(&b, r->name,
-		    r->name_len ? r->name_len : strlen(r->name), LOG_CAP_NAME,
-		    0);
-	LOG_LIT(&b, ",\"port\":");
-	if (r->port < 0 || r->port > 65535)
-		LOG_LIT(&b, "null");
-	else
-		log_put_u64(&b, (uint64_t)r->port);
-	LOG_LIT(&b, ",\"proto\":");
-	log_put_cstr(&b, r->proto, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"alpn\":");
-	if (!r->has_alpn) {
-		LOG_LIT(&b, "null");
-	} else {
-		n = r->nalpn < LOG_MAX_ALPN ? r->nalpn : LOG_MAX_ALPN;
-		LOG_LIT(&b, "[");
-		for (i = 0; i < n; i++) {
-			if (i > 0)
-				LOG_LIT(&b, ",");
-			if (r->alpn[i] == NULL)
-				LOG_LIT(&b, "null");
-			else
-				log_put_str(&b, r->alpn[i], r->alpn_len[i] ?
-				    r->alpn_len[i] : strlen(r->alpn[i]),
-				    LOG_CAP_ALPN, 0);
-		}
-		LOG_LIT(&b, "]");
-	}
-	LOG_LIT(&b, ",\"ech\":");
-	log_puts(&b, !r->has_ech ? "null" : r->ech ? "true" : "false");
-	LOG_LIT(&b, ",\"rule\":");
-	log_put_cstr(&b, r->rule, LOG_CAP_RULE);
-	LOG_LIT(&b, ",\"rule_name\":");
-	log_put_cstr(&b, r->rule_name, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"upstream\":");
-	log_put_addr(&b, r->upstream);
-	LOG_LIT(&b, ",\"upstream_local_address\":");
-	log_put_addr(&b, r->upstream_local);
-	LOG_LIT(&b, ",\"bytes_in\":");
-	log_put_u64(&b, r->bytes_in);
-	LOG_LIT(&b, ",\"bytes_out\":");
-	log_put_u64(&b, r->bytes_out);
-	LOG_LIT(&b, ",\"duration_ms\":");
-	log_put_ms(&b, r->duration_ms);
-	LOG_LIT(&b, ",\"conn\":");
-	log_put_cstr(&b, r->conn, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"detail\":");
-	log_put_cstr(&b, r->detail, LOG_CAP_DETAIL);
-	LOG_LIT(&b, ",\"method\":");
-	log_put_cstr(&b, r->method, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"url\":");
-	log_put_cstr(&b, r->url, LOG_CAP_URL);
-	LOG_LIT(&b, ",\"status\":");
-	if (r->status <= 0)
-		LOG_LIT(&b, "null");
-	else
-		log_put_u64(&b, (uint64_t)r->status);
-	LOG_LIT(&b, ",\"chain\":");
-	log_put_cstr(&b, r->chain, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"from\":");
-	log_put_cstr(&b, r->from, LOG_CAP_URL);
-	LOG_LIT(&b, ",\"to\":");
-	log_put_cstr(&b, r->to, LOG_CAP_URL);
-	LOG_LIT(&b, ",\"verdict\":");
-	log_put_cstr(&b, r->verdict, LOG_CAP_SHORT);
-	LOG_LIT(&b, ",\"after\":");
-	if (r->after_name == NULL) {
-		LOG_LIT(&b, "null");
-	} else {
-		LOG_LIT(&b, "{\"name\":");
-		log_put_cstr(&b, r->after_name, LOG_CAP_NAME);
-		LOG_LIT(&b, ",\"ms\":");
-		log_put_u64(&b, r->after_ms);
-		LOG_LIT(&b, "}");
-	}
+	log_put_request(&b, r);
+	log_put_outcome(&b, r);
+	log_put_http(&b, r);
 	LOG_LIT(&b, "}\n");
-
 	/* Only a buffer smaller than LOG_LINE_MAX can get here. */
 	if (b.overflow) {
 		buf[0] = '\0';
