@@ -971,120 +971,154 @@ out:
 	    "is longer than " STRINGIFY(GW_RULE_TEXT_MAX) " bytes.", unlabelled);
 }
 
+/* The daemon itself: version, start, readiness, workers. */
+static void
+render_daemon(struct render *rd, const struct gw_status *st)
+{
+	head(rd, "egressd_build_info", "gauge", "Always 1; the version "
+	    "is a label.");
+	put(rd, "egressd_build_info{version=\"");
+	put_label(rd, PACKAGE_VERSION);
+	put(rd, "\"} 1\n");
+	head(rd, "egressd_start_time_seconds", "gauge",
+	    "When the daemon started, seconds since the epoch.");
+	put(rd, "egressd_start_time_seconds ");
+	put_seconds(rd, st->start_us);
+	put(rd, "\n");
+	simple(rd, "egressd_ready", "gauge", "1 when /ready answers 200: "
+	    "policy loaded, listeners up, not draining.",
+	    st->ready && !st->draining);
+	simple(rd, "egressd_draining", "gauge", "1 after SIGTERM: "
+	    "readiness is 503 and the daemon is on its way out.",
+	    (uint64_t)st->draining);
+	simple(rd, "egressd_workers", "gauge", "Worker threads.",
+	    (uint64_t)st->nworkers);
+}
+
+/* Connections and bytes, by listener, and what is open now. */
+static void
+render_traffic(struct render *rd, const struct gw_status *st)
+{
+	uint64_t active = 0;
+
+	for (size_t i = 0; i < st->nworkers; i++)
+		active += M_GET(&st->workers[i]->metrics.active);
+	render_connections(rd, st);
+	render_per_listener(rd, st, "egressd_connections_accepted_total",
+	    "Connections accepted, by listener.",
+	    offsetof(struct gw_metrics, accepted));
+	simple(rd, "egressd_connections_active", "gauge",
+	    "Client connections open now (lingering denials included).", active);
+	simple(rd, "egressd_max_connections", "gauge",
+	    "The max_connections setting.", (uint64_t)st->cfg->max_connections);
+	render_per_listener(rd, st, "egressd_client_hello_ech_total",
+	    "ClientHellos that offered Encrypted Client Hello (the name decided "
+	    "on is the outer one), by listener; GREASE ECH counts too.",
+	    offsetof(struct gw_metrics, ech));
+	render_per_listener(rd, st, "egressd_bytes_received_total",
+	    "Bytes received from clients, by listener, counted when each "
+	    "connection ends.", offsetof(struct gw_metrics, bytes_in));
+	render_per_listener(rd, st, "egressd_bytes_sent_total",
+	    "Bytes sent to clients, by listener, counted when each connection "
+	    "ends.", offsetof(struct gw_metrics, bytes_out));
+}
+
+/* Accept pauses, interim lines, refused admin connections, descriptors. */
+static void
+render_limits(struct render *rd, const struct gw_status *st)
+{
+	uint64_t pauses = 0, interims = 0;
+	int64_t fds;
+
+	for (size_t i = 0; i < st->nworkers; i++) {
+		pauses += M_GET(&st->workers[i]->metrics.accept_pauses);
+		interims += M_GET(&st->workers[i]->metrics.interims);
+	}
+	simple(rd, "egressd_accept_pauses_total", "counter", "Times a worker "
+	    "stopped accepting: at its share of max_connections or out of "
+	    "descriptors (the overloaded log line).", pauses);
+	simple(rd, "egressd_interim_lines_total", "counter", "Interim lines "
+	    "written for connections still open (log.interim_interval); not "
+	    "counted in egressd_connections_total.", interims);
+	simple(rd, "egressd_admin_connections_refused_total", "counter",
+	    "Admin connections closed at once: admin.max_connections were open.",
+	    st->admin_refused);
+	fds = open_fds();
+	simple(rd, "egressd_open_files", "gauge", "Open file descriptors "
+	    "(as process_open_fds).", fds > 0 ? (uint64_t)fds : 0);
+	simple(rd, "egressd_open_files_limit", "gauge", "RLIMIT_NOFILE (soft) "
+	    "as set at start.", st->nofile_limit);
+}
+
+/* Reloads, the running policy, and each rule's hits. */
+static void
+render_policy(struct render *rd, const struct gw_status *st)
+{
+	head(rd, "egressd_policy_reloads_total", "counter",
+	    "Policy reloads (SIGHUP or files changed), by result.");
+	put(rd, "egressd_policy_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+	    st->reloads_ok);
+	put(rd, "egressd_policy_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+	    st->reloads_failed);
+	simple(rd, "egressd_policy_generation", "gauge", "Generation of the "
+	    "running policy (0 at start, +1 per successful reload).",
+	    st->generation);
+	simple(rd, "egressd_policy_rules", "gauge", "Rules (host patterns) "
+	    "in the running policy.", (uint64_t)pol_snapshot_rule_count(st->snap));
+	simple(rd, "egressd_config_last_reload_successful", "gauge", "1 when "
+	    "the last reload worked (or none was tried: the policy loaded at "
+	    "start), 0 when it failed and an older policy is running.",
+	    (uint64_t)(st->last_reload_ok != 0));
+	head(rd, "egressd_config_last_reload_success_timestamp_seconds",
+	    "gauge", "When the running policy was loaded (at start or by the "
+	    "last successful reload), seconds since the epoch.");
+	put(rd, "egressd_config_last_reload_success_timestamp_seconds ");
+	put_seconds(rd, st->policy_loaded_us);
+	put(rd, "\n");
+	render_rules(rd, st);
+}
+
+/* The log's lines and failures; the evidence file's, when there is one. */
+static void
+render_log(struct render *rd, const struct gw_status *st)
+{
+	struct log_sink_stats ls;
+	struct evid_stats es;
+
+	log_sink_stats(st->log, &ls);
+	simple(rd, "egressd_log_lines_total", "counter", "Log lines written "
+	    "(connection lines and notices).", ls.lines);
+	simple(rd, "egressd_log_write_failures_total", "counter", "Log lines "
+	    "that could not be written.", ls.failures);
+	if (st->shared == NULL || st->shared->evidence == NULL)
+		return;
+	evid_stats(st->shared->evidence, &es);
+	simple(rd, "egressd_evidence_records_total", "counter",
+	    "Denied connections written to the evidence pcap.", es.records);
+	simple(rd, "egressd_evidence_dropped_total", "counter",
+	    "Denied connections not written: the evidence queue was full.",
+	    es.dropped);
+	simple(rd, "egressd_evidence_failures_total", "counter",
+	    "Denied connections not written: the file could not be written.",
+	    es.failures);
+	simple(rd, "egressd_evidence_rotations_total", "counter",
+	    "Evidence files rotated.", es.rotations);
+}
+
 int
 gw_metrics_render(const struct gw_status *st, struct evbuffer *out)
 {
 	struct render rd = { out, 0 };
-	struct log_sink_stats ls;
-	uint64_t active = 0, pauses = 0, interims = 0;
-	int64_t fds;
 
-	for (size_t i = 0; i < st->nworkers; i++) {
-		active += M_GET(&st->workers[i]->metrics.active);
-		pauses += M_GET(&st->workers[i]->metrics.accept_pauses);
-		interims += M_GET(&st->workers[i]->metrics.interims);
-	}
-
-	head(&rd, "egressd_build_info", "gauge", "Always 1; the version "
-	    "is a label.");
-	put(&rd, "egressd_build_info{version=\"");
-	put_label(&rd, PACKAGE_VERSION);
-	put(&rd, "\"} 1\n");
-	head(&rd, "egressd_start_time_seconds", "gauge",
-	    "When the daemon started, seconds since the epoch.");
-	put(&rd, "egressd_start_time_seconds ");
-	put_seconds(&rd, st->start_us);
-	put(&rd, "\n");
-	simple(&rd, "egressd_ready", "gauge", "1 when /ready answers 200: "
-	    "policy loaded, listeners up, not draining.",
-	    st->ready && !st->draining);
-	simple(&rd, "egressd_draining", "gauge", "1 after SIGTERM: "
-	    "readiness is 503 and the daemon is on its way out.",
-	    (uint64_t)st->draining);
-	simple(&rd, "egressd_workers", "gauge", "Worker threads.",
-	    (uint64_t)st->nworkers);
-
-	render_connections(&rd, st);
-	render_per_listener(&rd, st, "egressd_connections_accepted_total",
-	    "Connections accepted, by listener.",
-	    offsetof(struct gw_metrics, accepted));
-	simple(&rd, "egressd_connections_active", "gauge",
-	    "Client connections open now (lingering denials included).", active);
-	simple(&rd, "egressd_max_connections", "gauge",
-	    "The max_connections setting.", (uint64_t)st->cfg->max_connections);
-	render_per_listener(&rd, st, "egressd_client_hello_ech_total",
-	    "ClientHellos that offered Encrypted Client Hello (the name decided "
-	    "on is the outer one), by listener; GREASE ECH counts too.",
-	    offsetof(struct gw_metrics, ech));
-	render_per_listener(&rd, st, "egressd_bytes_received_total",
-	    "Bytes received from clients, by listener, counted when each "
-	    "connection ends.", offsetof(struct gw_metrics, bytes_in));
-	render_per_listener(&rd, st, "egressd_bytes_sent_total",
-	    "Bytes sent to clients, by listener, counted when each connection "
-	    "ends.", offsetof(struct gw_metrics, bytes_out));
+	render_daemon(&rd, st);
+	render_traffic(&rd, st);
 	render_hello(&rd, st);
 	render_decide(&rd, st);
 	render_dns_latency(&rd, st);
-	simple(&rd, "egressd_accept_pauses_total", "counter", "Times a worker "
-	    "stopped accepting: at its share of max_connections or out of "
-	    "descriptors (the overloaded log line).", pauses);
-	simple(&rd, "egressd_interim_lines_total", "counter", "Interim lines "
-	    "written for connections still open (log.interim_interval); not "
-	    "counted in egressd_connections_total.", interims);
-	simple(&rd, "egressd_admin_connections_refused_total", "counter",
-	    "Admin connections closed at once: admin.max_connections were open.",
-	    st->admin_refused);
-	fds = open_fds();
-	simple(&rd, "egressd_open_files", "gauge", "Open file descriptors "
-	    "(as process_open_fds).", fds > 0 ? (uint64_t)fds : 0);
-	simple(&rd, "egressd_open_files_limit", "gauge", "RLIMIT_NOFILE (soft) "
-	    "as set at start.", st->nofile_limit);
-
+	render_limits(&rd, st);
 	render_dns(&rd, st);
 	render_process(&rd, st);
-
-	head(&rd, "egressd_policy_reloads_total", "counter",
-	    "Policy reloads (SIGHUP or files changed), by result.");
-	put(&rd, "egressd_policy_reloads_total{result=\"ok\"} %" PRIu64 "\n",
-	    st->reloads_ok);
-	put(&rd, "egressd_policy_reloads_total{result=\"failed\"} %" PRIu64 "\n",
-	    st->reloads_failed);
-	simple(&rd, "egressd_policy_generation", "gauge", "Generation of the "
-	    "running policy (0 at start, +1 per successful reload).",
-	    st->generation);
-	simple(&rd, "egressd_policy_rules", "gauge", "Rules (host patterns) "
-	    "in the running policy.", (uint64_t)pol_snapshot_rule_count(st->snap));
-	simple(&rd, "egressd_config_last_reload_successful", "gauge", "1 when "
-	    "the last reload worked (or none was tried: the policy loaded at "
-	    "start), 0 when it failed and an older policy is running.",
-	    (uint64_t)(st->last_reload_ok != 0));
-	head(&rd, "egressd_config_last_reload_success_timestamp_seconds",
-	    "gauge", "When the running policy was loaded (at start or by the "
-	    "last successful reload), seconds since the epoch.");
-	put(&rd, "egressd_config_last_reload_success_timestamp_seconds ");
-	put_seconds(&rd, st->policy_loaded_us);
-	put(&rd, "\n");
-	render_rules(&rd, st);
-
-	log_sink_stats(st->log, &ls);
-	simple(&rd, "egressd_log_lines_total", "counter", "Log lines written "
-	    "(connection lines and notices).", ls.lines);
-	simple(&rd, "egressd_log_write_failures_total", "counter", "Log lines "
-	    "that could not be written.", ls.failures);
-	if (st->shared != NULL && st->shared->evidence != NULL) {
-		struct evid_stats es;
-
-		evid_stats(st->shared->evidence, &es);
-		simple(&rd, "egressd_evidence_records_total", "counter",
-		    "Denied connections written to the evidence pcap.", es.records);
-		simple(&rd, "egressd_evidence_dropped_total", "counter",
-		    "Denied connections not written: the evidence queue was full.",
-		    es.dropped);
-		simple(&rd, "egressd_evidence_failures_total", "counter",
-		    "Denied connections not written: the file could not be "
-		    "written.", es.failures);
-		simple(&rd, "egressd_evidence_rotations_total", "counter",
-		    "Evidence files rotated.", es.rotations);
-	}
+	render_policy(&rd, st);
+	render_log(&rd, st);
 	return rd.failed ? -1 : 0;
 }
