@@ -1235,53 +1235,12 @@ dns_servers_csv(const struct dns_config *cfg, char *csv, size_t csvlen,
 	return 0;
 }
 
-struct dns_resolver *
-dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
+/* Timeouts, TTL bounds and the address family, defaults filled in. 0, or
+ * -1 with the reason in err. */
+static int
+resolver_settings(struct dns_resolver *r, const struct dns_config *cfg,
     char *err, size_t errlen)
 {
-	static const struct dns_config defaults;
-	char csv[DNS_MAX_SERVERS * (INET6_ADDRSTRLEN + 16)];
-	char lookups[] = "b";
-	struct ares_options opts;
-	struct dns_resolver *r = NULL;
-	char dummy[1];
-	uint64_t per_try;
-	int optmask, rc;
-
-	if (err == NULL || errlen == 0) {
-		err = dummy;
-		errlen = sizeof(dummy);
-	}
-	err[0] = '\0';
-	if (base == NULL) {
-		snprintf(err, errlen, "no event base");
-		goto fail;
-	}
-	if (cfg == NULL)
-		cfg = &defaults;
-	pthread_once(&dns_lib_once, dns_lib_init);
-	if (dns_lib_status != ARES_SUCCESS) {
-		snprintf(err, errlen, "ares_library_init: %s",
-		    ares_strerror(dns_lib_status));
-		goto fail;
-	}
-
-	r = calloc(1, sizeof(*r));
-	if (r == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	r->base = base;
-	r->cache = calloc(DNS_CACHE_BUCKETS, sizeof(*r->cache));
-	r->timer = evtimer_new(base, dns_timer_cb, r);
-	if (r->cache == NULL || r->timer == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (getrandom(&r->seed, sizeof(r->seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(r->seed))
-		r->seed = (uint32_t)(uintptr_t)r ^ (uint32_t)dns_now_ms();
-
 	r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	r->min_ttl = cfg->min_ttl;
 	r->max_ttl = cfg->max_ttl ? cfg->max_ttl : DNS_DEFAULT_MAX_TTL;
@@ -1299,16 +1258,27 @@ dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
 	case DNS_FAMILY_V4_ONLY:
 	case DNS_FAMILY_V6_ONLY:
 		r->family = cfg->family;
-		break;
-	default:
-		snprintf(err, errlen, "unknown address family setting %d",
-		    (int)cfg->family);
-		goto fail;
+		return 0;
 	}
+	snprintf(err, errlen, "unknown address family setting %d",
+	    (int)cfg->family);
+	return -1;
+}
+
+/* The c-ares channel, on the configured servers (else resolv.conf's). 0,
+ * or -1 with the reason in err. */
+static int
+resolver_channel(struct dns_resolver *r, const struct dns_config *cfg,
+    char *err, size_t errlen)
+{
+	char csv[DNS_MAX_SERVERS * (INET6_ADDRSTRLEN + 16)];
+	char lookups[] = "b";
+	struct ares_options opts;
+	uint64_t per_try;
+	int optmask, rc;
 
 	if (dns_servers_csv(cfg, csv, sizeof(csv), err, errlen) < 0)
-		goto fail;
-
+		return -1;
 	/*
 	 * c-ares doubles the per-try timeout on each round over the servers,
 	 * so with one server and two tries a third of the budget for the
@@ -1337,7 +1307,7 @@ dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
 	rc = ares_init_options(&r->channel, &opts, optmask);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "ares_init_options: %s", ares_strerror(rc));
-		goto fail;
+		return -1;
 	}
 	r->channel_ok = 1;
 	if (cfg->nservers > 0) {
@@ -1345,9 +1315,55 @@ dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
 		if (rc != ARES_SUCCESS) {
 			snprintf(err, errlen, "DNS servers \"%s\": %s", csv,
 			    ares_strerror(rc));
-			goto fail;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+struct dns_resolver *
+dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
+    char *err, size_t errlen)
+{
+	static const struct dns_config defaults;
+	struct dns_resolver *r = NULL;
+	char dummy[1];
+
+	if (err == NULL || errlen == 0) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (base == NULL) {
+		snprintf(err, errlen, "no event base");
+		goto fail;
+	}
+	if (cfg == NULL)
+		cfg = &defaults;
+	pthread_once(&dns_lib_once, dns_lib_init);
+	if (dns_lib_status != ARES_SUCCESS) {
+		snprintf(err, errlen, "ares_library_init: %s",
+		    ares_strerror(dns_lib_status));
+		goto fail;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	r->base = base;
+	r->cache = calloc(DNS_CACHE_BUCKETS, sizeof(*r->cache));
+	r->timer = evtimer_new(base, dns_timer_cb, r);
+	if (r->cache == NULL || r->timer == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (getrandom(&r->seed, sizeof(r->seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(r->seed))
+		r->seed = (uint32_t)(uintptr_t)r ^ (uint32_t)dns_now_ms();
+	if (resolver_settings(r, cfg, err, errlen) != 0 ||
+	    resolver_channel(r, cfg, err, errlen) != 0)
+		goto fail;
 	return r;
 fail:
 	dns_resolver_free(r);
