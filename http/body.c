@@ -49,123 +49,134 @@ hexval(uint8_t c)
 	return -1;
 }
 
+/* One byte of the size line before any extension; the state moves on at
+ * its end. NULL, or why the body is refused. */
+static const char *
+size_byte(struct http_body *b, uint8_t c)
+{
+	int h = hexval(c);
+
+	if (h >= 0) {
+		if (++b->digits > SIZE_DIGITS_MAX)
+			return "chunk size too large";
+		b->remain = b->remain * 16 + (uint64_t)h;
+		return NULL;
+	}
+	if (b->digits == 0)
+		return "chunk size is not hex";
+	if (c == '\r') {
+		b->state = CK_SIZE_LF;
+	} else if (c == ';' || c == ' ' || c == '\t') {
+		b->state = CK_EXT;
+		b->line = 0;
+	} else {
+		return c == '\n' ? "bare LF after the chunk size" :
+		    "bad byte after the chunk size";
+	}
+	return NULL;
+}
+
+/* One byte of a chunk extension or a trailer field: CR moves to next;
+ * control bytes and lines over LINE_MAX_BYTES are refused (bad, toolong). */
+static const char *
+line_byte(struct http_body *b, uint8_t c, int next, const char *bad,
+    const char *toolong)
+{
+	if (c == '\r')
+		b->state = next;
+	else if (c == '\n' || c == 0 || c == 0x7f || (c < 0x20 && c != '\t'))
+		return bad;
+	else if (++b->line > LINE_MAX_BYTES)
+		return toolong;
+	return NULL;
+}
+
+/* A byte that must be c, then the state moves to next. */
+static const char *
+expect_byte(struct http_body *b, uint8_t got, uint8_t want, int next,
+    const char *bad)
+{
+	if (got != want)
+		return bad;
+	b->state = next;
+	return NULL;
+}
+
+/* The size line's LF: data, or the trailers after the last chunk. */
+static const char *
+size_lf(struct http_body *b, uint8_t c)
+{
+	if (c != '\n')
+		return "bare CR after the chunk size";
+	b->digits = 0;
+	b->state = b->remain == 0 ? CK_TRAILER : CK_DATA;
+	b->line = 0;
+	return NULL;
+}
+
+/* One byte in a state that reads bytes one at a time. */
+static const char *
+chunked_byte(struct http_body *b, uint8_t c)
+{
+	switch (b->state) {
+	case CK_SIZE:
+		return size_byte(b, c);
+	case CK_EXT:
+		return line_byte(b, c, CK_SIZE_LF, "bad byte in a chunk extension",
+		    "chunk extension too long");
+	case CK_SIZE_LF:
+		return size_lf(b, c);
+	case CK_DATA_CR:
+		return expect_byte(b, c, '\r', CK_DATA_LF,
+		    "chunk data longer than its size");
+	case CK_DATA_LF:
+		return expect_byte(b, c, '\n', CK_SIZE, "bare CR after chunk data");
+	case CK_TRAILER:
+		if (c == '\r') {
+			b->state = CK_END_LF;
+			return NULL;
+		}
+		b->state = CK_TRAILER_LINE;
+		b->line = 0;
+		/* FALLTHROUGH */
+	case CK_TRAILER_LINE:
+		return line_byte(b, c, CK_TRAILER_LF, "bad byte in a trailer field",
+		    "trailer field too long");
+	case CK_TRAILER_LF:
+		return expect_byte(b, c, '\n', CK_TRAILER, "bare CR in the trailers");
+	case CK_END_LF:
+		return expect_byte(b, c, '\n', CK_DONE,
+		    "bare CR at the end of the chunked body");
+	}
+	return NULL;
+}
+
 static enum http_status
 chunked_scan(struct http_body *b, const uint8_t *buf, size_t len, size_t *used,
     const char **reason)
 {
-	size_t i = 0;
+	size_t i = 0, take;
 
-#define FAIL(why) do { *used = i; *reason = (why); return HTTP_ERROR; } while (0)
-	while (i < len) {
-		uint8_t c = buf[i];
-		int h;
-
-		switch (b->state) {
-		case CK_SIZE:
-			h = hexval(c);
-			if (h >= 0) {
-				if (++b->digits > SIZE_DIGITS_MAX)
-					FAIL("chunk size too large");
-				b->remain = b->remain * 16 + (uint64_t)h;
-				i++;
-				break;
-			}
-			if (b->digits == 0)
-				FAIL("chunk size is not hex");
-			if (c == '\r') {
-				b->state = CK_SIZE_LF;
-			} else if (c == ';' || c == ' ' || c == '\t') {
-				b->state = CK_EXT;
-				b->line = 0;
-			} else if (c == '\n') {
-				FAIL("bare LF after the chunk size");
-			} else {
-				FAIL("bad byte after the chunk size");
-			}
-			i++;
-			break;
-		case CK_EXT:
-			if (c == '\r') {
-				b->state = CK_SIZE_LF;
-			} else if (c == '\n' || c == 0 || c == 0x7f ||
-			    (c < 0x20 && c != '\t')) {
-				FAIL("bad byte in a chunk extension");
-			} else if (++b->line > LINE_MAX_BYTES) {
-				FAIL("chunk extension too long");
-			}
-			i++;
-			break;
-		case CK_SIZE_LF:
-			if (c != '\n')
-				FAIL("bare CR after the chunk size");
-			i++;
-			b->digits = 0;
-			b->state = b->remain == 0 ? CK_TRAILER : CK_DATA;
-			b->line = 0;
-			break;
-		case CK_DATA: {
-			size_t take = len - i;
-
+	while (i < len && b->state != CK_DONE) {
+		if (b->state == CK_DATA) {
+			/* Data bytes are skipped in one step. */
+			take = len - i;
 			if ((uint64_t)take > b->remain)
 				take = (size_t)b->remain;
 			i += take;
 			b->remain -= take;
 			if (b->remain == 0)
 				b->state = CK_DATA_CR;
-			break;
+			continue;
 		}
-		case CK_DATA_CR:
-			if (c != '\r')
-				FAIL("chunk data longer than its size");
-			b->state = CK_DATA_LF;
-			i++;
-			break;
-		case CK_DATA_LF:
-			if (c != '\n')
-				FAIL("bare CR after chunk data");
-			b->state = CK_SIZE;
-			i++;
-			break;
-		case CK_TRAILER:
-			if (c == '\r') {
-				b->state = CK_END_LF;
-				i++;
-				break;
-			}
-			b->state = CK_TRAILER_LINE;
-			b->line = 0;
-			/* FALLTHROUGH */
-		case CK_TRAILER_LINE:
-			if (c == '\r') {
-				b->state = CK_TRAILER_LF;
-			} else if (c == '\n' || c == 0 || c == 0x7f ||
-			    (c < 0x20 && c != '\t')) {
-				FAIL("bad byte in a trailer field");
-			} else if (++b->line > LINE_MAX_BYTES) {
-				FAIL("trailer field too long");
-			}
-			i++;
-			break;
-		case CK_TRAILER_LF:
-			if (c != '\n')
-				FAIL("bare CR in the trailers");
-			b->state = CK_TRAILER;
-			i++;
-			break;
-		case CK_END_LF:
-			if (c != '\n')
-				FAIL("bare CR at the end of the chunked body");
-			b->state = CK_DONE;
-			*used = i + 1;
-			return HTTP_DONE;
-		default:
+		if ((*reason = chunked_byte(b, buf[i])) != NULL) {
 			*used = i;
-			return HTTP_DONE;
+			return HTTP_ERROR;
 		}
+		i++;
 	}
-#undef FAIL
 	*used = i;
-	return HTTP_NEED_MORE;
+	return b->state == CK_DONE ? HTTP_DONE : HTTP_NEED_MORE;
 }
 
 enum http_status
