@@ -519,8 +519,71 @@ build_facts(struct explain *ex, struct dc_facts *f)
 	return 0;
 }
 
-int
-ctl_explain_main(int argc, char **argv)
+/* One option into ex. 0, or -1 (said on stderr). */
+static int
+explain_option(struct explain *ex, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'c':
+		ex->config = arg;
+		return 0;
+	case 'p':
+		if (ctl_parse_port(arg, arg + strlen(arg), &ex->port) == 0)
+			return 0;
+		fprintf(stderr, "egressctl explain: --port '%s': give a port "
+		    "1-65535\n", arg);
+		return -1;
+	case 's':
+		if (parse_src(arg, &ex->src) != 0) {
+			fprintf(stderr, "egressctl explain: --src '%s': give an "
+			    "IPv4 or IPv6 address\n", arg);
+			return -1;
+		}
+		ex->src_text = arg;
+		return 0;
+	case 'P':
+		if (strcasecmp(arg, "tls") == 0)
+			ex->proto = POL_PROTO_TLS;
+		else if (strcasecmp(arg, "http") == 0)
+			ex->proto = POL_PROTO_HTTP;
+		else if (strcasecmp(arg, "connect") == 0)
+			ex->proto = POL_PROTO_CONNECT;
+		else {
+			fprintf(stderr, "egressctl explain: --proto '%s': give "
+			    "tls, http or connect\n", arg);
+			return -1;
+		}
+		return 0;
+	case 'l':
+		if (parse_listener(arg, &ex->listener) != 0) {
+			fprintf(stderr, "egressctl explain: --listener '%s': give "
+			    "tls, http, connect or transparent\n", arg);
+			return -1;
+		}
+		ex->listener_set = 1;
+		return 0;
+	case 'e':
+		ex->ech = 1;
+		return 0;
+	case 'f':
+		if (strcmp(arg, "json") == 0)
+			ex->json = 1;
+		else if (strcmp(arg, "text") != 0) {
+			fprintf(stderr, "egressctl explain: --format '%s': give "
+			    "text or json\n", arg);
+			return -1;
+		}
+		return 0;
+	}
+	explain_usage(stderr);
+	return -1;
+}
+
+/* The command line into ex and the connection's facts. -1 when the
+ * command is over, with its exit status in *rc; else 0. */
+static int
+explain_args(int argc, char **argv, struct explain *ex,
+    struct dc_facts *facts, int *rc)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -533,6 +596,37 @@ ctl_explain_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int ch;
+
+	*rc = CTL_EXIT_USAGE;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "c:p:s:P:l:ef:h", opts,
+	    NULL)) != -1) {
+		if (ch == 'h') {
+			explain_usage(stdout);
+			*rc = CTL_EXIT_OK;
+			return -1;
+		}
+		if (explain_option(ex, ch, optarg) != 0)
+			return -1;
+	}
+	if (ex->config == NULL || optind + 1 != argc) {
+		fprintf(stderr, "egressctl explain: %s\n\n", ex->config == NULL ?
+		    "-c CONFIG is required (explain uses the daemon's own "
+		    "configuration)" : "give exactly one NAME");
+		explain_usage(stderr);
+		return -1;
+	}
+	if (parse_name(ex, argv[optind]) != 0)
+		return -1;
+	if (ex->port == 0)
+		ex->port = ex->proto == POL_PROTO_HTTP ? 80 : 443;
+	return build_facts(ex, facts) != 0 ? -1 : 0;
+}
+
+int
+ctl_explain_main(int argc, char **argv)
+{
 	struct explain ex;
 	struct gw_config *cfg = NULL;
 	struct pol_snapshot *snap = NULL;
@@ -541,97 +635,19 @@ ctl_explain_main(int argc, char **argv)
 	struct dc_verdict v;
 	const struct pol_rule *stackm[64], **m = stackm;
 	size_t nm;
-	int ch, rc = CTL_EXIT_USAGE;
+	int rc;
 
 	memset(&ex, 0, sizeof(ex));
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:p:s:P:l:ef:h", opts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			ex.config = optarg;
-			break;
-		case 'p':
-			if (ctl_parse_port(optarg, optarg + strlen(optarg),
-			    &ex.port) != 0) {
-				fprintf(stderr, "egressctl explain: --port '%s': "
-				    "give a port 1-65535\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 's':
-			if (parse_src(optarg, &ex.src) != 0) {
-				fprintf(stderr, "egressctl explain: --src '%s': "
-				    "give an IPv4 or IPv6 address\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			ex.src_text = optarg;
-			break;
-		case 'P':
-			if (strcasecmp(optarg, "tls") == 0)
-				ex.proto = POL_PROTO_TLS;
-			else if (strcasecmp(optarg, "http") == 0)
-				ex.proto = POL_PROTO_HTTP;
-			else if (strcasecmp(optarg, "connect") == 0)
-				ex.proto = POL_PROTO_CONNECT;
-			else {
-				fprintf(stderr, "egressctl explain: --proto '%s': "
-				    "give tls, http or connect\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'l':
-			if (parse_listener(optarg, &ex.listener) != 0) {
-				fprintf(stderr, "egressctl explain: --listener "
-				    "'%s': give tls, http, connect or "
-				    "transparent\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			ex.listener_set = 1;
-			break;
-		case 'e':
-			ex.ech = 1;
-			break;
-		case 'f':
-			if (strcmp(optarg, "json") == 0)
-				ex.json = 1;
-			else if (strcmp(optarg, "text") != 0) {
-				fprintf(stderr, "egressctl explain: --format '%s': "
-				    "give text or json\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			explain_usage(stdout);
-			return CTL_EXIT_OK;
-		default:
-			explain_usage(stderr);
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (ex.config == NULL || optind + 1 != argc) {
-		fprintf(stderr, "egressctl explain: %s\n\n", ex.config == NULL ?
-		    "-c CONFIG is required (explain uses the daemon's own "
-		    "configuration)" : "give exactly one NAME");
-		explain_usage(stderr);
-		return CTL_EXIT_USAGE;
-	}
-	if (parse_name(&ex, argv[optind]) != 0)
-		return CTL_EXIT_USAGE;
-	if (ex.port == 0)
-		ex.port = ex.proto == POL_PROTO_HTTP ? 80 : 443;
-	if (build_facts(&ex, &facts) != 0)
-		return CTL_EXIT_USAGE;
-
+	if (explain_args(argc, argv, &ex, &facts, &rc) != 0)
+		return rc;
+	rc = CTL_EXIT_USAGE;
 	snap = ctl_load_policy("explain", ex.config, "; egressd would not "
 	    "start or would keep its old policy", &cfg);
 	if (snap == NULL)
 		return CTL_EXIT_USAGE;
-
 	memset(&dopts, 0, sizeof(dopts));
 	dopts.refuse_ech = cfg->refuse_ech;
 	dc_decide(snap, &dopts, &facts, &v);
-
 	nm = pol_matches(snap, ex.name, stackm, sizeof(stackm) / sizeof(stackm[0]));
 	if (nm > sizeof(stackm) / sizeof(stackm[0])) {
 		m = calloc(nm, sizeof(*m));

@@ -1632,8 +1632,70 @@ follow(struct trace *tr, const char *start)
 	}
 }
 
-int
-ctl_trace_main(int argc, char **argv)
+/* One option into tr. 0, or -1 (said on stderr). */
+static int
+trace_option(struct trace *tr, int ch, const char *arg)
+{
+	switch (ch) {
+	case 'c':
+		tr->config = arg;
+		return 0;
+	case 'x':
+		tr->via = arg;
+		if (parse_via(tr, arg) == 0)
+			return 0;
+		fprintf(stderr, "egressctl trace: --via '%s': give HOST:PORT (the "
+		    "gateway's connect or http listener)\n", arg);
+		return -1;
+	case 'C':
+		tr->cacert = arg;
+		return 0;
+	case 'r':
+		if (add_override(tr, arg) == 0)
+			return 0;
+		fprintf(stderr, "egressctl trace: --resolve '%s': give "
+		    "HOST:PORT:ADDR with an IP address (at most %d)\n", arg,
+		    RESOLVE_MAX);
+		return -1;
+	case 'm':
+		if (parse_uint(arg, 1, HOPS_MAX, &tr->max_hops) == 0)
+			return 0;
+		fprintf(stderr, "egressctl trace: --max-hops '%s': give 1-%d\n",
+		    arg, HOPS_MAX);
+		return -1;
+	case 't':
+		if (parse_uint(arg, 1, 3600, &tr->timeout_s) == 0)
+			return 0;
+		fprintf(stderr, "egressctl trace: --timeout '%s': give whole "
+		    "seconds, 1-3600\n", arg);
+		return -1;
+	case 'X':
+		if (strcmp(arg, "HEAD") == 0)
+			tr->head = 1;
+		else if (strcmp(arg, "GET") != 0) {
+			fprintf(stderr, "egressctl trace: --method '%s': give GET "
+			    "or HEAD\n", arg);
+			return -1;
+		}
+		return 0;
+	case 'f':
+		if (strcmp(arg, "json") == 0)
+			tr->json = 1;
+		else if (strcmp(arg, "text") != 0) {
+			fprintf(stderr, "egressctl trace: --format '%s': give text "
+			    "or json\n", arg);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* The command line into tr and start. -1 when the command is over, with
+ * its exit status in *rc; else 0. */
+static int
+trace_args(int argc, char **argv, struct trace *tr, struct url *start,
+    int *rc)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -1647,96 +1709,71 @@ ctl_trace_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct trace tr;
-	struct url start;
 	char err[512];
-	int ch, rc = CTL_EXIT_USAGE;
-	size_t nd;
+	int ch;
 
-	memset(&tr, 0, sizeof(tr));
-	tr.max_hops = 10;
-	tr.timeout_s = 10;
+	*rc = CTL_EXIT_USAGE;
+	tr->max_hops = 10;
+	tr->timeout_s = 10;
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "c:x:m:t:X:f:h", opts,
 	    NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			tr.config = optarg;
-			break;
-		case 'x':
-			tr.via = optarg;
-			if (parse_via(&tr, optarg) != 0) {
-				fprintf(stderr, "egressctl trace: --via '%s': give "
-				    "HOST:PORT (the gateway's connect or http "
-				    "listener)\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'C':
-			tr.cacert = optarg;
-			break;
-		case 'r':
-			if (add_override(&tr, optarg) != 0) {
-				fprintf(stderr, "egressctl trace: --resolve '%s': "
-				    "give HOST:PORT:ADDR with an IP address (at "
-				    "most %d)\n", optarg, RESOLVE_MAX);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'm':
-			if (parse_uint(optarg, 1, HOPS_MAX, &tr.max_hops) != 0) {
-				fprintf(stderr, "egressctl trace: --max-hops '%s': "
-				    "give 1-%d\n", optarg, HOPS_MAX);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 't':
-			if (parse_uint(optarg, 1, 3600, &tr.timeout_s) != 0) {
-				fprintf(stderr, "egressctl trace: --timeout '%s': "
-				    "give whole seconds, 1-3600\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'X':
-			if (strcmp(optarg, "HEAD") == 0)
-				tr.head = 1;
-			else if (strcmp(optarg, "GET") != 0) {
-				fprintf(stderr, "egressctl trace: --method '%s': "
-				    "give GET or HEAD\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'f':
-			if (strcmp(optarg, "json") == 0)
-				tr.json = 1;
-			else if (strcmp(optarg, "text") != 0) {
-				fprintf(stderr, "egressctl trace: --format '%s': "
-				    "give text or json\n", optarg);
-				return CTL_EXIT_USAGE;
-			}
-			break;
-		case 'h':
+		if (ch == 'h') {
 			trace_usage(stdout);
-			return CTL_EXIT_OK;
-		default:
-			trace_usage(stderr);
-			return CTL_EXIT_USAGE;
+			*rc = CTL_EXIT_OK;
+			return -1;
 		}
+		if (ch == '?' || ch == ':') {
+			trace_usage(stderr);
+			return -1;
+		}
+		if (trace_option(tr, ch, optarg) != 0)
+			return -1;
 	}
 	if (optind + 1 != argc) {
 		fprintf(stderr, "egressctl trace: give exactly one URL\n\n");
 		trace_usage(stderr);
-		return CTL_EXIT_USAGE;
+		return -1;
 	}
-	if (url_parse(argv[optind], &start, err, sizeof(err)) != 0) {
+	if (url_parse(argv[optind], start, err, sizeof(err)) != 0) {
 		fprintf(stderr, "egressctl trace: '%s': %s\n", argv[optind], err);
-		return CTL_EXIT_USAGE;
+		return -1;
 	}
-	if (tr.via != NULL && tr.noverrides > 0) {
+	if (tr->via != NULL && tr->noverrides > 0) {
 		fprintf(stderr, "egressctl trace: --resolve applies to direct "
 		    "requests; through --via the gateway resolves names\n");
-		return CTL_EXIT_USAGE;
+		return -1;
 	}
+	return 0;
+}
+
+/* A failure leaves the chain unknown; a loop, a chain longer than
+ * --max-hops, or a gateway that could not reach a hop (502, 504) does not
+ * end it: those fail after denials are counted. */
+static int
+trace_status(const struct trace *tr)
+{
+	if (tr->end == END_ERROR)
+		return CTL_EXIT_USAGE;
+	if (count_denied(tr) > 0)
+		return CTL_EXIT_FAIL;
+	if (tr->end == END_LOOP || tr->end == END_MAX_HOPS ||
+	    tr->end == END_REFUSED)
+		return CTL_EXIT_USAGE;
+	return CTL_EXIT_OK;
+}
+
+int
+ctl_trace_main(int argc, char **argv)
+{
+	struct trace tr;
+	struct url start;
+	int rc;
+
+	memset(&tr, 0, sizeof(tr));
+	if (trace_args(argc, argv, &tr, &start, &rc) != 0)
+		return rc;
+	rc = CTL_EXIT_USAGE;
 	/* A peer closing mid-write is an error to report, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	tr.hops = calloc(HOPS_MAX, sizeof(*tr.hops));
@@ -1746,7 +1783,6 @@ ctl_trace_main(int argc, char **argv)
 	}
 	if ((tr.config != NULL && load_policy(&tr) != 0) || tls_setup(&tr) != 0)
 		goto out;
-
 	url_format(&start, tr.next_url, sizeof(tr.next_url));
 	if (!tr.json)
 		printf("trace: %s%s%s, %s%s\n", tr.next_url, tr.via != NULL ?
@@ -1758,20 +1794,7 @@ ctl_trace_main(int argc, char **argv)
 		print_json(&tr, argv[optind]);
 	else
 		print_end_text(&tr);
-
-	/* A failure leaves the chain unknown; a loop, a chain longer than
-	 * --max-hops, or a gateway that could not reach a hop (502, 504)
-	 * does not end it: those fail after denials are counted. */
-	nd = count_denied(&tr);
-	if (tr.end == END_ERROR)
-		rc = CTL_EXIT_USAGE;
-	else if (nd > 0)
-		rc = CTL_EXIT_FAIL;
-	else if (tr.end == END_LOOP || tr.end == END_MAX_HOPS ||
-	    tr.end == END_REFUSED)
-		rc = CTL_EXIT_USAGE;
-	else
-		rc = CTL_EXIT_OK;
+	rc = trace_status(&tr);
 out:
 	fflush(stdout);
 	free(tr.hops);
