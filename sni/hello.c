@@ -302,103 +302,123 @@ struct rec_walk {
  * per record header (at most SNI_MAX_RECORDS), however many payload bytes
  * have arrived. With dst, the message is gathered there as well.
  */
+/*
+ * One record's header: a handshake record of TLS major version 3 (the
+ * first one's version kept), 1 to SNI_RECORD_MAX bytes long, into *rlen.
+ * A wrong first record is not TLS; a wrong later one is malformed.
+ */
+static enum sni_result
+record_header(struct cur *rec, unsigned nrec, struct rec_walk *w,
+    uint16_t *rlen, enum sni_error *err)
+{
+	uint8_t type, major, minor;
+
+	if (cur_u8(rec, &type) == -1)
+		return SNI_NEED_MORE;
+	if (type != TLS_CT_HANDSHAKE) {
+		*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+		return SNI_ERROR;
+	}
+	if (cur_u8(rec, &major) == -1)
+		return SNI_NEED_MORE;
+	if (major != 3) {
+		*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
+		return SNI_ERROR;
+	}
+	if (cur_u8(rec, &minor) == -1)
+		return SNI_NEED_MORE;
+	if (nrec == 0)
+		w->record_version = (uint16_t)(major << 8 | minor);
+	if (cur_u16(rec, rlen) == -1)
+		return SNI_NEED_MORE;
+	if (*rlen == 0 || *rlen > SNI_RECORD_MAX) {
+		*err = SNI_ERR_MALFORMED;
+		return SNI_ERROR;
+	}
+	return SNI_OK;
+}
+
+/*
+ * The handshake message's bytes in pay (part of one record) appended to
+ * dst, its header judged as far as it has arrived. At most two rounds:
+ * the header, then the body. SNI_OK, or SNI_ERROR with *err.
+ */
+static enum sni_result
+absorb_payload(struct rec_walk *w, struct cur *pay, size_t limit,
+    uint8_t *dst, enum sni_error *err)
+{
+	while (pay->len > 0 && w->have < w->need) {
+		size_t n = w->need - w->have;
+		const uint8_t *p;
+		struct cur hdr;
+		uint8_t mtype;
+		uint32_t blen;
+
+		if (n > pay->len)
+			n = pay->len;
+		if (w->have + n > limit) {
+			*err = SNI_ERR_TOO_LARGE;
+			return SNI_ERROR;
+		}
+		if (cur_bytes(pay, n, &p) == -1) {
+			*err = SNI_ERR_MALFORMED;       /* cannot happen */
+			return SNI_ERROR;
+		}
+		if (dst != NULL)
+			memcpy(dst + w->have, p, n);
+		if (w->have < sizeof(w->hdr)) {
+			size_t k = sizeof(w->hdr) - w->have;
+
+			memcpy(w->hdr + w->have, p, k < n ? k : n);
+		}
+		w->have += n;
+		cur_init(&hdr, w->hdr, w->have < sizeof(w->hdr) ?
+		    w->have : sizeof(w->hdr));
+		if (cur_u8(&hdr, &mtype) == -1 || mtype != TLS_HS_CLIENT_HELLO) {
+			*err = SNI_ERR_MALFORMED;
+			return SNI_ERROR;
+		}
+		if (!w->header_done && cur_u24(&hdr, &blen) == 0) {
+			w->header_done = 1;
+			w->need = 4 + (size_t)blen;
+			/* Refuse as soon as the header says so. */
+			if (w->need > limit) {
+				*err = SNI_ERR_TOO_LARGE;
+				return SNI_ERROR;
+			}
+		}
+	}
+	return SNI_OK;
+}
+
 static enum sni_result
 walk_records(const uint8_t *buf, size_t len, size_t limit, uint8_t *dst,
     struct rec_walk *w, enum sni_error *err)
 {
-	struct cur rec;
-	unsigned int nrec;
+	struct cur rec, pay;
+	enum sni_result r;
+	uint16_t rlen;
+	size_t avail;
 
 	memset(w, 0, sizeof(*w));
 	w->need = 4;
 	cur_init(&rec, buf, buf == NULL ? 0 : len);
-
-	for (nrec = 0;; nrec++) {
-		uint8_t type, major, minor;
-		uint16_t rlen;
-		size_t avail;
-		struct cur pay;
-
+	for (unsigned nrec = 0;; nrec++) {
 		/* Only reached while the message is still incomplete. */
 		if (nrec == SNI_MAX_RECORDS) {
 			*err = SNI_ERR_TOO_LARGE;
 			return SNI_ERROR;
 		}
-		if (cur_u8(&rec, &type) == -1)
-			return SNI_NEED_MORE;
-		if (type != TLS_CT_HANDSHAKE) {
-			*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
-			return SNI_ERROR;
-		}
-		if (cur_u8(&rec, &major) == -1)
-			return SNI_NEED_MORE;
-		if (major != 3) {
-			*err = nrec == 0 ? SNI_ERR_NOT_TLS : SNI_ERR_MALFORMED;
-			return SNI_ERROR;
-		}
-		if (cur_u8(&rec, &minor) == -1)
-			return SNI_NEED_MORE;
-		if (nrec == 0)
-			w->record_version = (uint16_t)(major << 8 | minor);
-		if (cur_u16(&rec, &rlen) == -1)
-			return SNI_NEED_MORE;
-		if (rlen == 0 || rlen > SNI_RECORD_MAX) {
-			*err = SNI_ERR_MALFORMED;
-			return SNI_ERROR;
-		}
-
+		if ((r = record_header(&rec, nrec, w, &rlen, err)) != SNI_OK)
+			return r;
 		/* Whatever part of this record's payload has arrived. */
 		avail = rlen < rec.len ? rlen : rec.len;
 		if (cur_sub(&rec, avail, &pay) == -1) {
 			*err = SNI_ERR_MALFORMED;       /* cannot happen */
 			return SNI_ERROR;
 		}
-		/* At most two rounds per record: the header, then the body. */
-		while (pay.len > 0 && w->have < w->need) {
-			size_t n = w->need - w->have;
-			const uint8_t *p;
-			struct cur hdr;
-			uint8_t mtype;
-			uint32_t blen;
-
-			if (n > pay.len)
-				n = pay.len;
-			if (w->have + n > limit) {
-				*err = SNI_ERR_TOO_LARGE;
-				return SNI_ERROR;
-			}
-			if (cur_bytes(&pay, n, &p) == -1) {
-				*err = SNI_ERR_MALFORMED;       /* cannot happen */
-				return SNI_ERROR;
-			}
-			if (dst != NULL)
-				memcpy(dst + w->have, p, n);
-			if (w->have < sizeof(w->hdr)) {
-				size_t k = sizeof(w->hdr) - w->have;
-
-				memcpy(w->hdr + w->have, p, k < n ? k : n);
-			}
-			w->have += n;
-
-			/* Judge the header as far as it has arrived. */
-			cur_init(&hdr, w->hdr, w->have < sizeof(w->hdr) ?
-			    w->have : sizeof(w->hdr));
-			if (cur_u8(&hdr, &mtype) == -1 ||
-			    mtype != TLS_HS_CLIENT_HELLO) {
-				*err = SNI_ERR_MALFORMED;
-				return SNI_ERROR;
-			}
-			if (!w->header_done && cur_u24(&hdr, &blen) == 0) {
-				w->header_done = 1;
-				w->need = 4 + (size_t)blen;
-				/* Refuse as soon as the header says so. */
-				if (w->need > limit) {
-					*err = SNI_ERR_TOO_LARGE;
-					return SNI_ERROR;
-				}
-			}
-		}
-
+		if (absorb_payload(w, &pay, limit, dst, err) != SNI_OK)
+			return SNI_ERROR;
 		/*
 		 * Wait for the end of the record even when the message is
 		 * already complete, so that raw_len always covers whole
