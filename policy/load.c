@@ -202,13 +202,101 @@ pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
+/* Is a node null or an empty sequence? */
+static int
+empty_list(yaml_node_t *n)
+{
+	return pol_yaml_is_null(n) || (n->type == YAML_SEQUENCE_NODE &&
+	    n->data.sequence.items.top == n->data.sequence.items.start);
+}
+
+/* A rule's ports: absent for the default, else 1 to POL_MAX_PORTS. */
+static void
+read_rule_ports(struct ydoc_ctx *cx, yaml_document_t *doc,
+    yaml_node_t *ports, struct pol_rule *r)
+{
+	uint16_t port;
+
+	if (empty_list(ports)) {
+		ydoc_error(cx, ports, "ports must not be empty "
+		    "(leave it out for the default port)");
+		return;
+	}
+	if (ydoc_is_sequence(cx, ports, "ports") < 0)
+		return;
+	YDOC_FOREACH_ITEM(doc, ports, it) {
+		if (pol_read_port(cx, YDOC_NODE(doc, *it), &port) < 0)
+			continue;
+		if (r->nports == POL_MAX_PORTS) {
+			ydoc_error(cx, ports, "too many ports (at most %d)",
+			    POL_MAX_PORTS);
+			return;
+		}
+		r->ports[r->nports++] = port;
+	}
+}
+
+/* An allow rule's flag (allow_private, originate_tls); misplaced in a
+ * deny rule. */
+static void
+read_allow_flag(struct ydoc_ctx *cx, enum pol_action action, yaml_node_t *key,
+    yaml_node_t *val, const char *name, int *flag)
+{
+	if (val == NULL)
+		return;
+	if (action == POL_DENY)
+		ydoc_error(cx, key, "%s is only valid in allow rules", name);
+	else
+		(void)ydoc_bool(cx, val, name, flag);
+}
+
+/* The rule r once for each of its host patterns. */
+static void
+read_rule_hosts(struct ydoc_ctx *cx, struct pol_loader *ld,
+    yaml_document_t *doc, yaml_node_t *node, yaml_node_t *hosts,
+    struct pol_rule *r)
+{
+	char pattern[POL_NAME_MAX + 3], qb[QUOTE_MAX + 16], hint[160];
+	const char *text;
+
+	if (hosts == NULL) {
+		ydoc_error(cx, node, "missing required key 'hosts'");
+		return;
+	}
+	if (empty_list(hosts)) {
+		ydoc_error(cx, hosts, "hosts must not be empty");
+		return;
+	}
+	if (ydoc_is_sequence(cx, hosts, "hosts") < 0)
+		return;
+	YDOC_FOREACH_ITEM(doc, hosts, it) {
+		yaml_node_t *h = YDOC_NODE(doc, *it);
+
+		if (ydoc_scalar(cx, h, "host pattern", &text) < 0)
+			continue;
+		if (pol_pattern_parse(text, &r->kind, pattern, sizeof(pattern),
+		    hint, sizeof(hint)) < 0) {
+			ydoc_error(cx, h, "bad host pattern '%s': %s",
+			    pol_quote(text, qb, sizeof(qb)), hint);
+			continue;
+		}
+		/* Once anything is wrong no snapshot is built: skip the work. */
+		if (cx->errors != 0)
+			continue;
+		r->pattern = pattern;
+		r->line = (unsigned)h->start_mark.line + 1;
+		r->col = (unsigned)h->start_mark.column + 1;
+		pol_loader_add(cx, ld, r);
+	}
+	r->pattern = NULL;
+}
+
 static void
 read_rule(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     yaml_node_t *node, enum pol_action action, size_t index)
 {
 	yaml_node_t *vals[K_COUNT], *keys[K_COUNT];
-	char what[32], defname[32], qb[QUOTE_MAX + 16], hint[160];
-	char pattern[POL_NAME_MAX + 3];
+	char what[32], defname[32];
 	struct pol_cidr sources[MAX_SOURCES];
 	struct pol_rule r;
 	uint16_t ports_buf[POL_MAX_PORTS];
@@ -238,81 +326,17 @@ read_rule(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 			ydoc_error(cx, vals[K_NAME], "name is longer than %d characters",
 			    RULE_NAME_MAX);
 	}
-	if (vals[K_ALLOW_PRIVATE] != NULL) {
-		if (action == POL_DENY)
-			ydoc_error(cx, keys[K_ALLOW_PRIVATE],
-			    "allow_private is only valid in allow rules");
-		else
-			(void)ydoc_bool(cx, vals[K_ALLOW_PRIVATE], "allow_private",
-			    &r.allow_private);
-	}
-	if (vals[K_ORIGINATE_TLS] != NULL) {
-		if (action == POL_DENY)
-			ydoc_error(cx, keys[K_ORIGINATE_TLS],
-			    "originate_tls is only valid in allow rules");
-		else
-			(void)ydoc_bool(cx, vals[K_ORIGINATE_TLS], "originate_tls",
-			    &r.originate_tls);
-	}
+	read_allow_flag(cx, action, keys[K_ALLOW_PRIVATE], vals[K_ALLOW_PRIVATE],
+	    "allow_private", &r.allow_private);
+	read_allow_flag(cx, action, keys[K_ORIGINATE_TLS], vals[K_ORIGINATE_TLS],
+	    "originate_tls", &r.originate_tls);
 	if (vals[K_SOURCES] != NULL) {
 		r.nsources = read_sources(cx, doc, vals[K_SOURCES], sources);
 		r.sources = sources;
 	}
-	if (vals[K_PORTS] != NULL) {
-		yaml_node_t *ports = vals[K_PORTS];
-
-		if (pol_yaml_is_null(ports) || (ports->type == YAML_SEQUENCE_NODE &&
-		    ports->data.sequence.items.top == ports->data.sequence.items.start)) {
-			ydoc_error(cx, ports, "ports must not be empty "
-			    "(leave it out for the default port)");
-		} else if (ydoc_is_sequence(cx, ports, "ports") == 0) {
-			YDOC_FOREACH_ITEM(doc, ports, it) {
-				uint16_t port;
-
-				if (pol_read_port(cx, YDOC_NODE(doc, *it), &port) < 0)
-					continue;
-				if (r.nports == POL_MAX_PORTS) {
-					ydoc_error(cx, ports, "too many ports (at most %d)",
-					    POL_MAX_PORTS);
-					break;
-				}
-				r.ports[r.nports++] = port;
-			}
-		}
-	}
-
-	if (vals[K_HOSTS] == NULL) {
-		ydoc_error(cx, node, "missing required key 'hosts'");
-		return;
-	}
-	if (pol_yaml_is_null(vals[K_HOSTS]) || (vals[K_HOSTS]->type == YAML_SEQUENCE_NODE &&
-	    vals[K_HOSTS]->data.sequence.items.top ==
-	    vals[K_HOSTS]->data.sequence.items.start)) {
-		ydoc_error(cx, vals[K_HOSTS], "hosts must not be empty");
-		return;
-	}
-	if (ydoc_is_sequence(cx, vals[K_HOSTS], "hosts") < 0)
-		return;
-	YDOC_FOREACH_ITEM(doc, vals[K_HOSTS], it) {
-		yaml_node_t *h = YDOC_NODE(doc, *it);
-		const char *text;
-
-		if (ydoc_scalar(cx, h, "host pattern", &text) < 0)
-			continue;
-		if (pol_pattern_parse(text, &r.kind, pattern, sizeof(pattern),
-		    hint, sizeof(hint)) < 0) {
-			ydoc_error(cx, h, "bad host pattern '%s': %s",
-			    pol_quote(text, qb, sizeof(qb)), hint);
-			continue;
-		}
-		/* Once anything is wrong no snapshot is built: skip the work. */
-		if (cx->errors != 0)
-			continue;
-		r.pattern = pattern;
-		r.line = (unsigned)h->start_mark.line + 1;
-		r.col = (unsigned)h->start_mark.column + 1;
-		pol_loader_add(cx, ld, &r);
-	}
+	if (vals[K_PORTS] != NULL)
+		read_rule_ports(cx, doc, vals[K_PORTS], &r);
+	read_rule_hosts(cx, ld, doc, node, vals[K_HOSTS], &r);
 }
 
 static void
