@@ -689,16 +689,119 @@ skip_body(struct aud_stream *s)
  * an upgrade or "Connection: close" nothing more is read; after a CONNECT
  * the policy admits, the tunnel's first bytes are (decide_tunnel).
  */
+/* A head that does not parse (or not within the parser's limit): the
+ * tunnel's bad_http, or what the daemon's listener answers. The stream
+ * ends. */
+static int
+http_unparsed(struct audit *a, struct aud_flow *f, struct aud_stream *s,
+    int64_t ts)
+{
+	int notls, rc;
+
+	if (f->tun.pinned) {
+		/* The tunnel's next request does not parse. */
+		rc = tunnel_record(a, f, NULL, DC_BAD_HTTP, NULL);
+	} else {
+		/* Neither a hello nor a request line: what the daemon's TLS
+		 * listener calls not_tls. */
+		notls = s->phase == AUD_PH_START &&
+		    !looks_like_http(s->buf, s->have);
+		rc = refuse(a, f, ts, NULL, map_port(a, f->ep[!f->client].port),
+		    notls ? POL_PROTO_TLS : POL_PROTO_HTTP,
+		    notls ? DC_NOT_TLS : DC_BAD_HTTP, NULL);
+	}
+	s->decided = 1;
+	stream_release(s);
+	return rc;
+}
+
+/*
+ * A CONNECT, decided on its authority. Admitted (report mode's would_deny
+ * too), the decision waits for the tunnel's first bytes: 1, the stream
+ * goes on as the tunnel. Else the verdict is recorded and the stream ends:
+ * 0, with the result in *rc.
+ */
+static int
+http_connect(struct audit *a, struct aud_flow *f, struct aud_stream *s,
+    int64_t ts, const struct http_request *req, int *rc)
+{
+	struct sockaddr_storage src;
+	struct dc_facts fa;
+	struct dc_verdict v;
+	struct aud_tunnel *t = &f->tun;
+
+	connect_facts(f, &src, req->host, req->port, req->host_is_ip, &fa);
+	dc_decide(a->snap, &a->dopts, &fa, &v);
+	if (v.allow) {
+		t->pending = 1;
+		snprintf(t->host, sizeof(t->host), "%s", req->host);
+		t->port = (uint16_t)req->port;
+		t->is_ip = req->host_is_ip;
+		t->ts = ts;
+		s->phase = AUD_PH_TUNNEL;
+		stream_consume(s, req->head_len);
+		return 1;
+	}
+	*rc = record_verdict(a, f, ts, req->host, v.port, POL_PROTO_CONNECT, &v,
+	    AUD_ECH_UNKNOWN, NULL);
+	stream_release(s);
+	return 0;
+}
+
+/* A request in origin or absolute form, decided on its Host. */
+static int
+http_plain(struct audit *a, struct aud_flow *f, int64_t ts,
+    const struct http_request *req)
+{
+	struct sockaddr_storage src;
+	struct dc_facts fa;
+	unsigned port;
+
+	if (req->form == HTTP_ABSOLUTE)
+		port = req->port != 0 ? req->port :
+		    req->scheme == HTTP_SCHEME_HTTPS ? 443 : 80;
+	else
+		port = map_port(a, f->ep[!f->client].port);
+	if (req->form == HTTP_ABSOLUTE && req->scheme == HTTP_SCHEME_HTTPS)
+		/* The daemon's answer: only CONNECT reaches https (a proxy
+		 * cannot forward https:// without originating TLS for the
+		 * client). */
+		return refuse(a, f, ts, req->host, port, POL_PROTO_HTTP,
+		    DC_BAD_HTTP, NULL);
+	/* A Host, or none (HTTP/1.0): bad_http then. */
+	flow_facts(f, &src, DC_L_HTTP, DC_FROM_HOST, POL_PROTO_HTTP,
+	    req->has_host ? req->host : NULL, port, &fa);
+	fa.name_is_ip = req->host_is_ip;
+	return decide_record(a, f, ts, &fa, fa.name, NULL);
+}
+
+/* A pinned tunnel's next request. 1: its body follows; else the stream
+ * ended, with the result in *rc. */
+static int
+http_in_tunnel(struct audit *a, struct aud_flow *f, struct aud_stream *s,
+    const struct http_request *req, int *rc)
+{
+	int pass = tunnel_request(a, f, req);
+
+	if (pass != 1) {
+		stream_release(s);
+		*rc = pass < 0 ? -1 : 0;
+		return 0;
+	}
+	if (req->connection_close || req->upgrade) {
+		*rc = tunnel_record(a, f, NULL, DC_ALLOWED, NULL);
+		stream_release(s);
+		return 0;
+	}
+	return 1;
+}
+
 static int
 decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
     int64_t ts)
 {
 	struct http_request req;
-	struct sockaddr_storage src;
-	struct dc_facts fa;
-	struct dc_verdict v;
-	unsigned port;
-	int notls, rc = 0;
+	int rc = 0;
 
 	while (s->phase != AUD_PH_DONE && rc == 0) {
 		if (s->phase == AUD_PH_BODY) {
@@ -730,94 +833,25 @@ decide_http(struct audit *a, struct aud_flow *f, struct aud_stream *s,
 			/* The parser decides within HTTP_HEAD_MAX bytes. */
 			/* FALLTHROUGH */
 		case HTTP_ERROR:
-			if (f->tun.pinned) {
-				/* The tunnel's next request does not parse. */
-				rc = tunnel_record(a, f, NULL, DC_BAD_HTTP, NULL);
-				s->decided = 1;
-				stream_release(s);
-				return rc;
-			}
-			/* Neither a hello nor a request line: what the
-			 * daemon's TLS listener calls not_tls. */
-			notls = s->phase == AUD_PH_START &&
-			    !looks_like_http(s->buf, s->have);
-			rc = refuse(a, f, ts, NULL,
-			    map_port(a, f->ep[!f->client].port),
-			    notls ? POL_PROTO_TLS : POL_PROTO_HTTP,
-			    notls ? DC_NOT_TLS : DC_BAD_HTTP, NULL);
-			s->decided = 1;
-			stream_release(s);
-			return rc;
+			return http_unparsed(a, f, s, ts);
 		case HTTP_DONE:
 			break;
 		}
 		s->decided = 1;
 		if (f->tun.pinned) {
-			int pass = tunnel_request(a, f, &req);
-
-			if (pass != 1) {
-				stream_release(s);
-				return pass < 0 ? -1 : 0;
-			}
+			if (http_in_tunnel(a, f, s, &req, &rc) == 0)
+				return rc;
+		} else if (req.form == HTTP_AUTHORITY) {
+			if (http_connect(a, f, s, ts, &req, &rc) == 0)
+				return rc;
+			continue;
+		} else {
+			rc = http_plain(a, f, ts, &req);
 			if (req.connection_close || req.upgrade) {
-				rc = tunnel_record(a, f, NULL, DC_ALLOWED, NULL);
 				stream_release(s);
 				return rc;
 			}
-			goto body;
 		}
-		if (req.form == HTTP_AUTHORITY) {
-			port = req.port;
-			connect_facts(f, &src, req.host, port, req.host_is_ip,
-			    &fa);
-			dc_decide(a->snap, &a->dopts, &fa, &v);
-			if (v.allow) {
-				/* Admitted (report mode's would_deny too): the
-				 * decision waits for the tunnel's first
-				 * bytes. */
-				struct aud_tunnel *t = &f->tun;
-
-				t->pending = 1;
-				snprintf(t->host, sizeof(t->host), "%s",
-				    req.host);
-				t->port = (uint16_t)port;
-				t->is_ip = req.host_is_ip;
-				t->ts = ts;
-				s->phase = AUD_PH_TUNNEL;
-				stream_consume(s, req.head_len);
-				continue;
-			}
-			rc = record_verdict(a, f, ts, req.host, v.port,
-			    POL_PROTO_CONNECT, &v, AUD_ECH_UNKNOWN, NULL);
-			stream_release(s);
-			return rc;
-		}
-		if (req.form == HTTP_ABSOLUTE) {
-			port = req.port != 0 ? req.port :
-			    req.scheme == HTTP_SCHEME_HTTPS ? 443 : 80;
-		} else {
-			port = map_port(a, f->ep[!f->client].port);
-		}
-		if (req.form == HTTP_ABSOLUTE &&
-		    req.scheme == HTTP_SCHEME_HTTPS) {
-			/* The daemon's answer: only CONNECT reaches https (a
-			 * proxy cannot forward https:// without originating
-			 * TLS for the client). */
-			rc = refuse(a, f, ts, req.host, port, POL_PROTO_HTTP,
-			    DC_BAD_HTTP, NULL);
-		} else {
-			/* A Host, or none (HTTP/1.0): bad_http then. */
-			flow_facts(f, &src, DC_L_HTTP, DC_FROM_HOST,
-			    POL_PROTO_HTTP, req.has_host ? req.host : NULL, port,
-			    &fa);
-			fa.name_is_ip = req.host_is_ip;
-			rc = decide_record(a, f, ts, &fa, fa.name, NULL);
-		}
-		if (req.connection_close || req.upgrade) {
-			stream_release(s);
-			return rc;
-		}
-body:
 		http_body_init(&s->body, http_request_body(&req),
 		    req.content_length > 0 ? (uint64_t)req.content_length : 0);
 		s->phase = AUD_PH_BODY;
