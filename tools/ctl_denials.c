@@ -427,17 +427,114 @@ read_after(const struct jsonl_obj *o, const char **name, double *ms)
 	return 0;
 }
 
+/* Any egressd line with a time counts for "newest" (--since). */
+static void
+seen_at(struct den *dn, int64_t ms)
+{
+	if (!dn->have_newest || ms > dn->newest_ms)
+		dn->newest_ms = ms;
+	dn->have_newest = 1;
+}
+
+/* The keys of a decision or redirect line that this command reads. */
+struct line_fields {
+	const char *name, *reason, *src, *chain, *after, *from, *to, *verdict;
+	unsigned port, status;
+	double after_ms;
+	int would_deny, ech;
+};
+
+/* A connection or redirect line's keys into lf: 0, or -1 when one is
+ * missing or of the wrong type (the line is skipped). */
+static int
+read_fields(const struct jsonl_obj *o, int redirect, struct line_fields *lf)
+{
+	const struct jsonl_kv *port, *wd;
+	int bad = 0;
+
+	lf->name = str_or_null(o, "name", &bad);
+	lf->reason = str_or_null(o, "reason", &bad);
+	lf->src = str_or_null(o, "src", &bad);
+	port = jsonl_get(o, "port");
+	wd = jsonl_get(o, "would_deny");
+	/* The HTTP listener's keys: optional, so that older logs read. */
+	lf->chain = opt_str(o, "chain", &bad);
+	lf->from = opt_str(o, "from", &bad);
+	lf->to = opt_str(o, "to", &bad);
+	lf->verdict = opt_str(o, "verdict", &bad);
+	lf->status = opt_status(o, &bad);
+	lf->ech = opt_bool(o, "ech", &bad);
+	if (read_after(o, &lf->after, &lf->after_ms) != 0)
+		bad = 1;
+	if (bad || lf->reason == NULL || lf->src == NULL || port == NULL ||
+	    port->type != JSONL_NUMBER || port->num < 0 || port->num > 65535 ||
+	    (double)(unsigned)port->num != port->num ||
+	    wd == NULL || wd->type != JSONL_BOOL ||
+	    (redirect && lf->verdict == NULL))
+		return -1;
+	lf->port = (unsigned)port->num;
+	lf->would_deny = wd->b;
+	return 0;
+}
+
+static void
+add_redirect(struct den *dn, const struct line_fields *lf, const char *ip,
+    int64_t ms, const char *ts)
+{
+	struct redir *r;
+
+	if (dn->nr == dn->capr) {
+		dn->capr = dn->capr == 0 ? 64 : dn->capr * 2;
+		dn->r = xrealloc(dn->r, dn->capr * sizeof(*dn->r));
+	}
+	r = &dn->r[dn->nr++];
+	memset(r, 0, sizeof(*r));
+	r->name = xstrdup(lf->name);
+	r->reason = xstrdup(lf->reason);
+	r->src = xstrdup(ip);
+	r->from = xstrdup(lf->from);
+	r->to = xstrdup(lf->to);
+	r->chain = xstrdup(lf->chain);
+	r->port = lf->port;
+	r->status = lf->status;
+	r->would_deny = lf->would_deny;
+	r->deny = strcmp(lf->verdict, "deny") == 0 || lf->would_deny;
+	r->ts_ms = ms;
+	snprintf(r->ts, sizeof(r->ts), "%s", ts);
+}
+
+static void
+add_denial(struct den *dn, const struct line_fields *lf, const char *ip,
+    int64_t ms, const char *ts)
+{
+	struct denial *d;
+
+	if (dn->nd == dn->capd) {
+		dn->capd = dn->capd == 0 ? 64 : dn->capd * 2;
+		dn->d = xrealloc(dn->d, dn->capd * sizeof(*dn->d));
+	}
+	d = &dn->d[dn->nd++];
+	memset(d, 0, sizeof(*d));
+	d->name = xstrdup(lf->name);
+	d->reason = xstrdup(lf->reason);
+	d->src = xstrdup(ip);
+	d->chain = xstrdup(lf->chain);
+	d->after = xstrdup(lf->after);
+	d->after_ms = lf->after_ms;
+	d->port = lf->port;
+	d->would_deny = lf->would_deny;
+	d->ech = lf->ech;
+	d->ts_ms = ms;
+	snprintf(d->ts, sizeof(d->ts), "%s", ts);
+}
+
 static void
 take_line(struct den *dn, char *line, size_t len)
 {
 	static struct jsonl_obj o;      /* large; egressctl is single-threaded */
-	const struct jsonl_kv *ev, *ts, *port, *wd;
-	const char *name, *reason, *src, *chain, *after, *from, *to, *verdict;
-	unsigned status;
-	double after_ms;
-	int bad = 0, ech;
+	const struct jsonl_kv *ev, *ts;
+	struct line_fields lf;
 	int64_t ms;
-	struct denial *d;
 	char ip[128];
 
 	if (jsonl_parse(line, len, &o) != 0) {
@@ -452,11 +549,8 @@ take_line(struct den *dn, char *line, size_t len)
 		dn->skipped++;
 		return;
 	}
-	/* Any egressd line with a time counts for "newest" (--since). */
 	if (strcmp(ev->str, "notice") == 0) {
-		if (!dn->have_newest || ms > dn->newest_ms)
-			dn->newest_ms = ms;
-		dn->have_newest = 1;
+		seen_at(dn, ms);
 		dn->skipped++;
 		dn->notices++;
 		return;
@@ -464,84 +558,21 @@ take_line(struct den *dn, char *line, size_t len)
 	/* An interim line (log.interim_interval) is a connection still open,
 	 * not a decision: its final line is the one that counts. */
 	if (strcmp(ev->str, "interim") == 0) {
-		if (!dn->have_newest || ms > dn->newest_ms)
-			dn->newest_ms = ms;
-		dn->have_newest = 1;
+		seen_at(dn, ms);
 		return;
 	}
-	if (strcmp(ev->str, "allow") != 0 && strcmp(ev->str, "deny") != 0 &&
-	    strcmp(ev->str, "error") != 0 && strcmp(ev->str, "redirect") != 0) {
+	if ((strcmp(ev->str, "allow") != 0 && strcmp(ev->str, "deny") != 0 &&
+	    strcmp(ev->str, "error") != 0 && strcmp(ev->str, "redirect") != 0) ||
+	    read_fields(&o, strcmp(ev->str, "redirect") == 0, &lf) != 0) {
 		dn->skipped++;
 		return;
 	}
-	name = str_or_null(&o, "name", &bad);
-	reason = str_or_null(&o, "reason", &bad);
-	src = str_or_null(&o, "src", &bad);
-	port = jsonl_get(&o, "port");
-	wd = jsonl_get(&o, "would_deny");
-	/* The HTTP listener's keys: optional, so that older logs read. */
-	chain = opt_str(&o, "chain", &bad);
-	from = opt_str(&o, "from", &bad);
-	to = opt_str(&o, "to", &bad);
-	verdict = opt_str(&o, "verdict", &bad);
-	status = opt_status(&o, &bad);
-	ech = opt_bool(&o, "ech", &bad);
-	if (read_after(&o, &after, &after_ms) != 0)
-		bad = 1;
-	if (bad || reason == NULL || src == NULL || port == NULL ||
-	    port->type != JSONL_NUMBER || port->num < 0 || port->num > 65535 ||
-	    (double)(unsigned)port->num != port->num ||
-	    wd == NULL || wd->type != JSONL_BOOL ||
-	    (strcmp(ev->str, "redirect") == 0 && verdict == NULL)) {
-		dn->skipped++;
-		return;
-	}
-	if (!dn->have_newest || ms > dn->newest_ms)
-		dn->newest_ms = ms;
-	dn->have_newest = 1;
-	src_ip(src, ip, sizeof(ip));
-	if (strcmp(ev->str, "redirect") == 0) {
-		struct redir *r;
-
-		if (dn->nr == dn->capr) {
-			dn->capr = dn->capr == 0 ? 64 : dn->capr * 2;
-			dn->r = xrealloc(dn->r, dn->capr * sizeof(*dn->r));
-		}
-		r = &dn->r[dn->nr++];
-		memset(r, 0, sizeof(*r));
-		r->name = xstrdup(name);
-		r->reason = xstrdup(reason);
-		r->src = xstrdup(ip);
-		r->from = xstrdup(from);
-		r->to = xstrdup(to);
-		r->chain = xstrdup(chain);
-		r->port = (unsigned)port->num;
-		r->status = status;
-		r->would_deny = wd->b;
-		r->deny = strcmp(verdict, "deny") == 0 || wd->b;
-		r->ts_ms = ms;
-		snprintf(r->ts, sizeof(r->ts), "%s", ts->str);
-		return;
-	}
-	if (strcmp(ev->str, "deny") != 0)
-		return;
-	if (dn->nd == dn->capd) {
-		dn->capd = dn->capd == 0 ? 64 : dn->capd * 2;
-		dn->d = xrealloc(dn->d, dn->capd * sizeof(*dn->d));
-	}
-	d = &dn->d[dn->nd++];
-	memset(d, 0, sizeof(*d));
-	d->name = xstrdup(name);
-	d->reason = xstrdup(reason);
-	d->src = xstrdup(ip);
-	d->chain = xstrdup(chain);
-	d->after = xstrdup(after);
-	d->after_ms = after_ms;
-	d->port = (unsigned)port->num;
-	d->would_deny = wd->b;
-	d->ech = ech;
-	d->ts_ms = ms;
-	snprintf(d->ts, sizeof(d->ts), "%s", ts->str);
+	seen_at(dn, ms);
+	src_ip(lf.src, ip, sizeof(ip));
+	if (strcmp(ev->str, "redirect") == 0)
+		add_redirect(dn, &lf, ip, ms, ts->str);
+	else if (strcmp(ev->str, "deny") == 0)
+		add_denial(dn, &lf, ip, ms, ts->str);
 }
 
 /*

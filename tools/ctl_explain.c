@@ -331,91 +331,71 @@ line_event(const struct dc_verdict *v)
 	return dc_event_str(dc_reason_info(dc_line_reason(v))->event);
 }
 
+/* --format json: one object. */
 static void
-output(const struct explain *ex, const struct pol_snapshot *snap,
+output_json(const struct explain *ex, const struct pol_snapshot *snap,
     const struct dc_facts *f, const struct dc_verdict *v,
     const struct pol_rule **m, size_t nm, unsigned port)
 {
 	const struct pol_rule *lr = dc_line_rule(v);
-	char why[2304];
-	size_t nothers = 0;
+	char why[2304], where[1024];
 
-	for (size_t i = 0; i < nm; i++)
-		if (!shown(v, m[i]))
-			nothers++;
-	if (ex->json) {
-		printf("{\"name\":");
-		ctl_json_str(stdout, ex->name);
-		printf(",\"port\":%u,\"proto\":", port);
-		ctl_json_str(stdout, pol_proto_str(ex->proto));
-		printf(",\"src\":");
-		ctl_json_str(stdout, ex->src_text);
-		printf(",\"verdict\":");
-		ctl_json_str(stdout, v->allow ? "allow" : "deny");
-		printf(",\"reason\":");
-		ctl_json_str(stdout, dc_reason_str(v->reason));
-		printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" :
-		    "false");
-		json_rule_or_null(v->rule);
-		printf(",\"others\":[");
-		for (size_t i = 0, k = 0; i < nm; i++) {
-			if (shown(v, m[i]))
-				continue;
-			why_not(ex, snap, v, m[i], f->src, port, why,
-			    sizeof(why));
-			printf("%s", k++ > 0 ? "," : "");
-			json_rule(m[i]);
-			printf(",\"why\":");
-			ctl_json_str(stdout, why);
-			printf("}");
-		}
-		printf("],\"listener\":");
-		ctl_json_str(stdout, dc_listener_str(f->listener));
-		printf(",\"from\":");
-		ctl_json_str(stdout, dc_from_str(f->from));
-		printf(",\"ech\":%s,\"detail\":", f->ech ? "true" : "false");
-		ctl_json_str(stdout, v->detail);
-		printf(",\"would_deny_reason\":");
-		ctl_json_str(stdout, v->would_deny ?
-		    dc_reason_str(v->would_reason) : NULL);
-		printf(",\"would_deny_rule\":");
-		json_rule_or_null(v->would_deny ? v->would_rule : NULL);
-		printf(",\"admitted_by\":");
-		json_rule_or_null(v->allow ? v->admit : NULL);
-		printf(",\"log\":{\"event\":");
-		ctl_json_str(stdout, line_event(v));
-		printf(",\"reason\":");
-		ctl_json_str(stdout, dc_reason_str(dc_line_reason(v)));
-		printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" :
-		    "false");
-		if (lr != NULL) {
-			char where[1024];
-
-			snprintf(where, sizeof(where), "%s:%u", lr->file,
-			    lr->line);
-			ctl_json_str(stdout, where);
-		} else {
-			printf("null");
-		}
-		printf(",\"rule_name\":");
-		ctl_json_str(stdout, lr != NULL ? lr->name : NULL);
-		printf("}}\n");
-		return;
+	printf("{\"name\":");
+	ctl_json_str(stdout, ex->name);
+	printf(",\"port\":%u,\"proto\":", port);
+	ctl_json_str(stdout, pol_proto_str(ex->proto));
+	printf(",\"src\":");
+	ctl_json_str(stdout, ex->src_text);
+	printf(",\"verdict\":");
+	ctl_json_str(stdout, v->allow ? "allow" : "deny");
+	printf(",\"reason\":");
+	ctl_json_str(stdout, dc_reason_str(v->reason));
+	printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" : "false");
+	json_rule_or_null(v->rule);
+	printf(",\"others\":[");
+	for (size_t i = 0, k = 0; i < nm; i++) {
+		if (shown(v, m[i]))
+			continue;
+		why_not(ex, snap, v, m[i], f->src, port, why, sizeof(why));
+		printf("%s", k++ > 0 ? "," : "");
+		json_rule(m[i]);
+		printf(",\"why\":");
+		ctl_json_str(stdout, why);
+		printf("}");
 	}
+	printf("],\"listener\":");
+	ctl_json_str(stdout, dc_listener_str(f->listener));
+	printf(",\"from\":");
+	ctl_json_str(stdout, dc_from_str(f->from));
+	printf(",\"ech\":%s,\"detail\":", f->ech ? "true" : "false");
+	ctl_json_str(stdout, v->detail);
+	printf(",\"would_deny_reason\":");
+	ctl_json_str(stdout, v->would_deny ? dc_reason_str(v->would_reason) :
+	    NULL);
+	printf(",\"would_deny_rule\":");
+	json_rule_or_null(v->would_deny ? v->would_rule : NULL);
+	printf(",\"admitted_by\":");
+	json_rule_or_null(v->allow ? v->admit : NULL);
+	printf(",\"log\":{\"event\":");
+	ctl_json_str(stdout, line_event(v));
+	printf(",\"reason\":");
+	ctl_json_str(stdout, dc_reason_str(dc_line_reason(v)));
+	printf(",\"would_deny\":%s,\"rule\":", v->would_deny ? "true" : "false");
+	if (lr != NULL) {
+		snprintf(where, sizeof(where), "%s:%u", lr->file, lr->line);
+		ctl_json_str(stdout, where);
+	} else {
+		printf("null");
+	}
+	printf(",\"rule_name\":");
+	ctl_json_str(stdout, lr != NULL ? lr->name : NULL);
+	printf("}}\n");
+}
 
-	printf("name: %s\nport: %u (%s)\n", ex->name, port,
-	    pol_proto_str(ex->proto));
-	printf("listener: %s (the name from %s)%s\n",
-	    dc_listener_str(f->listener), dc_from_str(f->from),
-	    f->ech ? "; the ClientHello offers ECH" : "");
-	if (ex->src_text != NULL)
-		printf("src: %s\n", ex->src_text);
-	else
-		printf("src: none given (rules with sources do not apply)\n");
-	printf("verdict: %s\nreason: %s\n", v->allow ? "allow" : "deny",
-	    dc_reason_str(v->reason));
-	if (v->detail != NULL)
-		printf("detail: %s\n", v->detail);
+/* Text: the verdict's rules (deciding, report mode's, admitting). */
+static void
+output_text_rules(const struct explain *ex, const struct dc_verdict *v)
+{
 	if (v->would_deny) {
 		printf("would_deny: report mode: egressd lets this connection "
 		    "through and logs it as a deny with \"would_deny\": true\n");
@@ -441,6 +421,31 @@ output(const struct explain *ex, const struct pol_snapshot *snap,
 		    "defaults apply: DNS resolution, no private addresses)\n");
 	else
 		printf("admitted_by: none (refused)\n");
+}
+
+static void
+output_text(const struct explain *ex, const struct pol_snapshot *snap,
+    const struct dc_facts *f, const struct dc_verdict *v,
+    const struct pol_rule **m, size_t nm, unsigned port)
+{
+	const struct pol_rule *lr = dc_line_rule(v);
+	char why[2304];
+	size_t nothers = 0;
+
+	printf("name: %s\nport: %u (%s)\n", ex->name, port,
+	    pol_proto_str(ex->proto));
+	printf("listener: %s (the name from %s)%s\n",
+	    dc_listener_str(f->listener), dc_from_str(f->from),
+	    f->ech ? "; the ClientHello offers ECH" : "");
+	if (ex->src_text != NULL)
+		printf("src: %s\n", ex->src_text);
+	else
+		printf("src: none given (rules with sources do not apply)\n");
+	printf("verdict: %s\nreason: %s\n", v->allow ? "allow" : "deny",
+	    dc_reason_str(v->reason));
+	if (v->detail != NULL)
+		printf("detail: %s\n", v->detail);
+	output_text_rules(ex, v);
 	printf("log: event %s, reason %s%s, rule ", line_event(v),
 	    dc_reason_str(dc_line_reason(v)), v->would_deny ?
 	    ", would_deny true" : "");
@@ -448,6 +453,9 @@ output(const struct explain *ex, const struct pol_snapshot *snap,
 		printf("%s:%u (%s)\n", lr->file, lr->line, lr->name);
 	else
 		printf("null\n");
+	for (size_t i = 0; i < nm; i++)
+		if (!shown(v, m[i]))
+			nothers++;
 	if (nothers == 0) {
 		printf("other rules that match: none\n");
 		return;
@@ -459,6 +467,17 @@ output(const struct explain *ex, const struct pol_snapshot *snap,
 		why_not(ex, snap, v, m[i], f->src, port, why, sizeof(why));
 		ctl_print_rule(stdout, "  ", m[i], why);
 	}
+}
+
+static void
+output(const struct explain *ex, const struct pol_snapshot *snap,
+    const struct dc_facts *f, const struct dc_verdict *v,
+    const struct pol_rule **m, size_t nm, unsigned port)
+{
+	if (ex->json)
+		output_json(ex, snap, f, v, m, nm, port);
+	else
+		output_text(ex, snap, f, v, m, nm, port);
 }
 
 /* tls, http, connect, transparent; -1 for anything else. */

@@ -297,33 +297,23 @@ remove_dot_segments(char *path)
  * sent). No userinfo: a URL with one is refused rather than sent with
  * credentials nobody meant to hand to every hop.
  */
+/*
+ * The authority auth..aend: the host into host (brackets kept) and the
+ * port into u (the scheme's when none). 0, or -1 with err.
+ */
 static int
-url_parse(const char *s, struct url *u, char *err, size_t errlen)
+url_authority_parse(const char *auth, const char *aend, struct url *u,
+    char *host, size_t hostcap, char *err, size_t errlen)
 {
-	const char *p, *auth, *aend, *hend, *colon = NULL;
-	char host[HTTP_HOST_MAX + 3];
-	size_t hlen, o = 0, tlen;
-	struct in6_addr a6;
-	struct in_addr a4;
+	const char *hend, *colon = NULL;
+	char port[8];
+	size_t hlen, plen;
 
-	memset(u, 0, sizeof(*u));
-	if (strncasecmp(s, "http://", 7) == 0) {
-		auth = s + 7;
-	} else if (strncasecmp(s, "https://", 8) == 0) {
-		u->https = 1;
-		auth = s + 8;
-	} else {
-		snprintf(err, errlen, "only http:// and https:// URLs can be "
-		    "traced");
+	if (memchr(auth, '@', (size_t)(aend - auth)) != NULL) {
+		snprintf(err, errlen, "the URL carries user information "
+		    "(user@): trace does not send credentials");
 		return -1;
 	}
-	aend = auth + strcspn(auth, "/?#");
-	for (p = auth; p < aend; p++)
-		if (*p == '@') {
-			snprintf(err, errlen, "the URL carries user information "
-			    "(user@): trace does not send credentials");
-			return -1;
-		}
 	if (*auth == '[') {
 		hend = memchr(auth, ']', (size_t)(aend - auth));
 		if (hend == NULL) {
@@ -342,28 +332,34 @@ url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		hend = colon != NULL ? colon : aend;
 	}
 	hlen = (size_t)(hend - auth);
-	if (hlen == 0 || hlen >= sizeof(host)) {
+	if (hlen == 0 || hlen >= hostcap) {
 		snprintf(err, errlen, "%s host", hlen == 0 ? "no" : "too long a");
 		return -1;
 	}
 	memcpy(host, auth, hlen);
 	host[hlen] = '\0';
 	u->port = u->https ? 443 : 80;
-	if (colon != NULL && colon + 1 < aend) {
-		char port[8];
-		size_t plen = (size_t)(aend - colon - 1);
-
-		if (plen >= sizeof(port)) {
-			snprintf(err, errlen, "the port must be 1-65535");
-			return -1;
-		}
+	if (colon == NULL || colon + 1 >= aend)
+		return 0;
+	plen = (size_t)(aend - colon - 1);
+	if (plen < sizeof(port)) {
 		memcpy(port, colon + 1, plen);
 		port[plen] = '\0';
-		if (parse_uint(port, 1, 65535, &u->port) != 0) {
-			snprintf(err, errlen, "the port must be 1-65535");
-			return -1;
-		}
+		if (parse_uint(port, 1, 65535, &u->port) == 0)
+			return 0;
 	}
+	snprintf(err, errlen, "the port must be 1-65535");
+	return -1;
+}
+
+/* The host as egressd would see it: an address, or a normalised name. */
+static int
+url_host_set(struct url *u, char *host, char *err, size_t errlen)
+{
+	size_t hlen = strlen(host);
+	struct in6_addr a6;
+	struct in_addr a4;
+
 	if (host[0] == '[') {
 		host[hlen - 1] = '\0';
 		if (inet_pton(AF_INET6, host + 1, &a6) != 1) {
@@ -381,11 +377,20 @@ url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		    host);
 		return -1;
 	}
-	tlen = strcspn(aend, "#");
-	if (tlen == 0 || aend[0] == '?')
+	return 0;
+}
+
+/* Path and query from p (up to a '#'), encoded, dot segments resolved. */
+static int
+url_target_set(struct url *u, const char *p, char *err, size_t errlen)
+{
+	size_t o = 0, tlen = strcspn(p, "#");
+	char query[URL_MAX];
+
+	if (tlen == 0 || p[0] == '?')
 		u->target[o++] = '/';
 	u->target[o] = '\0';
-	if (append_encoded(u->target, sizeof(u->target), &o, aend, tlen) != 0) {
+	if (append_encoded(u->target, sizeof(u->target), &o, p, tlen) != 0) {
 		snprintf(err, errlen, "the URL is longer than %d bytes", URL_MAX);
 		return -1;
 	}
@@ -394,8 +399,6 @@ url_parse(const char *s, struct url *u, char *err, size_t errlen)
 	 * its bytes. */
 	tlen = strcspn(u->target, "?");
 	if (tlen > 0 && tlen < sizeof(u->target)) {
-		char query[URL_MAX];
-
 		snprintf(query, sizeof(query), "%s", u->target + tlen);
 		u->target[tlen] = '\0';
 		remove_dot_segments(u->target);
@@ -405,6 +408,30 @@ url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		snprintf(u->target + o, sizeof(u->target) - o, "%s", query);
 	}
 	return 0;
+}
+
+static int
+url_parse(const char *s, struct url *u, char *err, size_t errlen)
+{
+	const char *auth, *aend;
+	char host[HTTP_HOST_MAX + 3];
+
+	memset(u, 0, sizeof(*u));
+	if (strncasecmp(s, "http://", 7) == 0) {
+		auth = s + 7;
+	} else if (strncasecmp(s, "https://", 8) == 0) {
+		u->https = 1;
+		auth = s + 8;
+	} else {
+		snprintf(err, errlen, "only http:// and https:// URLs can be "
+		    "traced");
+		return -1;
+	}
+	aend = auth + strcspn(auth, "/?#");
+	if (url_authority_parse(auth, aend, u, host, sizeof(host), err,
+	    errlen) != 0 || url_host_set(u, host, err, errlen) != 0)
+		return -1;
+	return url_target_set(u, aend, err, errlen);
 }
 
 /*
@@ -918,85 +945,103 @@ resolve(struct trace *tr, const char *host, unsigned port,
  * gateway (to the CONNECT, or a 403/502/504 to an absolute-form request
  * the policy denies) is an answer, marked from_gateway.
  */
+/* One hop's connection, buffer and response head. */
+struct hop_io {
+	struct tconn c;
+	uint8_t *buf;
+	size_t cap, have;
+	struct http_response rsp;
+	char err[512];
+};
+
+/* err, prefixed: "PREFIX: the reason", the reason cut at max bytes. */
+static void
+err_prefix(char *err, size_t len, const char *prefix, int max)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s", err);
+	if (snprintf(err, len, "%s: %.*s", prefix, max, why) < 0)
+		err[0] = '\0';
+}
+
+/*
+ * Through --via: the gateway connected and, for https, a CONNECT answered
+ * 200. 0; 1 when the gateway refused the CONNECT (recorded in h, the hop
+ * is over); -1 with the reason in io->err.
+ */
 static int
-do_hop(struct trace *tr, struct hop *h)
+hop_via(struct trace *tr, struct hop *h, struct hop_io *io)
 {
 	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
-	struct tconn c = { .fd = -1, .ssl = NULL };
-	struct http_response rsp;
-	const struct url *u = &h->u;
-	char auth[HTTP_HOST_MAX + 16], req[URL_MAX + 2 * HTTP_HOST_MAX + 256];
-	char err[512];
-	uint8_t *buf;
-	size_t cap = HTTP_HEAD_MAX + BODY_LINE_MAX, have, naddrs;
-	const char *method = tr->head ? "HEAD" : "GET";
-	int rc = -1;
+	char auth[HTTP_HOST_MAX + 16], req[2 * HTTP_HOST_MAX + 256], pre[400];
+	size_t naddrs;
 
-	buf = malloc(cap);
-	if (buf == NULL) {
-		snprintf(h->error, sizeof(h->error), "out of memory");
+	if (resolve(tr, tr->via_host, tr->via_port, addrs, DNS_MAX_ADDRS,
+	    &naddrs, io->err, sizeof(io->err)) != 0)
+		return -1;
+	io->c.fd = tcp_connect(addrs, naddrs, tr->via_port, io->c.deadline,
+	    io->err, sizeof(io->err));
+	if (io->c.fd < 0) {
+		snprintf(pre, sizeof(pre), "the gateway (--via %.64s)", tr->via);
+		err_prefix(io->err, sizeof(io->err), pre, 300);
 		return -1;
 	}
-	c.deadline = now_ms() + (uint64_t)tr->timeout_s * 1000;
-	err[0] = '\0';
-	if (tr->via != NULL) {
-		if (resolve(tr, tr->via_host, tr->via_port, addrs, DNS_MAX_ADDRS,
-		    &naddrs, err, sizeof(err)) != 0)
-			goto fail;
-		c.fd = tcp_connect(addrs, naddrs, tr->via_port, c.deadline, err,
-		    sizeof(err));
-		if (c.fd < 0) {
-			char why[512];
-
-			snprintf(why, sizeof(why), "%s", err);
-			snprintf(err, sizeof(err), "the gateway (--via %.64s): %.300s",
-			    tr->via, why);
-			goto fail;
-		}
-		if (u->https) {
-			/* CONNECT names the port always. */
-			url_authority(u, 1, auth, sizeof(auth));
-			snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\n"
-			    "Host: %s\r\nUser-Agent: egressctl-trace/%s\r\n\r\n",
-			    auth, auth, PACKAGE_VERSION);
-			if (tconn_write(&c, req, strlen(req), err,
-			    sizeof(err)) != 0)
-				goto fail;
-			if (read_head(&c, buf, cap, &have, &rsp, h->phrase,
-			    sizeof(h->phrase), err, sizeof(err)) != 0) {
-				char why[512];
-
-				snprintf(why, sizeof(why), "%s", err);
-				snprintf(err, sizeof(err), "CONNECT %s through "
-				    "the gateway: %.200s", auth, why);
-				goto fail;
-			}
-			if (rsp.status != 200) {
-				h->status = rsp.status;
-				h->from_gateway = 1;
-				h->connect_refused = 1;
-				body_line(&c, buf, cap, have, &rsp, h->gw_body,
-				    sizeof(h->gw_body));
-				rc = 0;
-				goto out;
-			}
-			if (have != rsp.head_len) {
-				snprintf(err, sizeof(err), "CONNECT %s: the "
-				    "gateway sent bytes after its 200", auth);
-				goto fail;
-			}
-		}
-	} else {
-		if (resolve(tr, u->host, u->port, addrs, DNS_MAX_ADDRS, &naddrs,
-		    err, sizeof(err)) != 0)
-			goto fail;
-		c.fd = tcp_connect(addrs, naddrs, u->port, c.deadline, err,
-		    sizeof(err));
-		if (c.fd < 0)
-			goto fail;
+	if (!h->u.https)
+		return 0;
+	/* CONNECT names the port always. */
+	url_authority(&h->u, 1, auth, sizeof(auth));
+	snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n"
+	    "User-Agent: egressctl-trace/%s\r\n\r\n", auth, auth,
+	    PACKAGE_VERSION);
+	if (tconn_write(&io->c, req, strlen(req), io->err,
+	    sizeof(io->err)) != 0)
+		return -1;
+	if (read_head(&io->c, io->buf, io->cap, &io->have, &io->rsp, h->phrase,
+	    sizeof(h->phrase), io->err, sizeof(io->err)) != 0) {
+		snprintf(pre, sizeof(pre), "CONNECT %s through the gateway", auth);
+		err_prefix(io->err, sizeof(io->err), pre, 200);
+		return -1;
 	}
-	if (u->https && tls_start(tr, &c, u, err, sizeof(err)) != 0)
-		goto fail;
+	if (io->rsp.status != 200) {
+		h->status = io->rsp.status;
+		h->from_gateway = 1;
+		h->connect_refused = 1;
+		body_line(&io->c, io->buf, io->cap, io->have, &io->rsp,
+		    h->gw_body, sizeof(h->gw_body));
+		return 1;
+	}
+	if (io->have != io->rsp.head_len) {
+		snprintf(io->err, sizeof(io->err), "CONNECT %s: the gateway sent "
+		    "bytes after its 200", auth);
+		return -1;
+	}
+	return 0;
+}
+
+/* Direct: the hop's own host connected. 0, or -1 with io->err. */
+static int
+hop_direct(struct trace *tr, struct hop *h, struct hop_io *io)
+{
+	struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+	size_t naddrs;
+
+	if (resolve(tr, h->u.host, h->u.port, addrs, DNS_MAX_ADDRS, &naddrs,
+	    io->err, sizeof(io->err)) != 0)
+		return -1;
+	io->c.fd = tcp_connect(addrs, naddrs, h->u.port, io->c.deadline,
+	    io->err, sizeof(io->err));
+	return io->c.fd < 0 ? -1 : 0;
+}
+
+/* The request (GET or HEAD, absolute through the http listener) and the
+ * response's head. 0, or -1 with io->err. */
+static int
+hop_exchange(struct trace *tr, struct hop *h, struct hop_io *io)
+{
+	const struct url *u = &h->u;
+	const char *method = tr->head ? "HEAD" : "GET";
+	char auth[HTTP_HOST_MAX + 16], req[URL_MAX + 2 * HTTP_HOST_MAX + 256];
 
 	url_authority(u, 0, auth, sizeof(auth));
 	if (tr->via != NULL && !u->https)
@@ -1008,44 +1053,76 @@ do_hop(struct trace *tr, struct hop *h)
 	snprintf(req + strlen(req), sizeof(req) - strlen(req),
 	    "Host: %s\r\nUser-Agent: egressctl-trace/%s\r\nAccept: */*\r\n"
 	    "Connection: close\r\n\r\n", auth, PACKAGE_VERSION);
-	if (tconn_write(&c, req, strlen(req), err, sizeof(err)) != 0)
-		goto fail;
-	if (read_head(&c, buf, cap, &have, &rsp, h->phrase, sizeof(h->phrase),
-	    err, sizeof(err)) != 0)
-		goto fail;
-	h->status = rsp.status;
+	if (tconn_write(&io->c, req, strlen(req), io->err,
+	    sizeof(io->err)) != 0)
+		return -1;
+	return read_head(&io->c, io->buf, io->cap, &io->have, &io->rsp,
+	    h->phrase, sizeof(h->phrase), io->err, sizeof(io->err));
+}
+
+/* What the response says: the gateway's refusal, or where it redirects.
+ * 0, or -1 with io->err. */
+static int
+hop_judge(struct trace *tr, struct hop *h, struct hop_io *io)
+{
+	const struct http_response *rsp = &io->rsp;
+	struct url next;
+
+	h->status = rsp->status;
 	/*
 	 * Through the http listener a refusal and an upstream's own 403
 	 * look alike: a 403 for a hop the policy denies (or when no policy
 	 * says) is taken as the gateway's, and 502/504 always are.
 	 */
-	if (tr->via != NULL && !u->https && ((rsp.status == 403 &&
-	    (!h->decided || !h->v.allow)) || rsp.status == 502 ||
-	    rsp.status == 504)) {
+	if (tr->via != NULL && !h->u.https && ((rsp->status == 403 &&
+	    (!h->decided || !h->v.allow)) || rsp->status == 502 ||
+	    rsp->status == 504)) {
 		h->from_gateway = 1;
-		body_line(&c, buf, cap, have, &rsp, h->gw_body,
+		body_line(&io->c, io->buf, io->cap, io->have, rsp, h->gw_body,
 		    sizeof(h->gw_body));
-	} else if (rsp.status >= 300 && rsp.status < 400 &&
-	    rsp.location != NULL) {
-		struct url next;
-
-		h->has_location = 1;
-		if (location_follow(u, rsp.location, rsp.location_len, &next,
-		    err, sizeof(err)) != 0) {
-			printable(h->location, sizeof(h->location),
-			    (const uint8_t *)rsp.location, rsp.location_len);
-			goto fail;
-		}
-		url_format(&next, h->location, sizeof(h->location));
+		return 0;
 	}
-	rc = 0;
-	goto out;
-fail:
-	snprintf(h->error, sizeof(h->error), "%s", err);
-out:
-	tconn_close(&c);
-	free(buf);
-	return rc;
+	if (rsp->status < 300 || rsp->status >= 400 || rsp->location == NULL)
+		return 0;
+	h->has_location = 1;
+	if (location_follow(&h->u, rsp->location, rsp->location_len, &next,
+	    io->err, sizeof(io->err)) != 0) {
+		printable(h->location, sizeof(h->location),
+		    (const uint8_t *)rsp->location, rsp->location_len);
+		return -1;
+	}
+	url_format(&next, h->location, sizeof(h->location));
+	return 0;
+}
+
+static int
+do_hop(struct trace *tr, struct hop *h)
+{
+	struct hop_io io;
+	int r;
+
+	memset(&io, 0, sizeof(io));
+	io.c.fd = -1;
+	io.cap = HTTP_HEAD_MAX + BODY_LINE_MAX;
+	io.buf = malloc(io.cap);
+	if (io.buf == NULL) {
+		snprintf(h->error, sizeof(h->error), "out of memory");
+		return -1;
+	}
+	io.c.deadline = now_ms() + (uint64_t)tr->timeout_s * 1000;
+	r = tr->via != NULL ? hop_via(tr, h, &io) : hop_direct(tr, h, &io);
+	if (r == 0 && h->u.https &&
+	    tls_start(tr, &io.c, &h->u, io.err, sizeof(io.err)) != 0)
+		r = -1;
+	if (r == 0)
+		r = hop_exchange(tr, h, &io);
+	if (r == 0)
+		r = hop_judge(tr, h, &io);
+	if (r < 0)
+		snprintf(h->error, sizeof(h->error), "%s", io.err);
+	tconn_close(&io.c);
+	free(io.buf);
+	return r < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -1303,6 +1380,82 @@ json_rule(const struct pol_rule *r)
 	printf("}");
 }
 
+/* A hop's verdict keys: the enforced verdict, its reason and deciding
+ * rule; report mode's would_deny apart. All null when not decided. */
+static void
+json_hop_verdict(const struct hop *h)
+{
+	if (!h->decided) {
+		printf("null,\"reason\":null,\"would_deny\":false,"
+		    "\"rule\":null,\"would_deny_reason\":null,"
+		    "\"would_deny_rule\":null,\"admitted_by\":null,"
+		    "\"listener\":null,\"detail\":null");
+		return;
+	}
+	ctl_json_str(stdout, h->v.allow ? "allow" : "deny");
+	printf(",\"reason\":");
+	ctl_json_str(stdout, dc_reason_str(h->v.reason));
+	printf(",\"would_deny\":%s,\"rule\":", h->v.would_deny ? "true" :
+	    "false");
+	json_rule(h->v.rule);
+	printf(",\"would_deny_reason\":");
+	ctl_json_str(stdout, h->v.would_deny ?
+	    dc_reason_str(h->v.would_reason) : NULL);
+	printf(",\"would_deny_rule\":");
+	json_rule(h->v.would_deny ? h->v.would_rule : NULL);
+	printf(",\"admitted_by\":");
+	json_rule(h->v.allow ? h->v.admit : NULL);
+	printf(",\"listener\":");
+	ctl_json_str(stdout, dc_listener_str(h->facts.listener));
+	printf(",\"detail\":");
+	ctl_json_str(stdout, h->v.detail);
+}
+
+static void
+json_hop(const struct hop *h, size_t i)
+{
+	printf("%s{\"hop\":%zu,\"url\":", i > 0 ? "," : "", i + 1);
+	ctl_json_str(stdout, h->url);
+	printf(",\"host\":");
+	ctl_json_str(stdout, h->u.host);
+	printf(",\"port\":%u,\"proto\":", h->u.port);
+	ctl_json_str(stdout, hop_proto(h));
+	printf(",\"verdict\":");
+	json_hop_verdict(h);
+	printf(",\"denied\":%s,\"status\":", hop_denied(h) ? "true" : "false");
+	if (h->status != 0)
+		printf("%d", h->status);
+	else
+		printf("null");
+	printf(",\"phrase\":");
+	json_str_n(stdout, h->status != 0 ? h->phrase : NULL);
+	printf(",\"from_gateway\":%s,\"gateway_body\":",
+	    h->from_gateway ? "true" : "false");
+	json_str_n(stdout, h->from_gateway ? h->gw_body : NULL);
+	printf(",\"location\":");
+	json_str_n(stdout, h->has_location ? h->location : NULL);
+	printf(",\"error\":");
+	json_str_n(stdout, h->error);
+	printf("}");
+}
+
+/* What suggest(mf, h) writes, as a JSON string (null if it cannot). */
+static void
+json_suggestion(void (*suggest)(FILE *, const struct hop *),
+    const struct hop *h)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mf = open_memstream(&text, &len);
+
+	if (mf != NULL) {
+		suggest(mf, h);
+		fclose(mf);
+	}
+	ctl_json_str(stdout, text);
+	free(text);
+}
+
 static void
 print_json(const struct trace *tr, const char *start)
 {
@@ -1317,59 +1470,8 @@ print_json(const struct trace *tr, const char *start)
 	printf(",\"config\":");
 	ctl_json_str(stdout, tr->config);
 	printf(",\"hops\":[");
-	for (size_t i = 0; i < tr->nhops; i++) {
-		const struct hop *h = &tr->hops[i];
-
-		printf("%s{\"hop\":%zu,\"url\":", i > 0 ? "," : "", i + 1);
-		ctl_json_str(stdout, h->url);
-		printf(",\"host\":");
-		ctl_json_str(stdout, h->u.host);
-		printf(",\"port\":%u,\"proto\":", h->u.port);
-		ctl_json_str(stdout, hop_proto(h));
-		printf(",\"verdict\":");
-		if (!h->decided) {
-			printf("null,\"reason\":null,\"would_deny\":false,"
-			    "\"rule\":null,\"would_deny_reason\":null,"
-			    "\"would_deny_rule\":null,\"admitted_by\":null,"
-			    "\"listener\":null,\"detail\":null");
-		} else {
-			/* The enforced verdict, its reason and deciding rule;
-			 * report mode's would_deny apart. */
-			ctl_json_str(stdout, h->v.allow ? "allow" : "deny");
-			printf(",\"reason\":");
-			ctl_json_str(stdout, dc_reason_str(h->v.reason));
-			printf(",\"would_deny\":%s,\"rule\":",
-			    h->v.would_deny ? "true" : "false");
-			json_rule(h->v.rule);
-			printf(",\"would_deny_reason\":");
-			ctl_json_str(stdout, h->v.would_deny ?
-			    dc_reason_str(h->v.would_reason) : NULL);
-			printf(",\"would_deny_rule\":");
-			json_rule(h->v.would_deny ? h->v.would_rule : NULL);
-			printf(",\"admitted_by\":");
-			json_rule(h->v.allow ? h->v.admit : NULL);
-			printf(",\"listener\":");
-			ctl_json_str(stdout, dc_listener_str(h->facts.listener));
-			printf(",\"detail\":");
-			ctl_json_str(stdout, h->v.detail);
-		}
-		printf(",\"denied\":%s,\"status\":", hop_denied(h) ? "true" :
-		    "false");
-		if (h->status != 0)
-			printf("%d", h->status);
-		else
-			printf("null");
-		printf(",\"phrase\":");
-		json_str_n(stdout, h->status != 0 ? h->phrase : NULL);
-		printf(",\"from_gateway\":%s,\"gateway_body\":",
-		    h->from_gateway ? "true" : "false");
-		json_str_n(stdout, h->from_gateway ? h->gw_body : NULL);
-		printf(",\"location\":");
-		json_str_n(stdout, h->has_location ? h->location : NULL);
-		printf(",\"error\":");
-		json_str_n(stdout, h->error);
-		printf("}");
-	}
+	for (size_t i = 0; i < tr->nhops; i++)
+		json_hop(&tr->hops[i], i);
 	printf("],\"end\":");
 	ctl_json_str(stdout, end_str(tr->end));
 	printf(",\"next\":");
@@ -1383,9 +1485,6 @@ print_json(const struct trace *tr, const char *start)
 	printf(",\"denied\":%zu,\"suggestions\":[", count_denied(tr));
 	for (size_t i = 0; i < tr->nhops; i++) {
 		const struct hop *h = &tr->hops[i];
-		char *text = NULL;
-		size_t len = 0;
-		FILE *mf;
 
 		if (!suggestable(h) || !first_of_kind(tr, i))
 			continue;
@@ -1395,22 +1494,9 @@ print_json(const struct trace *tr, const char *start)
 		printf(",\"port\":%u,\"proto\":", h->u.port);
 		ctl_json_str(stdout, hop_proto(h));
 		printf(",\"native\":");
-		mf = open_memstream(&text, &len);
-		if (mf != NULL) {
-			suggest_native(mf, h);
-			fclose(mf);
-		}
-		ctl_json_str(stdout, text);
-		free(text);
-		text = NULL;
+		json_suggestion(suggest_native, h);
 		printf(",\"serviceentry\":");
-		mf = open_memstream(&text, &len);
-		if (mf != NULL) {
-			suggest_se(mf, h);
-			fclose(mf);
-		}
-		ctl_json_str(stdout, text);
-		free(text);
+		json_suggestion(suggest_se, h);
 		printf("}");
 	}
 	printf("]}\n");
