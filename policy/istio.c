@@ -911,9 +911,7 @@ read_se_hosts(struct ydoc_ctx *cx, struct pol_loader *ld,
 		}
 		if (cx->errors != before)
 			continue;
-		r->pattern = pattern;
-		r->line = (unsigned)h->start_mark.line + 1;
-		r->col = (unsigned)h->start_mark.column + 1;
+		pol_rule_at(r, pattern, h);
 		if (!skip)
 			pol_loader_add(cx, ld, r);
 	}
@@ -1283,9 +1281,7 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 		if (!on_gateway || cx->errors != before)
 			continue;
 		*bound = 1;
-		r->pattern = pattern;
-		r->line = (unsigned)h->start_mark.line + 1;
-		r->col = (unsigned)h->start_mark.column + 1;
+		pol_rule_at(r, pattern, h);
 		if (!any && r->nsources == 0)
 			continue;
 		pol_loader_add(cx, ld, r);

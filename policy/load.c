@@ -187,6 +187,14 @@ read_sources(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
 }
 
 void
+pol_rule_at(struct pol_rule *r, const char *pattern, const yaml_node_t *n)
+{
+	r->pattern = pattern;
+	r->line = (unsigned)n->start_mark.line + 1;
+	r->col = (unsigned)n->start_mark.column + 1;
+}
+
+void
 pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
     const struct pol_rule *r)
 {
@@ -283,9 +291,7 @@ read_rule_hosts(struct ydoc_ctx *cx, struct pol_loader *ld,
 		/* Once anything is wrong no snapshot is built: skip the work. */
 		if (cx->errors != 0)
 			continue;
-		r->pattern = pattern;
-		r->line = (unsigned)h->start_mark.line + 1;
-		r->col = (unsigned)h->start_mark.column + 1;
+		pol_rule_at(r, pattern, h);
 		pol_loader_add(cx, ld, r);
 	}
 	r->pattern = NULL;

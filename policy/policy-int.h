@@ -110,6 +110,9 @@ struct pol_loader {
  */
 void pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
     const struct pol_rule *r);
+/* r is for pattern, written at node n (its line and column, 1-based). */
+void pol_rule_at(struct pol_rule *r, const char *pattern,
+    const yaml_node_t *n);
 
 /* The namespace of the daemon's map called name, or NULL. */
 const struct pol_namespace *pol_loader_namespace(const struct pol_loader *ld,
