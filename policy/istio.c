@@ -162,17 +162,11 @@ get(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *map,
 	return val;
 }
 
-static int
-is_empty_list(const yaml_node_t *n)
-{
-	return n->type == YAML_SEQUENCE_NODE &&
-	    n->data.sequence.items.top == n->data.sequence.items.start;
-}
-
 /*
  * A required, non-empty list under key: NULL after reporting missing (at
- * the parent, or at the empty list) or the type error. is_empty_list() is
- * true only for sequences, so "key: x" reaches the type check.
+ * the parent, or at the empty list) or the type error.
+ * pol_yaml_is_empty_list() is true only for sequences, so "key: x" reaches
+ * the type check.
  */
 static yaml_node_t *
 required_list(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *parent,
@@ -180,7 +174,7 @@ required_list(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *parent,
 {
 	yaml_node_t *n = get(cx, doc, parent, key);
 
-	if (n == NULL || is_empty_list(n)) {
+	if (n == NULL || pol_yaml_is_empty_list(n)) {
 		ydoc_error(cx, n != NULL ? n : parent, "%s", missing);
 		return NULL;
 	}
@@ -309,7 +303,7 @@ read_export_to(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		return 0;
 	if (ydoc_is_sequence(cx, list, "spec.exportTo") < 0)
 		return -1;
-	if (is_empty_list(list))
+	if (pol_yaml_is_empty_list(list))
 		return 0;
 	if (o->nnamespaces > 0)
 		memset(vis, 0, o->nnamespaces);
@@ -801,7 +795,7 @@ read_se_endpoints(struct ydoc_ctx *cx, struct pol_loader *ld,
 	size_t cnt;
 
 	if (opt_list(cx, eplist, "spec.endpoints") < 0 || eplist == NULL ||
-	    is_empty_list(eplist))
+	    pol_yaml_is_empty_list(eplist))
 		return 0;
 	cnt = (size_t)(eplist->data.sequence.items.top -
 	    eplist->data.sequence.items.start);
@@ -1252,7 +1246,7 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 	if (check_gateways(cx, doc, mgw, "match gateways") < 0)
 		return;
 	/* A match's gateways replace the VirtualService's. */
-	on_gateway = mgw != NULL && !is_empty_list(mgw) ?
+	on_gateway = mgw != NULL && !pol_yaml_is_empty_list(mgw) ?
 	    names_gateway(doc, mgw) : names_gateway(doc, vgw);
 	r->nports = 0;
 	port = get(cx, doc, mt, "port");

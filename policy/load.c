@@ -70,6 +70,13 @@ pol_yaml_is_null(const yaml_node_t *n)
 	    strcmp(s, "NULL") == 0);
 }
 
+int
+pol_yaml_is_empty_list(const yaml_node_t *n)
+{
+	return n->type == YAML_SEQUENCE_NODE &&
+	    n->data.sequence.items.top == n->data.sequence.items.start;
+}
+
 /*
  * Reads a mapping's keys against a list of known ones: each known key's
  * value lands in vals[i]. Unknown, duplicate and non-string keys are
@@ -146,6 +153,13 @@ static const char *const rule_keys[K_COUNT] = {
 	"hosts", "ports", "name", "allow_private", "sources", "originate_tls",
 };
 
+/* Is a node null or an empty sequence? */
+static int
+empty_list(yaml_node_t *n)
+{
+	return pol_yaml_is_null(n) || pol_yaml_is_empty_list(n);
+}
+
 /* A non-empty list of CIDRs; fills out[] and returns how many, 0 on error. */
 static size_t
 read_sources(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
@@ -155,8 +169,7 @@ read_sources(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
 	size_t n = 0;
 	unsigned before = cx->errors;
 
-	if (pol_yaml_is_null(list) || (list->type == YAML_SEQUENCE_NODE &&
-	    list->data.sequence.items.top == list->data.sequence.items.start)) {
+	if (empty_list(list)) {
 		/* An empty list would read as "any client": say so instead. */
 		ydoc_error(cx, list, "sources must not be empty (leave it out "
 		    "for any client)");
@@ -208,14 +221,6 @@ pol_loader_add(struct ydoc_ctx *cx, struct pol_loader *ld,
 		else
 			ydoc_error(cx, NULL, "out of memory loading the policy");
 	}
-}
-
-/* Is a node null or an empty sequence? */
-static int
-empty_list(yaml_node_t *n)
-{
-	return pol_yaml_is_null(n) || (n->type == YAML_SEQUENCE_NODE &&
-	    n->data.sequence.items.top == n->data.sequence.items.start);
 }
 
 /* A rule's ports: absent for the default, else 1 to POL_MAX_PORTS. */

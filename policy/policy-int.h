@@ -124,6 +124,8 @@ const char *pol_quote(const char *s, char *buf, size_t size);
 
 /* "", "~", "null" written plainly: a key present with nothing in it. */
 int pol_yaml_is_null(const yaml_node_t *n);
+/* A sequence with no items ("[]"). */
+int pol_yaml_is_empty_list(const yaml_node_t *n);
 
 /* A port number 1..65535; reports "port must be ..." and returns -1. */
 int pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out);
