@@ -586,6 +586,43 @@ static void print_target(int pass, const char *fmt, ...)
 	putchar('\n');
 }
 
+/* One size's line of the table. */
+static void
+print_row(const struct bench_result *r)
+{
+	char range[32], peak[16];
+
+	snprintf(range, sizeof(range), "(%.2f..%.2f)", r->load_min_ms,
+	    r->load_max_ms);
+	if (r->peak < 0)
+		snprintf(peak, sizeof(peak), "n/a");
+	else
+		snprintf(peak, sizeof(peak), "%.1f", (double)r->peak / MIB);
+	printf("%8lu | %8.2f %17s | %8.2f %7.1f %8s | %7.1f %7.2f | "
+	    "%7.1f %7.2f | %7.1f\n", r->size, r->load_ms, range,
+	    (double)r->heap / MIB, (double)r->rss / MIB, peak,
+	    r->hit_ns, 1e3 / r->hit_ns, r->miss_ns, 1e3 / r->miss_ns,
+	    r->hot_ns);
+	fflush(stdout);
+}
+
+static void
+print_targets(const struct bench_result *lo, const struct bench_result *hi,
+    int reload_ok)
+{
+	printf("\nTargets (issue 3; for information, not a test):\n");
+	print_target(hi->load_ms < 1000, "load of %lu patterns under 1 s: %.0f ms",
+	    hi->size, hi->load_ms);
+	print_target(hi->hit_ns <= 1.5 * lo->hit_ns, "hit decision at %lu within "
+	    "1.5x of at %lu: %.1f ns vs %.1f ns = %.2fx", hi->size, lo->size,
+	    hi->hit_ns, lo->hit_ns, hi->hit_ns / lo->hit_ns);
+	print_target(hi->miss_ns <= 1.5 * lo->miss_ns, "miss decision at %lu "
+	    "within 1.5x of at %lu: %.1f ns vs %.1f ns = %.2fx", hi->size,
+	    lo->size, hi->miss_ns, lo->miss_ns, hi->miss_ns / lo->miss_ns);
+	print_target(reload_ok, "a reload releases the old snapshot's memory "
+	    "once its last connection ends");
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_result res[BENCH_MAX_SIZES];
@@ -635,7 +672,7 @@ int main(int argc, char **argv)
 	    "peak MiB", "hit ns", "hit M/s", "miss ns", "miss M/s", "hot ns");
 	for (; optind < argc; optind++) {
 		struct bench_result *r = &res[nres];
-		char *end, range[32], peak[16];
+		char *end;
 		unsigned long size = strtoul(argv[optind], &end, 10);
 
 		if (*end != '\0' || size == 0)
@@ -647,18 +684,7 @@ int main(int argc, char **argv)
 			    "patterns\n", size, r->rules);
 			return 1;
 		}
-		snprintf(range, sizeof(range), "(%.2f..%.2f)", r->load_min_ms,
-		    r->load_max_ms);
-		if (r->peak < 0)
-			snprintf(peak, sizeof(peak), "n/a");
-		else
-			snprintf(peak, sizeof(peak), "%.1f", (double)r->peak / MIB);
-		printf("%8lu | %8.2f %17s | %8.2f %7.1f %8s | %7.1f %7.2f | "
-		    "%7.1f %7.2f | %7.1f\n", r->size, r->load_ms, range,
-		    (double)r->heap / MIB, (double)r->rss / MIB, peak,
-		    r->hit_ns, 1e3 / r->hit_ns, r->miss_ns, 1e3 / r->miss_ns,
-		    r->hot_ns);
-		fflush(stdout);
+		print_row(r);
 		nres++;
 	}
 	/* The targets compare the smallest and the largest size measured. */
@@ -683,16 +709,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	printf("\nTargets (issue 3; for information, not a test):\n");
-	print_target(hi->load_ms < 1000, "load of %lu patterns under 1 s: %.0f ms",
-	    hi->size, hi->load_ms);
-	print_target(hi->hit_ns <= 1.5 * lo->hit_ns, "hit decision at %lu within "
-	    "1.5x of at %lu: %.1f ns vs %.1f ns = %.2fx", hi->size, lo->size,
-	    hi->hit_ns, lo->hit_ns, hi->hit_ns / lo->hit_ns);
-	print_target(hi->miss_ns <= 1.5 * lo->miss_ns, "miss decision at %lu "
-	    "within 1.5x of at %lu: %.1f ns vs %.1f ns = %.2fx", hi->size,
-	    lo->size, hi->miss_ns, lo->miss_ns, hi->miss_ns / lo->miss_ns);
-	print_target(reload_ok, "a reload releases the old snapshot's memory "
-	    "once its last connection ends");
+	print_targets(lo, hi, reload_ok);
 	return 0;
 }

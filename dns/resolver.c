@@ -1064,80 +1064,34 @@ dns_ticket_append(struct dns_query *q, struct dns_ticket *t)
 	q->ttail = t;
 }
 
-struct dns_ticket *
-dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
+/*
+ * A query answered without asking (a cache hit or a literal): the caller
+ * fills q->ans before returning, and the ticket's callback runs on the
+ * loop's next turn, as for every other answer.
+ */
+static struct dns_query *
+dns_query_done(struct dns_resolver *r, const char *norm, size_t len,
+    uint32_t hash, struct dns_ticket *t)
 {
-	char norm[DNS_NAME_MAX + 1];
-	struct dns_cache_entry *e;
-	struct dns_ticket *t = NULL;
-	struct dns_query *q;
-	struct dns_cache_addr lit;
-	struct timeval tv;
-	uint64_t now;
-	uint32_t hash;
-	int len;
+	struct dns_query *q = dns_query_new(r, norm, len, hash);
 
-	if (r == NULL || cb == NULL || r->freeing)
-		goto fail;
-	len = dns_name_norm(name, norm);
-	if (len < 0)
-		goto fail;
-	t = calloc(1, sizeof(*t));
-	if (t == NULL)
-		goto fail;
-	t->cb = cb;
-	t->arg = arg;
-	hash = dns_hash(r, norm);
-
-	q = dns_inflight_find(r, norm, hash);
-	if (q != NULL) {
-		dns_ticket_append(q, t);
-		return t;
-	}
-
-	now = dns_now_ms();
-	e = dns_cache_fresh(r, norm, hash, now);
-	if (e != NULL) {
-		/* A query of its own, already done, delivered on the next turn. */
-		q = dns_query_new(r, norm, (size_t)len, hash);
-		if (q == NULL)
-			goto fail;
-		r->stats.hits++;
-		dns_cache_answer(e, now, &q->ans);
-		q->done = 1;
-		dns_ticket_append(q, t);
-		event_active(q->ev, EV_TIMEOUT, 1);
-		return t;
-	}
-
-	/*
-	 * A dotted-quad literal is its own answer (as ares_getaddrinfo() had
-	 * it), never a question for DNS; ttl 0 keeps it out of the cache.
-	 */
-	memset(&lit, 0, sizeof(lit));
-	if (inet_pton(AF_INET, norm, lit.addr) == 1) {
-		q = dns_query_new(r, norm, (size_t)len, hash);
-		if (q == NULL)
-			goto fail;
-		if (r->family == DNS_FAMILY_V6_ONLY) {
-			q->ans.status = DNS_NXDOMAIN;
-		} else {
-			lit.family = AF_INET;
-			dns_answer_put_addr(&q->ans, &lit);
-		}
-		q->done = 1;
-		dns_ticket_append(q, t);
-		event_active(q->ev, EV_TIMEOUT, 1);
-		return t;
-	}
-
-	q = dns_query_new(r, norm, (size_t)len, hash);
 	if (q == NULL)
-		goto fail;
+		return NULL;
+	q->done = 1;
+	dns_ticket_append(q, t);
+	event_active(q->ev, EV_TIMEOUT, 1);
+	return q;
+}
+
+/* Puts q in flight: the in-flight table, its timeout and the c-ares parts. */
+static void
+dns_query_send(struct dns_resolver *r, struct dns_query *q, uint32_t hash)
+{
+	struct timeval tv;
+
 	q->in_flight = 1;
 	q->hnext = r->inflight[hash & (DNS_INFLIGHT_BUCKETS - 1)];
 	r->inflight[hash & (DNS_INFLIGHT_BUCKETS - 1)] = q;
-	dns_ticket_append(q, t);
 	r->stats.queries++;
 
 	tv.tv_sec = (time_t)(r->timeout_ms / 1000);
@@ -1166,6 +1120,73 @@ dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
 		ares_query(r->channel, q->name, DNS_CLASS_IN, DNS_TYPE_AAAA,
 		    dns_part_cb, &q->part[DNS_PART_V6]);
 	dns_timer_rearm(r);
+}
+
+struct dns_ticket *
+dns_resolve(struct dns_resolver *r, const char *name, dns_cb cb, void *arg)
+{
+	char norm[DNS_NAME_MAX + 1];
+	struct dns_cache_entry *e;
+	struct dns_ticket *t = NULL;
+	struct dns_query *q;
+	struct dns_cache_addr lit;
+	uint64_t now;
+	uint32_t hash;
+	int len;
+
+	if (r == NULL || cb == NULL || r->freeing)
+		goto fail;
+	len = dns_name_norm(name, norm);
+	if (len < 0)
+		goto fail;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		goto fail;
+	t->cb = cb;
+	t->arg = arg;
+	hash = dns_hash(r, norm);
+
+	q = dns_inflight_find(r, norm, hash);
+	if (q != NULL) {
+		dns_ticket_append(q, t);
+		return t;
+	}
+
+	now = dns_now_ms();
+	e = dns_cache_fresh(r, norm, hash, now);
+	if (e != NULL) {
+		/* A query of its own, already done, delivered on the next turn. */
+		q = dns_query_done(r, norm, (size_t)len, hash, t);
+		if (q == NULL)
+			goto fail;
+		r->stats.hits++;
+		dns_cache_answer(e, now, &q->ans);
+		return t;
+	}
+
+	/*
+	 * A dotted-quad literal is its own answer (as ares_getaddrinfo() had
+	 * it), never a question for DNS; ttl 0 keeps it out of the cache.
+	 */
+	memset(&lit, 0, sizeof(lit));
+	if (inet_pton(AF_INET, norm, lit.addr) == 1) {
+		q = dns_query_done(r, norm, (size_t)len, hash, t);
+		if (q == NULL)
+			goto fail;
+		if (r->family == DNS_FAMILY_V6_ONLY) {
+			q->ans.status = DNS_NXDOMAIN;
+		} else {
+			lit.family = AF_INET;
+			dns_answer_put_addr(&q->ans, &lit);
+		}
+		return t;
+	}
+
+	q = dns_query_new(r, norm, (size_t)len, hash);
+	if (q == NULL)
+		goto fail;
+	dns_ticket_append(q, t);
+	dns_query_send(r, q, hash);
 	return t;
 fail:
 	free(t);

@@ -587,6 +587,42 @@ summary(const struct check *ck, size_t files, const char *what)
 		    plural(d->warnings, "warning", "warnings"), what);
 }
 
+/* Every finding of a loaded snapshot, the rules printed unless quiet. */
+static int
+check_rules(struct check *ck, struct pol_snapshot *snap)
+{
+	size_t n = pol_snapshot_rule_count(snap);
+
+	ck->snap = snap;
+	ck->nrules = n;
+	ck->rules = calloc(n ? n : 1, sizeof(*ck->rules));
+	ck->dup_of = calloc(n ? n : 1, sizeof(*ck->dup_of));
+	ck->shadow_by = calloc(n ? n : 1, sizeof(*ck->shadow_by));
+	if (ck->rules == NULL || ck->dup_of == NULL || ck->shadow_by == NULL) {
+		fprintf(stderr, "egressctl: out of memory\n");
+		return -1;
+	}
+	for (size_t i = 0; i < ck->nrules; i++) {
+		ck->rules[i] = pol_snapshot_rule(snap, i);
+		ck->dup_of[i] = ck->shadow_by[i] = SIZE_MAX;
+	}
+	find_duplicates(ck);
+	find_shadows(ck);
+	ck->psl = ctl_psl_open();
+	if (ck->psl == NULL) {
+		fprintf(stderr, "egressctl: out of memory\n");
+		return -1;
+	}
+	psl_notice(ck);
+	for (size_t i = 0; i < ck->nrules; i++) {
+		if (!ck->quiet)
+			print_rule(ck->rules[i]);
+		rule_findings(ck, i);
+	}
+	namespace_notice(ck);
+	return 0;
+}
+
 int
 ctl_check_main(int argc, char **argv)
 {
@@ -654,33 +690,8 @@ ctl_check_main(int argc, char **argv)
 		summary(&ck, files, "policy");
 		goto out;
 	}
-	ck.snap = snap;
-	ck.nrules = pol_snapshot_rule_count(snap);
-	ck.rules = calloc(ck.nrules ? ck.nrules : 1, sizeof(*ck.rules));
-	ck.dup_of = calloc(ck.nrules ? ck.nrules : 1, sizeof(*ck.dup_of));
-	ck.shadow_by = calloc(ck.nrules ? ck.nrules : 1, sizeof(*ck.shadow_by));
-	if (ck.rules == NULL || ck.dup_of == NULL || ck.shadow_by == NULL) {
-		fprintf(stderr, "egressctl: out of memory\n");
+	if (check_rules(&ck, snap) < 0)
 		goto out;
-	}
-	for (size_t i = 0; i < ck.nrules; i++) {
-		ck.rules[i] = pol_snapshot_rule(snap, i);
-		ck.dup_of[i] = ck.shadow_by[i] = SIZE_MAX;
-	}
-	find_duplicates(&ck);
-	find_shadows(&ck);
-	ck.psl = ctl_psl_open();
-	if (ck.psl == NULL) {
-		fprintf(stderr, "egressctl: out of memory\n");
-		goto out;
-	}
-	psl_notice(&ck);
-	for (size_t i = 0; i < ck.nrules; i++) {
-		if (!ck.quiet)
-			print_rule(ck.rules[i]);
-		rule_findings(&ck, i);
-	}
-	namespace_notice(&ck);
 	fflush(stdout);
 	summary(&ck, files, "policy");
 	rc = ck.diag.errors > 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;

@@ -638,6 +638,83 @@ head_ok(struct conn *c)
  * without the read that would return 0 (deny mode: a proxy that answers
  * with an alert costs the load core no more reads than one that closes).
  */
+/*
+ * A read that returned no bytes (r <= 0, not EAGAIN): the connection ends,
+ * well or not, by its state.
+ */
+static void
+read_ended(struct conn *c, ssize_t r)
+{
+	if (c->st == C_HOLD) {
+		/* held connections are not in flight: no conn_free() */
+		fail(c, "a held connection was closed");
+		G.errors++;
+		close(c->fd);
+		c->fd = -1;
+		c->st = C_FREE;
+	} else if (r < 0 && errno == ECONNRESET) {
+		conn_end(c, 1, NULL);
+	} else if (r < 0) {
+		conn_end(c, 0, strerror(errno));
+	} else if (c->st == C_READ) {
+		conn_end(c, 0, NULL);
+	} else {
+		conn_end(c, 0, "closed before the response head");
+	}
+}
+
+/*
+ * Bytes of a proxy's answer head (CONNECT's or a GET's): 1 when the head is
+ * not all here yet, -1 when the connection ended or went back to sending,
+ * 0 when *p and *n are what follows the head (the reply).
+ */
+static int
+take_head(struct conn *c, const uint8_t **p, size_t *n)
+{
+	size_t room = sizeof(c->head) - 1 - c->headlen, k = *n < room ? *n : room;
+	char *end;
+
+	memcpy(c->head + c->headlen, *p, k);
+	c->headlen += k;
+	c->head[c->headlen] = '\0';
+	end = strstr(c->head, "\r\n\r\n");
+	if (end == NULL) {
+		if (c->headlen < sizeof(c->head) - 1)
+			return 1;
+		conn_end(c, 0, "response head over 1 KiB");
+		return -1;
+	}
+	if (!head_ok(c)) {
+		char why[96];
+		int len = (int)strcspn(c->head, "\r\n");
+
+		/* The status line only. */
+		snprintf(why, sizeof(why), "answer: %.*s", len < 60 ? len : 60,
+		    c->head);
+		conn_end(c, 0, why);
+		return -1;
+	}
+	/* What came after the head is reply. */
+	k = (size_t)(end + 4 - c->head) - (c->headlen - k);
+	*p += k;
+	*n -= k;
+	if (c->st == C_READ_CONNECT) {
+		if (*n != 0) {
+			conn_end(c, 0, "tunnel bytes before the ClientHello");
+			return -1;
+		}
+		if (build_request(c, 1) != 0) {
+			conn_end(c, 0, "cannot build the ClientHello");
+			return -1;
+		}
+		c->st = C_SEND;
+		want_events(c, EPOLLOUT);
+		return -1;
+	}
+	c->st = C_READ;
+	return 0;
+}
+
 static void
 on_readable(struct conn *c, int rdhup)
 {
@@ -651,75 +728,18 @@ on_readable(struct conn *c, int rdhup)
 
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		if (r <= 0 && c->st == C_HOLD) {
-			/* held connections are not in flight: no conn_free() */
-			fail(c, "a held connection was closed");
-			G.errors++;
-			close(c->fd);
-			c->fd = -1;
-			c->st = C_FREE;
-			return;
-		}
-		if (r < 0 && errno == ECONNRESET) {
-			conn_end(c, 1, NULL);
-			return;
-		}
-		if (r < 0) {
-			conn_end(c, 0, strerror(errno));
-			return;
-		}
-		if (r == 0) {
-			if (c->st == C_READ) {
-				conn_end(c, 0, NULL);
-			} else {
-				conn_end(c, 0, "closed before the response head");
-			}
+		if (r <= 0) {
+			read_ended(c, r);
 			return;
 		}
 		n = (size_t)r;
 		if (c->st == C_READ_CONNECT || c->st == C_READ_HEAD) {
-			size_t room = sizeof(c->head) - 1 - c->headlen, k = n < room ? n : room;
-			char *end;
+			int h = take_head(c, &p, &n);
 
-			memcpy(c->head + c->headlen, p, k);
-			c->headlen += k;
-			c->head[c->headlen] = '\0';
-			end = strstr(c->head, "\r\n\r\n");
-			if (end == NULL) {
-				if (c->headlen == sizeof(c->head) - 1) {
-					conn_end(c, 0, "response head over 1 KiB");
-					return;
-				}
+			if (h > 0)
 				continue;
-			}
-			if (!head_ok(c)) {
-				char why[96];
-
-				/* The status line only. */
-				snprintf(why, sizeof(why), "answer: %.*s",
-				    (int)strcspn(c->head, "\r\n") < 60 ?
-				    (int)strcspn(c->head, "\r\n") : 60, c->head);
-				conn_end(c, 0, why);
+			if (h < 0)
 				return;
-			}
-			/* What came after the head is reply. */
-			k = (size_t)(end + 4 - c->head) - (c->headlen - k);
-			p += k;
-			n -= k;
-			if (c->st == C_READ_CONNECT) {
-				if (n != 0) {
-					conn_end(c, 0, "tunnel bytes before the ClientHello");
-					return;
-				}
-				if (build_request(c, 1) != 0) {
-					conn_end(c, 0, "cannot build the ClientHello");
-					return;
-				}
-				c->st = C_SEND;
-				want_events(c, EPOLLOUT);
-				return;
-			}
-			c->st = C_READ;
 		}
 		if (c->st == C_HOLD) {
 			fail(c, "bytes on a held connection");
