@@ -32,6 +32,7 @@
 #   IDLE=5000         connections held in the idle cells (0: no idle cells)
 #   PROXY_CPU=0 LOAD_CPU=1   the cores for the proxy and for the load
 #   EGRESSD_YAML="relay_splice: false"   lines added to egressd's configuration
+#   HAPROXY_BIND_OPTS="defer-accept"     options added to HAProxy's bind line
 #   BASE=path/to/another/egressd   adds the peer "base": that binary with the
 #                     same configuration, for an A/B of two builds in one run
 set -eu
@@ -257,7 +258,7 @@ defaults
     timeout client 1h
     timeout server 1h
 frontend tls
-    bind $PXADDR:$PX
+    bind $PXADDR:$PX ${HAPROXY_BIND_OPTS:-}
     tcp-request inspect-delay 10s
 $(cat "$tmp/hap-$1.acl")
     default_backend upstream

@@ -314,6 +314,8 @@ config_dump(struct evbuffer *b, const struct gw_status *st)
 			}
 			evbuffer_add(b, "]", 1);
 		}
+		json_key(b, &f, "defer_accept");
+		evbuffer_add_printf(b, "%s", lc->defer_accept ? "true" : "false");
 		evbuffer_add(b, "}", 1);
 	}
 	evbuffer_add(b, "]", 1);

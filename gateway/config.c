@@ -306,7 +306,8 @@ static void
 load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 {
 	static const char *const keys[] = { "name", "address", "protocol",
-	    "upstream_port", "proxy_protocol", "proxy_protocol_from", NULL };
+	    "upstream_port", "proxy_protocol", "proxy_protocol_from",
+	    "defer_accept", NULL };
 	struct gw_config *c = l->c;
 	struct gw_listener_conf *lc;
 	struct listener_nodes ln;
@@ -323,6 +324,7 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 	lc->line = n->start_mark.line + 1;
 	lc->proto = GW_PROTO_TLS;
 	lc->upstream_port = 443;
+	lc->defer_accept = 1;
 	YDOC_FOREACH_PAIR(doc, n, p) {
 		const char *k = ydoc_text(YDOC_NODE(doc, p->key));
 		yaml_node_t *v = YDOC_NODE(doc, p->value);
@@ -346,6 +348,9 @@ load_listener(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 			lc->nproxy_from = cidr_list(l, doc, v, "proxy_protocol_from",
 			    GW_MAX_RANGES, &lc->proxy_from);
 			ln.pp_from = v;
+		} else if (strcmp(k, "defer_accept") == 0) {
+			(void)ydoc_bool(&l->cx, v, "defer_accept",
+			    &lc->defer_accept);
 		} else if (strcmp(k, "upstream_port") == 0) {
 			if (ydoc_uint(&l->cx, v, "upstream_port", 65535, &u) != 0)
 				continue;

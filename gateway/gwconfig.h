@@ -45,6 +45,10 @@ struct gw_listener_conf {
 	 * takes its clients' addresses from whoever connects. */
 	struct pol_cidr *proxy_from;
 	size_t nproxy_from;
+	/* defer_accept (default on): the kernel hands a connection over when
+	 * its first bytes arrive, or after a second; every listener's client
+	 * speaks first. */
+	int defer_accept;
 	unsigned line;
 };
 

@@ -60,6 +60,18 @@ listen_socket(const struct gw_listener_conf *lc, char *err, size_t errlen)
 	 * see conn_connect_next for why a relay wants it. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
 		goto fail;
+	/*
+	 * Every listener's client speaks first (a ClientHello, a request, a
+	 * PROXY header). Handed over with its first bytes, a connection costs
+	 * one accept4 and one recv; handed over at the handshake's last ACK,
+	 * as it is otherwise, the recv most often finds nothing yet, and the
+	 * wait costs an epoll_ctl pair and a second recv (docs/bench.md). A
+	 * client that says nothing is handed over after a second, and its
+	 * hello timeout runs from then.
+	 */
+	if (lc->defer_accept &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) != 0)
+		goto fail;
 	if (bind(fd, (const struct sockaddr *)&lc->addr, lc->addrlen) != 0)
 		goto fail;
 	if (listen(fd, 1024) != 0)

@@ -47,6 +47,7 @@ test_full(void)
 	    "    address: 127.0.0.1:8443\n"
 	    "    protocol: tls\n"
 	    "    upstream_port: 8444\n"
+	    "    defer_accept: false\n"
 	    "  - address: \"[::1]:9443\"\n"
 	    "workers: 3\n"
 	    "dns:\n"
@@ -73,6 +74,8 @@ test_full(void)
 	tap_is_str(c->listeners[1].name, "listener1", "unnamed listener gets a name");
 	tap_is_int(c->listeners[1].addr.ss_family, AF_INET6, "IPv6 listener");
 	tap_is_int(c->listeners[1].upstream_port, 443, "upstream_port defaults to 443");
+	tap_is_int(c->listeners[0].defer_accept, 0, "defer_accept: false");
+	tap_is_int(c->listeners[1].defer_accept, 1, "defer_accept defaults to true");
 	tap_is_int(c->workers, 3, "workers: 3");
 	tap_is_int(c->ndns_servers, 2, "two DNS servers");
 	tap_is_int(c->dns_min_ttl, 5, "min_ttl 5 s");
@@ -113,6 +116,7 @@ test_defaults(void)
 	tap_is_int(c->timeouts.drain_ms, 30000, "drain timeout default 30 s");
 	tap_is_int(c->max_connections, 10000, "max_connections default 10000");
 	tap_is_int(c->listeners[0].proxy_protocol, 0, "proxy_protocol default off");
+	tap_is_int(c->listeners[0].defer_accept, 1, "defer_accept default on");
 	tap_ok(c->listeners[0].proxy_from == NULL &&
 	    c->listeners[0].nproxy_from == 0, "no proxy_protocol_from by default");
 	tap_is_int(c->refuse_ech, 0, "refuse_ech default false");
@@ -237,7 +241,7 @@ test_errors(void)
 		const char *text, *want;
 	} cases[] = {
 		{ "listeners: [{address: \"127.0.0.1:1\", bogus: 1}]\npolicy: {files: [p]}\n",
-		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port, proxy_protocol, proxy_protocol_from)\n" },
+		  "t.yaml:1:38: listener: unknown key 'bogus' (expected one of: name, address, protocol, upstream_port, proxy_protocol, proxy_protocol_from, defer_accept)\n" },
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\npolicy: {files: [q]}\n",
 		  "t.yaml:3:1: configuration: key 'policy' given twice\n" },
 		{ "listeners: [{address: \"127.0.0.1:0\"}]\npolicy: {files: [p]}\n",
@@ -275,6 +279,8 @@ test_errors(void)
 		{ "listeners:\n  - {address: \"127.0.0.1:1\", proxy_protocol: true}\n  - {address: \"127.0.0.1:2\", proxy_protocol_from: [\"::1/128\"]}\npolicy: {files: [p]}\n",
 		  "t.yaml:2:46: proxy_protocol: true needs proxy_protocol_from: the CIDRs of the front proxies whose headers are believed\n"
 		  "t.yaml:3:51: proxy_protocol_from needs proxy_protocol: true (without it the listener reads no PROXY header)\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\", defer_accept: later}]\npolicy: {files: [p]}\n",
+		  "t.yaml:1:52: defer_accept must be true or false\n" },
 		/* refuse_ech, policy.redecide: booleans, and known keys. */
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nrefuse_ech: maybe\n",
 		  "t.yaml:3:13: refuse_ech must be true or false\n" },
