@@ -153,6 +153,7 @@ def main(argv):
         if any(("deny", p) in cells for p in tls):
             print("| how a denial ends | – | " + " | ".join(t.deny_kind(p) for p in tls) + " | |")
         t.row("proxy CPU per denial, µs", "deny", cpu, 1, tls, direct=False)
+        t.row("proxy core busy in the deny cell, %", "deny", busy, 0, tls, direct=False)
         t.row("one bulk connection, MB/s (× direct)", "bulk", lambda d: d["r"]["mbps"], 0, tls,
               ratio="direct")
         t.row("proxy core busy during bulk, %", "bulk", busy, 0, tls, direct=False)
