@@ -38,8 +38,7 @@ EOF
 start_egressd "$T/egressd.yaml"
 
 metric() {
-	curl -s --max-time 5 "http://127.0.0.1:$A/stats/prometheus" |
-	    awk -v k="$1" '$1 == k { print $2 }'
+	scrape_metric "$A" "$1"
 }
 ACC_D='egressd_connections_accepted_total{listener="deferred"}'
 ACC_N='egressd_connections_accepted_total{listener="at-once"}'

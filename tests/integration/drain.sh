@@ -83,8 +83,7 @@ import json, sys
 print(" ".join(sorted({json.loads(l)["conn"].split("-")[0] for l in sys.stdin})))'
 }
 metric() {
-	curl -s --max-time 5 "http://127.0.0.1:$A/stats/prometheus" |
-	    awk -v k="$1" '$1 == k { print $2 }'
+	scrape_metric "$A" "$1"
 }
 
 failed=$(many a.test 40)

@@ -224,6 +224,13 @@ stop_pid() {
 	wait "$1"
 }
 
+# scrape_metric ADMIN_PORT 'NAME{LABELS}': that sample's value from the admin
+# listener's /stats/prometheus on 127.0.0.1 (empty when absent).
+scrape_metric() {
+	curl -s --max-time 5 "http://127.0.0.1:$1/stats/prometheus" |
+	    awk -v k="$2" '$1 == k { print $2 }'
+}
+
 # logq FILE [--count] KEY=VALUE...: the log lines (JSON) whose keys have
 # these values; see logq.py.
 logq() {
