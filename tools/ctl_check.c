@@ -8,7 +8,8 @@
  *   shadowed    an allow rule that a deny rule covers entirely (pattern,
  *               every port, every source): deny wins, so it never allows;
  *   wide        an allow pattern that admits a whole public suffix ("*",
- *               "*.com", ".co.uk", "*.github.io"): almost certainly not an
+ *               "*.com", ".co.uk", "*.github.io"), or every one below a
+ *               domain ("*.amazonaws.com"): almost certainly not an
  *               allow-list. The Public Suffix List decides (tools/psl.h);
  *               with no list at all such patterns are errors, not passed;
  *   namespace   Istio scoping (exportTo, Sidecar) needs the daemon's
@@ -300,6 +301,25 @@ rule_width(const struct check *ck, const struct pol_rule *r)
 	return ctl_psl_width(ck->psl, r->suffix);
 }
 
+/*
+ * A wildcard admits names at any depth: over a registrable domain with
+ * public suffixes below it ("*.amazonaws.com", ".amazonaws.com"), it
+ * admits every name under those too (anyone's bucket.s3.amazonaws.com),
+ * wider than "*.s3.amazonaws.com", which the private-section case flags.
+ */
+static void
+covers_finding(struct check *ck, const struct pol_rule *r)
+{
+	const char *ex = "?";
+	size_t k = ctl_psl_below(ck->psl, r->suffix, &ex);
+
+	ctl_diagf(&ck->diag, POL_WARNING, r->file, r->line, r->col,
+	    "very wide: allow '%s' (%s) admits every name under %zu public "
+	    "suffix%s below '%s' (such as '%s': anyone can publish a name "
+	    "under it); allow the names the workload needs instead",
+	    r->pattern, r->name, k, k == 1 ? "" : "es", r->suffix, ex);
+}
+
 static void
 wide_finding(struct check *ck, const struct pol_rule *r)
 {
@@ -334,6 +354,9 @@ wide_finding(struct check *ck, const struct pol_rule *r)
 		    "publish a name under it); allow the organisation's own name "
 		    "under it instead", p, n, s);
 		return;
+	case CTL_PSL_COVERS:
+		covers_finding(ck, r);
+		return;
 	case CTL_PSL_UNKNOWN:
 		/* Fail closed: a wildcard nobody could weigh is not accepted. */
 		ctl_diagf(dg, POL_ERROR, r->file, r->line, r->col,
@@ -362,6 +385,12 @@ psl_notice(struct check *ck)
 			    0, 0, "public suffix list: %s; using %s instead: "
 			    "install the publicsuffix package, whose list apt "
 			    "keeps current", why, src);
+		if (ctl_psl_below_source(ck->psl) == NULL)
+			ctl_diagf(&ck->diag, POL_NOTICE, "egressctl check",
+			    0, 0, "public suffix list: %s has no text to search "
+			    "for public suffixes below a wildcard's domain: "
+			    "'*.NAME' is weighed by NAME alone; name the list's "
+			    ".dat in %s", src, CTL_PSL_ENV);
 		return;
 	}
 	for (size_t i = 0; i < ck->nrules; i++) {

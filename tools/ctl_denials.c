@@ -996,6 +996,8 @@ wildcard_refusal(const struct ctl_psl *psl, const char *parent)
 		return "a public suffix";
 	case CTL_PSL_PRIVATE:
 		return "a public suffix of the list's private section";
+	case CTL_PSL_COVERS:
+		return "public suffixes of the list lie below it";
 	case CTL_PSL_UNKNOWN:
 		return "no public suffix list was loaded";
 	}

@@ -29,6 +29,8 @@ enum ctl_psl_width {
 	CTL_PSL_TLD,            /* one label: a top-level domain (listed or not) */
 	CTL_PSL_ICANN,          /* a public suffix of the ICANN section: co.uk */
 	CTL_PSL_PRIVATE,        /* ... of the private section: github.io */
+	CTL_PSL_COVERS,         /* not one, but public suffixes lie below it:
+	                         * amazonaws.com (s3.amazonaws.com, ...) */
 	CTL_PSL_UNKNOWN,        /* no list loaded: cannot tell */
 };
 
@@ -53,11 +55,25 @@ const char *ctl_psl_problem(const struct ctl_psl *psl);
  * How wide "every name under parent" is. parent is a normalised name
  * (lower case, no trailing dot, A-labels for IDNs), as policy patterns
  * and the names in egressd's log are. Anything but CTL_PSL_NARROW is too
- * wide for an allow-list wildcard.
+ * wide for an allow-list wildcard: a wildcard admits names at any depth,
+ * so one over a name with public suffixes below it (CTL_PSL_COVERS) admits
+ * every name under those too.
  */
 enum ctl_psl_width ctl_psl_width(const struct ctl_psl *psl, const char *parent);
 
-/* "narrow", "tld", "icann", "private", "unknown". */
+/*
+ * How many of the list's public suffixes lie below parent (strictly), and
+ * in *example (when not NULL) the first of them in order; 0 when none, or
+ * when the list in use has no text to search (ctl_psl_below_source()).
+ */
+size_t ctl_psl_below(const struct ctl_psl *psl, const char *parent,
+    const char **example);
+
+/* The file the suffixes below a name are searched in; NULL when none
+ * could be (libpsl's builtin list, a .dafsa named alone). */
+const char *ctl_psl_below_source(const struct ctl_psl *psl);
+
+/* "narrow", "tld", "icann", "private", "covers", "unknown". */
 const char *ctl_psl_width_str(enum ctl_psl_width w);
 
 #endif

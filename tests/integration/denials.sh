@@ -456,7 +456,10 @@ ok $? "suggest: only not_allowed and port_not_allowed are fixed by an allow rule
 # Three names under a public suffix never become a wildcard over it, the
 # list's private section included (github.io, herokuapp.com,
 # s3.amazonaws.com, workers.dev): that wildcard would admit anyone's site.
-# One level below one (foo.github.io), or under a registrable domain
+# Nor over a registrable domain with public suffixes below it
+# (amazonaws.com: a wildcard admits names at any depth, anyone's bucket
+# under s3.amazonaws.com among them). One level below a suffix
+# (foo.github.io), or under a registrable domain with none below it
 # (atlassian.net), three names do. The same function decides what
 # egressctl check calls very wide (tests/integration/egressctl.sh).
 python3 - "$LOG" > psl.log <<'EOF'
@@ -466,7 +469,7 @@ for raw in open(sys.argv[1]):
     if d.get("event") == "deny" and d.get("name") == "a.svc.test":
         break
 for parent in ["github.io", "herokuapp.com", "s3.amazonaws.com", "workers.dev",
-               "co.uk", "foo.github.io", "atlassian.net"]:
+               "co.uk", "foo.github.io", "atlassian.net", "amazonaws.com"]:
     for label in ["a1", "b2", "c3"]:
         print(json.dumps(dict(d, name=label + "." + parent, port=443),
                          separators=(",", ":")))
@@ -475,6 +478,7 @@ run denials --suggest native psl.log
 cp run.out psl-suggested.yaml
 cat > want.txt <<'EOF'
 #
+# no wildcard: *.amazonaws.com (public suffixes of the list lie below it); its 3 names stay exact
 # no wildcard: *.co.uk (a public suffix); its 3 names stay exact
 # no wildcard: *.github.io (a public suffix of the list's private section); its 3 names stay exact
 # no wildcard: *.herokuapp.com (a public suffix of the list's private section); its 3 names stay exact
@@ -490,14 +494,14 @@ allow:
     hosts: ["*.foo.github.io"]
     ports: [443]
   - name: suggested-3
-    hosts: ["a1.co.uk", "a1.github.io", "a1.herokuapp.com", "a1.s3.amazonaws.com", "a1.workers.dev", "b2.co.uk", "b2.github.io", "b2.herokuapp.com", "b2.s3.amazonaws.com", "b2.workers.dev", "c3.co.uk", "c3.github.io", "c3.herokuapp.com", "c3.s3.amazonaws.com", "c3.workers.dev"]
+    hosts: ["a1.amazonaws.com", "a1.co.uk", "a1.github.io", "a1.herokuapp.com", "a1.s3.amazonaws.com", "a1.workers.dev", "b2.amazonaws.com", "b2.co.uk", "b2.github.io", "b2.herokuapp.com", "b2.s3.amazonaws.com", "b2.workers.dev", "c3.amazonaws.com", "c3.co.uk", "c3.github.io", "c3.herokuapp.com", "c3.s3.amazonaws.com", "c3.workers.dev"]
     ports: [443]
 EOF
 [ "$RC" -eq 1 ] && tail -n +4 run.out | diff want.txt - > diff.out
-ok $? "suggest: never a wildcard directly under a public suffix (private section too); *.foo.github.io and *.atlassian.net are" ||
+ok $? "suggest: never a wildcard directly under a public suffix (private section too) or over one (amazonaws.com); *.foo.github.io and *.atlassian.net are" ||
     diag "exit $RC; $(cat diff.out)"
 "$EGRESSCTL" check psl-suggested.yaml > check.out 2>&1 &&
-    tail -1 check.out | grep -qxF "1 file, 17 rules, 0 errors, 0 warnings"
+    tail -1 check.out | grep -qxF "1 file, 20 rules, 0 errors, 0 warnings"
 ok $? "suggest: egressctl check finds nothing very wide in what --suggest proposes" || diag "$(cat check.out)"
 
 # No list at all (EGRESSCTL_PSL_FILE names the only list to use, and it

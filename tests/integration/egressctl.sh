@@ -43,7 +43,7 @@ allow:
   - name: github
     hosts: ["api.github.com", "*.example.com"]
     ports: [443, 8443]
-  - hosts: [".amazonaws.com"]
+  - hosts: [".example.net"]
   - name: mirror
     hosts: ["MIRROR.corp.test."]
     sources: ["10.0.0.0/8"]
@@ -58,7 +58,7 @@ has "good.yaml:3: allow api.github.com (github, native): exactly api.github.com;
     "check prints an exact rule with its name, ports and defaults"
 has "good.yaml:3: allow *.example.com (github, native): any subdomain of example.com at any depth, not example.com itself; ports 443, 8443; resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
     "check says what a *. wildcard means in words"
-has "good.yaml:5: allow .amazonaws.com (allow[1], native): amazonaws.com itself and any subdomain of it at any depth; ports default (443 for tls/connect, 80 for http); resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
+has "good.yaml:5: allow .example.net (allow[1], native): example.net itself and any subdomain of it at any depth; ports default (443 for tls/connect, 80 for http); resolution dns; sources any; mode enforce; allow_private no; originate_tls no" \
     "check says what a leading-dot pattern means, and shows default ports"
 has "good.yaml:7: allow mirror.corp.test (mirror, native): exactly mirror.corp.test; ports default (443 for tls/connect, 80 for http); resolution dns; sources 10.0.0.0/8; mode enforce; allow_private yes; originate_tls no" \
     "check shows the pattern as normalised, its sources and allow_private"
@@ -201,6 +201,34 @@ ok $? "check: *.github.io, *.herokuapp.com, *.s3.amazonaws.com, .workers.dev, *.
 has "1 file, 16 rules, 0 errors, 7 warnings" \
     "check: *.foo.github.io, .foo.github.io, github.io, *.example.co.uk, *.atlassian.net, *.svc.test, *.bucket.s3.amazonaws.com and deny rules are not"
 
+# A wildcard admits names at any depth: over a registrable domain with
+# public suffixes below it (amazonaws.com: s3.amazonaws.com and 98 more in
+# the package's list) it admits anyone's names under them too, wider than
+# *.s3.amazonaws.com above. Count and example follow the list's version.
+cat > covers.yaml <<'EOF'
+allow:
+  - name: aws
+    hosts: ["*.amazonaws.com", ".amazonaws.com", "sts.amazonaws.com"]
+EOF
+run check covers.yaml
+[ $RC -eq 0 ]
+ok $? "a wildcard over public suffixes is a warning: check exits 0" || show
+tail_re=" \\(aws\\) admits every name under [0-9]+ public suffixes below 'amazonaws\\.com' \\(such as '[a-z0-9.-]+\\.amazonaws\\.com': anyone can publish a name under it\\); allow the names the workload needs instead\$"
+grep -Eq "^covers.yaml:3:13: warning: very wide: allow '\*\.amazonaws\.com'$tail_re" run.err &&
+    grep -Eq "^covers.yaml:3:32: warning: very wide: allow '\.amazonaws\.com'$tail_re" run.err
+ok $? "check: *.amazonaws.com and .amazonaws.com admit every name under the public suffixes below amazonaws.com" ||
+    diag "$(cat run.err)"
+has "1 file, 3 rules, 0 errors, 2 warnings" "check: sts.amazonaws.com, an exact name, is not very wide"
+# A .dafsa named alone has no text to search below a name: said once, and
+# the wildcard is weighed by its own name (amazonaws.com is no suffix).
+if [ -r /usr/share/publicsuffix/public_suffix_list.dafsa ]; then
+	EGRESSCTL_PSL_FILE=/usr/share/publicsuffix/public_suffix_list.dafsa \
+	    "$EGRESSCTL" check --quiet covers.yaml > run.out 2> run.err
+	[ $? -eq 0 ] && grep -qxF "egressctl check: notice: public suffix list: /usr/share/publicsuffix/public_suffix_list.dafsa has no text to search for public suffixes below a wildcard's domain: '*.NAME' is weighed by NAME alone; name the list's .dat in EGRESSCTL_PSL_FILE" run.err &&
+	    ! grep -q 'very wide' run.err
+	ok $? "EGRESSCTL_PSL_FILE naming a .dafsa: a notice says suffixes below a name cannot be searched" || diag "$(cat run.err)"
+fi
+
 # The list can be named: a copy of the package's .dat (the format
 # publicsuffix.org publishes) says the same.
 cp /usr/share/publicsuffix/public_suffix_list.dat list.dat 2>/dev/null ||
@@ -254,8 +282,9 @@ if [ -d /usr/share/publicsuffix ] && unshare -rm true 2>/dev/null; then
 	RC=$?
 	[ $RC -eq 0 ] &&
 	    head -1 run.err | grep -qx "egressctl check: notice: public suffix list: /usr/share/publicsuffix/public_suffix_list.dafsa: No such file or directory; using libpsl's builtin list of [0-9-]* instead: install the publicsuffix package, whose list apt keeps current" &&
-	    tail -n +2 run.err | diff want.txt - > diff.out
-	ok $? "without the package's list: libpsl's builtin one, with a notice, and the same findings" ||
+	    sed -n 2p run.err | grep -qx "egressctl check: notice: public suffix list: libpsl's builtin list of [0-9-]* has no text to search for public suffixes below a wildcard's domain: '\*.NAME' is weighed by NAME alone; name the list's .dat in EGRESSCTL_PSL_FILE" &&
+	    tail -n +3 run.err | diff want.txt - > diff.out
+	ok $? "without the package's list: libpsl's builtin one, with two notices (no text to search below a name), and the same findings" ||
 	    diag "exit $RC; $(cat run.err)"
 else
 	ok 0 "without the package's list: libpsl's builtin one # SKIP no private mount namespace (unshare -rm)"

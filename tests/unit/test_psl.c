@@ -23,7 +23,9 @@ static const char list[] =
     "// ===END ICANN DOMAINS===\n"
     "// ===BEGIN PRIVATE DOMAINS===\n"
     "github.io\n"
+    "s3.amazonaws.com\n"
     "*.compute.amazonaws.com\n"
+    "!www.ck\n"
     "// ===END PRIVATE DOMAINS===\n";
 
 static char dir[] = "/tmp/egressd-test-psl.XXXXXX";
@@ -68,9 +70,14 @@ test_list(void)
 		{ "example.com", CTL_PSL_NARROW },
 		{ "example.co.uk", CTL_PSL_NARROW },
 		{ "team.github.io", CTL_PSL_NARROW },
-		{ "amazonaws.com", CTL_PSL_NARROW },
+		/* Not a suffix, but two lie below it: a wildcard over it
+		 * admits anyone's names under them. */
+		{ "amazonaws.com", CTL_PSL_COVERS },
+		{ "bucket.s3.amazonaws.com", CTL_PSL_NARROW },
+		{ "www.ck", CTL_PSL_NARROW },           /* an exception rule */
 		{ "api.example.com", CTL_PSL_NARROW },
 	};
+	const char *ex = NULL;
 	struct ctl_psl *p;
 
 	setenv(CTL_PSL_ENV, path, 1);
@@ -83,6 +90,16 @@ test_list(void)
 		tap_is_str(ctl_psl_width_str(ctl_psl_width(p, cases[i].parent)),
 		    ctl_psl_width_str(cases[i].want), "%s: %s", cases[i].parent,
 		    ctl_psl_width_str(cases[i].want));
+	tap_is_str(ctl_psl_below_source(p), path,
+	    "the suffixes below a name are searched in the same file");
+	tap_is_int(ctl_psl_below(p, "amazonaws.com", &ex), 2,
+	    "two suffixes below amazonaws.com");
+	tap_is_str(ex, "compute.amazonaws.com",
+	    "the first in order is the example (a wildcard rule's parent)");
+	tap_is_int(ctl_psl_below(p, "s3.amazonaws.com", NULL), 0,
+	    "none below s3.amazonaws.com");
+	tap_is_int(ctl_psl_below(p, "com", NULL), 0,
+	    "a TLD is not searched: it is too wide already");
 	ctl_psl_close(p);
 }
 
@@ -98,6 +115,8 @@ test_refused(const char *what, const char *path, const char *problem)
 	if (!tap_ok(p != NULL, "%s: opens all the same", what))
 		return;
 	tap_ok(ctl_psl_source(p) == NULL, "%s: no list in use", what);
+	tap_ok(ctl_psl_below_source(p) == NULL, "%s: nothing to search below "
+	    "a name", what);
 	snprintf(want, sizeof(want), "%s: %s (named by %s, so no other list "
 	    "is used)", path, problem, CTL_PSL_ENV);
 	tap_is_str(ctl_psl_problem(p), want, "%s: the problem says why", what);
@@ -128,6 +147,7 @@ main(void)
 	tap_is_int(ctl_psl_width(NULL, "example.com"), CTL_PSL_UNKNOWN,
 	    "no handle: unknown");
 	tap_is_str(ctl_psl_width_str(CTL_PSL_ICANN), "icann", "width names");
+	tap_is_str(ctl_psl_width_str(CTL_PSL_COVERS), "covers", "covers");
 
 	unlink(path_of("list.dat"));
 	unlink(path_of("other.dat"));
