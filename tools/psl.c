@@ -121,24 +121,20 @@ cmp_above(const void *a, const void *b)
 	    ((const struct psl_above *)b)->name);
 }
 
-/* Appends s to the growing array *v of *n strings; -1 when out of memory. */
+/* Room for one more element of size elem in *v (n used of *cap); -1 when
+ * out of memory. */
 static int
-push_str(char ***v, size_t *n, size_t *cap, char *s)
+grow(void **v, size_t n, size_t *cap, size_t elem)
 {
-	if (s == NULL)
-		return -1;
-	if (*n == *cap) {
+	if (n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 1024;
-		char **nv = realloc(*v, ncap * sizeof(**v));
+		void *nv = realloc(*v, ncap * elem);
 
-		if (nv == NULL) {
-			free(s);
+		if (nv == NULL)
 			return -1;
-		}
 		*v = nv;
 		*cap = ncap;
 	}
-	(*v)[(*n)++] = s;
 	return 0;
 }
 
@@ -159,7 +155,15 @@ read_suffixes(struct ctl_psl *p, const char *path)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *w = line + strspn(line, " \t");
+		char *s;
+		int ch;
 
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			/* Longer than any rule: not one; skip the rest. */
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			continue;
+		}
 		w[strcspn(w, " \t\r\n")] = '\0';
 		if (w[0] == '\0' || w[0] == '!' || strncmp(w, "//", 2) == 0)
 			continue;
@@ -170,10 +174,12 @@ read_suffixes(struct ctl_psl *p, const char *path)
 				*c = (char)(*c - 'A' + 'a');
 		if (strchr(w, '.') == NULL)
 			continue;       /* a TLD has nothing above it */
-		if (push_str(&p->suffixes, &p->nsuffixes, &cap, strdup(w)) < 0) {
+		if (grow((void **)&p->suffixes, p->nsuffixes, &cap,
+		    sizeof(*p->suffixes)) < 0 || (s = strdup(w)) == NULL) {
 			fclose(f);
 			return -1;
 		}
+		p->suffixes[p->nsuffixes++] = s;
 	}
 	fclose(f);
 	qsort(p->suffixes, p->nsuffixes, sizeof(*p->suffixes), cmp_str);
@@ -193,15 +199,8 @@ build_above(struct ctl_psl *p)
 
 		for (const char *d = strchr(s, '.'); d != NULL &&
 		    strchr(d + 1, '.') != NULL; d = strchr(d + 1, '.')) {
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 1024;
-				struct psl_above *na = realloc(a, ncap * sizeof(*a));
-
-				if (na == NULL)
-					goto fail;
-				a = na;
-				cap = ncap;
-			}
+			if (grow((void **)&a, n, &cap, sizeof(*a)) < 0)
+				goto fail;
 			a[n].name = strdup(d + 1);
 			if (a[n].name == NULL)
 				goto fail;

@@ -55,7 +55,8 @@ write_file(const char *name, const char *text)
 static void
 test_list(void)
 {
-	const char *path = write_file("list.dat", list);
+	char text[sizeof(list) + 700];
+	const char *path;
 	static const struct {
 		const char *parent;
 		enum ctl_psl_width want;
@@ -75,11 +76,16 @@ test_list(void)
 		{ "amazonaws.com", CTL_PSL_COVERS },
 		{ "bucket.s3.amazonaws.com", CTL_PSL_NARROW },
 		{ "www.ck", CTL_PSL_NARROW },           /* an exception rule */
+		{ "example.org", CTL_PSL_NARROW },      /* the overlong line */
 		{ "api.example.com", CTL_PSL_NARROW },
 	};
 	const char *ex = NULL;
 	struct ctl_psl *p;
 
+	/* A line longer than any rule is not read as rules, in pieces or not:
+	 * its tail would have put a suffix below example.org. */
+	snprintf(text, sizeof(text), "%s%0600d.x.example.org\n", list, 0);
+	path = write_file("list.dat", text);
 	setenv(CTL_PSL_ENV, path, 1);
 	p = ctl_psl_open();
 	if (!tap_ok(p != NULL, "a list named by %s opens", CTL_PSL_ENV))
