@@ -57,10 +57,16 @@ EOF
 
 # capture IFACE FILE FILTER: start tcpdump, wait until it captures.
 # --immediate-mode: with -i any, packets still in the kernel's ring buffer
-# when SIGINT comes are otherwise never written.
+# when SIGINT comes are otherwise never written. -B 65536: in immediate
+# mode each slot of the kernel's ring holds one snapshot-length frame
+# (256 KiB), so the default 2 MiB ring holds 8 packets, and a 100 KB upload
+# on loopback (32 KiB segments and their ACKs) overflowed it now and then:
+# "packets dropped by kernel", a capture with a hole, a flow audit cannot
+# follow. stop_capture fails the test on any drop.
 capture() {
-	tcpdump -i "$1" -U --immediate-mode -n -w "$2" "$3" 2>"$2.err" &
+	tcpdump -i "$1" -B 65536 -U --immediate-mode -n -w "$2" "$3" 2>"$2.err" &
 	TCPDUMP_PID=$!
+	CAPTURE_ERR=$2.err
 	PIDS="$PIDS $TCPDUMP_PID"
 	if ! wait_for "$2.err" "listening on" 10; then
 		if [ "$(id -u)" -ne 0 ]; then
@@ -75,6 +81,8 @@ stop_capture() {
 	sleep 0.3
 	kill -INT "$TCPDUMP_PID" 2>/dev/null
 	wait "$TCPDUMP_PID" 2>/dev/null
+	grep -q "^0 packets dropped by kernel" "$CAPTURE_ERR" ||
+		bail "tcpdump lost packets: $(tr '\n' ' ' < "$CAPTURE_ERR")"
 }
 
 CURL="curl -sS --max-time 10 -k"
