@@ -156,6 +156,31 @@ dc_resolution(const struct dc_verdict *v)
 	return v->allow && v->admit != NULL ? v->admit->resolution : POL_RES_DNS;
 }
 
+int
+dc_routes_by_name(const struct dc_verdict *v)
+{
+	enum pol_resolution r = dc_resolution(v);
+
+	return !(v->allow && v->admit != NULL && v->admit->nendpoints > 0 &&
+	    (r == POL_RES_STATIC || r == POL_RES_ENDPOINTS));
+}
+
+int
+dc_same_route(const struct dc_verdict *a, const struct dc_verdict *b)
+{
+	const struct pol_rule *ra = a->admit, *rb = b->admit;
+
+	if (dc_routes_by_name(a) || dc_routes_by_name(b))
+		return dc_routes_by_name(a) && dc_routes_by_name(b);
+	if (ra->resolution != rb->resolution || ra->nendpoints != rb->nendpoints)
+		return 0;
+	for (size_t i = 0; i < ra->nendpoints; i++)
+		if (ra->endpoints[i].port != rb->endpoints[i].port ||
+		    strcmp(ra->endpoints[i].address, rb->endpoints[i].address) != 0)
+			return 0;
+	return 1;
+}
+
 enum dc_reason
 dc_line_reason(const struct dc_verdict *v)
 {

@@ -156,6 +156,16 @@ void dc_decide(const struct pol_snapshot *s, const struct dc_opts *o,
 int dc_allow_private(const struct dc_verdict *v);
 int dc_originate_tls(const struct dc_verdict *v);
 enum pol_resolution dc_resolution(const struct dc_verdict *v);
+/*
+ * Where the gateway connects comes from the requested name (resolved, or
+ * the original destination it resolves to): 1; from the admitting rule's
+ * endpoints (STATIC addresses, DNS endpoint hosts): 0.
+ */
+int dc_routes_by_name(const struct dc_verdict *v);
+/* Both verdicts send the connection to the same place: both by the name,
+ * or both by the same endpoints in the same way. A reload that changes
+ * this leaves a live upstream somewhere the new policy does not lead. */
+int dc_same_route(const struct dc_verdict *a, const struct dc_verdict *b);
 
 /* What the line says: report mode's answer when it would deny. */
 enum dc_reason dc_line_reason(const struct dc_verdict *v);

@@ -54,7 +54,8 @@ static const struct dc_reason_info reasons[DC_REASON_COUNT] = {
 	[DC_GATEWAY_LOOP] = { "gateway_loop", DC_EV_DENY, A_DENIED, 403,
 	    "the client is one of this gateway's own upstream connections" },
 	[DC_POLICY_REVOKED] = { "policy_revoked", DC_EV_DENY, NONE, 0,
-	    "a reload's policy refuses a connection admitted before it" },
+	    "a reload's policy refuses a connection admitted before it, or "
+	    "no longer leads to its upstream" },
 	[DC_DNS_NXDOMAIN] = { "dns_nxdomain", DC_EV_ERROR, A_INTERNAL, 502,
 	    "the name does not exist (or has no address)" },
 	[DC_DNS_FAILURE] = { "dns_failure", DC_EV_ERROR, A_INTERNAL, 502,

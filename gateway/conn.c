@@ -877,6 +877,40 @@ conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
 	return dns_addr_class_str(cls);
 }
 
+const char *
+gw_conn_guard_again(struct gw_conn *c, const struct sockaddr *sa)
+{
+	return conn_guard(c->w->cfg, sa, dns_addr_port(sa), dc_allow_private(&c->v));
+}
+
+/*
+ * After a reload that still admits the connection: the address it is
+ * connected or connecting to, and those it would try next, must pass the
+ * guard under the new verdict (a rule that lost allow_private, a range
+ * added to dns.deny_ranges). 0 if they do; else -1 with the worker's
+ * detail_buf saying which.
+ */
+static int
+conn_addrs_kept(struct gw_conn *c)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&c->upstream;
+	const char *why = NULL;
+	char a[64];
+
+	if (c->upstream.ss_family != AF_UNSPEC)
+		why = gw_conn_guard_again(c, sa);
+	for (size_t i = c->next_addr; why == NULL && i < c->naddrs; i++) {
+		sa = (const struct sockaddr *)&c->addrs[i];
+		why = gw_conn_guard_again(c, sa);
+	}
+	if (why == NULL)
+		return 0;
+	dns_addr_format(sa, a, sizeof(a));
+	snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "the reloaded "
+	    "policy refuses its upstream %s (%s)", a, why);
+	return -1;
+}
+
 /* An allowed ServiceEntry with resolution NONE, on a transparent listener. */
 static int
 conn_uses_orig_dst(const struct gw_conn *c)
@@ -1214,19 +1248,27 @@ gw_conn_redecide(struct gw_conn *c)
 	struct gw_worker *w = c->w;
 	struct dc_verdict nv;
 	struct dc_opts o;
+	int same_route;
 
 	if (!c->decided || !c->v.allow || c->freeing || c->logged ||
 	    c->state >= GW_CONN_ANSWERING || c->snap == w->snap)
 		return;
 	conn_dc_opts(c, &o);
 	dc_decide(w->snap, &o, &c->facts, &nv);
+	/* The old rules live in the old snapshot: compare before letting go. */
+	same_route = dc_same_route(&c->v, &nv);
 	pol_snapshot_unref(c->snap);
 	c->snap = pol_snapshot_ref(w->snap);
 	c->v = nv;
-	if (nv.allow)
+	if (nv.allow && same_route && conn_addrs_kept(c) == 0)
 		return;
-	snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded policy "
-	    "refuses it: %s", dc_reason_str(nv.reason));
+	if (!nv.allow)
+		snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded "
+		    "policy refuses it: %s", dc_reason_str(nv.reason));
+	else if (!same_route)
+		snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded "
+		    "policy sends %.120s elsewhere (the admitting rule's "
+		    "endpoints or resolution changed)", c->name);
 	c->detail = w->detail_buf;
 	gw_conn_close(c, DC_EV_DENY, DC_POLICY_REVOKED);
 }

@@ -194,6 +194,10 @@ int gw_conn_decide(struct gw_conn *c);
 /* conn.c: resolve the verdict's destination and connect to dst_port;
  * ends in ops->connected() or ops->refuse(). */
 void gw_conn_resolve(struct gw_conn *c, uint16_t dst_port);
+/* conn.c: may the connection, as its verdict now stands, use this
+ * upstream address? NULL if so, else why not (the address guard's
+ * answer). For an upstream kept across a reload. */
+const char *gw_conn_guard_again(struct gw_conn *c, const struct sockaddr *sa);
 /* conn.c: drop the upstream socket, its events and candidates. */
 void gw_conn_release_upstream(struct gw_conn *c);
 /* relay.c: cbev and ubev exist: relay bytes both ways from now on. */

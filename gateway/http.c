@@ -59,6 +59,8 @@ struct gw_http {
 	uint16_t up_port;
 	int up_ready, up_tls, handshaking;
 	struct sockaddr_storage up_addr;        /* for the lines of reused requests */
+	uint64_t up_gen;                /* the policy it was admitted under */
+	int up_by_name;                 /* its address came from the name */
 	int pinned;                     /* plain HTTP inside a CONNECT tunnel:
 	                                 * every request must be for up_host */
 	struct timespec hs_start;
@@ -565,6 +567,66 @@ gh_facts(struct gw_conn *c, const struct http_request *req)
 	}
 }
 
+/*
+ * An upstream opened under an older policy serves a request decided under
+ * the one now in force only where a new connection would lead to the same
+ * address: it came from the name, then and now (not from a rule's
+ * endpoints), and it passes the address guard as the new admitting rule
+ * sets it (allow_private dropped, dns.deny_ranges grown). 1 if so (and it
+ * counts as admitted under this policy from now on); 0 with the reason in
+ * the worker's detail_buf.
+ */
+static int
+gh_upstream_kept(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+	char *detail = c->w->detail_buf;
+	uint64_t gen = pol_snapshot_generation(c->snap);
+	const char *why;
+	char a[64];
+
+	if (h->up_gen == gen)
+		return 1;
+	if (!h->up_by_name || !dc_routes_by_name(&c->v)) {
+		snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy "
+		    "sends %.120s elsewhere (the admitting rule's endpoints or "
+		    "resolution changed)", c->name);
+		return 0;
+	}
+	why = gw_conn_guard_again(c, (const struct sockaddr *)&h->up_addr);
+	if (why != NULL) {
+		dns_addr_format((const struct sockaddr *)&h->up_addr, a, sizeof(a));
+		snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy "
+		    "refuses its upstream %s (%s)", a, why);
+		return 0;
+	}
+	h->up_gen = gen;
+	return 1;
+}
+
+/*
+ * Plain HTTP in a tunnel goes over the tunnel's own upstream or nowhere:
+ * no other can be opened for it. Gone (closed while a head was coming),
+ * or no longer where the policy leads after a reload: the request is
+ * refused and the tunnel ends (1). 0: go on over it.
+ */
+static int
+gh_tunnel_lost(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	if (c->ubev == NULL || !h->up_ready) {
+		c->detail = "the tunnel's upstream connection has closed";
+		gh_refuse(c, DC_EV_ERROR, DC_UPSTREAM_RESET);
+		return 1;
+	}
+	if (gh_upstream_kept(c))
+		return 0;
+	c->detail = c->w->detail_buf;
+	gh_refuse(c, DC_EV_DENY, DC_POLICY_REVOKED);
+	return 1;
+}
+
 static void
 gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base)
 {
@@ -598,12 +660,14 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 		return;
 	}
 	gh_url(c, req, req->scheme == HTTP_SCHEME_HTTPS);
+	if (h->pinned && gh_tunnel_lost(c))
+		return;
 	/* The upstream carries one host only: same host and port, and the
 	 * same way of connecting, or a new connection. In a tunnel it is the
 	 * tunnel's own, admitted for this host. */
 	reuse = c->ubev != NULL && h->up_ready && !h->is_connect &&
 	    strcmp(h->up_host, c->name) == 0 && h->up_port == c->port &&
-	    h->up_tls == dc_originate_tls(&c->v);
+	    h->up_tls == dc_originate_tls(&c->v) && gh_upstream_kept(c);
 	if (reuse || h->pinned) {
 		memcpy(&c->upstream, &h->up_addr, sizeof(c->upstream));
 		gh_next(c);
@@ -837,6 +901,27 @@ gh_relay(struct gw_conn *c)
 	gw_conn_relay_bevs(c);
 }
 
+/*
+ * An idle keep-alive upstream went away (or spoke unasked): the next
+ * request opens a new one. A tunnel's cannot be replaced, so the tunnel
+ * ends with it, as a byte tunnel would; a head already begun gets its 502
+ * (gh_tunnel_lost) when complete. Between requests there is no line to
+ * write: each request had its own.
+ */
+static void
+gh_upstream_gone(struct gw_conn *c)
+{
+	struct gw_http *h = c->http;
+
+	gw_conn_release_upstream(c);
+	h->up_ready = 0;
+	if (h->pinned && h->st == GH_HEAD && c->cbev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0) {
+		c->silent = 1;
+		gw_conn_close(c, DC_EV_ALLOW, DC_UPSTREAM_RESET);
+	}
+}
+
 static void
 gh_upstream_read(struct bufferevent *bev, void *arg)
 {
@@ -848,8 +933,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 	if (h->st == GH_HEAD) {
 		/* An idle upstream that speaks unasked is not reused. */
-		gw_conn_release_upstream(c);
-		h->up_ready = 0;
+		gh_upstream_gone(c);
 		return;
 	}
 	while (h->st == GH_EXCHANGE && evbuffer_get_length(in) > 0) {
@@ -1008,10 +1092,7 @@ gh_upstream_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		if (h->st == GH_HEAD || h->st == GH_CLOSING) {
-			/* An idle keep-alive upstream went away: the next
-			 * request opens a new one. */
-			gw_conn_release_upstream(c);
-			h->up_ready = 0;
+			gh_upstream_gone(c);
 			return;
 		}
 		c->detail = h->resp_head ? "the upstream closed in the middle "
@@ -1041,6 +1122,8 @@ gh_connected(struct gw_conn *c)
 	snprintf(h->up_host, sizeof(h->up_host), "%s", c->name);
 	h->up_port = c->port;
 	memcpy(&h->up_addr, &c->upstream, sizeof(h->up_addr));
+	h->up_gen = pol_snapshot_generation(c->snap);
+	h->up_by_name = dc_routes_by_name(&c->v);
 	h->up_tls = !h->is_connect && dc_originate_tls(&c->v);
 	if (h->up_tls) {
 		ssl = w->shared->tls_ctx != NULL ? SSL_new(w->shared->tls_ctx) : NULL;

@@ -16,6 +16,8 @@ or chunked framing (body=LEN is what arrived). Paths:
   /chunked          a chunked response ("chunk one\\n", "chunk two\\n")
   /status/NNN       status NNN; with ?to=URL a Location: URL
   /big/N            N bytes of 'x' with a Content-Length
+  /bye              200, then the server closes the connection without
+                    having said so (as a keep-alive timeout would)
   anything else     200, "HOST METHOD TARGET n=K\\n"
 """
 import socket
@@ -23,6 +25,7 @@ import socketserver
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 LOCK = threading.Lock()
@@ -84,6 +87,11 @@ class Handler(socketserver.StreamRequestHandler):
             close = headers.get("connection", "").lower() == "close"
             self.answer(method, target, host, k, close)
             if close:
+                return
+            if target == "/bye":
+                time.sleep(0.2)
+                with open(self.server.log, "a") as lf:
+                    lf.write(f"conn={conn} closed by the server\n")
                 return
 
     def answer(self, method, target, host, k, close):

@@ -1487,9 +1487,72 @@ static void test_screens(void)
 	pol_snapshot_unref(rep);
 }
 
+/*
+ * dc_same_route(): whether a connection admitted under one verdict still
+ * goes where another would send it (a reload keeps a live upstream only
+ * then). Rules built by hand: only the admitting rule's resolution and
+ * endpoints matter.
+ */
+static void
+test_routes(void)
+{
+	static const struct pol_endpoint ep_a[] = { { "192.0.2.1", 0 } };
+	static const struct pol_endpoint ep_a2[] = { { "192.0.2.1", 0 } };
+	static const struct pol_endpoint ep_b[] = { { "192.0.2.2", 0 } };
+	static const struct pol_endpoint ep_port[] = { { "192.0.2.1", 8443 } };
+	static const struct pol_endpoint ep_two[] = { { "192.0.2.1", 0 },
+	    { "192.0.2.2", 0 } };
+	struct pol_rule dns = { .action = POL_ALLOW, .resolution = POL_RES_DNS };
+	struct pol_rule none = { .action = POL_ALLOW, .resolution = POL_RES_NONE };
+	struct pol_rule st_a = { .action = POL_ALLOW, .resolution = POL_RES_STATIC,
+	    .nendpoints = 1, .endpoints = ep_a };
+	struct pol_rule st_a2 = st_a, st_b = st_a, st_port = st_a, st_two = st_a;
+	struct pol_rule ep_host = { .action = POL_ALLOW,
+	    .resolution = POL_RES_ENDPOINTS, .nendpoints = 1, .endpoints = ep_a };
+	const struct {
+		const struct pol_rule *a, *b;
+		int same;
+		const char *what;
+	} cases[] = {
+		{ &dns, &dns, 1, "both resolve the name" },
+		{ &dns, &none, 1, "DNS and NONE: both lead to the name's addresses" },
+		{ &st_a, &st_a2, 1, "STATIC, the same endpoints (another snapshot's copy)" },
+		{ &dns, &st_a, 0, "the name, then STATIC endpoints" },
+		{ &st_a, &dns, 0, "STATIC endpoints, then the name" },
+		{ &st_a, &st_b, 0, "STATIC, an endpoint moved" },
+		{ &st_a, &st_port, 0, "STATIC, an endpoint's port changed" },
+		{ &st_a, &st_two, 0, "STATIC, an endpoint added" },
+		{ &st_a, &ep_host, 0, "the same endpoint, STATIC then resolved by DNS" },
+	};
+
+	st_a2.endpoints = ep_a2;
+	st_b.endpoints = ep_b;
+	st_port.endpoints = ep_port;
+	st_two.nendpoints = 2;
+	st_two.endpoints = ep_two;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dc_verdict va = { .allow = 1, .admit = cases[i].a };
+		struct dc_verdict vb = { .allow = 1, .admit = cases[i].b };
+
+		tap_ok(dc_same_route(&va, &vb) == cases[i].same &&
+		    dc_same_route(&vb, &va) == cases[i].same,
+		    "route: %s: %s", cases[i].what, cases[i].same ? "same" : "changed");
+	}
+	{
+		struct dc_verdict by_name = { .allow = 1, .admit = &dns };
+		struct dc_verdict by_ep = { .allow = 1, .admit = &st_a };
+		struct dc_verdict denied = { .allow = 0 };
+
+		tap_ok(dc_routes_by_name(&by_name) && !dc_routes_by_name(&by_ep) &&
+		    dc_routes_by_name(&denied),
+		    "dc_routes_by_name: a rule with endpoints routes by them");
+	}
+}
+
 int main(void)
 {
 	init_tables();
+	test_routes();
 	test_screens();
 	test_generated();
 	return tap_done();
