@@ -92,6 +92,13 @@ screen(const struct dc_opts *o, const struct dc_facts *f, struct dc_verdict *v)
 		v->detail = "the tunnel carries another name than CONNECT said";
 		return 0;
 	}
+	if (f->from == DC_FROM_TUNNEL_HOST && f->tunnel_connect) {
+		/* Inside a tunnel a CONNECT is the origin's to answer, and an
+		 * origin that is a proxy would open a tunnel nobody decided. */
+		v->reason = DC_SNI_MISMATCH;
+		v->detail = "a CONNECT inside the tunnel asks for another tunnel";
+		return 0;
+	}
 	if (f->ech && o != NULL && o->refuse_ech && f->from != DC_FROM_LOCATION) {
 		v->reason = DC_ECH_REFUSED;
 		v->detail = "the real server name is encrypted (ECH)";

@@ -121,6 +121,8 @@ struct dc_facts {
 	                                 * a proxy (only CONNECT reaches TLS) */
 	const char *tunnel_name;        /* DC_FROM_TUNNEL_*: the CONNECT's name */
 	uint16_t tunnel_port;           /* ...and port */
+	int tunnel_connect;             /* DC_FROM_TUNNEL_HOST: the request in
+	                                 * the tunnel is itself a CONNECT */
 };
 
 /* The daemon's settings that take part in decisions. */

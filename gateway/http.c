@@ -564,6 +564,7 @@ gh_facts(struct gw_conn *c, const struct http_request *req)
 	if (h->pinned) {
 		f->tunnel_name = h->up_host;
 		f->tunnel_port = h->up_port;
+		f->tunnel_connect = h->is_connect;
 	}
 }
 
@@ -648,7 +649,7 @@ gh_decide(struct gw_conn *c, const struct http_request *req, const uint8_t *base
 		gw_conn_release_upstream(c);
 		memset(&c->upstream, 0, sizeof(c->upstream));
 		h->up_ready = 0;
-		if (h->pinned && c->v.reason == DC_SNI_MISMATCH) {
+		if (h->pinned && c->v.reason == DC_SNI_MISMATCH && !h->is_connect) {
 			snprintf(c->w->detail_buf, sizeof(c->w->detail_buf),
 			    "the request in the tunnel is for %.80s:%u; CONNECT "
 			    "said %.80s:%u", c->name, (unsigned)c->port, h->up_host,
@@ -902,6 +903,28 @@ gh_relay(struct gw_conn *c)
 }
 
 /*
+ * The response is whole. Bytes behind it in the same read are no answer to
+ * anything: the server frames otherwise than we do, and the next request
+ * must not get them as its response. They are dropped and the connection
+ * ends after this exchange. So does one whose request is not all sent
+ * (answered early: the two cannot be brought back in step).
+ */
+static void
+gh_response_done(struct gw_conn *c, struct evbuffer *in)
+{
+	struct gw_http *h = c->http;
+	size_t extra = evbuffer_get_length(in);
+
+	h->resp_done = 1;
+	if (!h->req_done)
+		h->close_after = 1;
+	if (extra > 0) {
+		evbuffer_drain(in, extra);
+		h->close_after = 1;
+	}
+}
+
+/*
  * An idle keep-alive upstream went away (or spoke unasked): the next
  * request opens a new one. A tunnel's cannot be replaced, so the tunnel
  * ends with it, as a byte tunnel would; a head already begun gets its 502
@@ -936,18 +959,14 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 		gh_upstream_gone(c);
 		return;
 	}
-	while (h->st == GH_EXCHANGE && evbuffer_get_length(in) > 0) {
+	/* The next request may be decided, and given another upstream, from
+	 * inside this loop (gh_exchange_end): only this one's bytes are read. */
+	while (h->st == GH_EXCHANGE && c->ubev == bev &&
+	    evbuffer_get_length(in) > 0) {
 		size_t len = evbuffer_get_length(in), used = 0;
 		const char *why = NULL;
 		enum http_status st;
 
-		if (h->resp_done) {
-			/* Bytes after a complete response: the server does not
-			 * frame as we do; do not reuse this connection. */
-			evbuffer_drain(in, len);
-			h->close_after = 1;
-			break;
-		}
 		if (!h->resp_head) {
 			struct http_response resp;
 
@@ -990,9 +1009,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 			if (h->resp_body.mode == HTTP_BODY_CLOSE)
 				h->close_after = 1;
 			if (h->resp_body.mode == HTTP_BODY_NONE) {
-				h->resp_done = 1;
-				if (!h->req_done)
-					h->close_after = 1;
+				gh_response_done(c, in);
 				gh_exchange_end(c);
 			}
 			continue;
@@ -1008,10 +1025,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 		c->bytes_out += used;
 		evbuffer_remove_buffer(in, out, used);
 		if (st == HTTP_DONE) {
-			h->resp_done = 1;
-			if (!h->req_done)
-				h->close_after = 1;     /* answered before the body
-				                         * ended: cannot resync */
+			gh_response_done(c, in);
 			gh_exchange_end(c);
 		}
 	}
@@ -1019,7 +1033,7 @@ gh_upstream_read(struct bufferevent *bev, void *arg)
 	 * body behind it: one segment). An exchange that ended has been
 	 * flushed already (gh_close_after_flush, or the next request). */
 	gh_client_flush(c);
-	if (c->cbev != NULL && h->st == GH_EXCHANGE &&
+	if (c->cbev != NULL && h->st == GH_EXCHANGE && c->ubev == bev &&
 	    evbuffer_get_length(out) >= GH_HIGH_WATER)
 		bufferevent_disable(bev, EV_READ);
 }
@@ -1266,6 +1280,14 @@ gh_tunnel_hello(struct gw_conn *c)
 	switch (sni_parse_hello(p, len, c->w->scratch, sizeof(c->w->scratch),
 	    &hello)) {
 	case SNI_NEED_MORE:
+		if (len < SNI_PEEK_MAX)
+			return;
+		/* All a ClientHello may take, and not whole yet: refused as
+		 * the TLS listener refuses it, before the client's bytes pile
+		 * up here until the hello timeout. */
+		c->bytes_in += len;
+		c->detail = sni_error_str(SNI_ERR_TOO_LARGE);
+		gh_tunnel_refuse(c, DC_HELLO_TOO_LARGE, p, len);
 		return;
 	case SNI_OK:
 		break;

@@ -637,16 +637,11 @@ tunnel_request(struct audit *a, struct aud_flow *f, const struct http_request *r
 	    req->scheme == HTTP_SCHEME_HTTPS)
 		return tunnel_record(a, f, NULL, DC_BAD_HTTP, NULL) == 0 ? 0 : -1;
 	port = req->port != 0 ? req->port : f->tun.port;
-	if (req->form == HTTP_AUTHORITY) {
-		/* A CONNECT inside the tunnel: for another tunnel. */
-		in.name = req->host;
-		in.port = port;
-		return tunnel_record(a, f, NULL, DC_SNI_MISMATCH, &in) == 0 ?
-		    0 : -1;
-	}
 	tunnel_facts(f, &src, DC_FROM_TUNNEL_HOST, req->has_host ? req->host :
 	    NULL, port, &fa);
 	fa.name_is_ip = req->host_is_ip;
+	/* A CONNECT inside the tunnel: refused by dc_decide, as the daemon's. */
+	fa.tunnel_connect = req->form == HTTP_AUTHORITY;
 	dc_decide(a->snap, &a->dopts, &fa, &v);
 	if (v.allow)
 		return 1;

@@ -18,6 +18,9 @@ or chunked framing (body=LEN is what arrived). Paths:
   /big/N            N bytes of 'x' with a Content-Length
   /bye              200, then the server closes the connection without
                     having said so (as a keep-alive timeout would)
+  /extra            200, and in the same write, behind the body its
+                    Content-Length frames, "INJECTED by HOST\n" (a server
+                    that frames otherwise than it says)
   anything else     200, "HOST METHOD TARGET n=K\\n"
 """
 import socket
@@ -127,6 +130,8 @@ class Handler(socketserver.StreamRequestHandler):
                 out += b"0\r\n\r\n"
             else:
                 out += body
+        if path == "/extra":
+            out += f"INJECTED by {host}\n".encode()
         self.wfile.write(out)
         self.wfile.flush()
 
