@@ -1367,6 +1367,28 @@ gh_client_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * The client half-closed: it sends nothing more but may still be reading.
+ * A request already whole is answered to its end (libevent stops reading
+ * at the EOF; the exchange's end reads again, takes any request still
+ * buffered, and meets the EOF anew), and what is still to be written is
+ * flushed before the connection closes. 1 if so; 0: it ends now.
+ */
+static int
+gh_client_eof(struct gw_conn *c, int mid_head)
+{
+	struct gw_http *h = c->http;
+
+	if (h->st == GH_EXCHANGE && h->req_done)
+		return 1;
+	if (h->st == GH_HEAD && !mid_head && h->nexch > 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) > 0) {
+		gh_close_after_flush(c);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 gh_client_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -1383,6 +1405,8 @@ gh_client_event(struct bufferevent *bev, short what, void *arg)
 		gw_conn_finish(c);
 		return;
 	}
+	if (!(what & BEV_EVENT_ERROR) && gh_client_eof(c, mid_head))
+		return;
 	if (what & BEV_EVENT_ERROR)
 		c->detail = strerror(h->client_err != 0 ? h->client_err :
 		    EVUTIL_SOCKET_ERROR());

@@ -11,7 +11,9 @@
 #   3. an origin that sends bytes behind the response its Content-Length
 #      frames, with a pipelined request for another host behind it: those
 #      bytes reach nobody as a response (they became b.test's answer), and
-#      the connection ends after the whole first response.
+#      the connection ends after the whole first response;
+#   4. a client that half-closes after its request(s) and reads slowly:
+#      every response arrives whole (its end used to be cut off).
 # Real egressd, dnsmasq and origins on 127.0.0.0/8; every client bounded.
 . "$(dirname "$0")/../integration/lib.sh"
 need dnsmasq python3 curl
@@ -232,6 +234,56 @@ grep -qx "sequential eof clean 1 responses" "$T/extra.out"
 ok $? "nor as the answer to the next request on the same connection" || diag "$(cat "$T/extra.out")"
 wait_log "$LOG" 2 event=allow listener=http name=a.test status=200 url="http://a.test:$UP/extra"
 ok $? "each /extra has its allow line"
+# ------------------------------------------ 4. a client that half-closes
+# It sends its request(s), shuts its side down (as "printf ... | nc" does)
+# and reads slowly: every response must arrive whole before the close.
+python3 - "$H_GW" "$UP" >"$T/half.out" 2>&1 <<'EOF'
+import socket, sys, time
+gw, up = int(sys.argv[1]), int(sys.argv[2])
+N = 4000000
+
+def whole_responses(data):
+    n = 0
+    while b"\r\n\r\n" in data:
+        head, rest = data.split(b"\r\n\r\n", 1)
+        cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+              if l.lower().startswith(b"content-length:")]
+        if not cl or len(rest) < cl[0]:
+            break
+        n += 1
+        data = rest[cl[0]:]
+    return n
+
+get = b"GET /big/%d HTTP/1.1\r\nHost: a.test:%d\r\n\r\n" % (N, up)
+post = (b"POST /big/%d HTTP/1.1\r\nHost: a.test:%d\r\nContent-Length: 5\r\n\r\n"
+        b"hello" % (N, up))
+for case, count, req in (("one GET", 1, get), ("two pipelined GETs", 2, get * 2),
+                         ("a POST", 1, post)):
+    s = socket.create_connection(("127.0.0.1", gw))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(req)
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    data = b""
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    try:
+        while time.monotonic() - t0 < 20:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+            time.sleep(0.001)
+    except OSError as e:
+        print(case, "error", e)
+    print("%s: %d of %d responses whole" % (case, whole_responses(data), count))
+EOF
+for c in "one GET: 1 of 1" "two pipelined GETs: 2 of 2" "a POST: 1 of 1"; do
+	grep -qx "$c responses whole" "$T/half.out"
+	ok $? "a client that half-closes after ${c%%:*} and reads slowly gets every response whole" ||
+	    diag "$(cat "$T/half.out")"
+done
+
 out=$(curl -sS --max-time 5 -H "Host: b.test:$UP" "http://127.0.0.1:$H_GW/after" 2>&1)
 [ "$out" = "b.test:$UP GET /after n=1" ]
 ok $? "egressd carries on ($out)"
