@@ -136,42 +136,20 @@ python3 "$IH/bypass_origin.py" --query "$REC" "$MARK" | grep -q " bytes=0 "
 ok $? "the origin got none of the tunnel's bytes ($(python3 "$IH/bypass_origin.py" --query "$REC" "$MARK"))"
 
 # ------------------------------------------ 2. a CONNECT inside a plain tunnel
-python3 - "$C_GW" "$UP" >"$T/nest.out" 2>&1 <<'EOF'
+PYTHONPATH=$IH python3 - "$C_GW" "$UP" >"$T/nest.out" 2>&1 <<'EOF'
 import socket, sys
+from rawhttp import get, response
 gw, up = int(sys.argv[1]), int(sys.argv[2])
 host = b"a.test:%d" % up
 s = socket.create_connection(("127.0.0.1", gw))
 s.settimeout(5)
 
-def response():
-    buf = b""
-    try:
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(4096)
-            if not d:
-                return "eof"
-            buf += d
-        head, body = buf.split(b"\r\n\r\n", 1)
-        n = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                n = int(line.split(b":")[1])
-        while len(body) < n:
-            d = s.recv(4096)
-            if not d:
-                break
-            body += d
-        return "%s %s" % (head.split(b" ")[1].decode(), body.decode().strip())
-    except socket.timeout:
-        return "timeout"
-
 s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host))
-print("connect", response())
-s.sendall(b"GET /one HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
-print("one", response())
+print("connect", response(s))
+print("one", get(s, b"/one", host))
 s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host))
-print("inner", response())
-print("then", response())
+print("inner", response(s))
+print("then", response(s))
 EOF
 grep -qx "one 200 a.test:$UP GET /one n=1" "$T/nest.out" &&
     grep -qx "inner 403 egressd: a.test:$UP: sni_mismatch: a CONNECT inside the tunnel asks for another tunnel" "$T/nest.out" &&

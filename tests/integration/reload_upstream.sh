@@ -69,34 +69,11 @@ start_egressd "$T/egressd.yaml"
 # closes its idle keep-alive connection: the tunnel ends with it. In a
 # second tunnel the next head is half sent when that happens: completed, it
 # gets a 502 (there is no other upstream a tunnel's request may use).
-python3 - "$C_GW" "$UP" >"$T/bye.out" 2>&1 <<'EOF'
+PYTHONPATH=$H python3 - "$C_GW" "$UP" >"$T/bye.out" 2>&1 <<'EOF'
 import socket, sys, time
+from rawhttp import response
 gw, up = int(sys.argv[1]), int(sys.argv[2])
 host = b"a.test:%d" % up
-
-def response(s):
-    """One response: 'STATUS LASTLINE', or 'eof' / 'timeout'."""
-    buf = b""
-    try:
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(4096)
-            if not d:
-                return "eof"
-            buf += d
-        head, body = buf.split(b"\r\n\r\n", 1)
-        n = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                n = int(line.split(b":")[1])
-        while len(body) < n:
-            d = s.recv(4096)
-            if not d:
-                break
-            body += d
-        last = body.decode().strip().split("\n")[-1] if body.strip() else ""
-        return "%s %s" % (head.split(b" ")[1].decode(), last)
-    except socket.timeout:
-        return "timeout"
 
 def tunnel():
     s = socket.create_connection(("127.0.0.1", gw))
@@ -153,53 +130,27 @@ hold "$T/hold-k" k.test
 HK=$HOLD_PID
 # An http keep-alive connection and a CONNECT tunnel with plain HTTP, each
 # with one request answered before the reload ("ready") and one after ("go").
-python3 - "$H_GW" "$C_GW" "$UP" "$T" >"$T/ka.out" 2>&1 <<'EOF' &
+PYTHONPATH=$H python3 - "$H_GW" "$C_GW" "$UP" "$T" >"$T/ka.out" 2>&1 <<'EOF' &
 import os, socket, sys, time
+from rawhttp import get, response
 hgw, cgw, up, t = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 host = b"a.test:%d" % up
 
-def response(s):
-    buf = b""
-    try:
-        while b"\r\n\r\n" not in buf:
-            d = s.recv(4096)
-            if not d:
-                return "eof"
-            buf += d
-        head, body = buf.split(b"\r\n\r\n", 1)
-        n = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                n = int(line.split(b":")[1])
-        while len(body) < n:
-            d = s.recv(4096)
-            if not d:
-                break
-            body += d
-        last = body.decode().strip().split("\n")[-1] if body.strip() else ""
-        return "%s %s" % (head.split(b" ")[1].decode(), last)
-    except socket.timeout:
-        return "timeout"
-
-def get(s, path):
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host))
-    return response(s)
-
 h = socket.create_connection(("127.0.0.1", hgw))
 h.settimeout(5)
-print("http before", get(h, b"/before"))
+print("http before", get(h, b"/before", host))
 k = socket.create_connection(("127.0.0.1", cgw))
 k.settimeout(5)
 k.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host))
 print("connect", response(k))
-print("tunnel before", get(k, b"/one"))
+print("tunnel before", get(k, b"/one", host))
 open(t + "/ready", "w").close()
 for _ in range(1000):
     if os.path.exists(t + "/go"):
         break
     time.sleep(0.01)
-print("http after", get(h, b"/after"))
-print("tunnel after", get(k, b"/two"))
+print("http after", get(h, b"/after", host))
+print("tunnel after", get(k, b"/two", host))
 print("tunnel then", response(k))
 EOF
 KA=$!
@@ -299,30 +250,21 @@ start_egressd "$T/egressd2.yaml"
 rm -f "$T/ready" "$T/go"
 hold "$T/hold-v" v.test
 HV=$HOLD_PID
-python3 - "$H_GW" "$UP" "$T" >"$T/se.out" 2>&1 <<'EOF' &
+PYTHONPATH=$H python3 - "$H_GW" "$UP" "$T" >"$T/se.out" 2>&1 <<'EOF' &
 import os, socket, sys, time
+from rawhttp import get
 hgw, up, t = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+host = b"s.test:%d" % up
 s = socket.create_connection(("127.0.0.1", hgw))
 s.settimeout(5)
 
-def get(path):
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: s.test:%d\r\n\r\n" % (path, up))
-    buf = b""
-    while b"\n" not in buf.split(b"\r\n\r\n", 1)[-1] or b"\r\n\r\n" not in buf:
-        d = s.recv(4096)
-        if not d:
-            return "eof"
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    return head.split(b" ")[1].decode() + " " + body.decode().strip()
-
-print("before", get(b"/se-before"))
+print("before", get(s, b"/se-before", host))
 open(t + "/ready", "w").close()
 for _ in range(1000):
     if os.path.exists(t + "/go"):
         break
     time.sleep(0.01)
-print("after", get(b"/se-after"))
+print("after", get(s, b"/se-after", host))
 EOF
 SE=$!
 PIDS="$PIDS $SE"
