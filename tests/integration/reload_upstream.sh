@@ -130,7 +130,8 @@ hold "$T/hold-k" k.test
 HK=$HOLD_PID
 # An http keep-alive connection and a CONNECT tunnel with plain HTTP, each
 # with one request answered before the reload ("ready") and one after ("go").
-PYTHONPATH=$H python3 - "$H_GW" "$C_GW" "$UP" "$T" >"$T/ka.out" 2>&1 <<'EOF' &
+# python3 -u: its output is read while it still runs.
+PYTHONPATH=$H python3 -u - "$H_GW" "$C_GW" "$UP" "$T" >"$T/ka.out" 2>&1 <<'EOF' &
 import os, socket, sys, time
 from rawhttp import get, response
 hgw, cgw, up, t = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -250,7 +251,7 @@ start_egressd "$T/egressd2.yaml"
 rm -f "$T/ready" "$T/go"
 hold "$T/hold-v" v.test
 HV=$HOLD_PID
-PYTHONPATH=$H python3 - "$H_GW" "$UP" "$T" >"$T/se.out" 2>&1 <<'EOF' &
+PYTHONPATH=$H python3 -u - "$H_GW" "$UP" "$T" >"$T/se.out" 2>&1 <<'EOF' &
 import os, socket, sys, time
 from rawhttp import get
 hgw, up, t = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
