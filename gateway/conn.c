@@ -877,38 +877,49 @@ conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
 	return dns_addr_class_str(cls);
 }
 
-const char *
-gw_conn_guard_again(struct gw_conn *c, const struct sockaddr *sa)
+int
+gw_conn_upstream_kept(struct gw_conn *c, const struct sockaddr *sa,
+    int same_route)
 {
-	return conn_guard(c->w->cfg, sa, dns_addr_port(sa), dc_allow_private(&c->v));
+	char *detail = c->w->detail_buf;
+	const char *why;
+	char a[64];
+
+	if (!same_route) {
+		snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy "
+		    "sends %.120s elsewhere (the admitting rule's endpoints or "
+		    "resolution changed)", c->name);
+		return 0;
+	}
+	if (sa == NULL)
+		return 1;
+	why = conn_guard(c->w->cfg, sa, dns_addr_port(sa), dc_allow_private(&c->v));
+	if (why == NULL)
+		return 1;
+	dns_addr_format(sa, a, sizeof(a));
+	snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy refuses "
+	    "its upstream %s (%s)", a, why);
+	return 0;
 }
 
 /*
- * After a reload that still admits the connection: the address it is
- * connected or connecting to, and those it would try next, must pass the
- * guard under the new verdict (a rule that lost allow_private, a range
- * added to dns.deny_ranges). 0 if they do; else -1 with the worker's
- * detail_buf saying which.
+ * After a reload that still admits the connection by the same route: the
+ * address it is connected or connecting to, and those it would try next,
+ * must pass the guard under the new verdict (a rule that lost
+ * allow_private, a range added to dns.deny_ranges). 1 if they do; else 0
+ * with the worker's detail_buf saying which.
  */
 static int
-conn_addrs_kept(struct gw_conn *c)
+conn_addrs_kept(struct gw_conn *c, int same_route)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&c->upstream;
-	const char *why = NULL;
-	char a[64];
-
-	if (c->upstream.ss_family != AF_UNSPEC)
-		why = gw_conn_guard_again(c, sa);
-	for (size_t i = c->next_addr; why == NULL && i < c->naddrs; i++) {
-		sa = (const struct sockaddr *)&c->addrs[i];
-		why = gw_conn_guard_again(c, sa);
-	}
-	if (why == NULL)
+	if (!gw_conn_upstream_kept(c, c->upstream.ss_family != AF_UNSPEC ?
+	    (const struct sockaddr *)&c->upstream : NULL, same_route))
 		return 0;
-	dns_addr_format(sa, a, sizeof(a));
-	snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "the reloaded "
-	    "policy refuses its upstream %s (%s)", a, why);
-	return -1;
+	for (size_t i = c->next_addr; i < c->naddrs; i++)
+		if (!gw_conn_upstream_kept(c,
+		    (const struct sockaddr *)&c->addrs[i], 1))
+			return 0;
+	return 1;
 }
 
 /* An allowed ServiceEntry with resolution NONE, on a transparent listener. */
@@ -1260,15 +1271,11 @@ gw_conn_redecide(struct gw_conn *c)
 	pol_snapshot_unref(c->snap);
 	c->snap = pol_snapshot_ref(w->snap);
 	c->v = nv;
-	if (nv.allow && same_route && conn_addrs_kept(c) == 0)
+	if (nv.allow && conn_addrs_kept(c, same_route))
 		return;
 	if (!nv.allow)
 		snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded "
 		    "policy refuses it: %s", dc_reason_str(nv.reason));
-	else if (!same_route)
-		snprintf(w->detail_buf, sizeof(w->detail_buf), "the reloaded "
-		    "policy sends %.120s elsewhere (the admitting rule's "
-		    "endpoints or resolution changed)", c->name);
 	c->detail = w->detail_buf;
 	gw_conn_close(c, DC_EV_DENY, DC_POLICY_REVOKED);
 }

@@ -194,10 +194,12 @@ int gw_conn_decide(struct gw_conn *c);
 /* conn.c: resolve the verdict's destination and connect to dst_port;
  * ends in ops->connected() or ops->refuse(). */
 void gw_conn_resolve(struct gw_conn *c, uint16_t dst_port);
-/* conn.c: may the connection, as its verdict now stands, use this
- * upstream address? NULL if so, else why not (the address guard's
- * answer). For an upstream kept across a reload. */
-const char *gw_conn_guard_again(struct gw_conn *c, const struct sockaddr *sa);
+/* conn.c: after a reload, may the connection, as its verdict now stands,
+ * keep this upstream address (NULL: none yet)? same_route: the new
+ * admitting rule leads where the old one did (dc_same_route). 1 if so;
+ * else 0, and the worker's detail_buf says why (policy_revoked's detail). */
+int gw_conn_upstream_kept(struct gw_conn *c, const struct sockaddr *sa,
+    int same_route);
 /* conn.c: drop the upstream socket, its events and candidates. */
 void gw_conn_release_upstream(struct gw_conn *c);
 /* relay.c: cbev and ubev exist: relay bytes both ways from now on. */

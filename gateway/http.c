@@ -581,26 +581,13 @@ static int
 gh_upstream_kept(struct gw_conn *c)
 {
 	struct gw_http *h = c->http;
-	char *detail = c->w->detail_buf;
 	uint64_t gen = pol_snapshot_generation(c->snap);
-	const char *why;
-	char a[64];
 
 	if (h->up_gen == gen)
 		return 1;
-	if (!h->up_by_name || !dc_routes_by_name(&c->v)) {
-		snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy "
-		    "sends %.120s elsewhere (the admitting rule's endpoints or "
-		    "resolution changed)", c->name);
+	if (!gw_conn_upstream_kept(c, (const struct sockaddr *)&h->up_addr,
+	    h->up_by_name && dc_routes_by_name(&c->v)))
 		return 0;
-	}
-	why = gw_conn_guard_again(c, (const struct sockaddr *)&h->up_addr);
-	if (why != NULL) {
-		dns_addr_format((const struct sockaddr *)&h->up_addr, a, sizeof(a));
-		snprintf(detail, sizeof(c->w->detail_buf), "the reloaded policy "
-		    "refuses its upstream %s (%s)", a, why);
-		return 0;
-	}
 	h->up_gen = gen;
 	return 1;
 }
@@ -921,6 +908,10 @@ gh_response_done(struct gw_conn *c, struct evbuffer *in)
 	if (extra > 0) {
 		evbuffer_drain(in, extra);
 		h->close_after = 1;
+		/* Said in the request's line (written now, or once the
+		 * request's body is up: a static string outlives both). */
+		c->detail = "the upstream sent bytes behind its response: "
+		    "dropped, and the connection closed";
 	}
 }
 

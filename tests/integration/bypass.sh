@@ -761,22 +761,7 @@ row 9.still-answers-control L "reached $OKW:$UP" "at=127.0.0.2:$UP" \
     tls_py "$L_CTL" --sni ok.test
 
 # ------------------------------------------- 10: reload reaches live tunnels
-# hold_start FILE GWPORT CLIENT-ARGS...: a client that keeps its tunnel
-# busy (a byte every 200 ms, echoed by the origin) in the background;
-# HOLD_PID is its PID (timeout's, which passes a TERM on).
-hold_start() {
-	f=$1
-	a=$2
-	shift 2
-	timeout 30 python3 "$H/bypass_client.py" tls "127.0.0.1:$a" --ca "$T/pki/ca.pem" \
-	    "$@" >"$f" 2>&1 &
-	HOLD_PID=$!
-	PIDS="$PIDS $HOLD_PID"
-}
-# echoes FILE: how many echoes the holder has seen so far.
-echoes() {
-	grep -c '^echo ' "$1" 2>/dev/null || true
-}
+# Clients that keep their tunnels busy: hold_tls and echoes (lib.sh).
 # revoke DIR PID: a policy without ok.test, then SIGHUP.
 revoke() {
 	cat >"$1/allow.yaml.new" <<EOF
@@ -790,9 +775,9 @@ EOF
 }
 
 if is_up V; then
-	hold_start "$T/hold-tls" "$V_TLS" --sni ok.test --hold 12
+	hold_tls "$T/hold-tls" "$V_TLS" --sni ok.test --hold 12
 	H1=$HOLD_PID
-	hold_start "$T/hold-conn" "$V_CONN" --connect "ok.test:$UP" --sni ok.test --hold 12
+	hold_tls "$T/hold-conn" "$V_CONN" --connect "ok.test:$UP" --sni ok.test --hold 12
 	H2=$HOLD_PID
 	i=0
 	while [ $i -lt 100 ] && { [ "$(echoes "$T/hold-tls")" -lt 3 ] || [ "$(echoes "$T/hold-conn")" -lt 3 ]; }; do
@@ -837,7 +822,7 @@ row 10.redecide.new-connections V "alert access_denied" none \
     tls_py "$V_TLS" --sni ok.test
 
 if is_up V2; then
-	hold_start "$T/hold-v2" "$V2_TLS" --sni ok.test --hold 4
+	hold_tls "$T/hold-v2" "$V2_TLS" --sni ok.test --hold 4
 	H3=$HOLD_PID
 	i=0
 	while [ $i -lt 100 ] && [ "$(echoes "$T/hold-v2")" -lt 3 ]; do

@@ -231,6 +231,24 @@ scrape_metric() {
 	    awk -v k="$2" '$1 == k { print $2 }'
 }
 
+# hold_tls FILE GWPORT CLIENT-ARGS...: a TLS client through 127.0.0.1:GWPORT
+# (CA $T/pki/ca.pem) that keeps its tunnel busy in the background
+# (bypass_client.py --hold: a byte every 200 ms, echoed by the origin);
+# HOLD_PID is its PID (timeout's, which passes a TERM on).
+hold_tls() {
+	f=$1
+	a=$2
+	shift 2
+	timeout 30 python3 "$top_srcdir/tests/integration/bypass_client.py" tls \
+	    "127.0.0.1:$a" --ca "$T/pki/ca.pem" "$@" >"$f" 2>&1 &
+	HOLD_PID=$!
+	PIDS="$PIDS $HOLD_PID"
+}
+# echoes FILE: how many echoes a hold_tls client has seen so far.
+echoes() {
+	grep -c '^echo ' "$1" 2>/dev/null || true
+}
+
 # logq FILE [--count] KEY=VALUE...: the log lines (JSON) whose keys have
 # these values; see logq.py.
 logq() {

@@ -69,10 +69,10 @@ start_egressd "$T/egressd.yaml"
 # closes its idle keep-alive connection: the tunnel ends with it. In a
 # second tunnel the next head is half sent when that happens: completed, it
 # gets a 502 (there is no other upstream a tunnel's request may use).
-PYTHONPATH=$H python3 - "$C_GW" "$UP" >"$T/bye.out" 2>&1 <<'EOF'
+PYTHONPATH=$H python3 - "$C_GW" "$UP" "$T/origin-a.log" >"$T/bye.out" 2>&1 <<'EOF'
 import socket, sys, time
 from rawhttp import response
-gw, up = int(sys.argv[1]), int(sys.argv[2])
+gw, up, olog = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 host = b"a.test:%d" % up
 
 def tunnel():
@@ -91,7 +91,13 @@ s = tunnel()
 s.sendall(b"GET /bye HTTP/1.1\r\nHost: %s\r\n\r\n" % host)
 print("bye2", response(s))
 s.sendall(b"GET /late HTTP/1.1\r\nHo")
-time.sleep(0.8)
+# Until the origin has closed its side (it logs that), then a moment for
+# egressd to read the FIN on its one worker.
+for _ in range(500):
+    if open(olog).read().count("closed by the server") >= 2:
+        break
+    time.sleep(0.01)
+time.sleep(0.2)
 s.sendall(b"st: %s\r\n\r\n" % host)
 print("late", response(s))
 print("then", response(s))
@@ -116,13 +122,7 @@ ok $? "egressd carries on: a new request through the connect listener is answere
 # hold FILE SNI: a TLS tunnel through the tls listener, echoing a byte every
 # 200 ms for at most 8 s.
 hold() {
-	timeout 30 python3 "$H/bypass_client.py" tls "127.0.0.1:$T_GW" --ca "$T/pki/ca.pem" \
-	    --sni "$2" --hold 8 >"$1" 2>&1 &
-	HOLD_PID=$!
-	PIDS="$PIDS $HOLD_PID"
-}
-echoes() {
-	grep -c '^echo ' "$1" 2>/dev/null || true
+	hold_tls "$1" "$T_GW" --sni "$2" --hold 8
 }
 hold "$T/hold-t" t.test
 HT=$HOLD_PID
