@@ -460,8 +460,10 @@ end_file(struct pol_loader *ld)
 
 	if (ld->file_mode < 0)
 		return;
-	for (size_t i = ld->file_first; i < n; i++)
+	for (size_t i = ld->file_first; i < n; i++) {
 		ld->snap->rules[i].mode = (enum pol_mode)ld->file_mode;
+		ld->snap->rules[i].trial = ld->file_mode == POL_MODE_REPORT;
+	}
 }
 
 struct pol_snapshot *

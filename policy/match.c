@@ -696,7 +696,13 @@ verdict_from_hits(const struct pol_snapshot *s, const struct pol_walk *w,
 		out->report_reason = out->report_rule != NULL ?
 		    POL_R_PORT_NOT_ALLOWED : POL_R_NOT_ALLOWED;
 	}
-	out->admit = r->deny == NULL ? r->allow : NULL;
+	/* Only a rule in report mode because the configuration is (the
+	 * policy on trial) lends its settings. A file that says "mode:
+	 * report" was added to be watched: were its allow_private, endpoints
+	 * or resolution lent, adding it would change where connections go
+	 * and relax the address guard. */
+	out->admit = r->deny == NULL && r->allow != NULL && !r->allow->trial ?
+	    r->allow : NULL;
 }
 
 void

@@ -115,6 +115,8 @@ struct pol_rule {
 	const struct pol_endpoint *endpoints;
 	int originate_tls;      /* DestinationRule tls.mode SIMPLE / native
 	                         * originate_tls: the gateway opens TLS */
+	int trial;              /* its file says "mode: report": it never
+	                         * admits, so lends no settings */
 };
 
 /* A namespace of the daemon's "namespaces:" map and its client ranges. */
@@ -214,7 +216,8 @@ struct pol_verdict {
  * Only when the snapshot's own mode is report (every file that does not
  * say otherwise) is a request that no enforced rule decides relayed; the
  * report-mode rules then say whether, and why, it would be denied, and a
- * report-mode allow rule that admits it is its admitting rule.
+ * report-mode allow rule that admits it is its admitting rule, unless its
+ * file itself says "mode: report" (rule->trial: it lends nothing).
  * The cost depends on the number of labels in the name, not on the number
  * of rules. Callers outside decide/ use dc_decide() (decide/decide.h).
  */

@@ -3,22 +3,26 @@
 # is let through and logged as a deny with "would_deny": true; the address
 # guard is never relaxed; a rule with sources admits only those clients.
 # The test's upstreams live on loopback, which the guard refuses: the
-# config declares 127.0.0.0/8 reachable with dns.allow_ranges, and
-# 127.0.0.6 unreachable with dns.deny_ranges, which beats allow_private.
+# config declares 127.0.0.0/24 reachable with dns.allow_ranges, and
+# 127.0.0.6 unreachable with dns.deny_ranges, which beats allow_private;
+# 127.0.2.x stays private, for the rules that say allow_private.
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl curl python3
 
-make_pki known.test unknown.test meta.test scoped.test blocked.test fenced.test
+make_pki known.test unknown.test meta.test scoped.test blocked.test fenced.test \
+    lent.test own.test
 DNS_PORT=$(free_port)
 UP=$(free_port)
 GW=$(free_port)
 start_dns "$DNS_PORT" known.test=127.0.0.2 unknown.test=127.0.0.3 \
     meta.test=169.254.169.254 scoped.test=127.0.0.4 blocked.test=127.0.0.5 \
-    fenced.test=127.0.0.6
+    fenced.test=127.0.0.6 lent.test=127.0.2.7 own.test=127.0.2.8
 start_tls_www "127.0.0.2:$UP" known.test
 start_tls_www "127.0.0.3:$UP" unknown.test
 start_tls_www "127.0.0.4:$UP" scoped.test
 start_tls_www "127.0.0.5:$UP" blocked.test
+start_tls_www "127.0.2.7:$UP" lent.test
+start_tls_www "127.0.2.8:$UP" own.test
 
 LOG="$T/egressd.log"
 mkdir "$T/policy.d"
@@ -38,6 +42,22 @@ mode: report
 deny:
   - hosts: [blocked.test]
 EOF
+# A file on trial that says allow_private: it must not open the guard.
+cat > "$T/policy.d/30-lend.yaml" <<EOF
+mode: report
+allow:
+  - hosts: [lent.test]
+    ports: [$UP]
+    allow_private: true
+EOF
+# The same rule in a file that says nothing is in report mode only because
+# the configuration is: it is the policy on trial, and its settings apply.
+cat > "$T/policy.d/40-own.yaml" <<EOF
+allow:
+  - hosts: [own.test]
+    ports: [$UP]
+    allow_private: true
+EOF
 cat > "$T/egressd.yaml" <<EOF
 listeners:
   - {name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}
@@ -45,7 +65,7 @@ workers: 1
 mode: report
 dns:
   servers: ["127.0.0.1:$DNS_PORT"]
-  allow_ranges: ["127.0.0.0/8"]
+  allow_ranges: ["127.0.0.0/24"]
   deny_ranges: ["127.0.0.6/32"]
 policy: {files: [policy.d]}
 log: {path: egressd.log}
@@ -84,6 +104,18 @@ ok $? "dns.deny_ranges wins over a rule's allow_private"
 wait_log "$LOG" 1 event=deny reason=private_address name=fenced.test \
     detail="fenced.test resolves to 127.0.0.6 (in dns.deny_ranges)"
 ok $? "with a private_address line naming dns.deny_ranges"
+
+err=$($CURL --connect-to "lent.test:$UP:127.0.0.1:$GW" "https://lent.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "a file that says mode: report does not lend its allow_private"
+wait_log "$LOG" 1 event=deny reason=private_address name=lent.test
+ok $? "the private address behind its name is refused as private_address"
+
+out=$($CURL --connect-to "own.test:$UP:127.0.0.1:$GW" "https://own.test:$UP/" 2>&1)
+echo "$out" | grep -q s_server
+ok $? "a file in report mode by the configuration's mode lends its allow_private"
+wait_log "$LOG" 1 event=allow name=own.test rule="$P/40-own.yaml:2"
+ok $? "and its rule is the admitting rule"
 
 # Enforce mode with the same files: the not_allowed name is refused.
 sed -i 's/^mode: report$/mode: enforce/' "$T/egressd.yaml"

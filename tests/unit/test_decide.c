@@ -613,7 +613,10 @@ static void m_policy_verdict(const struct m_policy *p, const char *name,
 			v->would_reason = DC_DENIED_BY_RULE;
 			v->would_rule = r->deny;
 		} else if (r->allow >= 0) {
-			v->rule = v->admit = r->allow;
+			/* A file that says "mode: report" lends nothing. */
+			v->rule = r->allow;
+			v->admit = p->files[p->rules[r->allow].file].mode ==
+			    POL_MODE_REPORT ? -1 : r->allow;
 		} else {
 			v->would = 1;
 			v->would_rule = e->allow_name >= 0 ? e->allow_name :
