@@ -487,6 +487,15 @@ load_dns(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 		ydoc_error(&l->cx, n, "dns: min_ttl is larger than max_ttl");
 }
 
+static int
+namespace_given(const struct gw_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nnamespaces; i++)
+		if (strcmp(c->namespaces[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 /* namespaces: {NAME: [CIDR, ...], ...} */
 static void
 load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
@@ -505,6 +514,12 @@ load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 
 		if (ydoc_scalar(&l->cx, k, "namespace name", &name) != 0)
 			continue;
+		/* Twice would leave the second's ranges out of reach of a
+		 * Sidecar, which restricts the first one found. */
+		if (namespace_given(c, name)) {
+			ydoc_error(&l->cx, k, "namespaces: '%s' given twice", name);
+			continue;
+		}
 		if (c->nnamespaces == GW_MAX_NAMESPACES) {
 			ydoc_error(&l->cx, k, "at most %d namespaces", GW_MAX_NAMESPACES);
 			return;

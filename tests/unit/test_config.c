@@ -290,6 +290,10 @@ test_errors(void)
 		  "t.yaml:2:22: policy: unknown key 'redecid' (expected one of: files, watch, redecide)\n" },
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nrefuse_ECH: true\n",
 		  "t.yaml:3:1: configuration: unknown key 'refuse_ECH' (expected one of: listeners, workers, dns, policy, log, timeouts, max_connections, mode, namespaces, admin, drain, user, group, redirects, upstream_tls, refuse_ech, relay_splice)\n" },
+		/* A namespace given twice: a Sidecar would restrict only the
+		 * first, and the second's ranges would keep what it forbids. */
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nnamespaces:\n  team-a: [\"10.1.0.0/16\"]\n  team-b: [\"10.2.0.0/16\"]\n  team-a: [\"10.3.0.0/16\"]\n",
+		  "t.yaml:6:3: namespaces: 'team-a' given twice\n" },
 		/* admin.max_connections: 1 to 10000. */
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 0}\n",
 		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },
