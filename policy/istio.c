@@ -42,6 +42,7 @@
 #define MAX_ENDPOINTS 1024
 #define PATTERN_BUF (POL_NAME_MAX + 3)
 #define HINT_BUF 160
+#define LIST_DEPTH_MAX 8        /* kind: List inside kind: List */
 
 /*
  * Kubernetes puts a resource without metadata.namespace in the namespace
@@ -83,7 +84,20 @@ struct k8s_dr {
 	uint16_t off[POL_MAX_PORTS];    /* ... that do not (with all) */
 };
 
+/*
+ * A Sidecar or DestinationRule of the file being read: it acts on every
+ * file's rules, which a report-mode file must not do (checked at the end
+ * of the file, once its mode is known).
+ */
+struct k8s_acts {
+	const char *kind;       /* a literal */
+	char name[POL_QUOTE_BUF];
+	yaml_mark_t mark;
+};
+
 struct k8s_state {
+	struct k8s_acts *acts;
+	size_t nacts, acts_cap;
 	struct k8s_se *se;
 	size_t nse, se_cap;
 	struct k8s_import *imp;
@@ -424,6 +438,27 @@ struct k8s_meta {
 	const char *scope_ns;           /* ns, or DEFAULT_NS */
 	yaml_node_t *spec;
 };
+
+/* Remembers that the current file holds a resource acting on every file. */
+static void
+note_acts(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_meta *m,
+    const yaml_node_t *at)
+{
+	struct k8s_state *st = state(cx, ld);
+	struct k8s_acts *a;
+
+	if (st == NULL)
+		return;
+	if (grow((void **)&st->acts, st->nacts, &st->acts_cap,
+	    sizeof(*st->acts)) < 0) {
+		oom(cx, ld);
+		return;
+	}
+	a = &st->acts[st->nacts++];
+	a->kind = strcmp(m->kind, "Sidecar") == 0 ? "Sidecar" : "DestinationRule";
+	pol_quote(m->name, a->name, sizeof(a->name));
+	a->mark = at->start_mark;
+}
 
 static int
 read_meta(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root,
@@ -1152,6 +1187,7 @@ read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	}
 	if (cx->errors != before)
 		return;
+	note_acts(cx, ld, m, egress);
 	if (ld->opts->nnamespaces == 0) {
 		warn_no_map(cx, ld, m->spec, "Sidecar namespace scoping");
 		return;
@@ -1226,6 +1262,40 @@ vs_hosts_cover(yaml_document_t *doc, yaml_node_t *vhosts,
 }
 
 /*
+ * Istio forwards a matched SNI to the route's destination; egressd
+ * connects to the name the client asked for. The same when the
+ * destination is that name (or covers it), not otherwise: a warning
+ * at each destination host that does not cover the SNI host. Only read
+ * for this warning, so a malformed route is left to Istio's validation.
+ */
+static void
+warn_destinations(struct ydoc_ctx *cx, yaml_document_t *doc,
+    yaml_node_t *routes, const char *sni, enum pol_pattern_kind kind,
+    const char *pattern)
+{
+	char qb[POL_QUOTE_BUF], qb2[POL_QUOTE_BUF], dpat[PATTERN_BUF];
+
+	if (routes == NULL || routes->type != YAML_SEQUENCE_NODE)
+		return;
+	YDOC_FOREACH_ITEM(doc, routes, it) {
+		yaml_node_t *dst = get(cx, doc, YDOC_NODE(doc, *it), "destination");
+		yaml_node_t *dh = get(cx, doc, dst, "host");
+		const char *text = ydoc_text(dh);
+		enum pol_pattern_kind dk;
+
+		if (text == NULL)
+			continue;
+		if (pol_pattern_parse(text, &dk, dpat, sizeof(dpat), NULL, 0) == 0 &&
+		    dk != POL_PAT_DOMAIN && covers(dk, dpat, kind, pattern))
+			continue;
+		ydoc_warning(cx, dh, "the route sends SNI host '%s' to destination "
+		    "'%s'; egressd connects to the name the client asked for, not "
+		    "to the route's destination", pol_quote(sni, qb, sizeof(qb)),
+		    pol_quote(text, qb2, sizeof(qb2)));
+	}
+}
+
+/*
  * One tls match: a rule for each of its SNI hosts, when the match is bound
  * to a gateway (*bound set) and the VirtualService had no error since
  * before; none when exportTo leaves no client.
@@ -1233,8 +1303,8 @@ vs_hosts_cover(yaml_document_t *doc, yaml_node_t *vhosts,
 static void
 read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, yaml_node_t *mt, yaml_node_t *vgw,
-    yaml_node_t *vhosts, struct pol_rule *r, int any, unsigned before,
-    int *bound)
+    yaml_node_t *vhosts, yaml_node_t *routes, struct pol_rule *r, int any,
+    unsigned before, int *bound)
 {
 	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
 	yaml_node_t *sni, *port, *mgw;
@@ -1263,8 +1333,18 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 		yaml_node_t *h = YDOC_NODE(doc, *kt);
 		const char *text;
 
-		if (ydoc_scalar(cx, h, "an SNI host", &text) < 0 ||
-		    parse_host(cx, h, text, &r->kind, pattern) < 0)
+		if (ydoc_scalar(cx, h, "an SNI host", &text) < 0)
+			continue;
+		/*
+		 * Istio sends every SNI to the route's destination; egressd
+		 * would connect to whatever name each client asks for.
+		 */
+		if (strcmp(text, "*") == 0) {
+			ydoc_error(cx, h, "* is not a valid SNI host at egressd (a TLS "
+			    "match names the hosts it admits; list them)");
+			continue;
+		}
+		if (parse_host(cx, h, text, &r->kind, pattern) < 0)
 			continue;
 		if (!vs_hosts_cover(doc, vhosts, r->kind, pattern)) {
 			ydoc_error(cx, h, "SNI host '%s' is not within the "
@@ -1275,6 +1355,7 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 		if (!on_gateway || cx->errors != before)
 			continue;
 		*bound = 1;
+		warn_destinations(cx, doc, routes, text, r->kind, pattern);
 		pol_rule_at(r, pattern, h);
 		if (!any && r->nsources == 0)
 			continue;
@@ -1314,7 +1395,7 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 	if (read_rule_export(cx, ld, doc, m, 0, &r, &any, &vis, &src) != 0)
 		goto out;
 	YDOC_FOREACH_ITEM(doc, tls, it) {
-		yaml_node_t *route = YDOC_NODE(doc, *it), *match;
+		yaml_node_t *route = YDOC_NODE(doc, *it), *match, *routes;
 
 		if (ydoc_is_mapping(cx, route, "a tls route") < 0)
 			continue;
@@ -1322,9 +1403,10 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 		    "route must have at least one match condition");
 		if (match == NULL)
 			continue;
+		routes = get(cx, doc, route, "route");
 		YDOC_FOREACH_ITEM(doc, match, jt)
 			read_vs_match(cx, ld, doc, YDOC_NODE(doc, *jt), vgw, vhosts,
-			    &r, any, before, &bound);
+			    routes, &r, any, before, &bound);
 	}
 	if (cx->errors == before && !bound)
 		ydoc_notice(cx, spec, "VirtualService %s: no tls route is bound to "
@@ -1461,6 +1543,7 @@ read_destination_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 	if (cx->errors != before || (!dr.all && dr.non == 0))
 		return;
+	note_acts(cx, ld, m, host);
 	st = state(cx, ld);
 	if (st == NULL)
 		return;
@@ -1512,6 +1595,31 @@ read_list(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	}
 }
 
+/*
+ * The native top-level keys are not read in a resource: "mode: report"
+ * there would leave the resource enforcing, and an "allow" or "deny"
+ * would be dropped. Each is an error that says where it belongs.
+ */
+static void
+check_native_keys(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root)
+{
+	YDOC_FOREACH_PAIR(doc, root, p) {
+		yaml_node_t *k = YDOC_NODE(doc, p->key);
+		const char *ks = ydoc_text(k);
+
+		if (ks == NULL)
+			continue;
+		if (strcmp(ks, "mode") == 0)
+			ydoc_error(cx, k, "mode is not read in a Kubernetes resource "
+			    "(a document with kind); to set this file's mode, write "
+			    "'mode: report' as a document of its own, followed by ---");
+		else if (strcmp(ks, "allow") == 0 || strcmp(ks, "deny") == 0)
+			ydoc_error(cx, k, "%s is not read in a Kubernetes resource (a "
+			    "document with kind); write native rules in a document of "
+			    "their own, separated by ---", ks);
+	}
+}
+
 static void
 read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     yaml_node_t *root, int depth)
@@ -1522,6 +1630,7 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	struct k8s_meta m;
 	const char *api;
 
+	check_native_keys(cx, doc, root);
 	if (kn == NULL) {
 		ydoc_error(cx, root, "missing required key 'kind'");
 		return;
@@ -1535,7 +1644,17 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	}
 	if (ydoc_scalar(cx, an, "apiVersion", &api) < 0)
 		return;
-	if (strcmp(m.kind, "List") == 0 && strcmp(api, "v1") == 0 && depth == 0) {
+	/*
+	 * A List's items may be Sidecars or DestinationRules, which must not
+	 * be skipped: a List inside a List is read too, to a bounded depth.
+	 */
+	if (strcmp(m.kind, "List") == 0) {
+		if (depth >= LIST_DEPTH_MAX) {
+			ydoc_error(cx, kn, "kind List nested more than %d deep; "
+			    "write its items as documents of their own",
+			    LIST_DEPTH_MAX);
+			return;
+		}
 		read_list(cx, ld, doc, root, depth);
 		return;
 	}
@@ -1546,7 +1665,22 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		    pol_quote(m.kind, qb, sizeof(qb)));
 		return;
 	}
+	/*
+	 * A ServiceEntry or VirtualService of an unknown version can only
+	 * add names: skipping it admits less than the file says. A Sidecar
+	 * only narrows, and a DestinationRule decides whether the gateway
+	 * speaks TLS upstream: skipping either admits more, or less safely,
+	 * than the file says, so it is refused.
+	 */
 	if (!istio_api(api)) {
+		if (strcmp(m.kind, "Sidecar") == 0 ||
+		    strcmp(m.kind, "DestinationRule") == 0) {
+			ydoc_error(cx, an, "kind %s of apiVersion %s is not known to "
+			    "egressd, and skipping it would drop what it restricts; use "
+			    "networking.istio.io/v1, v1beta1 or v1alpha3", m.kind,
+			    pol_quote(api, qb2, sizeof(qb2)));
+			return;
+		}
 		ydoc_notice(cx, an, "kind %s of apiVersion %s: not used by egressd "
 		    "(expected networking.istio.io/v1, v1beta1 or v1alpha3); skipped",
 		    m.kind, pol_quote(api, qb2, sizeof(qb2)));
@@ -1569,6 +1703,35 @@ pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     yaml_node_t *root)
 {
 	read_resource(cx, ld, doc, root, 0);
+}
+
+/*
+ * Report mode's promise is that a report-mode file only adds would_deny
+ * lines. A Sidecar narrows, and a DestinationRule changes how the gateway
+ * connects for, every file's rules, the enforced ones included; applying
+ * it to report-mode rules only would keep that promise but show no
+ * would_deny for the enforced traffic it would cut, so a trial would
+ * report "nothing breaks". Refused instead, at each such resource.
+ */
+void
+pol_k8s_end_file(struct ydoc_ctx *cx, struct pol_loader *ld)
+{
+	struct k8s_state *st = ld->k8s;
+
+	if (st == NULL)
+		return;
+	for (size_t i = 0; i < st->nacts && ld->file_mode == POL_MODE_REPORT; i++) {
+		yaml_node_t at;
+
+		memset(&at, 0, sizeof(at));
+		at.start_mark = st->acts[i].mark;
+		ydoc_error(cx, &at, "%s %s acts on every file's rules and cannot be "
+		    "trialled in report mode (mode: report at line %u); put it in a "
+		    "file without mode: report, or run the daemon with mode: report "
+		    "to trial the whole policy", st->acts[i].kind, st->acts[i].name,
+		    ld->file_mode_line);
+	}
+	st->nacts = 0;
 }
 
 /* ---- finish: Sidecar scoping, then DestinationRules ----------------------- */
@@ -1818,6 +1981,7 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 		free(st->dr[i].pattern);
 		free(st->dr[i].file);
 	}
+	free(st->acts);
 	free(st->se);
 	free(st->imp);
 	free(st->restricted);

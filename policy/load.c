@@ -454,10 +454,11 @@ begin_file(struct pol_loader *ld)
 
 /* The file's mode covers every rule it contributed, whatever the order. */
 static void
-end_file(struct pol_loader *ld)
+end_file(struct ydoc_ctx *cx, struct pol_loader *ld)
 {
 	size_t n = pol_snapshot_rule_count(ld->snap);
 
+	pol_k8s_end_file(cx, ld);
 	if (ld->file_mode < 0)
 		return;
 	for (size_t i = ld->file_first; i < n; i++) {
@@ -485,7 +486,7 @@ pol_load_buffer(const char *name, const char *text, size_t len,
 	begin_file(&ld);
 	(void)ydoc_parse_buffer(&cx, text != NULL ? text : "", text != NULL ? len : 0,
 	    read_document, &ld);
-	end_file(&ld);
+	end_file(&cx, &ld);
 	return finish(&ld, cx.errors, report, arg);
 }
 
@@ -521,7 +522,7 @@ load_file(struct pol_loader *ld, const char *path, pol_report_fn report,
 
 	begin_file(ld);
 	(void)ydoc_parse_file(&cx, path, read_document, ld);
-	end_file(ld);
+	end_file(&cx, ld);
 	*errors += cx.errors;
 }
 

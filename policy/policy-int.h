@@ -137,6 +137,11 @@ int pol_read_port(struct ydoc_ctx *cx, yaml_node_t *n, uint16_t *out);
 void pol_k8s_read(struct ydoc_ctx *cx, struct pol_loader *ld,
     yaml_document_t *doc, yaml_node_t *root);
 /*
+ * Called after each file is read, once its mode is known: a Sidecar or
+ * DestinationRule in a report-mode file is an error.
+ */
+void pol_k8s_end_file(struct ydoc_ctx *cx, struct pol_loader *ld);
+/*
  * Called once after every file was read and before compiling, when there
  * were no errors: applies what spans documents (DestinationRule
  * originate_tls onto the rules of the hosts it names). Frees ld->k8s

@@ -134,4 +134,73 @@ spec:
   - hosts:
     - "~~team-b/*"'
 
+# What a file restricts is never skipped (the reviewer's reproductions): a
+# mode key inside a resource, a Sidecar of a version egressd does not know,
+# "*" as an SNI host, a DestinationRule in a report-mode file.
+broken mode-in-resource "1:1: mode is not read in a Kubernetes resource (a document with kind); to set this file's mode, write 'mode: report' as a document of its own, followed by ---" \
+'mode: report
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: trial
+spec:
+  hosts:
+  - trial.example.com
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: DNS'
+
+broken sidecar-version "1:13: kind Sidecar of apiVersion networking.istio.io/v1beta2 is not known to egressd, and skipping it would drop what it restricts; use networking.istio.io/v1, v1beta1 or v1alpha3" \
+'apiVersion: networking.istio.io/v1beta2
+kind: Sidecar
+metadata:
+  name: default
+  namespace: team-a
+spec:
+  egress:
+  - hosts:
+    - "./*"'
+
+broken sni-star "12:18: * is not a valid SNI host at egressd (a TLS match names the hosts it admits; list them)" \
+'apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: any
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - istio-egressgateway
+  tls:
+  - match:
+    - sniHosts: ["*"]
+    route:
+    - destination:
+        host: proxy.corp.example'
+
+broken report-dr "9:9: DestinationRule origin acts on every file's rules and cannot be trialled in report mode (mode: report at line 1); put it in a file without mode: report, or run the daemon with mode: report to trial the whole policy" \
+'mode: report
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: origin
+spec:
+  trafficPolicy: {tls: {mode: SIMPLE}}
+  host: api.example.com'
+
+# A tls route to another destination: a warning on check's warning channel.
+printf '%s\n' 'apiVersion: networking.istio.io/v1' 'kind: VirtualService' \
+    'metadata: {name: via-proxy}' 'spec:' '  hosts: [a.example.com]' \
+    '  gateways: [istio-egressgateway]' '  tls:' \
+    '  - match: [{sniHosts: [a.example.com]}]' \
+    '    route: [{destination: {host: proxy.corp.example}}]' > "$T/via-proxy.yaml"
+out=$("$EGRESSCTL" check "$T/via-proxy.yaml" 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -qF "$T/via-proxy.yaml:9:34: warning: the route sends SNI host 'a.example.com' to destination 'proxy.corp.example'; egressd connects to the name the client asked for, not to the route's destination"
+ok $? "egressctl check: a route to another destination loads, with a warning"
+diag "$out"
+
 finish

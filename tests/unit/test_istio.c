@@ -754,6 +754,155 @@ static void test_scoping(void)
 	pol_snapshot_unref(s);
 }
 
+/*
+ * What a file says it restricts is never dropped: mode in a resource, a
+ * Sidecar or DestinationRule of an unknown version, a Sidecar in a nested
+ * List, "*" as an SNI host, and report-mode Sidecars/DestinationRules.
+ */
+#define DR_DOC(api) "apiVersion: " api "\nkind: DestinationRule\n" \
+	"metadata: {name: dr}\nspec:\n  host: a.example\n" \
+	"  trafficPolicy: {tls: {mode: SIMPLE}}\n"
+#define SC_DOC(api) "apiVersion: " api "\nkind: Sidecar\n" \
+	"metadata: {name: sc, namespace: team-a}\nspec:\n" \
+	"  egress: [{hosts: [\"./*\"]}]\n"
+#define SE_A "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n" \
+	"metadata: {name: a, namespace: team-b}\nspec:\n  hosts: [a.example]\n" \
+	"  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+
+static void test_restrictions_kept(void)
+{
+	static const struct {
+		const char *text;
+		const char *want;       /* every error, in order */
+	} cases[] = {
+		{ "mode: report\n"
+		  "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+		  "metadata: {name: trial}\nspec:\n  hosts: [trial.example.com]\n"
+		  "  ports: [{number: 443, name: tls, protocol: TLS}]\n"
+		  "  resolution: DNS\n",
+		  "t.yaml:1:1: mode is not read in a Kubernetes resource (a document "
+		  "with kind); to set this file's mode, write 'mode: report' as a "
+		  "document of its own, followed by ---" },
+		{ "apiVersion: v1\nkind: List\nitems:\n"
+		  "- apiVersion: networking.istio.io/v1\n  kind: ServiceEntry\n"
+		  "  deny: [{hosts: [a.example]}]\n"
+		  "  metadata: {name: x}\n  spec: {hosts: [b.example]}\n",
+		  "t.yaml:6:3: deny is not read in a Kubernetes resource (a document "
+		  "with kind); write native rules in a document of their own, "
+		  "separated by ---" },
+		{ SC_DOC("networking.istio.io/v1beta2"),
+		  "t.yaml:1:13: kind Sidecar of apiVersion networking.istio.io/v1beta2 "
+		  "is not known to egressd, and skipping it would drop what it "
+		  "restricts; use networking.istio.io/v1, v1beta1 or v1alpha3" },
+		{ DR_DOC("networking.istio.io/v2"),
+		  "t.yaml:1:13: kind DestinationRule of apiVersion networking.istio.io/v2 "
+		  "is not known to egressd, and skipping it would drop what it "
+		  "restricts; use networking.istio.io/v1, v1beta1 or v1alpha3" },
+		{ "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		  "metadata: {name: x}\nspec:\n  hosts: [\"*\"]\n  gateways: [eg]\n"
+		  "  tls:\n  - match:\n    - sniHosts: [\"*\"]\n"
+		  "    route: [{destination: {host: proxy.corp.example}}]\n",
+		  "t.yaml:9:18: * is not a valid SNI host at egressd (a TLS match "
+		  "names the hosts it admits; list them)" },
+		{ "mode: report\n---\n" DR_DOC("networking.istio.io/v1"),
+		  "t.yaml:7:9: DestinationRule dr acts on every file's rules and cannot "
+		  "be trialled in report mode (mode: report at line 1); put it in a "
+		  "file without mode: report, or run the daemon with mode: report to "
+		  "trial the whole policy" },
+		{ SC_DOC("networking.istio.io/v1") "---\nmode: report\n",
+		  "t.yaml:5:11: Sidecar sc acts on every file's rules and cannot be "
+		  "trialled in report mode (mode: report at line 7); put it in a file "
+		  "without mode: report, or run the daemon with mode: report to trial "
+		  "the whole policy" },
+	};
+	struct pol_cidr a, b;
+	struct pol_namespace ns[2];
+	struct pol_load_opts o = { .nnamespaces = 2, .namespaces = ns };
+	struct diags d;
+	struct pol_snapshot *s;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = load_str(cases[i].text, &d);
+		tap_ok(s == NULL, "restriction case %zu refused", i);
+		tap_is_str(d.errors, cases[i].want, "restriction case %zu message", i);
+		pol_snapshot_unref(s);
+	}
+
+	/* The documented way: mode in a document of its own. */
+	s = load_str("mode: report\n---\n" SE_A, &d);
+	tap_ok(s != NULL && pol_snapshot_rule_count(s) == 1 &&
+	    pol_snapshot_rule(s, 0)->mode == POL_MODE_REPORT,
+	    "mode: report as its own document puts the ServiceEntry in report mode");
+	pol_snapshot_unref(s);
+
+	/* A ServiceEntry of an unknown version only adds: still a notice. */
+	s = load_str("apiVersion: networking.istio.io/v2\nkind: ServiceEntry\n"
+	    "metadata: {name: z}\nspec: {hosts: [z.example]}\n", &d);
+	tap_ok(s != NULL && d.nnotice == 1, "unknown ServiceEntry version: a notice");
+	pol_snapshot_unref(s);
+
+	/* A Sidecar in a List in a List still narrows. */
+	a = *cidr("10.1.0.0/16");
+	b = *cidr("10.2.0.0/16");
+	ns[0] = (struct pol_namespace){ .name = "team-a", .ncidrs = 1, .cidrs = &a };
+	ns[1] = (struct pol_namespace){ .name = "team-b", .ncidrs = 1, .cidrs = &b };
+	s = load_ns(SE_A "---\napiVersion: v1\nkind: List\nitems:\n"
+	    "- apiVersion: v1\n  kind: List\n  items:\n"
+	    "  - apiVersion: networking.istio.io/v1\n    kind: Sidecar\n"
+	    "    metadata: {name: sc, namespace: team-a}\n"
+	    "    spec: {egress: [{hosts: [\"./*\"]}]}\n", &o, &d);
+	tap_ok(s != NULL, "nested List loads");
+	if (s != NULL) {
+		int allow;
+
+		(void)decide(s, "a.example", 80, POL_PROTO_HTTP, "10.1.0.5", &allow);
+		tap_is_int(allow, 0, "the nested List's Sidecar narrows team-a");
+		(void)decide(s, "a.example", 80, POL_PROTO_HTTP, "10.2.0.5", &allow);
+		tap_is_int(allow, 1, "... and not team-b");
+	} else {
+		tap_diag("%s", d.text);
+	}
+	pol_snapshot_unref(s);
+
+	/* Too deep a List is an error, not a skip. */
+	{
+		char text[4096] = "";
+		size_t n = 0;
+
+		for (int i = 0; i < 10; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n,
+			    "%s{apiVersion: v1, kind: List, items: [", i ? "" : "---\n");
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "{kind: Sidecar}");
+		for (int i = 0; i < 10; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "]}");
+		snprintf(text + n, sizeof(text) - n, "\n");
+		s = load_str(text, &d);
+		tap_ok(s == NULL && contains(d.errors, "kind List nested more than 8 "
+		    "deep; write its items as documents of their own"),
+		    "a List nested too deep is refused");
+		if (s != NULL || !contains(d.errors, "nested more than"))
+			tap_diag("%s\n%s", text, d.text);
+		pol_snapshot_unref(s);
+	}
+
+	/* A tls route to another destination: egressd still connects to the SNI. */
+	s = load_str("apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+	    "metadata: {name: x}\nspec:\n  hosts: [\"*.example.com\"]\n"
+	    "  gateways: [eg]\n  tls:\n  - match:\n"
+	    "    - sniHosts: [a.example.com]\n"
+	    "    route: [{destination: {host: proxy.corp.example}}, "
+	    "{destination: {host: \"*.example.com\"}}]\n", &d);
+	tap_ok(s != NULL && d.nwarn == 1 && contains(d.text,
+	    "t.yaml:10:34: the route sends SNI host 'a.example.com' to destination "
+	    "'proxy.corp.example'; egressd connects to the name the client asked "
+	    "for, not to the route's destination"),
+	    "a route to another destination is warned, one that covers the SNI is not");
+	if (d.nwarn != 1 || !contains(d.text, "egressd connects to the name"))
+		tap_diag("%s", d.text);
+	pol_snapshot_unref(s);
+
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_istio.XXXXXX");
@@ -769,6 +918,7 @@ int main(void)
 	test_errors();
 	test_notices();
 	test_scoping();
+	test_restrictions_kept();
 	{
 		char path[128];
 
