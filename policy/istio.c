@@ -15,9 +15,13 @@
  *   DestinationRule  tls.mode SIMPLE/MUTUAL: the gateway originates TLS to
  *                    the hosts it names.
  *
- * Other kinds and apiVersions are skipped with a notice. Fields egressd does
- * not use are ignored (Istio has many); fields it reads are checked the way
- * Istio's validation checks them, with file:line:column.
+ * Other kinds, and ServiceEntry/VirtualService of other apiVersions, are
+ * skipped with a notice: skipping them admits less. A Sidecar or
+ * DestinationRule of another apiVersion is an error, as is one in a
+ * report-mode file: dropping or trialling a restriction must not widen
+ * what the enforced policy admits. Fields egressd does not use are
+ * ignored (Istio has many); fields it reads are checked the way Istio's
+ * validation checks them, with file:line:column.
  *
  * A ServiceEntry's rules are added while its document is read, so the
  * file's mode and the rule order work as for native rules. What spans
