@@ -1152,6 +1152,31 @@ read_sidecar_listener(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 }
 
+
+/*
+ * Istio requires a workloadSelector to name one label or more; an empty
+ * one is refused by its validation. Here it would read as selector-scoped
+ * and narrow nothing, so it is refused too. 1 when it names labels.
+ */
+static int
+selector_has_labels(struct ydoc_ctx *cx, yaml_document_t *doc,
+    yaml_node_t *sel, const struct k8s_meta *m)
+{
+	char qb[POL_QUOTE_BUF];
+	yaml_node_t *labels;
+
+	if (ydoc_is_mapping(cx, sel, "workloadSelector") < 0)
+		return 0;
+	labels = get(cx, doc, sel, "labels");
+	if (labels != NULL && labels->type == YAML_MAPPING_NODE &&
+	    labels->data.mapping.pairs.top > labels->data.mapping.pairs.start)
+		return 1;
+	ydoc_error(cx, sel, "Sidecar %s: workloadSelector must name at least one "
+	    "label in labels (Istio refuses it otherwise)",
+	    pol_quote(m->name, qb, sizeof(qb)));
+	return 0;
+}
+
 static void
 read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     struct k8s_meta *m)
@@ -1164,6 +1189,8 @@ read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 
 	sel = get(cx, doc, m->spec, "workloadSelector");
 	selector = sel != NULL;
+	if (selector && !selector_has_labels(cx, doc, sel, m))
+		return;
 	egress = get(cx, doc, m->spec, "egress");
 	if (egress == NULL) {
 		/* Istio then imports everything the namespace may see. */

@@ -809,6 +809,18 @@ static void test_restrictions_kept(void)
 		  "be trialled in report mode (mode: report at line 1); put it in a "
 		  "file without mode: report, or run the daemon with mode: report to "
 		  "trial the whole policy" },
+		/* An empty workloadSelector would read as selector-scoped and
+		 * narrow nothing; Istio requires one label or more. */
+		{ "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+		  "metadata: {name: sc, namespace: team-a}\nspec:\n"
+		  "  workloadSelector: {}\n  egress: [{hosts: [\"./*\"]}]\n",
+		  "t.yaml:5:21: Sidecar sc: workloadSelector must name at least one "
+		  "label in labels (Istio refuses it otherwise)" },
+		{ "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+		  "metadata: {name: sc, namespace: team-a}\nspec:\n"
+		  "  workloadSelector: {labels: {}}\n  egress: [{hosts: [\"./*\"]}]\n",
+		  "t.yaml:5:21: Sidecar sc: workloadSelector must name at least one "
+		  "label in labels (Istio refuses it otherwise)" },
 		{ SC_DOC("networking.istio.io/v1") "---\nmode: report\n",
 		  "t.yaml:5:11: Sidecar sc acts on every file's rules and cannot be "
 		  "trialled in report mode (mode: report at line 7); put it in a file "
