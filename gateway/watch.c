@@ -8,6 +8,13 @@
  * so the watches are set again after every burst of events. Events are
  * debounced: a burst of writes becomes one reload. Events about other
  * files in those directories (a log file, say) are ignored.
+ *
+ * A regular file is read once its writer is done with it: when it is
+ * closed after writing, renamed, or removed. Creating it or writing to it
+ * starts nothing, since a writer that pauses mid-file (scp, kubectl cp, a
+ * pipe) would otherwise have half a file loaded, and a rule whose
+ * "sources:" line is not written yet admits every source. Those writes
+ * only postpone a reload that something else already started.
  */
 #include "gateway/gateway.h"
 
@@ -24,10 +31,22 @@
 #include <event2/event.h>
 
 #define WATCH_DEBOUNCE_MS 200
-#define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | \
-	IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define WATCH_MASK (IN_CREATE | IN_MODIFY | IN_DELETE | IN_MOVED_TO | \
+	IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
 #define FILE_MASK (IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+
+enum watch_action {
+	WATCH_IGNORE,
+	WATCH_POSTPONE,         /* delay a pending reload, start none */
+	WATCH_RELOAD
+};
+
+/* A watched directory, to tell what an IN_CREATE made there. */
+struct watch_dir {
+	int wd;
+	char *path;
+};
 
 struct gw_watch {
 	int fd;
@@ -36,6 +55,8 @@ struct gw_watch {
 	void *arg;
 	char *const *paths;     /* the configuration's; outlives the watch */
 	size_t npaths;
+	struct watch_dir *dirs;
+	size_t ndirs, capdirs;
 };
 
 static int watch_arm(struct gw_watch *w, char *err, size_t errlen);
@@ -82,13 +103,80 @@ watch_relevant(const struct gw_watch *w, const struct inotify_event *ev)
 	return 0;
 }
 
+static struct watch_dir *
+watch_dir_find(struct gw_watch *w, int wd)
+{
+	for (size_t i = 0; i < w->ndirs; i++)
+		if (w->dirs[i].wd == wd)
+			return &w->dirs[i];
+	return NULL;
+}
+
+/* The kernel dropped the watch (its directory is gone): forget it. */
+static void
+watch_dir_forget(struct gw_watch *w, int wd)
+{
+	struct watch_dir *d = watch_dir_find(w, wd);
+
+	if (d == NULL)
+		return;
+	free(d->path);
+	*d = w->dirs[--w->ndirs];
+}
+
+/*
+ * Whether an IN_CREATE made a new regular file, which its writer is still
+ * to fill. A created symlink or hard link is complete at once (a new
+ * ConfigMap key appears as a symlink), and a file we cannot look at (gone
+ * already, or in a directory we do not know) is treated as complete too:
+ * that is the behaviour from before, a reload.
+ */
+static int
+watch_created_file(struct gw_watch *w, const struct inotify_event *ev)
+{
+	struct watch_dir *d = watch_dir_find(w, ev->wd);
+	char path[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if (d == NULL)
+		return 0;
+	n = snprintf(path, sizeof(path), "%s/%s", d->path, ev->name);
+	if (n < 0 || (size_t)n >= sizeof(path) || lstat(path, &st) != 0)
+		return 0;
+	return S_ISREG(st.st_mode) && st.st_nlink == 1;
+}
+
+static enum watch_action
+watch_classify(struct gw_watch *w, const struct inotify_event *ev)
+{
+	if (ev->mask & IN_IGNORED)
+		watch_dir_forget(w, ev->wd);
+	if (!watch_relevant(w, ev))
+		return WATCH_IGNORE;
+	/* A writer is at work: what it wrote so far is not a policy. */
+	if (ev->mask & IN_MODIFY)
+		return WATCH_POSTPONE;
+	if ((ev->mask & IN_CREATE) && !(ev->mask & IN_ISDIR) &&
+	    watch_created_file(w, ev))
+		return WATCH_POSTPONE;
+	return WATCH_RELOAD;
+}
+
+/*
+ * A reload starts WATCH_DEBOUNCE_MS after the last event that calls for
+ * one. Writes to a policy file push a pending reload back the same way,
+ * so that one started by another file (cp of several files, tar) does not
+ * read the next file while it is being written steadily; they cannot hold
+ * it back across a pause longer than the debounce.
+ */
 static void
 watch_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct gw_watch *w = arg;
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	struct timeval tv = { 0, WATCH_DEBOUNCE_MS * 1000 };
-	int any = 0;
+	int reload = 0, postpone = 0;
 
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -98,12 +186,20 @@ watch_read_cb(evutil_socket_t fd, short what, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 
-			if (watch_relevant(w, ev))
-				any = 1;
+			switch (watch_classify(w, ev)) {
+			case WATCH_RELOAD:
+				reload = 1;
+				break;
+			case WATCH_POSTPONE:
+				postpone = 1;
+				break;
+			case WATCH_IGNORE:
+				break;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
-	if (any)
+	if (reload || (postpone && evtimer_pending(w->timer, NULL)))
 		evtimer_add(w->timer, &tv);
 }
 
@@ -126,6 +222,34 @@ watch_dir_of(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/* Watch a directory and remember its path; a watch already set is kept. */
+static int
+watch_add_dir(struct gw_watch *w, const char *dir)
+{
+	int wd = inotify_add_watch(w->fd, dir, WATCH_MASK);
+	struct watch_dir *d;
+
+	if (wd < 0)
+		return -1;
+	if (watch_dir_find(w, wd) != NULL)
+		return 0;
+	if (w->ndirs == w->capdirs) {
+		size_t cap = w->capdirs ? w->capdirs * 2 : 8;
+
+		d = reallocarray(w->dirs, cap, sizeof(*d));
+		if (d == NULL)
+			return -1;
+		w->dirs = d;
+		w->capdirs = cap;
+	}
+	d = &w->dirs[w->ndirs];
+	if ((d->path = strdup(dir)) == NULL)
+		return -1;
+	d->wd = wd;
+	w->ndirs++;
+	return 0;
+}
+
 /*
  * Watch every path's directory, and every path that is a file. Adding a
  * watch for an inode already watched is a no-op, so this can run again
@@ -139,7 +263,7 @@ watch_arm(struct gw_watch *w, char *err, size_t errlen)
 		struct stat st;
 
 		if (watch_dir_of(w->paths[i], dir, sizeof(dir)) != 0 ||
-		    inotify_add_watch(w->fd, dir, WATCH_MASK) < 0) {
+		    watch_add_dir(w, dir) != 0) {
 			snprintf(err, errlen, "cannot watch %s: %s", w->paths[i],
 			    strerror(errno));
 			return -1;
@@ -150,7 +274,7 @@ watch_arm(struct gw_watch *w, char *err, size_t errlen)
 			(void)inotify_add_watch(w->fd, w->paths[i], FILE_MASK);
 			/* The target's directory: it may be replaced there. */
 			if (real != NULL && watch_dir_of(real, dir, sizeof(dir)) == 0)
-				(void)inotify_add_watch(w->fd, dir, WATCH_MASK);
+				(void)watch_add_dir(w, dir);
 			free(real);
 		}
 	}
@@ -202,5 +326,8 @@ gw_watch_free(struct gw_watch *w)
 		event_free(w->timer);
 	if (w->fd >= 0)
 		close(w->fd);
+	for (size_t i = 0; i < w->ndirs; i++)
+		free(w->dirs[i].path);
+	free(w->dirs);
 	free(w);
 }
