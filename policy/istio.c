@@ -1689,6 +1689,15 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		read_list(cx, ld, doc, root, depth);
 		return;
 	}
+	/* The API's own lists (items without kind): skipping one of these
+	 * would drop what it restricts. */
+	if (strcmp(m.kind, "SidecarList") == 0 ||
+	    strcmp(m.kind, "DestinationRuleList") == 0) {
+		ydoc_error(cx, kn, "kind %s is not read; write its items as "
+		    "documents of their own, or as a kind: List (kubectl get -o "
+		    "yaml)", m.kind);
+		return;
+	}
 	if (strcmp(m.kind, "ServiceEntry") != 0 && strcmp(m.kind, "Sidecar") != 0 &&
 	    strcmp(m.kind, "VirtualService") != 0 &&
 	    strcmp(m.kind, "DestinationRule") != 0) {

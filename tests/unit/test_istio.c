@@ -821,6 +821,11 @@ static void test_restrictions_kept(void)
 		  "  workloadSelector: {labels: {}}\n  egress: [{hosts: [\"./*\"]}]\n",
 		  "t.yaml:5:21: Sidecar sc: workloadSelector must name at least one "
 		  "label in labels (Istio refuses it otherwise)" },
+		{ "apiVersion: networking.istio.io/v1\nkind: SidecarList\n"
+		  "items:\n- metadata: {name: sc, namespace: team-a}\n"
+		  "  spec: {egress: [{hosts: [\"./*\"]}]}\n",
+		  "t.yaml:2:7: kind SidecarList is not read; write its items as "
+		  "documents of their own, or as a kind: List (kubectl get -o yaml)" },
 		{ SC_DOC("networking.istio.io/v1") "---\nmode: report\n",
 		  "t.yaml:5:11: Sidecar sc acts on every file's rules and cannot be "
 		  "trialled in report mode (mode: report at line 7); put it in a file "
