@@ -196,6 +196,21 @@ dns_addr_port(const struct sockaddr *sa)
 	return 0;
 }
 
+const struct sockaddr *
+dns_addr_unmap(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_in *in = (struct sockaddr_in *)out;
+
+	if (sa->sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return sa;
+	memset(out, 0, sizeof(*out));
+	in->sin_family = AF_INET;
+	in->sin_port = in6->sin6_port;
+	memcpy(&in->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+	return (const struct sockaddr *)out;
+}
+
 int
 dns_addr_same_ip(const struct sockaddr *a, const struct sockaddr *b)
 {

@@ -175,6 +175,14 @@ int dns_family_parse(const char *text, enum dns_family *out);
 
 /* The port of an AF_INET/AF_INET6 address, host order; 0 otherwise. */
 uint16_t dns_addr_port(const struct sockaddr *sa);
+
+/*
+ * sa as the kernel connects to it: an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) as the AF_INET address it is, port kept; any other
+ * address as it is. Points at out, or at sa when there is nothing to do.
+ */
+const struct sockaddr *dns_addr_unmap(const struct sockaddr *sa,
+    struct sockaddr_storage *out);
 /* Same family and same address (ports not compared). */
 int dns_addr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 

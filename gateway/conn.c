@@ -810,42 +810,53 @@ in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
 	return 0;
 }
 
-/*
- * Would connecting there come back to us? A name that resolves to the
- * gateway (or a redirected client aiming at it) must not make it connect
- * to itself over and over. Listeners on a wildcard address are matched by
- * port against loopback only: other local addresses are not known here,
- * and the guard refuses private addresses anyway.
- */
+/* One of our sockets: the same port, and the same address, or loopback
+ * where it listens on a wildcard address. */
 static int
-is_own_listener(const struct gw_config *cfg, const struct sockaddr *sa,
+is_own_addr(const struct sockaddr *l, const struct sockaddr *sa,
     uint16_t port)
 {
 	static const uint8_t any6[16];
+	int wildcard;
 
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		const struct sockaddr *l = (const struct sockaddr *)&cfg->listeners[i].addr;
-		int wildcard;
+	if (l->sa_family != sa->sa_family || dns_addr_port(l) != port)
+		return 0;
+	if (l->sa_family == AF_INET)
+		wildcard = ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	else
+		wildcard = memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
+		    any6, 16) == 0;
+	return dns_addr_same_ip(l, sa) ||
+	    (wildcard && dns_addr_classify(sa) == DNS_ADDR_LOOPBACK);
+}
 
-		if (l->sa_family != sa->sa_family)
-			continue;
-		if (l->sa_family == AF_INET) {
-			const struct sockaddr_in *l4 = (const struct sockaddr_in *)l;
+/*
+ * Would connecting there come back to us? A name that resolves to the
+ * gateway (or a redirected client aiming at it) must not make it connect
+ * to itself over and over, nor reach its admin endpoints. Listeners on a
+ * wildcard address are matched by port against loopback only: other local
+ * addresses are not known here, and the guard refuses private addresses
+ * anyway. An IPv4-mapped answer (::ffff:127.0.0.1) is compared as the IPv4
+ * address the kernel connects to (listeners are IPV6_V6ONLY).
+ */
+static int
+is_own_listener(const struct gw_config *cfg, const struct sockaddr *target,
+    uint16_t port)
+{
+	const struct gw_admin_addr *admin[] = { &cfg->admin,
+	    &cfg->admin_health, &cfg->admin_prometheus };
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa = dns_addr_unmap(target, &ss);
 
-			if (ntohs(l4->sin_port) != port)
-				continue;
-			wildcard = l4->sin_addr.s_addr == htonl(INADDR_ANY);
-		} else {
-			const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)l;
-
-			if (ntohs(l6->sin6_port) != port)
-				continue;
-			wildcard = memcmp(&l6->sin6_addr, any6, 16) == 0;
-		}
-		if (dns_addr_same_ip(l, sa) ||
-		    (wildcard && dns_addr_classify(sa) == DNS_ADDR_LOOPBACK))
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		if (is_own_addr((const struct sockaddr *)&cfg->listeners[i].addr,
+		    sa, port))
 			return 1;
-	}
+	for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++)
+		if (admin[i]->set && is_own_addr((const struct sockaddr *)
+		    &admin[i]->addr, sa, port))
+			return 1;
 	return 0;
 }
 

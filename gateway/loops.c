@@ -44,9 +44,15 @@ struct gw_loops {
 	struct loop_stripe s[LOOP_STRIPES];
 };
 
+/* An IPv4-mapped address is keyed as the IPv4 one: our upstream socket
+ * may say ::ffff:127.0.0.1 where the listener that accepts it says
+ * 127.0.0.1. */
 static int
-key_of(const struct sockaddr *sa, struct loop_key *k)
+key_of(const struct sockaddr *addr, struct loop_key *k)
 {
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa = dns_addr_unmap(addr, &ss);
+
 	memset(k, 0, sizeof(*k));
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;

@@ -52,7 +52,7 @@ HP=$(free_port)         # plain HTTP origins
 HP2=$(free_port)        # plain HTTP origin: a port only a report-mode rule lists
 start_dns "$DNS_PORT" ok.test=127.0.0.2 evil.test=127.0.0.3 side.test=127.0.0.4 \
     mirror.test=127.0.0.5 scoped.test=127.0.0.6 pub.test=127.0.0.7 \
-    loop.test=127.0.0.1 loop2.test=127.0.0.8
+    loop.test=127.0.0.1 loop2.test=127.0.0.8 loop6.test=::ffff:127.0.0.1
 
 REC="$T/origin.rec"
 K="$T/pki"
@@ -399,13 +399,13 @@ EOF
 
 # L: names that lead back to the gateway's own listeners (class 9).
 L_A=$(free_port); L_CA=$(free_port); L_CB=$(free_port); L_C=$(free_port)
-L_H=$(free_port); L_CTL=$(free_port)
+L_H=$(free_port); L_CTL=$(free_port); L_ADM=$(free_port)
 mkdir "$T/l.d"
 cat >"$T/l.d/allow.yaml" <<EOF
 allow:
   - name: loop
-    hosts: [loop.test, loop2.test]
-    ports: [$L_A, $L_CA, $L_CB, $L_C, $L_H]
+    hosts: [loop.test, loop2.test, loop6.test]
+    ports: [$L_A, $L_CA, $L_CB, $L_C, $L_H, $L_ADM]
     allow_private: true
   - name: ok
     hosts: [ok.test]
@@ -421,7 +421,7 @@ listeners:
   - {name: loop-http, address: "127.0.0.1:$L_H", protocol: http, upstream_port: $L_H}
   - {name: ctl, address: "127.0.0.1:$L_CTL", upstream_port: $UP}
 workers: 1
-admin: {address: "off"}
+admin: {address: "127.0.0.1:$L_ADM"}
 dns: {servers: ["127.0.0.1:$DNS_PORT"]}
 policy: {files: [l.d], watch: false}
 log: {path: L.log}
@@ -756,6 +756,26 @@ loop_row 9.tls.two-listeners 2 tls_py "127.0.0.8:$L_CA" --sni loop2.test
 loop_row 9.connect.self 1 tls_py "$L_C" --connect "loop.test:$L_C" --sni loop.test
 loop_row 9.http.self 1 \
     http_raw "$L_H" "GET / HTTP/1.1\r\nHost: loop.test:$L_H\r\nConnection: close\r\n\r\n"
+# An IPv4-mapped answer (::ffff:127.0.0.1) is the same address to the
+# kernel: refused as the listener itself, not a chain of connections.
+loop_row 9.tls.mapped-self 1 tls_py "$L_A" --sni loop6.test
+# The admin endpoints are the gateway's own too: a rule that admits their
+# port does not make them reachable through a listener.
+if is_up L; then
+	l_from=$(($(wc -l <"$T/L.log") + 1))
+	l_out=$(http_raw "$L_H" "GET /ready HTTP/1.1\r\nHost: loop.test:$L_ADM\r\nConnection: close\r\n\r\n" 2>&1)
+	matches "$l_out" "http 403*"
+	ok $? "9.http.admin: the admin port behind an allowed name is refused" || diag "$l_out"
+	attempt_lines "$T/L.log" "$l_from"
+	tail -n +"$l_from" "$T/L.log" >"$T/attempt.log"
+	logq "$T/attempt.log" --count event=deny reason=private_address port="$L_ADM" \
+	    detail="loop.test resolves to 127.0.0.1 (this gateway's own listener)" | grep -qx 1
+	ok $? "9.http.admin: one private_address line naming the gateway's own listener" ||
+	    logq "$T/attempt.log" | sed 's/^/#   /'
+else
+	ok 1 "9.http.admin: the admin port behind an allowed name is refused (egressd L is not running)"
+	ok 1 "9.http.admin: one private_address line naming the gateway's own listener (egressd L is not running)"
+fi
 row 9.still-answers-control L "reached $OKW:$UP" "at=127.0.0.2:$UP" \
     "event=allow reason=allowed listener=ctl name=ok.test port=$UP" \
     tls_py "$L_CTL" --sni ok.test
