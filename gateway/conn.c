@@ -746,6 +746,68 @@ conn_note_local(struct gw_conn *c)
 		c->looped = 1;
 }
 
+/* 0.0.0.0 or :: */
+static int
+sock_is_wildcard(const struct sockaddr *l)
+{
+	static const uint8_t any6[16];
+
+	if (l->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return l->sa_family == AF_INET6 && memcmp(
+	    &((const struct sockaddr_in6 *)l)->sin6_addr, any6, 16) == 0;
+}
+
+/* One of our sockets on a wildcard address, of r's family, on port. */
+static int
+wildcard_port(const struct sockaddr *l, const struct sockaddr *r,
+    uint16_t port)
+{
+	return l->sa_family == r->sa_family && dns_addr_port(l) == port &&
+	    sock_is_wildcard(l);
+}
+
+/*
+ * The guard knows our listeners' and admin addresses, and loopback for
+ * those on a wildcard address, not the host's other addresses. The kernel
+ * does: it connects to a local address from that same address. When it
+ * did, and the port is one of ours on a wildcard address, the connection
+ * (handshaken, nothing sent) would reach us: it is dropped, and the next
+ * address tried. 1 if so, with the detail written.
+ */
+static int
+conn_reaches_self(struct gw_conn *c)
+{
+	const struct gw_config *cfg = c->w->cfg;
+	const struct gw_admin_addr *admin[] = { &cfg->admin,
+	    &cfg->admin_health, &cfg->admin_prometheus };
+	struct sockaddr_storage a, b;
+	const struct sockaddr *l = dns_addr_unmap(
+	    (const struct sockaddr *)&c->upstream_local, &a);
+	const struct sockaddr *r = dns_addr_unmap(
+	    (const struct sockaddr *)&c->upstream, &b);
+	uint16_t port = dns_addr_port(r);
+	char addr[64];
+	int own = 0;
+
+	if (!dns_addr_same_ip(l, r))
+		return 0;
+	for (size_t i = 0; i < cfg->nlisteners && !own; i++)
+		own = wildcard_port(
+		    (const struct sockaddr *)&cfg->listeners[i].addr, r, port);
+	for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]) && !own; i++)
+		own = admin[i]->set && wildcard_port(
+		    (const struct sockaddr *)&admin[i]->addr, r, port);
+	if (!own)
+		return 0;
+	dns_addr_format(r, addr, sizeof(addr));
+	snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "%.150s resolves "
+	    "to %s (this gateway's own address)", c->name, addr);
+	c->reached_self = 1;
+	return 1;
+}
+
 static void
 conn_connect_next(struct gw_conn *c)
 {
@@ -781,6 +843,11 @@ conn_connect_next(struct gw_conn *c)
 		}
 		c->ufd = fd;
 		conn_note_local(c);
+		if (conn_reaches_self(c)) {
+			close(c->ufd);
+			c->ufd = -1;
+			continue;
+		}
 		gw_conn_set_state(c, GW_CONN_CONNECTING);
 		clock_gettime(CLOCK_MONOTONIC, &c->attempt_start);
 		if (conn_send_early(c))
@@ -793,6 +860,12 @@ conn_connect_next(struct gw_conn *c)
 		}
 		event_add(c->uev, NULL);
 		timer_arm(c, w->cfg->timeouts.connect_ms);
+		return;
+	}
+	if (c->reached_self) {
+		/* A real denial even in report mode, as the guard's are. */
+		c->detail = c->w->detail_buf;
+		gw_conn_refuse(c, DC_EV_DENY, DC_PRIVATE_ADDRESS);
 		return;
 	}
 	gw_conn_refuse(c, DC_EV_ERROR, c->last_connect_timeout ?
@@ -816,19 +889,10 @@ static int
 is_own_addr(const struct sockaddr *l, const struct sockaddr *sa,
     uint16_t port)
 {
-	static const uint8_t any6[16];
-	int wildcard;
-
 	if (l->sa_family != sa->sa_family || dns_addr_port(l) != port)
 		return 0;
-	if (l->sa_family == AF_INET)
-		wildcard = ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	else
-		wildcard = memcmp(&((const struct sockaddr_in6 *)l)->sin6_addr,
-		    any6, 16) == 0;
-	return dns_addr_same_ip(l, sa) ||
-	    (wildcard && dns_addr_classify(sa) == DNS_ADDR_LOOPBACK);
+	return dns_addr_same_ip(l, sa) || (sock_is_wildcard(l) &&
+	    dns_addr_classify(sa) == DNS_ADDR_LOOPBACK);
 }
 
 /*
@@ -1045,6 +1109,7 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 		n++;
 	}
 	c->naddrs = n;
+	c->reached_self = 0;
 	if (n == 0) {
 		/* The worker's buffer: the line is written before anything else
 		 * runs on this worker. */
@@ -1566,10 +1631,17 @@ conn_is_loop(struct gw_conn *c)
 	if (!gw_loops_has(c->w->shared->loops,
 	    (const struct sockaddr *)&c->peer, NULL))
 		return 0;
+	/* Where it arrived before any NAT: a REDIRECT on this host that sends
+	 * our upstream connection back to a listener (any listener, not only
+	 * a transparent one) is a loop too. */
 	if (c->orig_dst.ss_family != 0)
 		memcpy(&local, &c->orig_dst, sizeof(local));
-	else if (getsockname(c->cfd, (struct sockaddr *)&local, &len) != 0)
-		return 0;
+	else if (getsockopt(c->cfd, c->l->conf->addr.ss_family == AF_INET6 ?
+	    SOL_IPV6 : SOL_IP, SO_ORIGINAL_DST, &local, &len) != 0) {
+		len = sizeof(local);
+		if (getsockname(c->cfd, (struct sockaddr *)&local, &len) != 0)
+			return 0;
+	}
 	return gw_loops_has(c->w->shared->loops,
 	    (const struct sockaddr *)&c->peer, (const struct sockaddr *)&local);
 }

@@ -117,6 +117,7 @@ struct gw_conn {
 	struct sockaddr_storage *addrs;
 	size_t naddrs, next_addr;
 	int last_connect_timeout;
+	int reached_self;               /* an address was one of ours */
 
 	uint64_t bytes_in, bytes_out;
 	uint32_t answer_len;            /* a refusal being sent: counted in the
