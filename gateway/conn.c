@@ -746,6 +746,24 @@ conn_note_local(struct gw_conn *c)
 		c->looped = 1;
 }
 
+/*
+ * Our own sockets, one by one: the listeners, then the admin addresses
+ * that are set. NULL after the last. One list for both checks below.
+ */
+static const struct sockaddr *
+own_sock(const struct gw_config *cfg, size_t i)
+{
+	const struct gw_admin_addr *admin[] = { &cfg->admin,
+	    &cfg->admin_health, &cfg->admin_prometheus };
+
+	if (i < cfg->nlisteners)
+		return (const struct sockaddr *)&cfg->listeners[i].addr;
+	for (i -= cfg->nlisteners; i < sizeof(admin) / sizeof(admin[0]); i++)
+		if (admin[i]->set)
+			return (const struct sockaddr *)&admin[i]->addr;
+	return NULL;
+}
+
 /* 0.0.0.0 or :: */
 static int
 sock_is_wildcard(const struct sockaddr *l)
@@ -780,8 +798,7 @@ static int
 conn_reaches_self(struct gw_conn *c)
 {
 	const struct gw_config *cfg = c->w->cfg;
-	const struct gw_admin_addr *admin[] = { &cfg->admin,
-	    &cfg->admin_health, &cfg->admin_prometheus };
+	const struct sockaddr *o;
 	struct sockaddr_storage a, b;
 	const struct sockaddr *l = dns_addr_unmap(
 	    (const struct sockaddr *)&c->upstream_local, &a);
@@ -793,15 +810,18 @@ conn_reaches_self(struct gw_conn *c)
 
 	if (!dns_addr_same_ip(l, r))
 		return 0;
-	for (size_t i = 0; i < cfg->nlisteners && !own; i++)
-		own = wildcard_port(
-		    (const struct sockaddr *)&cfg->listeners[i].addr, r, port);
-	for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]) && !own; i++)
-		own = admin[i]->set && wildcard_port(
-		    (const struct sockaddr *)&admin[i]->addr, r, port);
+	for (size_t i = 0; !own && (o = own_sock(cfg, i)) != NULL; i++)
+		own = wildcard_port(o, r, port);
 	if (!own)
 		return 0;
-	dns_addr_format(r, addr, sizeof(addr));
+	/* The address alone, as the guard's own details say it. */
+	memcpy(&a, r, r->sa_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6));
+	if (a.ss_family == AF_INET)
+		((struct sockaddr_in *)&a)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&a)->sin6_port = 0;
+	dns_addr_format((const struct sockaddr *)&a, addr, sizeof(addr));
 	snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "%.150s resolves "
 	    "to %s (this gateway's own address)", c->name, addr);
 	c->reached_self = 1;
@@ -908,18 +928,12 @@ static int
 is_own_listener(const struct gw_config *cfg, const struct sockaddr *target,
     uint16_t port)
 {
-	const struct gw_admin_addr *admin[] = { &cfg->admin,
-	    &cfg->admin_health, &cfg->admin_prometheus };
 	struct sockaddr_storage ss;
 	const struct sockaddr *sa = dns_addr_unmap(target, &ss);
+	const struct sockaddr *o;
 
-	for (size_t i = 0; i < cfg->nlisteners; i++)
-		if (is_own_addr((const struct sockaddr *)&cfg->listeners[i].addr,
-		    sa, port))
-			return 1;
-	for (size_t i = 0; i < sizeof(admin) / sizeof(admin[0]); i++)
-		if (admin[i]->set && is_own_addr((const struct sockaddr *)
-		    &admin[i]->addr, sa, port))
+	for (size_t i = 0; (o = own_sock(cfg, i)) != NULL; i++)
+		if (is_own_addr(o, sa, port))
 			return 1;
 	return 0;
 }
