@@ -790,9 +790,13 @@ wildcard_port(const struct sockaddr *l, const struct sockaddr *r,
  * The guard knows our listeners' and admin addresses, and loopback for
  * those on a wildcard address, not the host's other addresses. The kernel
  * does: it connects to a local address from that same address. When it
- * did, and the port is one of ours on a wildcard address, the connection
- * (handshaken, nothing sent) would reach us: it is dropped, and the next
- * address tried. 1 if so, with the detail written.
+ * did, the connection (handshaken, nothing sent) is dropped and the next
+ * address tried if it would reach one of our sockets on a wildcard
+ * address, or any service of this host on an address other than loopback
+ * (a name made to resolve to the gateway's own pod or public address must
+ * not reach the node's kubelet or sshd; ranges the operator opened are
+ * opened towards other hosts, and loopback is private and only ever opened
+ * by name). 1 if so, with the detail written.
  */
 static int
 conn_reaches_self(struct gw_conn *c)
@@ -810,6 +814,7 @@ conn_reaches_self(struct gw_conn *c)
 
 	if (!dns_addr_same_ip(l, r))
 		return 0;
+	own = dns_addr_classify(r) != DNS_ADDR_LOOPBACK;
 	for (size_t i = 0; !own && (o = own_sock(cfg, i)) != NULL; i++)
 		own = wildcard_port(o, r, port);
 	if (!own)

@@ -8,6 +8,9 @@
 #    would reach its own listener, drops it before sending a byte, and
 #    denies with private_address (the listener logs the dropped handshake
 #    as client_closed, or gateway_loop if it accepts it first).
+#    The same for any other service of the gateway host on that address (a
+#    kubelet, an sshd), on a port that is not egressd's: the host service
+#    gets no request, though dns.allow_ranges covers the address.
 # 2. A redirect on the gateway (an iptables REDIRECT in its OUTPUT chain,
 #    as a transparent set-up gone wrong) that sends egressd's own upstream
 #    connection back to its listener: nothing in the address says so, and
@@ -18,9 +21,9 @@
 . "$(dirname "$0")/world.sh"
 
 REDIR_IP=198.51.100.7           # nothing listens there: the redirect answers
-make_pki loop.test loop2.test
+make_pki loop.test loop2.test host.test
 world_build
-world_dns 60 loop.test=$GW_INET_IP loop2.test=$REDIR_IP adm.test=$GW_INET_IP
+world_dns 60 loop.test=$GW_INET_IP loop2.test=$REDIR_IP adm.test=$GW_INET_IP host.test=$GW_INET_IP
 
 mkdir "$T/policy"
 cat >"$T/policy/allow.yaml" <<EOF2
@@ -29,12 +32,16 @@ allow:
     ports: [8443]
   - hosts: [adm.test]
     ports: [15001]
+  - hosts: [host.test]
+    ports: [9443, 9080]
+    allow_private: true
 EOF2
 LOG="$T/egressd.log"
 cat >"$T/egressd.yaml" <<EOF2
 listeners:
   - {name: tls, address: "0.0.0.0:8443", protocol: tls, upstream_port: 8443}
   - {name: http, address: "0.0.0.0:8080", protocol: http}
+  - {name: tls9443, address: "0.0.0.0:9444", protocol: tls, upstream_port: 9443}
 admin: {address: ":15001"}
 workers: 2
 dns:
@@ -86,6 +93,32 @@ ok $? "the admin port behind an allowed name that resolves to the gateway: 403 (
 wait_log "$LOG" 1 event=deny reason=private_address name=adm.test \
     detail="adm.test resolves to $GW_INET_IP (this gateway's own address)"
 ok $? "denied as private_address, naming the gateway's own address"
+
+# 1c: another service of the gateway host, on its own address, on ports
+# that are not egressd's, behind a rule with allow_private.
+HREC="$T/host.rec"
+world_server "$GW" "$HREC" \
+    "tls:$GW_INET_IP:9443:$T/pki/host.test.pem:$T/pki/host.test.key:the host service" \
+    "http:$GW_INET_IP:9080:the host service over HTTP"
+err=$(pod_curl --connect-to "host.test:9443:$GW_POD_IP:9444" "https://host.test:9443/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "a host service behind a name that resolves to the gateway: access_denied"
+diag "$err"
+echo "$err" | grep -q "the host service"
+[ $? -ne 0 ]
+ok $? "the client did not get the host service's answer"
+wait_log "$LOG" 1 event=deny reason=private_address name=host.test \
+    detail="host.test resolves to $GW_INET_IP (this gateway's own address)"
+ok $? "denied as private_address, naming the gateway's own address"
+out=$(in_pod curl -sS --max-time 10 -w ' %{http_code}' -H "Host: host.test:9080" \
+    "http://$GW_POD_IP:8080/secret" 2>&1)
+case $out in *" 403") r=0 ;; *) r=1 ;; esac
+ok $r "the same over the http listener: 403 (got: $out)"
+wait_log "$LOG" 2 event=deny reason=private_address name=host.test
+ok $? "both denied as private_address"
+[ "$(count_rec "$HREC" '^http ')" = 0 ]
+ok $? "the host service got no request"
+sed 's/^/# host service: /' "$HREC"
 
 # 2: a redirect back to the listener.
 in_gw iptables -w 5 -t nat -A OUTPUT -p tcp -d "$REDIR_IP" --dport 8443 \
