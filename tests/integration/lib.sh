@@ -76,31 +76,57 @@ need() {
 
 # free_port: a port to listen on, chosen below the kernel's ephemeral range:
 # a port the kernel hands out could go to another test's outgoing connection
-# before our server binds it (tests run in parallel).
+# before our server binds it (tests run in parallel). A port is free when it
+# binds now, and another test may pick the same one before either binds it:
+# each pick is reserved for an hour in a directory all tests share (mkdir is
+# atomic), so two tests of a run never pick the same port.
 free_port() {
 	python3 -c '
-import random, socket
+import os, random, socket, sys, time
 try:
     low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 except (OSError, ValueError, IndexError):
     low = 32768
+resv = sys.argv[1]
+try:
+    os.makedirs(resv, exist_ok=True)
+except OSError:
+    resv = None
+def reserve(p):
+    if resv is None:
+        return True
+    d = os.path.join(resv, str(p))
+    try:
+        os.mkdir(d)
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.stat(d).st_mtime > 3600:
+                os.utime(d)     # a reservation of a run long gone
+                return True
+        except OSError:
+            pass
+        return False
+    except OSError:
+        return True
 port = 0
 for _ in range(500 if low > 11000 else 0):
     p = random.randrange(10000, low)
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", p))
-        port = p
-        break
     except OSError:
-        pass
+        continue
     finally:
         s.close()
+    if reserve(p):
+        port = p
+        break
 if not port:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-print(port)'
+print(port)' "${TMPDIR:-/tmp}/egressd-test-ports"
 }
 
 # Wait (at most $2 seconds, default 10) for a TCP port "host:port" to accept.
