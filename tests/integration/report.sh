@@ -21,7 +21,13 @@ start_tls_www "127.0.0.2:$UP" known.test
 start_tls_www "127.0.0.3:$UP" unknown.test
 start_tls_www "127.0.0.4:$UP" scoped.test
 start_tls_www "127.0.0.5:$UP" blocked.test
-start_tls_www "127.0.2.7:$UP" lent.test
+# lent.test's origin records every connection it accepts, before any TLS.
+python3 "$top_srcdir/tests/netns/server.py" "$T/lent.rec" \
+    "tls:127.0.2.7:$UP:$T/pki/lent.test.pem:$T/pki/lent.test.key:lent.test" \
+    >"$T/lent.out" 2>&1 &
+PIDS="$PIDS $!"
+: >>"$T/lent.rec"
+wait_for "$T/lent.out" listening 10 || bail "the recording origin did not start"
 start_tls_www "127.0.2.8:$UP" own.test
 
 LOG="$T/egressd.log"
@@ -110,6 +116,8 @@ echo "$err" | grep -q "alert access denied"
 ok $? "a file that says mode: report does not lend its allow_private"
 wait_log "$LOG" 1 event=deny reason=private_address name=lent.test
 ok $? "the private address behind its name is refused as private_address"
+[ ! -s "$T/lent.rec" ]
+ok $? "its origin got no connection"
 
 out=$($CURL --connect-to "own.test:$UP:127.0.0.1:$GW" "https://own.test:$UP/" 2>&1)
 echo "$out" | grep -q s_server
