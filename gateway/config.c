@@ -496,6 +496,38 @@ namespace_given(const struct gw_config *c, const char *name)
 	return 0;
 }
 
+/*
+ * A client address in the ranges of two namespaces would be a client of
+ * both: every rule exported to either would admit it, so a Sidecar that
+ * narrows one of them would not narrow it ("payments: [10.8.0.0/16]"
+ * beside "web: [10.0.0.0/8]" gives payments' pods all that web may use).
+ * Each namespace's ranges must be its own. 1 (reported) if they are not.
+ */
+static int
+namespace_overlaps(struct cfg_load *l, yaml_node_t *v, const char *name,
+    const struct pol_cidr *cidrs, size_t ncidrs)
+{
+	const struct gw_config *c = l->c;
+	char a[INET6_ADDRSTRLEN + 8], b[INET6_ADDRSTRLEN + 8];
+
+	for (size_t i = 0; i < c->nnamespaces; i++)
+		for (size_t j = 0; j < c->namespaces[i].ncidrs; j++)
+			for (size_t k = 0; k < ncidrs; k++) {
+				if (!pol_cidr_overlap(&cidrs[k],
+				    &c->namespaces[i].cidrs[j]))
+					continue;
+				pol_cidr_format(&cidrs[k], a, sizeof(a));
+				pol_cidr_format(&c->namespaces[i].cidrs[j], b,
+				    sizeof(b));
+				ydoc_error(&l->cx, v, "namespaces: %s of '%s' overlaps "
+				    "%s of '%s': a client in both could use what "
+				    "either may, and a Sidecar would not narrow it",
+				    a, name, b, c->namespaces[i].name);
+				return 1;
+			}
+	return 0;
+}
+
 /* namespaces: {NAME: [CIDR, ...], ...} */
 static void
 load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
@@ -528,6 +560,10 @@ load_namespaces(struct cfg_load *l, yaml_document_t *doc, yaml_node_t *n)
 		ncidrs = cidr_list(l, doc, v, what, GW_MAX_NS_CIDRS, &cidrs);
 		if (ncidrs == 0)
 			continue;
+		if (namespace_overlaps(l, v, name, cidrs, ncidrs)) {
+			free(cidrs);
+			continue;
+		}
 		c->namespaces[c->nnamespaces].name = xstrdup(name);
 		c->namespaces[c->nnamespaces].cidrs = cidrs;
 		c->namespaces[c->nnamespaces].ncidrs = ncidrs;

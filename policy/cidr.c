@@ -106,6 +106,38 @@ pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
 	return 0;
 }
 
+/*
+ * A range in IPv6 terms: an IPv4 one as its IPv4-mapped range, which is
+ * how pol_cidr_contains() matches a mapped client against it.
+ */
+static void
+as_v6(const struct pol_cidr *c, uint8_t addr[16], unsigned *prefix)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+
+	if (c->family == AF_INET6) {
+		memcpy(addr, c->addr, 16);
+		*prefix = c->prefix;
+		return;
+	}
+	memcpy(addr, mapped, sizeof(mapped));
+	memcpy(addr + 12, c->addr, 4);
+	*prefix = c->prefix + 96;
+}
+
+int
+pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b)
+{
+	uint8_t aa[16], ba[16];
+	unsigned ap, bp;
+
+	as_v6(a, aa, &ap);
+	as_v6(b, ba, &bp);
+	/* Two prefixes share an address when the shorter holds the other. */
+	return prefix_equal(aa, ba, ap < bp ? ap : bp);
+}
+
 void
 pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len)
 {

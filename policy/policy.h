@@ -243,6 +243,9 @@ const char *pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix,
 /* "10.0.0.0/8", "2001:db8::/32", or a single address. 0, or -1. */
 int pol_cidr_parse(const char *text, struct pol_cidr *out);
 int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa);
+/* 1 when some client address is in both (an IPv4 range and its
+ * IPv4-mapped IPv6 form count as one), else 0. */
+int pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b);
 /* "10.0.0.0/8" */
 void pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len);
 

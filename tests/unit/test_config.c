@@ -294,6 +294,13 @@ test_errors(void)
 		 * first, and the second's ranges would keep what it forbids. */
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nnamespaces:\n  team-a: [\"10.1.0.0/16\"]\n  team-b: [\"10.2.0.0/16\"]\n  team-a: [\"10.3.0.0/16\"]\n",
 		  "t.yaml:6:3: namespaces: 'team-a' given twice\n" },
+		/* Overlapping ranges: a client in both would be a client of
+		 * either, and a Sidecar narrowing one would not narrow it. An
+		 * IPv4 range and its IPv4-mapped form are the same clients. */
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nnamespaces:\n  payments: [\"10.8.0.0/16\"]\n  web: [\"10.0.0.0/8\"]\n",
+		  "t.yaml:5:8: namespaces: 10.0.0.0/8 of 'web' overlaps 10.8.0.0/16 of 'payments': a client in both could use what either may, and a Sidecar would not narrow it\n" },
+		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nnamespaces:\n  payments: [\"10.8.0.0/16\"]\n  web: [\"fd00::/8\", \"::ffff:10.8.4.0/120\"]\n",
+		  "t.yaml:5:8: namespaces: ::ffff:10.8.4.0/120 of 'web' overlaps 10.8.0.0/16 of 'payments': a client in both could use what either may, and a Sidecar would not narrow it\n" },
 		/* admin.max_connections: 1 to 10000. */
 		{ "listeners: [{address: \"127.0.0.1:1\"}]\npolicy: {files: [p]}\nadmin: {max_connections: 0}\n",
 		  "t.yaml:3:26: admin.max_connections must be a whole number from 1 to 10000\n" },

@@ -1015,6 +1015,31 @@ static void test_cidr(void)
 		tap_is_int(pol_cidr_contains(&(struct pol_cidr){ .family = AF_INET },
 		    NULL), 0, "no source is in no range");
 	}
+	{
+		/* Overlap: the namespaces: map refuses two namespaces that
+		 * share a client address. */
+		static const struct { const char *a, *b; int both; } o[] = {
+			{ "10.8.0.0/16", "10.0.0.0/8", 1 },
+			{ "10.0.0.0/8", "10.8.0.0/16", 1 },
+			{ "10.8.0.0/16", "10.9.0.0/16", 0 },
+			{ "10.8.0.0/16", "10.8.255.255", 1 },
+			{ "10.8.0.0/16", "::ffff:10.8.0.0/112", 1 },
+			{ "10.8.0.0/16", "::ffff:10.9.0.0/112", 0 },
+			{ "10.8.0.0/16", "::/0", 1 },      /* holds every mapped one */
+			{ "10.8.0.0/16", "2001:db8::/32", 0 },
+			{ "2001:db8::/32", "2001:db8:5::/48", 1 },
+			{ "2001:db8::/32", "2001:db9::/32", 0 },
+			{ "0.0.0.0/0", "192.0.2.1", 1 },
+		};
+		for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
+			struct pol_cidr a, b;
+
+			pol_cidr_parse(o[i].a, &a);
+			pol_cidr_parse(o[i].b, &b);
+			tap_is_int(pol_cidr_overlap(&a, &b), o[i].both,
+			    "%s and %s overlap", o[i].a, o[i].b);
+		}
+	}
 }
 
 static void decide_src(const struct pol_snapshot *s, const char *name,
