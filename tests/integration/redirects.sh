@@ -166,4 +166,34 @@ grep -q "after an allowed connection to c.test" "$T/denials.out"
 ok $? "egressctl denials: x.test's after hint"
 logq "$LOG" --schema
 ok $? "every line, redirect lines too, has the documented keys"
+
+# --- an address target under a "*" rule: the line says what the request gets --
+# Last: "*" changes the reason of every denial above. No rule admits an IP
+# literal, "*" included; a redirect line that said "allow" for one would
+# hide the denial the client is about to get.
+STAR=$(free_port)
+cat >> "$T/policy.yaml" <<EOF
+  - hosts: ["*"]
+    ports: [$STAR]
+EOF
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" "reload (SIGHUP): policy generation 1" 5
+ok $? "reload with a \"*\" rule on port $STAR took"
+for to in "http://127.0.0.9:$STAR/ip" "http://[::9]:$STAR/ip6" \
+    "http://e.test:$STAR/name"; do
+	$CURL -g -x "http://127.0.0.1:$PX" -o /dev/null "$A/status/302?to=$to"
+done
+wait_log "$LOG" 1 event=redirect to="http://127.0.0.9:$STAR/ip" verdict=deny \
+    reason=not_allowed rule=null detail="an IP address is not a name any rule can allow"
+ok $? "an IPv4 Location under \"*\": deny, as the request that follows gets"
+wait_log "$LOG" 1 event=redirect to="http://[::9]:$STAR/ip6" name=::9 verdict=deny \
+    reason=not_allowed
+ok $? "an IPv6 Location under \"*\": deny"
+wait_log "$LOG" 1 event=redirect to="http://e.test:$STAR/name" verdict=allow \
+    rule~policy.yaml:
+ok $? "a name under \"*\" is still allowed"
+out=$($CURL -x "http://127.0.0.1:$PX" -o /dev/null -w '%{http_code}' \
+    "http://127.0.0.9:$STAR/ip")
+[ "$out" = 403 ]
+ok $? "the request to the address itself is refused (403)"
 finish
