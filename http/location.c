@@ -117,6 +117,11 @@ http_location_resolve(const char *base, const char *loc, size_t n, char *out,
 	for (p = base; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return -1;
+	/* Likewise \\b.test/p, /\b.test/p and \/b.test/p: another host to a
+	 * browser (as //b.test/p), a path on this one to others. */
+	if (n >= 2 && (loc[0] == '\\' || loc[1] == '\\') &&
+	    (loc[0] == '\\' || loc[0] == '/') && (loc[1] == '\\' || loc[1] == '/'))
+		return -1;
 	if (absolute(base, loc, n, out, outlen) != 0)
 		return -1;
 	auth = authority(out);
@@ -124,6 +129,11 @@ http_location_resolve(const char *base, const char *loc, size_t n, char *out,
 		return -1;              /* ftp:, mailto:, ...: nothing to decide */
 	*https = is_https(out, strlen(out));
 	auth_end = auth + strcspn(auth, "/?#");
+	/* A '\' there ends the host for a browser (WHATWG reads it as '/'),
+	 * not for an RFC 3986 parser: http://b.test\@a.test/ is b.test to
+	 * one client and a.test to another. No host can be named for it. */
+	if (memchr(auth, '\\', (size_t)(auth_end - auth)) != NULL)
+		return -1;
 	hp = auth;
 	for (p = auth; p < auth_end; p++)       /* userinfo@ is not the host */
 		if (*p == '@')

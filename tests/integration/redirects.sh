@@ -196,4 +196,15 @@ out=$($CURL -x "http://127.0.0.1:$PX" -o /dev/null -w '%{http_code}' \
     "http://127.0.0.9:$STAR/ip")
 [ "$out" = 403 ]
 ok $? "the request to the address itself is refused (403)"
+
+# --- a Location whose host clients disagree on is not decided -----------------
+# http://d.test:P\@a.test:P/ is d.test to a browser, a.test to curl: the line
+# must not say "a.test, allowed" for a request that may go to d.test.
+$CURL -x "http://127.0.0.1:$PX" -o /dev/null "$A/status/302?to=http://d.test:$UP%5C@a.test:$UP/bs"
+$CURL -x "http://127.0.0.1:$PX" -o /dev/null "$A/status/302?to=/%5Cd.test:$UP/bs2"
+wait_log "$LOG" 1 event=redirect to="http://d.test:$UP\\@a.test:$UP/bs" name=null \
+    verdict=deny reason=not_allowed
+ok $? "a backslash in the Location's authority: no host decided, deny"
+wait_log "$LOG" 1 event=redirect to="/\\d.test:$UP/bs2" name=null verdict=deny
+ok $? "a Location starting /\\ (another host to a browser): no host decided, deny"
 finish

@@ -1037,6 +1037,14 @@ test_locations(void)
 		{ "http://a.test/", "http://b.test:99999/", NULL, "", 0, 0, -1 },
 		{ "http://a.test/", "http://b_test!/", NULL, "", 0, 0, -1 },
 		{ "http://a.test/", "http://[2001:db8::1/", NULL, "", 0, 0, -1 },
+		/* A browser goes to b.test, curl and Go to a.test. */
+		{ "http://a.test/", "http://b.test\\@a.test/x", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "https://b.test:443\\@a.test/", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "http://a.test/p\\@x", "http://a.test/p\\@x", "a.test", 0, 80, 0 },
+		{ "http://a.test/", "\\\\b.test/x", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "/\\b.test/x", NULL, "", 0, 0, -1 },
+		{ "http://a.test/", "\\/b.test/x", NULL, "", 0, 0, -1 },
+		{ "http://a.test/d/", "x\\y", "http://a.test/d/x\\y", "a.test", 0, 80, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
