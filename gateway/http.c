@@ -322,9 +322,9 @@ origin_str(char *out, size_t len, int https, const char *host, uint16_t port)
 
 /*
  * The verdict on a redirect's target: what the policy says now. A target
- * that is an address (http_location_resolve() keeps it as written: it has
- * a ':' or is all digits and dots) is decided as one, as the request that
- * follows it will be: no rule admits it, not even "*".
+ * that is an address (http_location_resolve() keeps it as written) is
+ * decided as one, as the request that follows it will be: no rule admits
+ * it, not even "*".
  */
 static void
 gh_redirect_decide(struct gw_conn *c, const char *host, uint16_t port,
@@ -340,8 +340,7 @@ gh_redirect_decide(struct gw_conn *c, const char *host, uint16_t port,
 	f.proto = https ? POL_PROTO_TLS : POL_PROTO_HTTP;
 	f.src = (const struct sockaddr *)&c->src;
 	f.name = host[0] != '\0' ? host : NULL;
-	f.name_is_ip = host[0] != '\0' && (strchr(host, ':') != NULL ||
-	    strspn(host, "0123456789.") == strlen(host));
+	f.name_is_ip = http_location_host_is_ip(host);
 	f.port = port;
 	dc_decide(c->w->snap, &o, &f, v);
 }

@@ -192,6 +192,13 @@ int http_location_resolve(const char *base, const char *loc, size_t n,
     char *out, size_t outlen, int *https, char *host, size_t hostlen,
     uint16_t *port);
 
+/*
+ * Is a host that http_location_resolve() gave an address (kept as written)
+ * rather than a name? The redirect line decides it as the request that
+ * follows will be decided: no rule admits an address.
+ */
+int http_location_host_is_ip(const char *host);
+
 const char *http_status_str(enum http_status s);
 const char *http_target_form_str(enum http_target_form f);
 

@@ -95,6 +95,13 @@ absolute(const char *base, const char *loc, size_t n, char *out, size_t outlen)
 }
 
 int
+http_location_host_is_ip(const char *host)
+{
+	return host[0] != '\0' && (strchr(host, ':') != NULL ||
+	    strspn(host, "0123456789.") == strlen(host));
+}
+
+int
 http_location_resolve(const char *base, const char *loc, size_t n, char *out,
     size_t outlen, int *https, char *host, size_t hostlen, uint16_t *port)
 {
@@ -174,7 +181,7 @@ http_location_resolve(const char *base, const char *loc, size_t n, char *out,
 	}
 	if (hostlen <= hl)
 		return -1;
-	if (strchr(raw, ':') != NULL || strspn(raw, "0123456789.") == hl) {
+	if (http_location_host_is_ip(raw)) {
 		/* An address: kept for the line; no rule allows addresses. */
 		memcpy(host, raw, hl + 1);
 		return 0;
