@@ -946,7 +946,7 @@ is_own_listener(const struct gw_config *cfg, const struct sockaddr *target,
 /*
  * May the gateway connect to this resolved address? NULL if so, else why
  * not, for the log. Precedence, first match wins:
- *   0. one of this gateway's listeners: never;
+ *   0. one of this gateway's listeners, or 0.0.0.0/8 or ::: never;
  *   1. dns.deny_ranges: never, not even for allow_private rules;
  *   2. the deciding allow rule has allow_private: yes;
  *   3. dns.allow_ranges: yes (the operator declared them reachable);
@@ -960,6 +960,10 @@ conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
 
 	if (is_own_listener(cfg, sa, port))
 		return "this gateway's own listener";
+	/* 0.0.0.0 and :: are this host to connect(): its loopback, where the
+	 * admin endpoints listen, whatever a rule or range opens. */
+	if (dns_addr_classify(sa) == DNS_ADDR_UNSPECIFIED)
+		return "unspecified: connecting there reaches this gateway";
 	if (in_ranges(cfg->dns_deny_ranges, cfg->ndns_deny, sa))
 		return "in dns.deny_ranges";
 	if (allow_private)

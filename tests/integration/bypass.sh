@@ -52,7 +52,8 @@ HP=$(free_port)         # plain HTTP origins
 HP2=$(free_port)        # plain HTTP origin: a port only a report-mode rule lists
 start_dns "$DNS_PORT" ok.test=127.0.0.2 evil.test=127.0.0.3 side.test=127.0.0.4 \
     mirror.test=127.0.0.5 scoped.test=127.0.0.6 pub.test=127.0.0.7 \
-    loop.test=127.0.0.1 loop2.test=127.0.0.8 loop6.test=::ffff:127.0.0.1
+    loop.test=127.0.0.1 loop2.test=127.0.0.8 loop6.test=::ffff:127.0.0.1 \
+    zero.test=0.0.0.0 zero6.test=::
 
 REC="$T/origin.rec"
 K="$T/pki"
@@ -404,7 +405,7 @@ mkdir "$T/l.d"
 cat >"$T/l.d/allow.yaml" <<EOF
 allow:
   - name: loop
-    hosts: [loop.test, loop2.test, loop6.test]
+    hosts: [loop.test, loop2.test, loop6.test, zero.test, zero6.test]
     ports: [$L_A, $L_CA, $L_CB, $L_C, $L_H, $L_ADM]
     allow_private: true
   - name: ok
@@ -776,6 +777,26 @@ else
 	ok 1 "9.http.admin: the admin port behind an allowed name is refused (egressd L is not running)"
 	ok 1 "9.http.admin: one private_address line naming the gateway's own listener (egressd L is not running)"
 fi
+# 0.0.0.0 and :: are this host to connect(): 0.0.0.0 on the admin port is
+# the admin endpoints on 127.0.0.1, whatever allow_private says.
+if is_up L; then
+	l_from=$(($(wc -l <"$T/L.log") + 1))
+	l_out=$(http_raw "$L_H" "GET /config_dump HTTP/1.1\r\nHost: zero.test:$L_ADM\r\nConnection: close\r\n\r\n" 2>&1)
+	matches "$l_out" "http 403*"
+	ok $? "9.http.admin-unspecified: a name that resolves to 0.0.0.0 does not reach the admin port" ||
+	    diag "$l_out"
+	attempt_lines "$T/L.log" "$l_from"
+	tail -n +"$l_from" "$T/L.log" >"$T/attempt.log"
+	logq "$T/attempt.log" --count event=deny reason=private_address port="$L_ADM" \
+	    detail="zero.test resolves to 0.0.0.0 (unspecified: connecting there reaches this gateway)" |
+	    grep -qx 1
+	ok $? "9.http.admin-unspecified: one private_address line naming the unspecified address" ||
+	    logq "$T/attempt.log" | sed 's/^/#   /'
+else
+	ok 1 "9.http.admin-unspecified: a name that resolves to 0.0.0.0 does not reach the admin port (egressd L is not running)"
+	ok 1 "9.http.admin-unspecified: one private_address line naming the unspecified address (egressd L is not running)"
+fi
+loop_row 9.tls.unspecified6 1 tls_py "$L_A" --sni zero6.test
 row 9.still-answers-control L "reached $OKW:$UP" "at=127.0.0.2:$UP" \
     "event=allow reason=allowed listener=ctl name=ok.test port=$UP" \
     tls_py "$L_CTL" --sni ok.test
