@@ -946,7 +946,7 @@ is_own_listener(const struct gw_config *cfg, const struct sockaddr *target,
 /*
  * May the gateway connect to this resolved address? NULL if so, else why
  * not, for the log. Precedence, first match wins:
- *   0. one of this gateway's listeners, or 0.0.0.0/8 or ::: never;
+ *   0. one of this gateway's listeners, 0.0.0.0/8, or "::": never;
  *   1. dns.deny_ranges: never, not even for allow_private rules;
  *   2. the deciding allow rule has allow_private: yes;
  *   3. dns.allow_ranges: yes (the operator declared them reachable);
