@@ -99,6 +99,17 @@ struct k8s_acts {
 	yaml_mark_t mark;
 };
 
+/*
+ * Where a resource was first seen: for a second namespace-wide Sidecar
+ * in the same namespace.
+ */
+struct k8s_seen {
+	char *ns;
+	char *name;
+	char *file;
+	unsigned line, col;
+};
+
 struct k8s_state {
 	struct k8s_acts *acts;
 	size_t nacts, acts_cap;
@@ -108,6 +119,8 @@ struct k8s_state {
 	size_t nimp, imp_cap;
 	char **restricted;      /* namespaces with a namespace-wide Sidecar */
 	size_t nrestricted, restricted_cap;
+	struct k8s_seen *defaults;      /* Sidecars without workloadSelector */
+	size_t ndefaults, defaults_cap;
 	struct k8s_dr *dr;
 	size_t ndr, dr_cap;
 	unsigned nlisteners;    /* Sidecar egress listeners read so far */
@@ -440,6 +453,7 @@ vis_cidrs(const struct pol_load_opts *o, const unsigned char *vis, size_t *n,
 struct k8s_meta {
 	const char *kind, *name, *ns;   /* ns NULL when absent */
 	const char *scope_ns;           /* ns, or DEFAULT_NS */
+	yaml_node_t *name_node;         /* metadata.name, for diagnostics */
 	yaml_node_t *spec;
 };
 
@@ -486,6 +500,7 @@ read_meta(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *root,
 	}
 	if (ydoc_scalar(cx, n, "metadata.name", &m->name) < 0)
 		return -1;
+	m->name_node = n;
 	if (m->name[0] == '\0' || strlen(m->name) > POL_NAME_MAX) {
 		ydoc_error(cx, n, "metadata.name must be 1 to %d characters",
 		    POL_NAME_MAX);
@@ -1064,6 +1079,57 @@ add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld, const char *ns)
 }
 
 /*
+ * Istio uses one Sidecar without workloadSelector per namespace and calls
+ * more than one undefined (sidecar.proto; istioctl analyze IST0111,
+ * MultipleSidecarsWithoutWorkloadSelectors): pilot keeps the oldest,
+ * which a file does not say. Reading their union would admit what each
+ * of them alone narrows away, so a second one is an error. 0, or -1.
+ */
+static int
+one_default_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
+    const struct k8s_meta *m, yaml_node_t *at)
+{
+	char qb[POL_QUOTE_BUF], qb2[POL_QUOTE_BUF];
+	struct k8s_state *st = state(cx, ld);
+	struct k8s_seen *sn;
+
+	if (st == NULL)
+		return -1;
+	for (size_t i = 0; i < st->ndefaults; i++) {
+		sn = &st->defaults[i];
+		if (strcmp(sn->ns, m->scope_ns) != 0)
+			continue;
+		ydoc_error(cx, at, "Sidecar %s: namespace %s already has a Sidecar "
+		    "without workloadSelector (%s at %s:%u:%u); Istio uses only one "
+		    "per namespace and which one is undefined, so merge them",
+		    pol_quote(m->name, qb, sizeof(qb)), m->scope_ns,
+		    pol_quote(sn->name, qb2, sizeof(qb2)), sn->file, sn->line,
+		    sn->col);
+		return -1;
+	}
+	if (grow((void **)&st->defaults, st->ndefaults, &st->defaults_cap,
+	    sizeof(*st->defaults)) < 0) {
+		oom(cx, ld);
+		return -1;
+	}
+	sn = &st->defaults[st->ndefaults];
+	sn->ns = strdup(m->scope_ns);
+	sn->name = strdup(m->name);
+	sn->file = strdup(cx->file != NULL ? cx->file : "-");
+	sn->line = (unsigned)at->start_mark.line + 1;
+	sn->col = (unsigned)at->start_mark.column + 1;
+	if (sn->ns == NULL || sn->name == NULL || sn->file == NULL) {
+		free(sn->ns);
+		free(sn->name);
+		free(sn->file);
+		oom(cx, ld);
+		return -1;
+	}
+	st->ndefaults++;
+	return 0;
+}
+
+/*
  * One egress[].hosts entry, "namespace/dnsName" (Istio's
  * ValidateNamespaceSlashWildcardHostname and sidecar.proto): the namespace
  * is "*" (any), "." (the Sidecar's own) or a name, optionally prefixed
@@ -1190,6 +1256,8 @@ read_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	sel = get(cx, doc, m->spec, "workloadSelector");
 	selector = sel != NULL;
 	if (selector && !selector_has_labels(cx, doc, sel, m))
+		return;
+	if (!selector && one_default_sidecar(cx, ld, m, m->name_node) < 0)
 		return;
 	egress = get(cx, doc, m->spec, "egress");
 	if (egress == NULL) {
@@ -2017,6 +2085,11 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	}
 	for (size_t i = 0; i < st->nrestricted; i++)
 		free(st->restricted[i]);
+	for (size_t i = 0; i < st->ndefaults; i++) {
+		free(st->defaults[i].ns);
+		free(st->defaults[i].name);
+		free(st->defaults[i].file);
+	}
 	for (size_t i = 0; i < st->ndr; i++) {
 		free(st->dr[i].pattern);
 		free(st->dr[i].file);
@@ -2025,6 +2098,7 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	free(st->se);
 	free(st->imp);
 	free(st->restricted);
+	free(st->defaults);
 	free(st->dr);
 	free(st);
 	ld->k8s = NULL;

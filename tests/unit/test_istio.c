@@ -826,6 +826,15 @@ static void test_restrictions_kept(void)
 		  "  spec: {egress: [{hosts: [\"./*\"]}]}\n",
 		  "t.yaml:2:7: kind SidecarList is not read; write its items as "
 		  "documents of their own, or as a kind: List (kubectl get -o yaml)" },
+		/* Istio uses one namespace-wide Sidecar (which one is
+		 * undefined); the union would admit what each narrows away. */
+		{ SC_DOC("networking.istio.io/v1") "---\n"
+		  "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+		  "metadata: {name: legacy, namespace: team-a}\nspec:\n"
+		  "  egress: [{hosts: [\"*/*\"]}]\n",
+		  "t.yaml:9:18: Sidecar legacy: namespace team-a already has a Sidecar "
+		  "without workloadSelector (sc at t.yaml:3:18); Istio uses only one "
+		  "per namespace and which one is undefined, so merge them" },
 		{ SC_DOC("networking.istio.io/v1") "---\nmode: report\n",
 		  "t.yaml:5:11: Sidecar sc acts on every file's rules and cannot be "
 		  "trialled in report mode (mode: report at line 7); put it in a file "
