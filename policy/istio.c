@@ -100,10 +100,12 @@ struct k8s_acts {
 };
 
 /*
- * Where a resource was first seen: for a second namespace-wide Sidecar
- * in the same namespace.
+ * Where a resource was first seen: for a second resource of the same
+ * kind, namespace and name, and a second namespace-wide Sidecar in the
+ * same namespace.
  */
 struct k8s_seen {
+	const char *kind;       /* a literal */
 	char *ns;
 	char *name;
 	char *file;
@@ -121,6 +123,8 @@ struct k8s_state {
 	size_t nrestricted, restricted_cap;
 	struct k8s_seen *defaults;      /* Sidecars without workloadSelector */
 	size_t ndefaults, defaults_cap;
+	struct k8s_seen *objs;          /* every resource read */
+	size_t nobjs, objs_cap;
 	struct k8s_dr *dr;
 	size_t ndr, dr_cap;
 	unsigned nlisteners;    /* Sidecar egress listeners read so far */
@@ -1078,6 +1082,47 @@ add_restricted(struct ydoc_ctx *cx, struct pol_loader *ld, const char *ns)
 	st->nrestricted++;
 }
 
+/* Adds a resource to a seen list. 0, or -1 when out of memory. */
+static int
+remember_seen(struct ydoc_ctx *cx, struct pol_loader *ld,
+    struct k8s_seen **arr, size_t *n, size_t *cap, const char *kind,
+    const struct k8s_meta *m, const yaml_node_t *at)
+{
+	struct k8s_seen *sn;
+
+	if (grow((void **)arr, *n, cap, sizeof(**arr)) < 0) {
+		oom(cx, ld);
+		return -1;
+	}
+	sn = &(*arr)[*n];
+	sn->kind = kind;
+	sn->ns = strdup(m->scope_ns);
+	sn->name = strdup(m->name);
+	sn->file = strdup(cx->file != NULL ? cx->file : "-");
+	sn->line = (unsigned)at->start_mark.line + 1;
+	sn->col = (unsigned)at->start_mark.column + 1;
+	if (sn->ns == NULL || sn->name == NULL || sn->file == NULL) {
+		free(sn->ns);
+		free(sn->name);
+		free(sn->file);
+		oom(cx, ld);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+static void
+free_seen(struct k8s_seen *arr, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(arr[i].ns);
+		free(arr[i].name);
+		free(arr[i].file);
+	}
+	free(arr);
+}
+
 /*
  * Istio uses one Sidecar without workloadSelector per namespace and calls
  * more than one undefined (sidecar.proto; istioctl analyze IST0111,
@@ -1091,12 +1136,12 @@ one_default_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
 {
 	char qb[POL_QUOTE_BUF], qb2[POL_QUOTE_BUF];
 	struct k8s_state *st = state(cx, ld);
-	struct k8s_seen *sn;
 
 	if (st == NULL)
 		return -1;
 	for (size_t i = 0; i < st->ndefaults; i++) {
-		sn = &st->defaults[i];
+		const struct k8s_seen *sn = &st->defaults[i];
+
 		if (strcmp(sn->ns, m->scope_ns) != 0)
 			continue;
 		ydoc_error(cx, at, "Sidecar %s: namespace %s already has a Sidecar "
@@ -1107,26 +1152,8 @@ one_default_sidecar(struct ydoc_ctx *cx, struct pol_loader *ld,
 		    sn->col);
 		return -1;
 	}
-	if (grow((void **)&st->defaults, st->ndefaults, &st->defaults_cap,
-	    sizeof(*st->defaults)) < 0) {
-		oom(cx, ld);
-		return -1;
-	}
-	sn = &st->defaults[st->ndefaults];
-	sn->ns = strdup(m->scope_ns);
-	sn->name = strdup(m->name);
-	sn->file = strdup(cx->file != NULL ? cx->file : "-");
-	sn->line = (unsigned)at->start_mark.line + 1;
-	sn->col = (unsigned)at->start_mark.column + 1;
-	if (sn->ns == NULL || sn->name == NULL || sn->file == NULL) {
-		free(sn->ns);
-		free(sn->name);
-		free(sn->file);
-		oom(cx, ld);
-		return -1;
-	}
-	st->ndefaults++;
-	return 0;
+	return remember_seen(cx, ld, &st->defaults, &st->ndefaults,
+	    &st->defaults_cap, "Sidecar", m, at);
 }
 
 /*
@@ -1666,6 +1693,48 @@ read_destination_rule(struct ydoc_ctx *cx, struct pol_loader *ld,
 
 /* ---- dispatch -------------------------------------------------------------- */
 
+/*
+ * Kubernetes holds one object per kind, namespace and name: applying a
+ * second document of the same ones replaces the first, so the cluster
+ * has only the last. Reading both would admit the hosts of one the
+ * cluster no longer has (or narrow by a Sidecar it no longer has), and
+ * which one is last depends on how the files are applied: an error,
+ * at the second's metadata.name, naming the first. 0, or -1.
+ */
+static int
+unique_object(struct ydoc_ctx *cx, struct pol_loader *ld,
+    const struct k8s_meta *m)
+{
+	static const char *const kinds[] = {
+		"ServiceEntry", "Sidecar", "VirtualService", "DestinationRule",
+	};
+	char qb[POL_QUOTE_BUF];
+	struct k8s_state *st = state(cx, ld);
+	const char *kind = NULL;
+
+	if (st == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(m->kind, kinds[i]) == 0)
+			kind = kinds[i];
+	if (kind == NULL)
+		return 0;
+	for (size_t i = 0; i < st->nobjs; i++) {
+		const struct k8s_seen *sn = &st->objs[i];
+
+		if (sn->kind != kind || strcmp(sn->ns, m->scope_ns) != 0 ||
+		    strcmp(sn->name, m->name) != 0)
+			continue;
+		ydoc_error(cx, m->name_node, "%s %s/%s is defined twice (first at "
+		    "%s:%u:%u); Kubernetes keeps only the one applied last, so keep "
+		    "one of them", kind, m->scope_ns,
+		    pol_quote(m->name, qb, sizeof(qb)), sn->file, sn->line, sn->col);
+		return -1;
+	}
+	return remember_seen(cx, ld, &st->objs, &st->nobjs, &st->objs_cap, kind,
+	    m, m->name_node);
+}
+
 static int
 istio_api(const char *v)
 {
@@ -1794,7 +1863,7 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		    m.kind, pol_quote(api, qb2, sizeof(qb2)));
 		return;
 	}
-	if (read_meta(cx, doc, root, &m) < 0)
+	if (read_meta(cx, doc, root, &m) < 0 || unique_object(cx, ld, &m) < 0)
 		return;
 	if (strcmp(m.kind, "ServiceEntry") == 0)
 		read_service_entry(cx, ld, doc, &m);
@@ -2085,11 +2154,8 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	}
 	for (size_t i = 0; i < st->nrestricted; i++)
 		free(st->restricted[i]);
-	for (size_t i = 0; i < st->ndefaults; i++) {
-		free(st->defaults[i].ns);
-		free(st->defaults[i].name);
-		free(st->defaults[i].file);
-	}
+	free_seen(st->defaults, st->ndefaults);
+	free_seen(st->objs, st->nobjs);
 	for (size_t i = 0; i < st->ndr; i++) {
 		free(st->dr[i].pattern);
 		free(st->dr[i].file);
@@ -2098,7 +2164,6 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	free(st->se);
 	free(st->imp);
 	free(st->restricted);
-	free(st->defaults);
 	free(st->dr);
 	free(st);
 	ld->k8s = NULL;

@@ -826,6 +826,12 @@ static void test_restrictions_kept(void)
 		  "  spec: {egress: [{hosts: [\"./*\"]}]}\n",
 		  "t.yaml:2:7: kind SidecarList is not read; write its items as "
 		  "documents of their own, or as a kind: List (kubectl get -o yaml)" },
+		/* Kubernetes keeps one object per kind, namespace and name:
+		 * the union of two would admit hosts the cluster lost. */
+		{ SE_A "---\n" SE_A,
+		  "t.yaml:10:18: ServiceEntry team-b/a is defined twice (first at "
+		  "t.yaml:3:18); Kubernetes keeps only the one applied last, so "
+		  "keep one of them" },
 		/* Istio uses one namespace-wide Sidecar (which one is
 		 * undefined); the union would admit what each narrows away. */
 		{ SC_DOC("networking.istio.io/v1") "---\n"
@@ -859,6 +865,20 @@ static void test_restrictions_kept(void)
 	tap_ok(s != NULL && pol_snapshot_rule_count(s) == 1 &&
 	    pol_snapshot_rule(s, 0)->mode == POL_MODE_REPORT,
 	    "mode: report as its own document puts the ServiceEntry in report mode");
+	pol_snapshot_unref(s);
+
+	/* The same name in another namespace, or of another kind, is
+	 * another object. */
+	s = load_str(SE_A "---\n"
+	    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+	    "metadata: {name: a, namespace: team-a}\nspec:\n  hosts: [b.example]\n"
+	    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+	    "metadata: {name: a, namespace: team-b}\nspec:\n  host: a.example\n"
+	    "  trafficPolicy: {tls: {mode: SIMPLE}}\n", &d);
+	tap_ok(s != NULL && d.nerr == 0,
+	    "one name in two namespaces, or for two kinds, loads");
+	if (s == NULL)
+		tap_diag("%s", d.text);
 	pol_snapshot_unref(s);
 
 	/* A ServiceEntry of an unknown version only adds: still a notice. */
