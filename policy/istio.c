@@ -112,6 +112,19 @@ struct k8s_seen {
 	unsigned line, col;
 };
 
+/*
+ * The rules of one gateway-bound tls match and the gateways it is bound
+ * to ("namespace/name"), for dropping routes bound only to Istio's
+ * ingress gateway once every Gateway has been read.
+ */
+struct k8s_bind {
+	size_t first, count;    /* its rules in ld->snap->rules */
+	char **refs;
+	size_t nrefs;
+	char *file;
+	unsigned line, col;
+};
+
 struct k8s_state {
 	struct k8s_acts *acts;
 	size_t nacts, acts_cap;
@@ -125,6 +138,10 @@ struct k8s_state {
 	size_t ndefaults, defaults_cap;
 	struct k8s_seen *objs;          /* every resource read */
 	size_t nobjs, objs_cap;
+	char **ingress;                 /* "ns/name" of ingress Gateways */
+	size_t ningress, ingress_cap;
+	struct k8s_bind *binds;
+	size_t nbinds, binds_cap;
 	struct k8s_dr *dr;
 	size_t ndr, dr_cap;
 	unsigned nlisteners;    /* Sidecar egress listeners read so far */
@@ -1422,18 +1439,119 @@ warn_destinations(struct ydoc_ctx *cx, yaml_document_t *doc,
 }
 
 /*
+ * A gateways entry as "namespace/name": Istio reads a name without a
+ * namespace as one in the VirtualService's. NULL when out of memory.
+ */
+static char *
+gateway_ref(const char *ns, const char *s)
+{
+	size_t n = strlen(ns) + strlen(s) + 2;
+	char *ref = malloc(n);
+
+	if (ref == NULL)
+		return NULL;
+	if (strchr(s, '/') != NULL)
+		snprintf(ref, n, "%s", s);
+	else
+		snprintf(ref, n, "%s/%s", ns, s);
+	return ref;
+}
+
+/* Remembers the gateways (not mesh) the rules from first on are bound to. */
+static void
+remember_bind(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *gws, const char *ns, yaml_node_t *at, size_t first)
+{
+	struct k8s_state *st = state(cx, ld);
+	struct k8s_bind *b;
+	size_t cnt;
+
+	if (st == NULL)
+		return;
+	if (grow((void **)&st->binds, st->nbinds, &st->binds_cap,
+	    sizeof(*st->binds)) < 0)
+		goto nomem;
+	b = &st->binds[st->nbinds];
+	memset(b, 0, sizeof(*b));
+	b->first = first;
+	b->count = pol_snapshot_rule_count(ld->snap) - first;
+	b->line = (unsigned)at->start_mark.line + 1;
+	b->col = (unsigned)at->start_mark.column + 1;
+	cnt = (size_t)(gws->data.sequence.items.top - gws->data.sequence.items.start);
+	b->refs = calloc(cnt, sizeof(*b->refs));
+	b->file = strdup(cx->file != NULL ? cx->file : "-");
+	if (b->refs == NULL || b->file == NULL)
+		goto fail;
+	st->nbinds++;
+	YDOC_FOREACH_ITEM(doc, gws, it) {
+		const char *g = ydoc_text(YDOC_NODE(doc, *it));
+
+		if (g == NULL || strcmp(g, "mesh") == 0)
+			continue;
+		if ((b->refs[b->nrefs] = gateway_ref(ns, g)) == NULL)
+			goto nomem;
+		b->nrefs++;
+	}
+	return;
+fail:
+	free(b->refs);
+	free(b->file);
+nomem:
+	oom(cx, ld);
+}
+
+/*
+ * An istio Gateway whose selector is istio: ingressgateway configures
+ * Istio's ingress gateway: routes bound to it are how traffic gets into
+ * the mesh (Istio's "Ingress Gateway without TLS Termination" task binds
+ * sniHosts nginx.example.com to one), and the egress gateway never sees
+ * them. Remembered, so that such routes admit nothing here. 1 when it is
+ * one (said with a notice), 0 for any other Gateway.
+ */
+static int
+read_gateway(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
+    yaml_node_t *root)
+{
+	yaml_node_t *md = get(cx, doc, root, "metadata");
+	yaml_node_t *sel = get(cx, doc, get(cx, doc, root, "spec"), "selector");
+	const char *name = ydoc_text(get(cx, doc, md, "name"));
+	const char *ns = ydoc_text(get(cx, doc, md, "namespace"));
+	const char *istio = ydoc_text(get(cx, doc, sel, "istio"));
+	struct k8s_state *st;
+
+	if (name == NULL || istio == NULL || strcmp(istio, "ingressgateway") != 0)
+		return 0;
+	st = state(cx, ld);
+	if (st == NULL)
+		return 1;
+	if (grow((void **)&st->ingress, st->ningress, &st->ingress_cap,
+	    sizeof(*st->ingress)) < 0 ||
+	    (st->ingress[st->ningress] = gateway_ref(ns != NULL && ns[0] != '\0' ?
+	    ns : DEFAULT_NS, name)) == NULL) {
+		oom(cx, ld);
+		return 1;
+	}
+	st->ningress++;
+	ydoc_notice(cx, sel, "Gateway %s selects istio: ingressgateway (Istio's "
+	    "ingress gateway): routes bound only to it admit nothing at egressd",
+	    st->ingress[st->ningress - 1]);
+	return 1;
+}
+
+/*
  * One tls match: a rule for each of its SNI hosts, when the match is bound
  * to a gateway (*bound set) and the VirtualService had no error since
  * before; none when exportTo leaves no client.
  */
 static void
 read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
-    yaml_document_t *doc, yaml_node_t *mt, yaml_node_t *vgw,
+    yaml_document_t *doc, const char *ns, yaml_node_t *mt, yaml_node_t *vgw,
     yaml_node_t *vhosts, yaml_node_t *routes, struct pol_rule *r, int any,
     unsigned before, int *bound)
 {
 	char qb[POL_QUOTE_BUF], pattern[PATTERN_BUF];
 	yaml_node_t *sni, *port, *mgw;
+	size_t first;
 	int on_gateway;
 
 	if (ydoc_is_mapping(cx, mt, "a tls match") < 0)
@@ -1442,8 +1560,10 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 	if (check_gateways(cx, doc, mgw, "match gateways") < 0)
 		return;
 	/* A match's gateways replace the VirtualService's. */
-	on_gateway = mgw != NULL && !pol_yaml_is_empty_list(mgw) ?
-	    names_gateway(doc, mgw) : names_gateway(doc, vgw);
+	if (mgw != NULL && !pol_yaml_is_empty_list(mgw))
+		vgw = mgw;
+	on_gateway = names_gateway(doc, vgw);
+	first = pol_snapshot_rule_count(ld->snap);
 	r->nports = 0;
 	port = get(cx, doc, mt, "port");
 	if (port != NULL) {
@@ -1488,6 +1608,8 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 		pol_loader_add(cx, ld, r);
 	}
 	r->pattern = NULL;
+	if (pol_snapshot_rule_count(ld->snap) > first)
+		remember_bind(cx, ld, doc, vgw, ns, mt, first);
 }
 
 static void
@@ -1531,7 +1653,8 @@ read_virtual_service(struct ydoc_ctx *cx, struct pol_loader *ld,
 			continue;
 		routes = get(cx, doc, route, "route");
 		YDOC_FOREACH_ITEM(doc, match, jt)
-			read_vs_match(cx, ld, doc, YDOC_NODE(doc, *jt), vgw, vhosts,
+			read_vs_match(cx, ld, doc, m->scope_ns, YDOC_NODE(doc, *jt),
+			    vgw, vhosts,
 			    routes, &r, any, before, &bound);
 	}
 	if (cx->errors == before && !bound)
@@ -1835,6 +1958,9 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		    "yaml)", m.kind);
 		return;
 	}
+	if (strcmp(m.kind, "Gateway") == 0 && istio_api(api) &&
+	    read_gateway(cx, ld, doc, root))
+		return;
 	if (strcmp(m.kind, "ServiceEntry") != 0 && strcmp(m.kind, "Sidecar") != 0 &&
 	    strcmp(m.kind, "VirtualService") != 0 &&
 	    strcmp(m.kind, "DestinationRule") != 0) {
@@ -2130,6 +2256,50 @@ apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 	}
 }
 
+static int
+is_ingress(const struct k8s_state *st, const char *ref)
+{
+	for (size_t i = 0; i < st->ningress; i++)
+		if (strcmp(st->ingress[i], ref) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Drops the rules of tls matches bound only to Istio ingress Gateways
+ * (a warning at the match), backwards so that deleting moves only rules
+ * already done; ServiceEntry rules after them move down.
+ */
+static void
+drop_ingress_routes(struct ydoc_ctx *cx, struct pol_loader *ld,
+    struct k8s_state *st)
+{
+	for (size_t k = st->nbinds; k-- > 0;) {
+		const struct k8s_bind *b = &st->binds[k];
+		size_t j;
+
+		if (b->nrefs == 0)
+			continue;
+		for (j = 0; j < b->nrefs && is_ingress(st, b->refs[j]); j++)
+			;
+		if (j < b->nrefs)
+			continue;
+		for (size_t i = b->count; i-- > 0;)
+			delete_rule(ld->snap, b->first + i);
+		for (size_t i = 0; i < st->nse; i++)
+			if (st->se[i].first > b->first)
+				st->se[i].first -= b->count;
+		if (cx->report != NULL) {
+			char msg[POL_NAME_MAX + 160];
+
+			snprintf(msg, sizeof(msg), "this tls match is bound only to "
+			    "Istio's ingress gateway (%s selects istio: ingressgateway); "
+			    "it admits nothing at egressd", b->refs[0]);
+			cx->report(cx->arg, POL_WARNING, b->file, b->line, b->col, msg);
+		}
+	}
+}
+
 void
 pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 {
@@ -2138,6 +2308,7 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	if (st == NULL)
 		return;
 	if (!errors && !ld->oom) {
+		drop_ingress_routes(cx, ld, st);
 		if (ld->opts->nnamespaces > 0)
 			apply_sidecars(cx, ld, st);
 		for (size_t i = 0; i < st->ndr && !ld->oom; i++)
@@ -2156,6 +2327,16 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 		free(st->restricted[i]);
 	free_seen(st->defaults, st->ndefaults);
 	free_seen(st->objs, st->nobjs);
+	for (size_t i = 0; i < st->ningress; i++)
+		free(st->ingress[i]);
+	for (size_t i = 0; i < st->nbinds; i++) {
+		for (size_t j = 0; j < st->binds[i].nrefs; j++)
+			free(st->binds[i].refs[j]);
+		free(st->binds[i].refs);
+		free(st->binds[i].file);
+	}
+	free(st->ingress);
+	free(st->binds);
 	for (size_t i = 0; i < st->ndr; i++) {
 		free(st->dr[i].pattern);
 		free(st->dr[i].file);

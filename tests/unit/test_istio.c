@@ -949,6 +949,67 @@ static void test_restrictions_kept(void)
 
 }
 
+/*
+ * Routes bound only to Istio's ingress gateway (a Gateway selecting
+ * istio: ingressgateway) reach the mesh from outside; the egress gateway
+ * never carries them, so they admit nothing, whichever comes first. The
+ * ServiceEntry read after such a route is still scoped by its Sidecar.
+ */
+static void test_ingress_routes(void)
+{
+	static const char text[] =
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		"metadata: {name: nginx, namespace: team-b}\nspec:\n"
+		"  hosts: [nginx.example.com]\n  gateways: [mygateway]\n"
+		"  tls:\n  - match:\n    - port: 443\n      sniHosts: [nginx.example.com]\n"
+		"    route: [{destination: {host: nginx.example.com}}]\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+		"metadata: {name: pub, namespace: team-b}\nspec:\n"
+		"  hosts: [public.example]\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+		"metadata: {name: default, namespace: team-a}\nspec:\n"
+		"  egress: [{hosts: [\"./*\"]}]\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		"metadata: {name: both, namespace: team-b}\nspec:\n"
+		"  hosts: [both.example.com]\n"
+		"  gateways: [mygateway, istio-system/egress]\n"
+		"  tls:\n  - match:\n    - sniHosts: [both.example.com]\n"
+		"    route: [{destination: {host: both.example.com}}]\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: Gateway\n"
+		"metadata: {name: mygateway, namespace: team-b}\nspec:\n"
+		"  selector: {istio: ingressgateway}\n"
+		"  servers: [{port: {number: 443, name: https, protocol: HTTPS}, "
+		"tls: {mode: PASSTHROUGH}, hosts: [nginx.example.com]}]\n";
+	struct pol_cidr a = *cidr("10.1.0.0/16"), b = *cidr("10.2.0.0/16");
+	struct pol_namespace ns[2] = {
+		{ .name = "team-a", .ncidrs = 1, .cidrs = &a },
+		{ .name = "team-b", .ncidrs = 1, .cidrs = &b },
+	};
+	struct pol_load_opts o = { .nnamespaces = 2, .namespaces = ns };
+	struct diags d;
+	struct pol_snapshot *s = load_ns(text, &o, &d);
+
+	tap_ok(s != NULL, "ingress-bound route loads");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	ALLOWED(s, "nginx.example.com", 443, "10.2.0.5", 0,
+	    "a route bound only to an ingress Gateway admits nothing");
+	ALLOWED(s, "both.example.com", 443, "10.2.0.5", 1,
+	    "a route bound to another gateway too still admits");
+	ALLOWED(s, "public.example", 443, "10.2.0.5", 1,
+	    "the ServiceEntry after it: team-b keeps it");
+	ALLOWED(s, "public.example", 443, "10.1.0.5", 0,
+	    "... and team-a's Sidecar still narrows it");
+	tap_ok(contains(d.text, "p.yaml:9:7: this tls match is bound only to "
+	    "Istio's ingress gateway (team-b/mygateway selects istio: "
+	    "ingressgateway); it admits nothing at egressd"), "said at the match");
+	if (!contains(d.text, "it admits nothing at egressd"))
+		tap_diag("%s", d.text);
+	pol_snapshot_unref(s);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_istio.XXXXXX");
@@ -965,6 +1026,7 @@ int main(void)
 	test_notices();
 	test_scoping();
 	test_restrictions_kept();
+	test_ingress_routes();
 	{
 		char path[128];
 
