@@ -134,6 +134,43 @@ spec:
   - hosts:
     - "~~team-b/*"'
 
+# Kubernetes keeps one object per kind, namespace and name, and Istio one
+# Sidecar without workloadSelector per namespace: reading both of two
+# would admit the union of what each says.
+broken same-name "13:9: ServiceEntry team-a/partner is defined twice (first at $T/same-name.yaml:4:9); Kubernetes keeps only the one applied last, so keep one of them" \
+'apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: partner
+  namespace: team-a
+spec:
+  hosts: [old-partner.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  namespace: team-a
+  name: partner
+spec:
+  hosts: [new-partner.example.com]'
+
+broken two-sidecars "12:9: Sidecar legacy: namespace team-a already has a Sidecar without workloadSelector (default at $T/two-sidecars.yaml:4:9); Istio uses only one per namespace and which one is undefined, so merge them" \
+'apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: default
+  namespace: team-a
+spec:
+  egress: [{hosts: ["./api.example.com"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: legacy
+  namespace: team-a
+spec:
+  egress: [{hosts: ["*/*"]}]'
+
 # What a file restricts is never skipped (the reviewer's reproductions): a
 # mode key inside a resource, a Sidecar of a version egressd does not know,
 # "*" as an SNI host, a DestinationRule in a report-mode file.
