@@ -121,8 +121,27 @@ struct k8s_bind {
 	size_t first, count;    /* its rules in ld->snap->rules */
 	char **refs;
 	size_t nrefs;
+	char *ns;               /* the VirtualService's */
+	uint16_t port;          /* match.port; 0: any */
+	struct k8s_host *hosts; /* the VirtualService's spec.hosts */
+	size_t nhosts;
 	char *file;
 	unsigned line, col;
+};
+
+/* A host pattern: of a VirtualService, or a Gateway server's "ns/host". */
+struct k8s_host {
+	enum pol_pattern_kind kind;
+	char *pattern;
+	char *ns;               /* Gateway servers: "*" or a namespace */
+	char *gw;               /* Gateway servers: the Gateway's ref */
+	uint16_t port;          /* Gateway servers: port.number */
+};
+
+/* An istio Gateway of the policy, by "namespace/name". */
+struct k8s_gw {
+	char *ref;
+	int ingress;            /* selector istio: ingressgateway */
 };
 
 struct k8s_state {
@@ -138,8 +157,10 @@ struct k8s_state {
 	size_t ndefaults, defaults_cap;
 	struct k8s_seen *objs;          /* every resource read */
 	size_t nobjs, objs_cap;
-	char **ingress;                 /* "ns/name" of ingress Gateways */
-	size_t ningress, ingress_cap;
+	struct k8s_gw *gws;             /* every Gateway */
+	size_t ngws, gws_cap;
+	struct k8s_host *gwhosts;       /* every Gateway server host */
+	size_t ngwhosts, gwhosts_cap;
 	struct k8s_bind *binds;
 	size_t nbinds, binds_cap;
 	struct k8s_dr *dr;
@@ -1460,7 +1481,8 @@ gateway_ref(const char *ns, const char *s)
 /* Remembers the gateways (not mesh) the rules from first on are bound to. */
 static void
 remember_bind(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
-    yaml_node_t *gws, const char *ns, yaml_node_t *at, size_t first)
+    yaml_node_t *gws, const char *ns, yaml_node_t *vhosts, uint16_t port,
+    yaml_node_t *at, size_t first)
 {
 	struct k8s_state *st = state(cx, ld);
 	struct k8s_bind *b;
@@ -1480,9 +1502,29 @@ remember_bind(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 	cnt = (size_t)(gws->data.sequence.items.top - gws->data.sequence.items.start);
 	b->refs = calloc(cnt, sizeof(*b->refs));
 	b->file = strdup(cx->file != NULL ? cx->file : "-");
-	if (b->refs == NULL || b->file == NULL)
+	b->ns = strdup(ns);
+	b->port = port;
+	cnt = vhosts != NULL ? (size_t)(vhosts->data.sequence.items.top -
+	    vhosts->data.sequence.items.start) : 0;
+	b->hosts = calloc(cnt ? cnt : 1, sizeof(*b->hosts));
+	if (b->refs == NULL || b->file == NULL || b->ns == NULL ||
+	    b->hosts == NULL)
 		goto fail;
 	st->nbinds++;
+	if (vhosts != NULL) {
+		YDOC_FOREACH_ITEM(doc, vhosts, it) {
+			char pat[PATTERN_BUF];
+			const char *h = ydoc_text(YDOC_NODE(doc, *it));
+			struct k8s_host *kh = &b->hosts[b->nhosts];
+
+			if (h == NULL || pol_pattern_parse(h, &kh->kind, pat,
+			    sizeof(pat), NULL, 0) < 0 || kh->kind == POL_PAT_DOMAIN)
+				continue;
+			if ((kh->pattern = strdup(pat)) == NULL)
+				goto nomem;
+			b->nhosts++;
+		}
+	}
 	YDOC_FOREACH_ITEM(doc, gws, it) {
 		const char *g = ydoc_text(YDOC_NODE(doc, *it));
 
@@ -1496,46 +1538,126 @@ remember_bind(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 fail:
 	free(b->refs);
 	free(b->file);
+	free(b->ns);
+	free(b->hosts);
 nomem:
 	oom(cx, ld);
 }
 
 /*
- * An istio Gateway whose selector is istio: ingressgateway configures
- * Istio's ingress gateway: routes bound to it are how traffic gets into
- * the mesh (Istio's "Ingress Gateway without TLS Termination" task binds
- * sniHosts nginx.example.com to one), and the egress gateway never sees
- * them. Remembered, so that such routes admit nothing here. 1 when it is
- * one (said with a notice), 0 for any other Gateway.
+ * One host of a Gateway server, "ns/host" ("./host": the Gateway's
+ * namespace; "host" alone: any namespace), as Istio binds VirtualServices
+ * to it. A host that does not parse is left out: it binds nothing.
  */
-static int
+static void
+add_gateway_host(struct ydoc_ctx *cx, struct pol_loader *ld,
+    struct k8s_state *st, const char *ref, const char *gw_ns, uint16_t port,
+    const char *text)
+{
+	char pat[PATTERN_BUF], nsb[NS_MAX + 1];
+	const char *slash = strchr(text, '/'), *host = text, *ns = "*";
+	struct k8s_host *h;
+
+	if (slash != NULL) {
+		size_t n = (size_t)(slash - text);
+
+		if (n == 0 || n > NS_MAX)
+			return;
+		memcpy(nsb, text, n);
+		nsb[n] = '\0';
+		ns = strcmp(nsb, ".") == 0 ? gw_ns : nsb;
+		host = slash + 1;
+	}
+	if (grow((void **)&st->gwhosts, st->ngwhosts, &st->gwhosts_cap,
+	    sizeof(*st->gwhosts)) < 0) {
+		oom(cx, ld);
+		return;
+	}
+	h = &st->gwhosts[st->ngwhosts];
+	if (strcmp(host, "*") == 0) {
+		h->kind = POL_PAT_ANY;
+		snprintf(pat, sizeof(pat), "*");
+	} else if (pol_pattern_parse(host, &h->kind, pat, sizeof(pat), NULL,
+	    0) < 0 || h->kind == POL_PAT_DOMAIN) {
+		return;
+	}
+	h->pattern = strdup(pat);
+	h->ns = strdup(ns);
+	h->gw = strdup(ref);
+	h->port = port;
+	if (h->pattern == NULL || h->ns == NULL || h->gw == NULL) {
+		free(h->pattern);
+		free(h->ns);
+		free(h->gw);
+		oom(cx, ld);
+		return;
+	}
+	st->ngwhosts++;
+}
+
+/*
+ * An istio Gateway: its servers' ports and hosts say which VirtualServices
+ * Istio binds to it (pilot's pickMatchingGatewayHosts: a host of the
+ * VirtualService's namespace, or of any, that overlaps one of its hosts;
+ * isPortMatch: match.port, when given, is the server's). One whose
+ * selector is istio: ingressgateway configures Istio's ingress gateway:
+ * routes bound to it bring traffic into the mesh (Istio's "Ingress
+ * Gateway without TLS Termination" task binds sniHosts nginx.example.com
+ * to one), and the egress gateway never sees them. Nothing is checked
+ * here: a Gateway that does not parse binds nothing.
+ */
+static void
 read_gateway(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
     yaml_node_t *root)
 {
 	yaml_node_t *md = get(cx, doc, root, "metadata");
-	yaml_node_t *sel = get(cx, doc, get(cx, doc, root, "spec"), "selector");
+	yaml_node_t *spec = get(cx, doc, root, "spec");
+	yaml_node_t *sel = get(cx, doc, spec, "selector");
+	yaml_node_t *servers = get(cx, doc, spec, "servers");
 	const char *name = ydoc_text(get(cx, doc, md, "name"));
 	const char *ns = ydoc_text(get(cx, doc, md, "namespace"));
 	const char *istio = ydoc_text(get(cx, doc, sel, "istio"));
-	struct k8s_state *st;
+	struct k8s_state *st = state(cx, ld);
+	struct k8s_gw *g;
 
-	if (name == NULL || istio == NULL || strcmp(istio, "ingressgateway") != 0)
-		return 0;
-	st = state(cx, ld);
-	if (st == NULL)
-		return 1;
-	if (grow((void **)&st->ingress, st->ningress, &st->ingress_cap,
-	    sizeof(*st->ingress)) < 0 ||
-	    (st->ingress[st->ningress] = gateway_ref(ns != NULL && ns[0] != '\0' ?
-	    ns : DEFAULT_NS, name)) == NULL) {
+	if (st == NULL || name == NULL)
+		return;
+	if (ns == NULL || ns[0] == '\0')
+		ns = DEFAULT_NS;
+	if (grow((void **)&st->gws, st->ngws, &st->gws_cap, sizeof(*st->gws)) < 0 ||
+	    (st->gws[st->ngws].ref = gateway_ref(ns, name)) == NULL) {
 		oom(cx, ld);
-		return 1;
+		return;
 	}
-	st->ningress++;
-	ydoc_notice(cx, sel, "Gateway %s selects istio: ingressgateway (Istio's "
-	    "ingress gateway): routes bound only to it admit nothing at egressd",
-	    st->ingress[st->ningress - 1]);
-	return 1;
+	g = &st->gws[st->ngws++];
+	g->ingress = istio != NULL && strcmp(istio, "ingressgateway") == 0;
+	if (g->ingress)
+		ydoc_notice(cx, sel, "Gateway %s selects istio: ingressgateway "
+		    "(Istio's ingress gateway): routes bound only to it admit "
+		    "nothing at egressd", g->ref);
+	if (servers == NULL || servers->type != YAML_SEQUENCE_NODE)
+		return;
+	YDOC_FOREACH_ITEM(doc, servers, it) {
+		yaml_node_t *sv = YDOC_NODE(doc, *it);
+		yaml_node_t *num = get(cx, doc, get(cx, doc, sv, "port"), "number");
+		yaml_node_t *hosts = get(cx, doc, sv, "hosts");
+		const char *t = ydoc_text(num);
+		char *end;
+		unsigned long v;
+
+		if (t == NULL || hosts == NULL || hosts->type != YAML_SEQUENCE_NODE)
+			continue;
+		v = strtoul(t, &end, 10);
+		if (*end != '\0' || v == 0 || v > 65535)
+			continue;
+		YDOC_FOREACH_ITEM(doc, hosts, ht) {
+			const char *h = ydoc_text(YDOC_NODE(doc, *ht));
+
+			if (h != NULL)
+				add_gateway_host(cx, ld, st, st->gws[st->ngws - 1].ref,
+				    ns, (uint16_t)v, h);
+		}
+	}
 }
 
 /*
@@ -1609,7 +1731,8 @@ read_vs_match(struct ydoc_ctx *cx, struct pol_loader *ld,
 	}
 	r->pattern = NULL;
 	if (pol_snapshot_rule_count(ld->snap) > first)
-		remember_bind(cx, ld, doc, vgw, ns, mt, first);
+		remember_bind(cx, ld, doc, vgw, ns, vhosts,
+		    r->nports ? r->ports[0] : 0, mt, first);
 }
 
 static void
@@ -1958,9 +2081,10 @@ read_resource(struct ydoc_ctx *cx, struct pol_loader *ld, yaml_document_t *doc,
 		    "yaml)", m.kind);
 		return;
 	}
-	if (strcmp(m.kind, "Gateway") == 0 && istio_api(api) &&
-	    read_gateway(cx, ld, doc, root))
+	if (strcmp(m.kind, "Gateway") == 0 && istio_api(api)) {
+		read_gateway(cx, ld, doc, root);
 		return;
+	}
 	if (strcmp(m.kind, "ServiceEntry") != 0 && strcmp(m.kind, "Sidecar") != 0 &&
 	    strcmp(m.kind, "VirtualService") != 0 &&
 	    strcmp(m.kind, "DestinationRule") != 0) {
@@ -2256,47 +2380,87 @@ apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 	}
 }
 
-static int
-is_ingress(const struct k8s_state *st, const char *ref)
+static const struct k8s_gw *
+find_gateway(const struct k8s_state *st, const char *ref)
 {
-	for (size_t i = 0; i < st->ningress; i++)
-		if (strcmp(st->ingress[i], ref) == 0)
-			return 1;
+	for (size_t i = 0; i < st->ngws; i++)
+		if (strcmp(st->gws[i].ref, ref) == 0)
+			return &st->gws[i];
+	return NULL;
+}
+
+/*
+ * Does Istio bind the match to Gateway g: a server on the match's port
+ * (any, without one) with a host of the VirtualService's namespace (or of
+ * any) that overlaps one of the VirtualService's hosts?
+ */
+static int
+gateway_binds(const struct k8s_state *st, const struct k8s_gw *g,
+    const struct k8s_bind *b)
+{
+	for (size_t i = 0; i < st->ngwhosts; i++) {
+		const struct k8s_host *h = &st->gwhosts[i];
+
+		if (strcmp(h->gw, g->ref) != 0 ||
+		    (b->port != 0 && h->port != b->port) ||
+		    (strcmp(h->ns, "*") != 0 && strcmp(h->ns, b->ns) != 0))
+			continue;
+		for (size_t j = 0; j < b->nhosts; j++)
+			if (covers(h->kind, h->pattern, b->hosts[j].kind,
+			    b->hosts[j].pattern) || covers(b->hosts[j].kind,
+			    b->hosts[j].pattern, h->kind, h->pattern))
+				return 1;
+	}
 	return 0;
 }
 
 /*
- * Drops the rules of tls matches bound only to Istio ingress Gateways
- * (a warning at the match), backwards so that deleting moves only rules
+ * Drops the rules of tls matches that no gateway they are bound to
+ * carries at an egress gateway: Gateways of the policy that select
+ * Istio's ingress gateway, or whose servers Istio does not bind the
+ * match to. A gateway the policy does not hold is taken to carry it.
+ * A warning at the match; backwards, so that deleting moves only rules
  * already done; ServiceEntry rules after them move down.
  */
 static void
-drop_ingress_routes(struct ydoc_ctx *cx, struct pol_loader *ld,
+drop_unbound_routes(struct ydoc_ctx *cx, struct pol_loader *ld,
     struct k8s_state *st)
 {
+	char msg[POL_NAME_MAX + 200];
+
 	for (size_t k = st->nbinds; k-- > 0;) {
 		const struct k8s_bind *b = &st->binds[k];
-		size_t j;
+		const struct k8s_gw *g = NULL;
+		int carried = 0, all_ingress = 1;
 
 		if (b->nrefs == 0)
 			continue;
-		for (j = 0; j < b->nrefs && is_ingress(st, b->refs[j]); j++)
-			;
-		if (j < b->nrefs)
+		for (size_t j = 0; j < b->nrefs && !carried; j++) {
+			g = find_gateway(st, b->refs[j]);
+			if (g == NULL || (!g->ingress && gateway_binds(st, g, b)))
+				carried = 1;
+			else if (!g->ingress)
+				all_ingress = 0;
+		}
+		if (carried)
 			continue;
 		for (size_t i = b->count; i-- > 0;)
 			delete_rule(ld->snap, b->first + i);
 		for (size_t i = 0; i < st->nse; i++)
 			if (st->se[i].first > b->first)
 				st->se[i].first -= b->count;
-		if (cx->report != NULL) {
-			char msg[POL_NAME_MAX + 160];
-
+		if (cx->report == NULL)
+			continue;
+		if (all_ingress)
 			snprintf(msg, sizeof(msg), "this tls match is bound only to "
 			    "Istio's ingress gateway (%s selects istio: ingressgateway); "
 			    "it admits nothing at egressd", b->refs[0]);
-			cx->report(cx->arg, POL_WARNING, b->file, b->line, b->col, msg);
-		}
+		else
+			snprintf(msg, sizeof(msg), "no Gateway this tls match is bound "
+			    "to has a server on its port with a host of namespace %s "
+			    "matching the VirtualService's hosts, so Istio does not "
+			    "bind it; it admits nothing at egressd", b->ns);
+		cx->report(cx->arg, POL_WARNING, b->file, b->line, b->col, msg);
 	}
 }
 
@@ -2308,7 +2472,7 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 	if (st == NULL)
 		return;
 	if (!errors && !ld->oom) {
-		drop_ingress_routes(cx, ld, st);
+		drop_unbound_routes(cx, ld, st);
 		if (ld->opts->nnamespaces > 0)
 			apply_sidecars(cx, ld, st);
 		for (size_t i = 0; i < st->ndr && !ld->oom; i++)
@@ -2327,15 +2491,25 @@ pol_k8s_finish(struct ydoc_ctx *cx, struct pol_loader *ld, int errors)
 		free(st->restricted[i]);
 	free_seen(st->defaults, st->ndefaults);
 	free_seen(st->objs, st->nobjs);
-	for (size_t i = 0; i < st->ningress; i++)
-		free(st->ingress[i]);
+	for (size_t i = 0; i < st->ngws; i++)
+		free(st->gws[i].ref);
+	for (size_t i = 0; i < st->ngwhosts; i++) {
+		free(st->gwhosts[i].pattern);
+		free(st->gwhosts[i].ns);
+		free(st->gwhosts[i].gw);
+	}
 	for (size_t i = 0; i < st->nbinds; i++) {
 		for (size_t j = 0; j < st->binds[i].nrefs; j++)
 			free(st->binds[i].refs[j]);
+		for (size_t j = 0; j < st->binds[i].nhosts; j++)
+			free(st->binds[i].hosts[j].pattern);
 		free(st->binds[i].refs);
+		free(st->binds[i].hosts);
+		free(st->binds[i].ns);
 		free(st->binds[i].file);
 	}
-	free(st->ingress);
+	free(st->gws);
+	free(st->gwhosts);
 	free(st->binds);
 	for (size_t i = 0; i < st->ndr; i++) {
 		free(st->dr[i].pattern);
