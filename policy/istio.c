@@ -725,9 +725,12 @@ read_resolution(struct ydoc_ctx *cx, yaml_node_t *n, enum se_res *out)
 }
 
 /*
- * endpoints[].address and .ports into eps. A port is taken when the
- * endpoint maps a ServiceEntry port name to it and every mapped name
- * agrees: one endpoint has one port here, and 0 means the request's.
+ * endpoints[].address and .ports into eps. One endpoint has one port
+ * here, and 0 means the request's. As in Istio, a service port the map
+ * does not name is the endpoint's port too: the map's port is taken only
+ * when every service port ends up there; otherwise 0 (a warning), so
+ * that a request never reaches a port the entry gives another port's
+ * traffic.
  */
 static int
 read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
@@ -740,6 +743,7 @@ read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
 	*neps = 0;
 	YDOC_FOREACH_ITEM(doc, list, it) {
 		yaml_node_t *e = YDOC_NODE(doc, *it), *addr, *ports;
+		uint16_t mapped[POL_MAX_PORTS] = { 0 };
 		const char *a;
 		uint16_t port = 0;
 		int mixed = 0;
@@ -806,13 +810,16 @@ read_endpoints(struct ydoc_ctx *cx, yaml_document_t *doc, yaml_node_t *list,
 					rc = -1;
 					continue;
 				}
-				if (port != 0 && port != v)
-					mixed = 1;
+				mapped[i] = v;
 				port = v;
 			}
 		} else if (ports != NULL) {
 			rc = -1;
 		}
+		/* Each service port's endpoint port: mapped, or its own. */
+		for (size_t i = 0; port != 0 && i < nsp; i++)
+			if ((mapped[i] != 0 ? mapped[i] : sp[i].number) != port)
+				mixed = 1;
 		if (mixed) {
 			ydoc_warning(cx, ports, "this endpoint maps service ports to "
 			    "different ports; the gateway connects to the port of "

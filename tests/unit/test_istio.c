@@ -442,6 +442,30 @@ static void test_endpoints(void)
 	tap_is_int(r->resolution, POL_RES_ENDPOINTS, "DNS with endpoints");
 	tap_is_str(r->endpoints[0].address, "lb.example.net", "endpoint name");
 	pol_snapshot_unref(s);
+
+	/*
+	 * A map naming one of two service ports: the other is the endpoint's
+	 * own port (Istio), so a TLS request on 443 must not go to the port
+	 * given to http's traffic.
+	 */
+	s = load_str("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+	    "metadata: {name: legacy}\nspec:\n  hosts: [legacy.example]\n"
+	    "  ports: [{number: 80, name: http, protocol: HTTP}, "
+	    "{number: 443, name: https, protocol: TLS}]\n"
+	    "  resolution: STATIC\n  endpoints:\n  - address: 192.0.2.10\n"
+	    "    ports: {http: 8080}\n  - address: 192.0.2.11\n"
+	    "    ports: {http: 8443, https: 8443}\n", &d);
+	r = s != NULL ? find_rule(s, "legacy.example", NULL, 0) : NULL;
+	tap_ok(r != NULL && r->nendpoints == 2, "a partial port map loads");
+	if (r != NULL && r->nendpoints == 2) {
+		tap_is_int(r->endpoints[0].port, 0,
+		    "only http mapped: the request's port, not 8080 for 443");
+		tap_is_int(r->endpoints[1].port, 8443, "every port mapped alike: taken");
+	}
+	tap_ok(contains(d.text, "t.yaml:10:12: this endpoint maps service ports "
+	    "to different ports; the gateway connects to the port of the request"),
+	    "the partial map is warned at the map");
+	pol_snapshot_unref(s);
 }
 
 #define SE_HEAD "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n" \
