@@ -142,6 +142,7 @@ struct k8s_host {
 struct k8s_gw {
 	char *ref;
 	int ingress;            /* selector istio: ingressgateway */
+	int trial;              /* its file says mode: report */
 };
 
 struct k8s_state {
@@ -159,6 +160,7 @@ struct k8s_state {
 	size_t nobjs, objs_cap;
 	struct k8s_gw *gws;             /* every Gateway */
 	size_t ngws, gws_cap;
+	size_t gws_file;                /* the first of the file being read */
 	struct k8s_host *gwhosts;       /* every Gateway server host */
 	size_t ngwhosts, gwhosts_cap;
 	struct k8s_bind *binds;
@@ -2166,6 +2168,11 @@ pol_k8s_end_file(struct ydoc_ctx *cx, struct pol_loader *ld)
 		    ld->file_mode_line);
 	}
 	st->nacts = 0;
+	/* A Gateway only says which routes bind: on trial, it binds the
+	 * report-mode routes and leaves the enforced ones as they were. */
+	for (size_t i = st->gws_file; i < st->ngws; i++)
+		st->gws[i].trial = ld->file_mode == POL_MODE_REPORT;
+	st->gws_file = st->ngws;
 }
 
 /* ---- finish: Sidecar scoping, then DestinationRules ----------------------- */
@@ -2387,11 +2394,17 @@ apply_dr(struct ydoc_ctx *cx, struct pol_loader *ld, const struct k8s_dr *dr)
 	}
 }
 
+/*
+ * The Gateway ref names, as routes of a file in this mode see it: one of a
+ * report-mode file is not there for enforced routes (a trial never cuts
+ * enforced traffic), as if the policy did not hold it.
+ */
 static const struct k8s_gw *
-find_gateway(const struct k8s_state *st, const char *ref)
+find_gateway(const struct k8s_state *st, const char *ref, int trial)
 {
 	for (size_t i = 0; i < st->ngws; i++)
-		if (strcmp(st->gws[i].ref, ref) == 0)
+		if (strcmp(st->gws[i].ref, ref) == 0 &&
+		    (trial || !st->gws[i].trial))
 			return &st->gws[i];
 	return NULL;
 }
@@ -2438,12 +2451,13 @@ drop_unbound_routes(struct ydoc_ctx *cx, struct pol_loader *ld,
 	for (size_t k = st->nbinds; k-- > 0;) {
 		const struct k8s_bind *b = &st->binds[k];
 		const struct k8s_gw *g = NULL;
-		int carried = 0, all_ingress = 1;
+		int carried = 0, all_ingress = 1, trial;
 
-		if (b->nrefs == 0)
+		if (b->nrefs == 0 || b->count == 0)
 			continue;
+		trial = ld->snap->rules[b->first].trial;
 		for (size_t j = 0; j < b->nrefs && !carried; j++) {
-			g = find_gateway(st, b->refs[j]);
+			g = find_gateway(st, b->refs[j], trial);
 			if (g == NULL || (!g->ingress && gateway_binds(st, g, b)))
 				carried = 1;
 			else if (!g->ingress)

@@ -977,12 +977,6 @@ static void test_restrictions_kept(void)
 }
 
 /*
- * Routes bound only to Istio's ingress gateway (a Gateway selecting
- * istio: ingressgateway) reach the mesh from outside; the egress gateway
- * never carries them, so they admit nothing, whichever comes first. The
- * ServiceEntry read after such a route is still scoped by its Sidecar.
- */
-/*
  * Istio binds a tls match to a Gateway's server only when the server is
  * on the match's port and has a host, of the VirtualService's namespace
  * or of any, that overlaps the VirtualService's hosts (pilot's
@@ -1048,6 +1042,81 @@ static void test_gateway_binding(const struct pol_load_opts *o)
 	pol_snapshot_unref(s);
 }
 
+/*
+ * A Gateway in a report-mode file binds the report-mode routes only: for
+ * an enforced route it is not there (the route is carried, as if the
+ * policy did not hold it), so trialling a Gateway never cuts enforced
+ * traffic. An enforced Gateway binds every route.
+ */
+static void test_gateway_trial(void)
+{
+	static const char gw[] =
+		"mode: report\n---\n"
+		"apiVersion: networking.istio.io/v1\nkind: Gateway\n"
+		"metadata: {name: egress, namespace: istio-system}\nspec:\n"
+		"  selector: {istio: egressgateway}\n"
+		"  servers:\n"
+		"  - port: {number: 443, name: tls, protocol: TLS}\n"
+		"    hosts: [edition.cnn.com]\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		"metadata: {name: trial, namespace: team-b}\nspec:\n"
+		"  hosts: [trial.example]\n  gateways: [istio-system/egress]\n"
+		"  tls:\n  - match: [{sniHosts: [trial.example]}]\n"
+		"    route: [{destination: {host: trial.example}}]\n";
+	static const char vs[] =
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+		"metadata: {name: live, namespace: team-b}\nspec:\n"
+		"  hosts: [live.example]\n  gateways: [istio-system/egress]\n"
+		"  tls:\n  - match: [{sniHosts: [live.example]}]\n"
+		"    route: [{destination: {host: live.example}}]\n";
+	char p1[128], p2[128];
+	const char *paths[2] = { p1, p2 };
+	struct pol_load_opts o = { 0 };
+	struct pol_snapshot *s;
+	struct diags d;
+	struct pol_request req = { .port = 443, .proto = POL_PROTO_TLS };
+	struct pol_verdict v;
+	FILE *f;
+
+	snprintf(p1, sizeof(p1), "%s/gw.yaml", tmpdir);
+	snprintf(p2, sizeof(p2), "%s/vs.yaml", tmpdir);
+	if ((f = fopen(p1, "w")) == NULL)
+		return;
+	fputs(gw, f);
+	fclose(f);
+	if ((f = fopen(p2, "w")) == NULL)
+		return;
+	fputs(vs, f);
+	fclose(f);
+	memset(&d, 0, sizeof(d));
+	s = pol_load_ex(paths, 2, &o, collect, &d);
+	unlink(p1);
+	unlink(p2);
+	tap_ok(s != NULL, "a Gateway in a report-mode file loads");
+	if (s == NULL) {
+		tap_diag("%s", d.text);
+		return;
+	}
+	req.name = "live.example";
+	pol_decide(s, &req, &v);
+	tap_ok(v.allow && !v.report, "an enforced route bound to a report-mode "
+	    "Gateway that does not carry it still admits");
+	tap_ok(find_rule(s, "trial.example", NULL, 0) == NULL &&
+	    find_rule(s, "live.example", NULL, 0) != NULL,
+	    "a report-mode route it does not carry is dropped; the enforced one kept");
+	tap_ok(contains(d.text, "gw.yaml:") && !contains(d.text, "vs.yaml:7:"),
+	    "the warning is at the report-mode match only");
+	if (!contains(d.text, "gw.yaml:"))
+		tap_diag("%s", d.text);
+	pol_snapshot_unref(s);
+}
+
+/*
+ * Routes bound only to Istio's ingress gateway (a Gateway selecting
+ * istio: ingressgateway) reach the mesh from outside; the egress gateway
+ * never carries them, so they admit nothing, whichever comes first. The
+ * ServiceEntry read after such a route is still scoped by its Sidecar.
+ */
 static void test_ingress_routes(void)
 {
 	static const char text[] =
@@ -1121,6 +1190,7 @@ int main(void)
 	test_scoping();
 	test_restrictions_kept();
 	test_ingress_routes();
+	test_gateway_trial();
 	{
 		char path[128];
 
