@@ -6,17 +6,23 @@
 # prod-us1 an excluded host is refused with access_denied and the origin
 # receives no connection at all; the host it still imports reaches the
 # origin; a pod of prod-us2, which no Sidecar scopes, reaches a host
-# prod-us1 excluded.
+# prod-us1 excluded. Then routes Istio never carries through an egress
+# gateway (bound only to the ingress gateway, or to a Gateway whose servers
+# name other hosts; tests/fixtures/istio): the client is refused and the
+# origin receives no connection, while the route the Gateway does carry
+# reaches it.
 . "$(dirname "$0")/lib.sh"
 need dnsmasq openssl python3
 
 H="$top_srcdir/tests/integration"
-make_pki default foo.example.com bar.example.com baz.example.com api.us2.example.com
+make_pki default foo.example.com bar.example.com baz.example.com api.us2.example.com \
+    api.example.com secret.example.com nginx.example.com
 DNS_PORT=$(free_port)
 UP=$(free_port)
 GW=$(free_port)
 start_dns "$DNS_PORT" foo.example.com=127.0.0.2 bar.example.com=127.0.0.2 \
-    baz.example.com=127.0.0.2 api.us2.example.com=127.0.0.2
+    baz.example.com=127.0.0.2 api.us2.example.com=127.0.0.2 api.example.com=127.0.0.2 \
+    secret.example.com=127.0.0.2 nginx.example.com=127.0.0.2
 
 REC="$T/origin.rec"
 python3 "$H/bypass_origin.py" "$REC" "tls:127.0.0.2:$UP:$T/pki" >"$T/origin.out" 2>&1 &
@@ -25,12 +31,15 @@ wait_for "$T/origin.out" listening 10 || bail "the origin did not start"
 
 sed "s/number: 443/number: $UP/" "$top_srcdir/tests/fixtures/istio/sidecar-exclusion.yaml" \
     >"$T/sidecar.yaml"
+for f in gateway-hosts ingress-passthrough; do
+	sed "s/443/$UP/g" "$top_srcdir/tests/fixtures/istio/$f.yaml" >"$T/$f.yaml"
+done
 LOG="$T/egressd.log"
 cat >"$T/egressd.yaml" <<EOF
 listeners: [{name: tls, address: "127.0.0.1:$GW", upstream_port: $UP}]
 workers: 1
 dns: {servers: ["127.0.0.1:$DNS_PORT"], allow_ranges: ["127.0.0.2/32"]}
-policy: {files: [sidecar.yaml], watch: false}
+policy: {files: [sidecar.yaml, gateway-hosts.yaml, ingress-passthrough.yaml], watch: false}
 log: {path: egressd.log}
 admin: {address: "off"}
 namespaces:
@@ -74,5 +83,21 @@ origin_since
 case $GOT in "reached hello from foo.example.com"*) ;; *) false ;; esac &&
     case $ORIGIN in "conns=1 "*"sni=foo.example.com"*) ;; *) false ;; esac
 ok $? "prod-us2 pod (no Sidecar), foo.example.com: reaches the origin" ||
+	diag "client: $GOT; origin: $ORIGIN"
+for name in secret.example.com nginx.example.com; do
+	try 127.0.5.5 "$name"
+	wait_log "$LOG" 1 event=deny reason=not_allowed name="$name" src~127.0.5.5:
+	ok $? "$name (a route no egress Gateway carries): one deny line, not_allowed"
+	origin_since
+	case $GOT in "alert access_denied") ;; *) false ;; esac &&
+	    case $ORIGIN in "conns=0 "*) ;; *) false ;; esac
+	ok $? "... the client got access_denied, the origin no connection" ||
+	    diag "client: $GOT; origin: $ORIGIN"
+done
+try 127.0.5.5 api.example.com
+origin_since
+case $GOT in "reached hello from api.example.com"*) ;; *) false ;; esac &&
+    case $ORIGIN in "conns=1 "*"sni=api.example.com"*) ;; *) false ;; esac
+ok $? "api.example.com (the route the Gateway's server carries): reaches the origin" ||
 	diag "client: $GOT; origin: $ORIGIN"
 finish
