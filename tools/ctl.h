@@ -61,6 +61,10 @@ void ctl_print_rule(FILE *f, const char *label, const struct pol_rule *r,
 /* A port, 1-65535, from the decimal digits s[0..end), at most five. 0/-1. */
 int ctl_parse_port(const char *s, const char *end, unsigned *out);
 
+/* A client address (--src): an IPv4 or IPv6 literal, port 0. 0/-1. */
+struct sockaddr_storage;
+int ctl_parse_src(const char *s, struct sockaddr_storage *ss);
+
 /* Equal strings, or both NULL. */
 int ctl_str_eq(const char *a, const char *b);
 

@@ -69,24 +69,6 @@ explain_usage(FILE *f)
 	    "configuration, the name or the command line cannot be used.\n");
 }
 
-static int
-parse_src(const char *s, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		return 0;
-	}
-	return -1;
-}
-
 /*
  * NAME or NAME:PORT, normalised as the gateway normalises a name off the
  * wire. Prints why on failure.
@@ -122,7 +104,7 @@ parse_name(struct explain *ex, const char *arg)
 	buf[len] = '\0';
 	if (sni_name_normalize((const uint8_t *)buf, len, ex->name) == 0)
 		return 0;
-	if (parse_src(buf, &ip) == 0 || (buf[0] == '[' && strchr(buf, ']')))
+	if (ctl_parse_src(buf, &ip) == 0 || (buf[0] == '[' && strchr(buf, ']')))
 		fprintf(stderr, "egressctl explain: '%s' is an IP address: "
 		    "egressd decides on the name a client asks for; give "
 		    "that name\n", buf);
@@ -553,7 +535,7 @@ explain_option(struct explain *ex, int ch, const char *arg)
 		    "1-65535\n", arg);
 		return -1;
 	case 's':
-		if (parse_src(arg, &ex->src) != 0) {
+		if (ctl_parse_src(arg, &ex->src) != 0) {
 			fprintf(stderr, "egressctl explain: --src '%s': give an "
 			    "IPv4 or IPv6 address\n", arg);
 			return -1;

@@ -88,6 +88,8 @@ struct hop {
 	struct url u;
 	int decided;                    /* a policy was given */
 	int ip_literal;                 /* the host is an address, not a name */
+	int has_src;                    /* the client is known: src */
+	struct sockaddr_storage src;    /* ... as the gateway sees it */
 	struct dc_facts facts;          /* what the gateway would decide on */
 	struct dc_verdict v;
 	int status;                     /* 0: no answer */
@@ -104,6 +106,8 @@ struct trace {
 	const char *config;
 	const char *via;
 	const char *cacert;
+	const char *src_text;           /* --src: the client, direct */
+	struct sockaddr_storage src;
 	unsigned max_hops, timeout_s;
 	int head;                       /* --method HEAD */
 	int json;
@@ -138,8 +142,9 @@ static void
 trace_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: egressctl trace [-c CONFIG] [--via HOST:PORT] [--cacert FILE]\n"
-	    "                       [--resolve HOST:PORT:ADDR]... [--max-hops N]\n"
+	    "usage: egressctl trace [-c CONFIG] [--via HOST:PORT | --src IP]\n"
+	    "                       [--cacert FILE] [--resolve HOST:PORT:ADDR]...\n"
+	    "                       [--max-hops N]\n"
 	    "                       [--timeout SECONDS] [--method GET|HEAD]\n"
 	    "                       [--format text|json] URL\n"
 	    "\n"
@@ -147,7 +152,12 @@ trace_usage(FILE *f)
 	    "                       verdict egressd would give it, and direct\n"
 	    "                       requests resolve names with its dns.servers\n"
 	    "  -x, --via HOST:PORT  go through the gateway's connect or http\n"
-	    "                       listener instead of connecting directly\n"
+	    "                       listener instead of connecting directly; the\n"
+	    "                       client the policy sees is trace's own address\n"
+	    "                       on that connection\n"
+	    "  -s, --src IP         direct requests: the client's address, for\n"
+	    "                       rules with sources and namespaces (without it\n"
+	    "                       such rules do not apply)\n"
 	    "      --cacert FILE    CA certificates for https hops (default: the\n"
 	    "                       system store)\n"
 	    "      --resolve H:P:A  connect to address A for host H, port P (as\n"
@@ -940,6 +950,51 @@ resolve(struct trace *tr, const char *host, unsigned port,
 /* ------------------------------------------------------------ one hop */
 
 /*
+ * Decide the hop with the daemon's policy and dc_decide(), on the facts
+ * the listener the request goes to builds: directly, https is a
+ * ClientHello's server name (an address is never sent as one) and http a
+ * Host; through --via, https is a CONNECT authority and http an
+ * absolute-form request, both on the connect listener trace talks to. The
+ * client is h->src when known (--src; through --via, trace's own end of
+ * the connection, decided again once it is made): rules with sources, and
+ * Istio's namespace scoping, apply to it as at the gateway.
+ */
+static void
+decide_hop(const struct trace *tr, struct hop *h)
+{
+	struct dc_facts *f = &h->facts;
+
+	if (tr->snap == NULL)
+		return;
+	h->decided = 1;
+	h->ip_literal = h->u.host_is_ip;
+	memset(f, 0, sizeof(*f));
+	f->src = h->has_src ? (const struct sockaddr *)&h->src : NULL;
+	f->name = h->u.host;
+	f->name_is_ip = h->u.host_is_ip;
+	f->port = (uint16_t)h->u.port;
+	if (h->u.https && tr->via != NULL) {
+		f->listener = DC_L_CONNECT;
+		f->from = DC_FROM_AUTHORITY;
+		f->proto = POL_PROTO_CONNECT;
+	} else if (h->u.https) {
+		f->listener = DC_L_TLS;
+		f->from = DC_FROM_SNI;
+		f->proto = POL_PROTO_TLS;
+		if (h->u.host_is_ip) {
+			/* TLS clients send no server_name for an address. */
+			f->name = NULL;
+			f->name_is_ip = 0;
+		}
+	} else {
+		f->listener = tr->via != NULL ? DC_L_CONNECT : DC_L_HTTP;
+		f->from = DC_FROM_HOST;
+		f->proto = POL_PROTO_HTTP;
+	}
+	dc_decide(tr->snap, &tr->dopts, f, &h->v);
+}
+
+/*
  * Send the hop's request and read the answer's head. Returns 0 with
  * h->status set, or -1 with h->error set. Through --via, a refusal by the
  * gateway (to the CONNECT, or a 403/502/504 to an absolute-form request
@@ -986,6 +1041,15 @@ hop_via(struct trace *tr, struct hop *h, struct hop_io *io)
 		snprintf(pre, sizeof(pre), "the gateway (--via %.64s)", tr->via);
 		err_prefix(io->err, sizeof(io->err), pre, 300);
 		return -1;
+	}
+	/* The gateway decides on the client it accepted: this end. */
+	if (getsockname(io->c.fd, (struct sockaddr *)&h->src,
+	    &(socklen_t){ sizeof(h->src) }) == 0) {
+		((struct sockaddr_in *)&h->src)->sin_port = 0;
+		if (h->src.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&h->src)->sin6_port = 0;
+		h->has_src = 1;
+		decide_hop(tr, h);
 	}
 	if (!h->u.https)
 		return 0;
@@ -1155,6 +1219,13 @@ print_verdict_text(const struct hop *h)
 {
 	const struct pol_rule *r = dc_line_rule(&h->v);
 
+	char src[INET6_ADDRSTRLEN + 8];
+
+	if (h->decided && h->has_src) {
+		dns_addr_format((const struct sockaddr *)&h->src, src,
+		    sizeof(src));
+		printf("   src:      %s\n", src);
+	}
 	printf("   policy:   ");
 	if (!h->decided) {
 		printf("none (no policy given)\n");
@@ -1389,7 +1460,7 @@ json_hop_verdict(const struct hop *h)
 		printf("null,\"reason\":null,\"would_deny\":false,"
 		    "\"rule\":null,\"would_deny_reason\":null,"
 		    "\"would_deny_rule\":null,\"admitted_by\":null,"
-		    "\"listener\":null,\"detail\":null");
+		    "\"listener\":null,\"detail\":null,\"src\":null");
 		return;
 	}
 	ctl_json_str(stdout, h->v.allow ? "allow" : "deny");
@@ -1409,6 +1480,16 @@ json_hop_verdict(const struct hop *h)
 	ctl_json_str(stdout, dc_listener_str(h->facts.listener));
 	printf(",\"detail\":");
 	ctl_json_str(stdout, h->v.detail);
+	printf(",\"src\":");
+	if (h->has_src) {
+		char src[INET6_ADDRSTRLEN + 8];
+
+		dns_addr_format((const struct sockaddr *)&h->src, src,
+		    sizeof(src));
+		ctl_json_str(stdout, src);
+	} else {
+		printf("null");
+	}
 }
 
 static void
@@ -1628,47 +1709,6 @@ fail:
 	return -1;
 }
 
-/*
- * Decide the hop with the daemon's policy and dc_decide(), on the facts
- * the listener the request goes to builds: directly, https is a
- * ClientHello's server name (an address is never sent as one) and http a
- * Host; through --via, https is a CONNECT authority and http an
- * absolute-form request, both on the connect listener trace talks to.
- */
-static void
-decide_hop(const struct trace *tr, struct hop *h)
-{
-	struct dc_facts *f = &h->facts;
-
-	if (tr->snap == NULL)
-		return;
-	h->decided = 1;
-	h->ip_literal = h->u.host_is_ip;
-	memset(f, 0, sizeof(*f));
-	f->name = h->u.host;
-	f->name_is_ip = h->u.host_is_ip;
-	f->port = (uint16_t)h->u.port;
-	if (h->u.https && tr->via != NULL) {
-		f->listener = DC_L_CONNECT;
-		f->from = DC_FROM_AUTHORITY;
-		f->proto = POL_PROTO_CONNECT;
-	} else if (h->u.https) {
-		f->listener = DC_L_TLS;
-		f->from = DC_FROM_SNI;
-		f->proto = POL_PROTO_TLS;
-		if (h->u.host_is_ip) {
-			/* TLS clients send no server_name for an address. */
-			f->name = NULL;
-			f->name_is_ip = 0;
-		}
-	} else {
-		f->listener = tr->via != NULL ? DC_L_CONNECT : DC_L_HTTP;
-		f->from = DC_FROM_HOST;
-		f->proto = POL_PROTO_HTTP;
-	}
-	dc_decide(tr->snap, &tr->dopts, f, &h->v);
-}
-
 static void
 follow(struct trace *tr, const char *start)
 {
@@ -1685,6 +1725,10 @@ follow(struct trace *tr, const char *start)
 
 		h->u = next;
 		url_format(&h->u, h->url, sizeof(h->url));
+		if (tr->src_text != NULL) {
+			h->src = tr->src;
+			h->has_src = 1;
+		}
 		decide_hop(tr, h);
 		if (do_hop(tr, h) != 0) {
 			tr->end = END_ERROR;
@@ -1736,6 +1780,14 @@ trace_option(struct trace *tr, int ch, const char *arg)
 	case 'C':
 		tr->cacert = arg;
 		return 0;
+	case 's':
+		if (ctl_parse_src(arg, &tr->src) == 0) {
+			tr->src_text = arg;
+			return 0;
+		}
+		fprintf(stderr, "egressctl trace: --src '%s': give an IPv4 or "
+		    "IPv6 address\n", arg);
+		return -1;
 	case 'r':
 		if (add_override(tr, arg) == 0)
 			return 0;
@@ -1787,6 +1839,7 @@ trace_args(int argc, char **argv, struct trace *tr, struct url *start,
 		{ "config", required_argument, NULL, 'c' },
 		{ "via", required_argument, NULL, 'x' },
 		{ "cacert", required_argument, NULL, 'C' },
+		{ "src", required_argument, NULL, 's' },
 		{ "resolve", required_argument, NULL, 'r' },
 		{ "max-hops", required_argument, NULL, 'm' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -1802,7 +1855,7 @@ trace_args(int argc, char **argv, struct trace *tr, struct url *start,
 	tr->max_hops = 10;
 	tr->timeout_s = 10;
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "c:x:m:t:X:f:h", opts,
+	while ((ch = getopt_long(argc, argv, "c:x:s:m:t:X:f:h", opts,
 	    NULL)) != -1) {
 		if (ch == 'h') {
 			trace_usage(stdout);
@@ -1828,6 +1881,12 @@ trace_args(int argc, char **argv, struct trace *tr, struct url *start,
 	if (tr->via != NULL && tr->noverrides > 0) {
 		fprintf(stderr, "egressctl trace: --resolve applies to direct "
 		    "requests; through --via the gateway resolves names\n");
+		return -1;
+	}
+	if (tr->via != NULL && tr->src_text != NULL) {
+		fprintf(stderr, "egressctl trace: --src applies to direct "
+		    "requests; through --via the client is trace's own address, "
+		    "as the gateway sees it\n");
 		return -1;
 	}
 	return 0;

@@ -360,4 +360,69 @@ run -c via.yaml --via "127.0.0.1:$DEAD" "http://a.test:$HP/"
 [ "$RC" -eq 2 ] && printf '%s\n' "$ERR" | grep -qF "the gateway (--via 127.0.0.1:$DEAD): connect to 127.0.0.1:$DEAD: Connection refused"
 check $? "--via: a gateway that does not listen: exit 2" || show
 
+# ---------------------------------------------------------------- sources
+# Rules with sources apply to the client the gateway accepts. Through --via
+# that is trace's own end of the connection (127.0.0.1 here): a hop the
+# gateway relays for it is not "denied", and one it refuses for it is.
+GW2=$(free_port)
+cat > src-policy.yaml <<EOF
+allow:
+  - name: from-local
+    hosts: [n.test]
+    ports: [$HP]
+    sources: [127.0.0.1/32]
+  - name: cdn
+    hosts: [c.test]
+    ports: [$TP]
+deny:
+  - name: not-from-local
+    hosts: [c.test]
+    sources: [127.0.0.1/32]
+EOF
+cat > src-via.yaml <<EOF
+listeners:
+  - {name: proxy, address: "127.0.0.1:$GW2", protocol: connect}
+workers: 1
+dns:
+  servers: ["127.0.0.1:$DNS_PORT"]
+  allow_ranges: ["127.0.0.0/8"]
+policy: {files: [src-policy.yaml]}
+log: {path: src-egressd.log}
+EOF
+LOG="$T/src-egressd.log"
+start_egressd "$T/src-via.yaml"
+run -c src-via.yaml --via "127.0.0.1:$GW2" "http://n.test:$HP/"
+[ "$RC" -eq 0 ] && has "   src:      127.0.0.1" &&
+    has "   policy:   allow n.test:$HP (http): allowed; rule src-policy.yaml:3: allow n.test (from-local, native); ports $HP" &&
+    has "   response: 302 Found" && has "trace: 1 hop, 0 denied"
+check $? "--via: a rule whose sources hold trace's address admits the hop, as the gateway does" || show
+wait_log "$LOG" 1 event=allow name=n.test rule_name=from-local
+check $? "--via: the gateway's line for it names the same rule"
+run -c src-via.yaml --via "127.0.0.1:$GW2" --cacert pki/ca.pem --format json "https://c.test:$TP/y"
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+h = json.load(sys.stdin)["hops"][0]
+assert (h["verdict"], h["reason"], h["src"]) == ("deny", "denied_by_rule", "127.0.0.1"), h
+assert h["rule"]["name"] == "not-from-local" and h["status"] == 403 and h["from_gateway"], h
+' && [ "$RC" -eq 1 ]
+check $? "--via: a deny rule whose sources hold trace's address: denied, and the gateway refuses it" || show
+run -c src-via.yaml "http://n.test:$HP/"
+has "   policy:   deny n.test:$HP (http): not_allowed; rule: none (no rule admits n.test)" &&
+    ! printf '%s\n' "$OUT" | grep -q "^   src:" && [ "$RC" -eq 1 ]
+check $? "direct without --src: rules with sources do not apply" || show
+run -c src-via.yaml --src 127.0.0.1 "http://n.test:$HP/"
+has "   src:      127.0.0.1" &&
+    has "   policy:   allow n.test:$HP (http): allowed; rule src-policy.yaml:3: allow n.test (from-local, native); ports $HP" &&
+    [ "$RC" -eq 0 ]
+check $? "direct --src 127.0.0.1: decided for that client" || show
+run -c src-via.yaml --src 127.0.0.9 "http://n.test:$HP/"
+has "   policy:   deny n.test:$HP (http): not_allowed; rule: none (no rule admits n.test)" && [ "$RC" -eq 1 ]
+check $? "direct --src outside the sources: not_allowed" || show
+run -c src-via.yaml --via "127.0.0.1:$GW2" --src 127.0.0.1 "http://n.test:$HP/"
+[ "$RC" -eq 2 ] && printf '%s\n' "$ERR" | grep -qF -- "--src applies to direct requests"
+check $? "--src with --via: usage error (the gateway sees trace's own address)" || show
+run -c src-via.yaml --src nope "http://n.test:$HP/"
+[ "$RC" -eq 2 ]
+check $? "--src that is not an address: exit 2" || show
+
 finish
