@@ -746,44 +746,13 @@ conn_note_local(struct gw_conn *c)
 		c->looped = 1;
 }
 
-/*
- * Our own sockets, one by one: the listeners, then the admin addresses
- * that are set. NULL after the last. One list for both checks below.
- */
-static const struct sockaddr *
-own_sock(const struct gw_config *cfg, size_t i)
-{
-	const struct gw_admin_addr *admin[] = { &cfg->admin,
-	    &cfg->admin_health, &cfg->admin_prometheus };
-
-	if (i < cfg->nlisteners)
-		return (const struct sockaddr *)&cfg->listeners[i].addr;
-	for (i -= cfg->nlisteners; i < sizeof(admin) / sizeof(admin[0]); i++)
-		if (admin[i]->set)
-			return (const struct sockaddr *)&admin[i]->addr;
-	return NULL;
-}
-
-/* 0.0.0.0 or :: */
-static int
-sock_is_wildcard(const struct sockaddr *l)
-{
-	static const uint8_t any6[16];
-
-	if (l->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)l)->sin_addr.s_addr ==
-		    htonl(INADDR_ANY);
-	return l->sa_family == AF_INET6 && memcmp(
-	    &((const struct sockaddr_in6 *)l)->sin6_addr, any6, 16) == 0;
-}
-
 /* One of our sockets on a wildcard address, of r's family, on port. */
 static int
 wildcard_port(const struct sockaddr *l, const struct sockaddr *r,
     uint16_t port)
 {
 	return l->sa_family == r->sa_family && dns_addr_port(l) == port &&
-	    sock_is_wildcard(l);
+	    gw_sock_is_wildcard(l);
 }
 
 /*
@@ -815,7 +784,7 @@ conn_reaches_self(struct gw_conn *c)
 	if (!dns_addr_same_ip(l, r))
 		return 0;
 	own = dns_addr_classify(r) != DNS_ADDR_LOOPBACK;
-	for (size_t i = 0; !own && (o = own_sock(cfg, i)) != NULL; i++)
+	for (size_t i = 0; !own && (o = gw_own_sock(cfg, i)) != NULL; i++)
 		own = wildcard_port(o, r, port);
 	if (!own)
 		return 0;
@@ -899,82 +868,6 @@ conn_connect_next(struct gw_conn *c)
 
 /* ---- resolve ------------------------------------------------------------ */
 
-static int
-in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa)
-{
-	for (size_t i = 0; i < n; i++)
-		if (pol_cidr_contains(&r[i], sa))
-			return 1;
-	return 0;
-}
-
-/* One of our sockets: the same port, and the same address, or loopback
- * where it listens on a wildcard address. */
-static int
-is_own_addr(const struct sockaddr *l, const struct sockaddr *sa,
-    uint16_t port)
-{
-	if (l->sa_family != sa->sa_family || dns_addr_port(l) != port)
-		return 0;
-	return dns_addr_same_ip(l, sa) || (sock_is_wildcard(l) &&
-	    dns_addr_classify(sa) == DNS_ADDR_LOOPBACK);
-}
-
-/*
- * Would connecting there come back to us? A name that resolves to the
- * gateway (or a redirected client aiming at it) must not make it connect
- * to itself over and over, nor reach its admin endpoints. Listeners on a
- * wildcard address are matched by port against loopback only: other local
- * addresses are not known here, and the guard refuses private addresses
- * anyway. An IPv4-mapped answer (::ffff:127.0.0.1) is compared as the IPv4
- * address the kernel connects to (listeners are IPV6_V6ONLY).
- */
-static int
-is_own_listener(const struct gw_config *cfg, const struct sockaddr *target,
-    uint16_t port)
-{
-	struct sockaddr_storage ss;
-	const struct sockaddr *sa = dns_addr_unmap(target, &ss);
-	const struct sockaddr *o;
-
-	for (size_t i = 0; (o = own_sock(cfg, i)) != NULL; i++)
-		if (is_own_addr(o, sa, port))
-			return 1;
-	return 0;
-}
-
-/*
- * May the gateway connect to this resolved address? NULL if so, else why
- * not, for the log. Precedence, first match wins:
- *   0. one of this gateway's listeners, 0.0.0.0/8, or "::": never;
- *   1. dns.deny_ranges: never, not even for allow_private rules;
- *   2. the deciding allow rule has allow_private: yes;
- *   3. dns.allow_ranges: yes (the operator declared them reachable);
- *   4. otherwise only public addresses.
- */
-static const char *
-conn_guard(const struct gw_config *cfg, const struct sockaddr *sa,
-    uint16_t port, int allow_private)
-{
-	enum dns_addr_class cls;
-
-	if (is_own_listener(cfg, sa, port))
-		return "this gateway's own listener";
-	/* 0.0.0.0 and :: are this host to connect(): its loopback, where the
-	 * admin endpoints listen, whatever a rule or range opens. */
-	if (dns_addr_classify(sa) == DNS_ADDR_UNSPECIFIED)
-		return "unspecified: connecting there reaches this gateway";
-	if (in_ranges(cfg->dns_deny_ranges, cfg->ndns_deny, sa))
-		return "in dns.deny_ranges";
-	if (allow_private)
-		return NULL;
-	cls = dns_addr_classify(sa);
-	if (cls == DNS_ADDR_PUBLIC ||
-	    in_ranges(cfg->dns_allow_ranges, cfg->ndns_allow, sa))
-		return NULL;
-	return dns_addr_class_str(cls);
-}
-
 int
 gw_conn_upstream_kept(struct gw_conn *c, const struct sockaddr *sa,
     int same_route)
@@ -991,7 +884,7 @@ gw_conn_upstream_kept(struct gw_conn *c, const struct sockaddr *sa,
 	}
 	if (sa == NULL)
 		return 1;
-	why = conn_guard(c->w->cfg, sa, dns_addr_port(sa), dc_allow_private(&c->v));
+	why = gw_guard(c->w->cfg, sa, dns_addr_port(sa), dc_allow_private(&c->v));
 	if (why == NULL)
 		return 1;
 	dns_addr_format(sa, a, sizeof(a));
@@ -1106,7 +999,7 @@ conn_on_answer(struct gw_conn *c, const struct dns_answer *ans)
 	allow_private = dc_allow_private(&c->v);
 	for (size_t i = 0; i < ans->naddrs; i++) {
 		const struct sockaddr *sa = (const struct sockaddr *)&ans->addrs[i];
-		const char *why = conn_guard(c->w->cfg, sa, dns_addr_port(sa) != 0 ?
+		const char *why = gw_guard(c->w->cfg, sa, dns_addr_port(sa) != 0 ?
 		    dns_addr_port(sa) : c->dst_port, allow_private);
 
 		if (why != NULL) {
@@ -1688,7 +1581,7 @@ conn_screen_peer(struct gw_conn *c)
 		gw_conn_refuse(c, DC_EV_DENY, DC_GATEWAY_LOOP);
 		return -1;
 	}
-	if (lc->proxy_protocol && !in_ranges(lc->proxy_from, lc->nproxy_from, peer)) {
+	if (lc->proxy_protocol && !gw_in_ranges(lc->proxy_from, lc->nproxy_from, peer)) {
 		dns_addr_format(peer, buf, sizeof(buf));
 		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "%s is not in "
 		    "proxy_protocol_from: its PROXY header is not believed", buf);

@@ -121,4 +121,25 @@ void gw_config_policy_opts(const struct gw_config *c, struct pol_load_opts *out)
 
 const char *gw_proto_str(enum gw_proto p);
 
+/*
+ * The address guard (gateway/guard.c). May the gateway connect to sa (a
+ * resolved address; port, the one it connects to)? NULL if so, else why
+ * not, in the words of a private_address line's detail. Precedence, first
+ * match wins:
+ *   0. one of this gateway's listeners, 0.0.0.0/8, or "::": never;
+ *   1. dns.deny_ranges: never, not even for allow_private rules;
+ *   2. the admitting allow rule has allow_private: yes;
+ *   3. dns.allow_ranges: yes (the operator declared them reachable);
+ *   4. otherwise only public addresses.
+ */
+const char *gw_guard(const struct gw_config *cfg, const struct sockaddr *sa,
+    uint16_t port, int allow_private);
+/* sa lies in one of the n ranges. */
+int gw_in_ranges(const struct pol_cidr *r, size_t n, const struct sockaddr *sa);
+/* The gateway's own sockets, one by one: the listeners, then the admin
+ * addresses that are set. NULL after the last. */
+const struct sockaddr *gw_own_sock(const struct gw_config *cfg, size_t i);
+/* 0.0.0.0 or :: */
+int gw_sock_is_wildcard(const struct sockaddr *l);
+
 #endif

@@ -92,6 +92,7 @@ struct hop {
 	struct sockaddr_storage src;    /* ... as the gateway sees it */
 	struct dc_facts facts;          /* what the gateway would decide on */
 	struct dc_verdict v;
+	char guard_detail[256];         /* v.detail of a private_address */
 	int status;                     /* 0: no answer */
 	char phrase[PHRASE_MAX];
 	int from_gateway;               /* the answer is the gateway's */
@@ -1083,6 +1084,54 @@ hop_via(struct trace *tr, struct hop *h, struct hop_io *io)
 	return 0;
 }
 
+/*
+ * The gateway connects to a name's addresses only where its address guard
+ * lets it (gw_guard(), the workers' own): an admitted hop whose addresses
+ * it refuses all is private_address, as the gateway's line says, even in
+ * report mode. Only where the addresses come from the name: a rule's
+ * endpoints send the gateway elsewhere than trace goes.
+ */
+static void
+guard_hop(const struct trace *tr, struct hop *h,
+    const struct sockaddr_storage *addrs, size_t naddrs)
+{
+	const struct sockaddr *first = NULL;
+	struct sockaddr_storage ss;
+	const char *why = NULL;
+	char a[INET6_ADDRSTRLEN + 8];
+
+	if (!h->decided || !h->v.allow || !dc_routes_by_name(&h->v))
+		return;
+	for (size_t i = 0; i < naddrs; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&addrs[i];
+		const char *w = gw_guard(tr->cfg, sa, (uint16_t)h->u.port,
+		    dc_allow_private(&h->v));
+
+		if (w == NULL)
+			return;
+		if (why == NULL) {
+			why = w;
+			first = sa;
+		}
+	}
+	if (why == NULL)
+		return;
+	/* The address alone, as the gateway's detail says it. */
+	memcpy(&ss, first, first->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	dns_addr_format((const struct sockaddr *)&ss, a, sizeof(a));
+	snprintf(h->guard_detail, sizeof(h->guard_detail), "%.180s resolves "
+	    "to %s (%s)", h->u.host, a, why);
+	h->v.allow = 0;
+	h->v.would_deny = 0;
+	h->v.reason = DC_PRIVATE_ADDRESS;
+	h->v.detail = h->guard_detail;
+}
+
 /* Direct: the hop's own host connected. 0, or -1 with io->err. */
 static int
 hop_direct(struct trace *tr, struct hop *h, struct hop_io *io)
@@ -1093,6 +1142,9 @@ hop_direct(struct trace *tr, struct hop *h, struct hop_io *io)
 	if (resolve(tr, h->u.host, h->u.port, addrs, DNS_MAX_ADDRS, &naddrs,
 	    io->err, sizeof(io->err)) != 0)
 		return -1;
+	/* Still connected to: trace shows the chain whatever the gateway
+	 * would do, as for any hop the policy denies. */
+	guard_hop(tr, h, addrs, naddrs);
 	io->c.fd = tcp_connect(addrs, naddrs, h->u.port, io->c.deadline,
 	    io->err, sizeof(io->err));
 	return io->c.fd < 0 ? -1 : 0;

@@ -67,7 +67,9 @@ allow:
     ports: [$TP]
 EOF
 config() {
-	# config FILE [MODE] [POLICY FILES]: the daemon's configuration.
+	# config FILE [MODE] [POLICY FILES]: the daemon's configuration. The
+	# test's servers are on loopback, which the address guard refuses
+	# unless declared reachable (see "address guard" below).
 	cat > "$1" <<EOF
 listeners:
   - {name: tls, address: "127.0.0.1:$GW"}
@@ -75,6 +77,7 @@ workers: 1
 mode: ${2:-enforce}
 dns:
   servers: ["127.0.0.1:$DNS_PORT"]
+  allow_ranges: ["127.0.0.0/8"]
 policy: {files: [${3:-policy.yaml}]}
 EOF
 }
@@ -359,6 +362,64 @@ check $? "--via: wrong --cacert inside the tunnel: exit 2" || show
 run -c via.yaml --via "127.0.0.1:$DEAD" "http://a.test:$HP/"
 [ "$RC" -eq 2 ] && printf '%s\n' "$ERR" | grep -qF "the gateway (--via 127.0.0.1:$DEAD): connect to 127.0.0.1:$DEAD: Connection refused"
 check $? "--via: a gateway that does not listen: exit 2" || show
+
+# ---------------------------------------------------------------- address guard
+# The gateway connects only to addresses its guard lets through: c.test is
+# on loopback, refused without dns.allow_ranges or the rule's allow_private.
+# A direct trace resolves c.test itself, so it says what the gateway says:
+# private_address, with the same detail, for the same rule.
+GW3=$(free_port)
+cat > guard.yaml <<EOF
+listeners:
+  - {name: tls, address: "127.0.0.1:$GW3", upstream_port: $TP}
+workers: 1
+dns:
+  servers: ["127.0.0.1:$DNS_PORT"]
+policy: {files: [policy.yaml]}
+log: {path: guard-egressd.log}
+EOF
+run -c guard.yaml --cacert pki/ca.pem "https://c.test:$TP/y"
+has "   policy:   deny c.test:$TP (tls): private_address (c.test resolves to 127.0.0.3 (loopback)); rule policy.yaml:6: allow c.test (cdn, native); ports $TP" &&
+    has "   response: 200 OK" && has "trace: 1 hop, 1 denied" &&
+    has "not suggested: hop 1, c.test:$TP: private_address" && [ "$RC" -eq 1 ]
+check $? "direct: an admitted hop on a loopback address is private_address, as the gateway refuses it" || show
+run -c "$T/guard.yaml" --cacert pki/ca.pem --format json "https://c.test:$TP/y"
+printf '%s\n' "$OUT" > guard.json
+LOG="$T/guard-egressd.log"
+start_egressd "$T/guard.yaml"
+echo | timeout 10 openssl s_client -connect "127.0.0.1:$GW3" -servername c.test \
+    -CAfile pki/ca.pem >guard-client.out 2>&1
+wait_log "$LOG" 1 event=deny name=c.test reason=private_address
+check $? "the gateway refuses c.test: private_address" || show
+python3 - "$LOG" guard.json <<'EOF'
+import json, sys
+line = [json.loads(l) for l in open(sys.argv[1])
+        if '"name":"c.test"' in l and '"event":"deny"' in l][0]
+h = json.load(open(sys.argv[2]))["hops"][0]
+assert (h["verdict"], h["reason"], h["detail"]) == \
+    ("deny", line["reason"], line["detail"]), (h, line)
+assert "%s:%d" % (h["rule"]["file"], h["rule"]["line"]) == line["rule"], (h, line)
+EOF
+check $? "trace's verdict, reason, detail and rule are the gateway's line's" || show
+cat > guard-private.yaml <<EOF
+allow:
+  - name: cdn
+    hosts: [c.test]
+    ports: [$TP]
+    allow_private: true
+EOF
+config guard-private-cfg.yaml enforce guard-private.yaml
+sed -i '/allow_ranges/d' guard-private-cfg.yaml
+run -c guard-private-cfg.yaml --cacert pki/ca.pem "https://c.test:$TP/y"
+has "   policy:   allow c.test:$TP (tls): allowed; rule guard-private.yaml:3: allow c.test (cdn, native); ports $TP" &&
+    [ "$RC" -eq 0 ]
+check $? "direct: the admitting rule's allow_private lets the loopback address through" || show
+printf '  deny_ranges: ["127.0.0.3/32"]\n' > deny.frag
+sed -i '/^dns:/r deny.frag' guard-private-cfg.yaml
+run -c guard-private-cfg.yaml --cacert pki/ca.pem "https://c.test:$TP/y"
+has "   policy:   deny c.test:$TP (tls): private_address (c.test resolves to 127.0.0.3 (in dns.deny_ranges)); rule guard-private.yaml:3: allow c.test (cdn, native); ports $TP" &&
+    [ "$RC" -eq 1 ]
+check $? "direct: dns.deny_ranges wins over allow_private" || show
 
 # ---------------------------------------------------------------- sources
 # Rules with sources apply to the client the gateway accepts. Through --via
