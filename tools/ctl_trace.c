@@ -117,6 +117,9 @@ struct trace {
 	/* --via, resolved once */
 	char via_host[HTTP_HOST_MAX + 1];
 	unsigned via_port;
+	/* The kind of the configuration's listener --via reached (connect
+	 * when none of its listeners is that address). */
+	enum dc_listener via_listener;
 
 	struct gw_config *cfg;
 	struct pol_snapshot *snap;
@@ -975,7 +978,7 @@ decide_hop(const struct trace *tr, struct hop *h)
 	f->name_is_ip = h->u.host_is_ip;
 	f->port = (uint16_t)h->u.port;
 	if (h->u.https && tr->via != NULL) {
-		f->listener = DC_L_CONNECT;
+		f->listener = tr->via_listener;
 		f->from = DC_FROM_AUTHORITY;
 		f->proto = POL_PROTO_CONNECT;
 	} else if (h->u.https) {
@@ -988,7 +991,7 @@ decide_hop(const struct trace *tr, struct hop *h)
 			f->name_is_ip = 0;
 		}
 	} else {
-		f->listener = tr->via != NULL ? DC_L_CONNECT : DC_L_HTTP;
+		f->listener = tr->via != NULL ? tr->via_listener : DC_L_HTTP;
 		f->from = DC_FROM_HOST;
 		f->proto = POL_PROTO_HTTP;
 	}
@@ -1022,6 +1025,38 @@ err_prefix(char *err, size_t len, const char *prefix, int max)
 }
 
 /*
+ * Which of the configuration's listeners fd is connected to, by address
+ * and port (one on a wildcard address by port), into tr->via_listener:
+ * an http listener refuses CONNECT (bad_http), and the decision says so.
+ * None of them (a configuration of another gateway, an address
+ * translated on the way): a connect listener, as --via asks for.
+ */
+static void
+via_listener(struct trace *tr, int fd)
+{
+	struct sockaddr_storage peer, a, b;
+	const struct sockaddr *p, *l;
+
+	tr->via_listener = DC_L_CONNECT;
+	if (tr->cfg == NULL || getpeername(fd, (struct sockaddr *)&peer,
+	    &(socklen_t){ sizeof(peer) }) != 0)
+		return;
+	p = dns_addr_unmap((const struct sockaddr *)&peer, &a);
+	for (size_t i = 0; i < tr->cfg->nlisteners; i++) {
+		const struct gw_listener_conf *lc = &tr->cfg->listeners[i];
+
+		l = dns_addr_unmap((const struct sockaddr *)&lc->addr, &b);
+		if (l->sa_family != p->sa_family ||
+		    dns_addr_port(l) != dns_addr_port(p) ||
+		    (!dns_addr_same_ip(l, p) && !gw_sock_is_wildcard(l)))
+			continue;
+		if (lc->proto == GW_PROTO_HTTP)
+			tr->via_listener = DC_L_HTTP;
+		return;
+	}
+}
+
+/*
  * Through --via: the gateway connected and, for https, a CONNECT answered
  * 200. 0; 1 when the gateway refused the CONNECT (recorded in h, the hop
  * is over); -1 with the reason in io->err.
@@ -1043,6 +1078,7 @@ hop_via(struct trace *tr, struct hop *h, struct hop_io *io)
 		err_prefix(io->err, sizeof(io->err), pre, 300);
 		return -1;
 	}
+	via_listener(tr, io->c.fd);
 	/* The gateway decides on the client it accepted: this end. */
 	if (getsockname(io->c.fd, (struct sockaddr *)&h->src,
 	    &(socklen_t){ sizeof(h->src) }) == 0) {
@@ -1295,6 +1331,8 @@ print_verdict_text(const struct hop *h)
 		printf("; an IP address: egressd decides on names\n");
 	else if (r != NULL)
 		ctl_print_rule(stdout, "; rule ", r, NULL);
+	else if (hop_reason(h) != DC_NOT_ALLOWED)
+		printf("; rule: none (refused before the policy is asked)\n");
 	else
 		printf("; rule: none (no rule admits %s)\n", h->u.host);
 	if (h->v.allow && h->v.admit != NULL && h->v.admit != r)
@@ -1968,6 +2006,7 @@ ctl_trace_main(int argc, char **argv)
 	int rc;
 
 	memset(&tr, 0, sizeof(tr));
+	tr.via_listener = DC_L_CONNECT;
 	if (trace_args(argc, argv, &tr, &start, &rc) != 0)
 		return rc;
 	rc = CTL_EXIT_USAGE;

@@ -426,6 +426,7 @@ check $? "direct: dns.deny_ranges wins over allow_private" || show
 # that is trace's own end of the connection (127.0.0.1 here): a hop the
 # gateway relays for it is not "denied", and one it refuses for it is.
 GW2=$(free_port)
+GH2=$(free_port)
 cat > src-policy.yaml <<EOF
 allow:
   - name: from-local
@@ -443,6 +444,7 @@ EOF
 cat > src-via.yaml <<EOF
 listeners:
   - {name: proxy, address: "127.0.0.1:$GW2", protocol: connect}
+  - {name: plain, address: "127.0.0.1:$GH2", protocol: http}
 workers: 1
 dns:
   servers: ["127.0.0.1:$DNS_PORT"]
@@ -485,5 +487,23 @@ check $? "--src with --via: usage error (the gateway sees trace's own address)" 
 run -c src-via.yaml --src nope "http://n.test:$HP/"
 [ "$RC" -eq 2 ]
 check $? "--src that is not an address: exit 2" || show
+
+# --via an http listener of the configuration: it takes absolute-form
+# requests, and answers CONNECT 400 (bad_http). trace decides for the
+# listener it reached, so its verdict is the gateway's answer.
+run -c src-via.yaml --via "127.0.0.1:$GH2" "http://n.test:$HP/"
+has "   policy:   allow n.test:$HP (http): allowed; rule src-policy.yaml:3: allow n.test (from-local, native); ports $HP" &&
+    has "   response: 302 Found" && [ "$RC" -eq 0 ]
+check $? "--via an http listener: an http hop is relayed as decided" || show
+run -c src-via.yaml --via "127.0.0.1:$GH2" --cacert pki/ca.pem --format json "https://c.test:$TP/y"
+printf '%s\n' "$OUT" | python3 -c '
+import json, sys
+h = json.load(sys.stdin)["hops"][0]
+assert (h["verdict"], h["reason"], h["listener"]) == ("deny", "bad_http", "http"), h
+assert (h["status"], h["from_gateway"], h["denied"]) == (400, True, True), h
+' && [ "$RC" -eq 1 ]
+check $? "--via an http listener: an https hop (CONNECT) is bad_http, as the gateway answers" || show
+wait_log "$LOG" 1 event=deny reason=bad_http listener=plain
+check $? "--via an http listener: the gateway's line says bad_http"
 
 finish
