@@ -79,32 +79,9 @@ prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
 	return ((a[full] ^ b[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
-int
-pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
-{
-	if (sa == NULL)
-		return 0;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		if (c->family != AF_INET)
-			return 0;
-		return prefix_equal(c->addr, (const uint8_t *)&in->sin_addr, c->prefix);
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		const uint8_t *a = in6->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		    0xff, 0xff };
-
-		if (c->family == AF_INET6)
-			return prefix_equal(c->addr, a, c->prefix);
-		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d. */
-		if (memcmp(a, mapped, sizeof(mapped)) == 0)
-			return prefix_equal(c->addr, a + 12, c->prefix);
-	}
-	return 0;
-}
+/* ::ffff:0:0/96, where IPv4 addresses sit in IPv6 terms. */
+static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };
 
 /*
  * A range in IPv6 terms: an IPv4 one as its IPv4-mapped range, which is
@@ -113,17 +90,47 @@ pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
 static void
 as_v6(const struct pol_cidr *c, uint8_t addr[16], unsigned *prefix)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
-
 	if (c->family == AF_INET6) {
 		memcpy(addr, c->addr, 16);
 		*prefix = c->prefix;
 		return;
 	}
-	memcpy(addr, mapped, sizeof(mapped));
+	memcpy(addr, v4_mapped, sizeof(v4_mapped));
 	memcpy(addr + 12, c->addr, 4);
 	*prefix = c->prefix + 96;
+}
+
+/*
+ * An IPv4 client and an IPv4-mapped one are the same client, whichever
+ * family the range is written in and the listener sees: "::ffff:10.0.0.0/104"
+ * holds 10.1.2.3 on an IPv4 listener as 10.0.0.0/8 holds ::ffff:10.1.2.3 on
+ * a dual-stack one. A deny written in one form must not miss the other.
+ */
+int
+pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
+{
+	struct pol_cidr v4 = { .family = AF_INET, .prefix = 32 };
+	uint8_t a6[16];
+	unsigned p6;
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(v4.addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		if (c->family == AF_INET)
+			return prefix_equal(c->addr, v4.addr, c->prefix);
+		as_v6(&v4, a6, &p6);
+		return prefix_equal(c->addr, a6, c->prefix);
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+
+		if (c->family == AF_INET6)
+			return prefix_equal(c->addr, a, c->prefix);
+		if (memcmp(a, v4_mapped, sizeof(v4_mapped)) == 0)
+			return prefix_equal(c->addr, a + 12, c->prefix);
+	}
+	return 0;
 }
 
 int
@@ -136,6 +143,17 @@ pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b)
 	as_v6(b, ba, &bp);
 	/* Two prefixes share an address when the shorter holds the other. */
 	return prefix_equal(aa, ba, ap < bp ? ap : bp);
+}
+
+int
+pol_cidr_within(const struct pol_cidr *inner, const struct pol_cidr *outer)
+{
+	uint8_t ia[16], oa[16];
+	unsigned ip, op;
+
+	as_v6(inner, ia, &ip);
+	as_v6(outer, oa, &op);
+	return ip >= op && prefix_equal(ia, oa, op);
 }
 
 void

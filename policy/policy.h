@@ -246,6 +246,8 @@ int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa);
 /* 1 when some client address is in both (an IPv4 range and its
  * IPv4-mapped IPv6 form count as one), else 0. */
 int pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b);
+/* 1 when every address of inner is in outer (the same counting), else 0. */
+int pol_cidr_within(const struct pol_cidr *inner, const struct pol_cidr *outer);
 /* "10.0.0.0/8" */
 void pol_cidr_format(const struct pol_cidr *c, char *buf, size_t len);
 

@@ -125,22 +125,6 @@ static const char *const internal[] = {
 	"fc00::/7", "fe80::/10", "::1/128",
 };
 
-/* Is c inside r? */
-static int
-cidr_within(const struct pol_cidr *c, const struct pol_cidr *r)
-{
-	unsigned full, rest;
-
-	if (c->family != r->family || c->prefix < r->prefix)
-		return 0;
-	full = r->prefix / 8;
-	rest = r->prefix % 8;
-	if (memcmp(c->addr, r->addr, full) != 0)
-		return 0;
-	return rest == 0 ||
-	    ((c->addr[full] ^ r->addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
-}
-
 /*
  * "a.b.c.d/n" or "v6/n". Kubernetes (net.ParseCIDR) takes host bits, so
  * this does too, unlike the policy's strict pol_cidr_parse.
@@ -184,7 +168,7 @@ pst_cidr_public(const char *text)
 	if (parse_cidr(text, &c) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
-		if (pol_cidr_parse(internal[i], &r) == 0 && cidr_within(&c, &r))
+		if (pol_cidr_parse(internal[i], &r) == 0 && pol_cidr_within(&c, &r))
 			return 0;
 	}
 	return 1;

@@ -182,33 +182,12 @@ ports_cover(const struct pol_rule *d, const struct pol_rule *a)
 	return 1;
 }
 
+/* The same clients, in either form (policy/cidr.c counts an IPv4 range and
+ * its IPv4-mapped form as one). */
 static int
 cidr_equal(const struct pol_cidr *a, const struct pol_cidr *b)
 {
-	size_t len = a->family == AF_INET ? 4 : 16;
-
-	return a->family == b->family && a->prefix == b->prefix &&
-	    memcmp(a->addr, b->addr, len) == 0;
-}
-
-/* inner lies wholly within outer. */
-static int
-cidr_within(const struct pol_cidr *inner, const struct pol_cidr *outer)
-{
-	unsigned bits = outer->prefix;
-
-	if (inner->family != outer->family || inner->prefix < outer->prefix)
-		return 0;
-	for (unsigned i = 0; i < bits / 8; i++)
-		if (inner->addr[i] != outer->addr[i])
-			return 0;
-	if (bits % 8 != 0) {
-		uint8_t mask = (uint8_t)(0xff << (8 - bits % 8));
-
-		if ((inner->addr[bits / 8] & mask) != (outer->addr[bits / 8] & mask))
-			return 0;
-	}
-	return 1;
+	return pol_cidr_within(a, b) && pol_cidr_within(b, a);
 }
 
 static int
@@ -240,7 +219,7 @@ sources_cover(const struct pol_rule *d, const struct pol_rule *a)
 		size_t j;
 
 		for (j = 0; j < d->nsources; j++)
-			if (cidr_within(&a->sources[i], &d->sources[j]))
+			if (pol_cidr_within(&a->sources[i], &d->sources[j]))
 				break;
 		if (j == d->nsources)
 			return 0;

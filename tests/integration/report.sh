@@ -2,6 +2,8 @@
 # Report mode and source scoping with real clients: a denial in report mode
 # is let through and logged as a deny with "would_deny": true; the address
 # guard is never relaxed; a rule with sources admits only those clients.
+# A range written in its IPv4-mapped form (::ffff:a.b.c.d/N) holds the IPv4
+# clients and answers of an IPv4 listener too.
 # The test's upstreams live on loopback, which the guard refuses: the
 # config declares 127.0.0.0/24 reachable with dns.allow_ranges, and
 # 127.0.0.6 unreachable with dns.deny_ranges, which beats allow_private;
@@ -10,17 +12,19 @@
 need dnsmasq openssl curl python3
 
 make_pki known.test unknown.test meta.test scoped.test blocked.test fenced.test \
-    lent.test own.test
+    lent.test own.test mfenced.test
 DNS_PORT=$(free_port)
 UP=$(free_port)
 GW=$(free_port)
 start_dns "$DNS_PORT" known.test=127.0.0.2 unknown.test=127.0.0.3 \
     meta.test=169.254.169.254 scoped.test=127.0.0.4 blocked.test=127.0.0.5 \
-    fenced.test=127.0.0.6 lent.test=127.0.2.7 own.test=127.0.2.8
+    fenced.test=127.0.0.6 lent.test=127.0.2.7 own.test=127.0.2.8 \
+    mfenced.test=127.0.0.12
 start_tls_www "127.0.0.2:$UP" known.test
 start_tls_www "127.0.0.3:$UP" unknown.test
 start_tls_www "127.0.0.4:$UP" scoped.test
 start_tls_www "127.0.0.5:$UP" blocked.test
+start_tls_www "127.0.0.12:$UP" mfenced.test
 # lent.test's origin records every connection it accepts, before any TLS.
 python3 "$top_srcdir/tests/netns/server.py" "$T/lent.rec" \
     "tls:127.0.2.7:$UP:$T/pki/lent.test.pem:$T/pki/lent.test.key:lent.test" \
@@ -34,7 +38,7 @@ LOG="$T/egressd.log"
 mkdir "$T/policy.d"
 cat > "$T/policy.d/10-base.yaml" <<EOF
 allow:
-  - hosts: [known.test, fenced.test]
+  - hosts: [known.test, fenced.test, mfenced.test]
     ports: [$UP]
     allow_private: true
   - name: scoped
@@ -56,6 +60,13 @@ allow:
     ports: [$UP]
     allow_private: true
 EOF
+# A deny for one client, its range in IPv4-mapped form.
+cat > "$T/policy.d/50-mapped.yaml" <<EOF
+deny:
+  - name: mapped-client
+    hosts: [known.test]
+    sources: ["::ffff:127.0.0.11/128"]
+EOF
 # The same rule in a file that says nothing is in report mode only because
 # the configuration is: it is the policy on trial, and its settings apply.
 cat > "$T/policy.d/40-own.yaml" <<EOF
@@ -72,7 +83,7 @@ mode: report
 dns:
   servers: ["127.0.0.1:$DNS_PORT"]
   allow_ranges: ["127.0.0.0/24"]
-  deny_ranges: ["127.0.0.6/32"]
+  deny_ranges: ["127.0.0.6/32", "::ffff:127.0.0.12/128"]
 policy: {files: [policy.d]}
 log: {path: egressd.log}
 EOF
@@ -155,5 +166,23 @@ echo "$out" | grep -q s_server
 ok $? "the same name from 127.0.0.9 is admitted"
 wait_log "$LOG" 1 event=allow name=scoped.test rule_name=scoped rule="$P/10-base.yaml:6"
 ok $? "by the scoped rule"
+
+# Ranges in IPv4-mapped form against an IPv4 listener's clients and answers.
+out=$($CURL --connect-to "known.test:$UP:127.0.0.1:$GW" "https://known.test:$UP/" 2>&1)
+echo "$out" | grep -q s_server
+ok $? "known.test is admitted from 127.0.0.1"
+err=$($CURL --interface 127.0.0.11 --connect-to "known.test:$UP:127.0.0.1:$GW" \
+    "https://known.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "a deny whose sources say ::ffff:127.0.0.11/128 refuses the IPv4 client 127.0.0.11"
+wait_log "$LOG" 1 event=deny reason=denied_by_rule name=known.test \
+    rule_name=mapped-client rule="$P/50-mapped.yaml:3"
+ok $? "by that rule"
+err=$($CURL --connect-to "mfenced.test:$UP:127.0.0.1:$GW" "https://mfenced.test:$UP/" 2>&1)
+echo "$err" | grep -q "alert access denied"
+ok $? "dns.deny_ranges ::ffff:127.0.0.12/128 refuses the IPv4 answer 127.0.0.12"
+wait_log "$LOG" 1 event=deny reason=private_address name=mfenced.test \
+    detail="mfenced.test resolves to 127.0.0.12 (in dns.deny_ranges)"
+ok $? "with a private_address line naming dns.deny_ranges"
 
 finish

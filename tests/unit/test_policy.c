@@ -1003,6 +1003,15 @@ static void test_cidr(void)
 			{ "2001:db8::/32", "2001:db9::5", 0 },
 			{ "2001:db8::/32", "10.8.0.1", 0 },
 			{ "0.0.0.0/0", "192.0.2.1", 1 },
+			/* A mapped range holds the IPv4 client on an IPv4
+			 * listener as on a dual-stack one. */
+			{ "::ffff:10.8.0.0/112", "10.8.1.1", 1 },
+			{ "::ffff:10.8.0.0/112", "::ffff:10.8.1.1", 1 },
+			{ "::ffff:10.8.0.0/112", "10.9.0.1", 0 },
+			{ "::ffff:10.8.0.0/111", "10.9.0.1", 1 },
+			{ "::ffff:0:0/96", "192.0.2.1", 1 },
+			{ "::/0", "192.0.2.1", 1 },
+			{ "::/96", "192.0.2.1", 0 },
 		};
 		for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 			struct pol_cidr c;
@@ -1038,6 +1047,28 @@ static void test_cidr(void)
 			pol_cidr_parse(o[i].b, &b);
 			tap_is_int(pol_cidr_overlap(&a, &b), o[i].both,
 			    "%s and %s overlap", o[i].a, o[i].b);
+		}
+	}
+	{
+		/* Within: egressctl check's shadowing, posture's internal
+		 * ranges; the two forms of an IPv4 range are one. */
+		static const struct { const char *in, *out; int w; } w[] = {
+			{ "10.8.0.0/16", "10.0.0.0/8", 1 },
+			{ "10.0.0.0/8", "10.8.0.0/16", 0 },
+			{ "::ffff:10.8.0.0/112", "10.0.0.0/8", 1 },
+			{ "10.8.0.0/16", "::ffff:10.0.0.0/104", 1 },
+			{ "10.0.0.0/8", "::ffff:10.8.0.0/112", 0 },
+			{ "10.8.0.0/16", "::/0", 1 },
+			{ "2001:db8::/32", "10.0.0.0/8", 0 },
+			{ "2001:db8:5::/48", "2001:db8::/32", 1 },
+		};
+		for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+			struct pol_cidr in, out;
+
+			pol_cidr_parse(w[i].in, &in);
+			pol_cidr_parse(w[i].out, &out);
+			tap_is_int(pol_cidr_within(&in, &out), w[i].w,
+			    "%s within %s", w[i].in, w[i].out);
 		}
 	}
 }
