@@ -1031,6 +1031,12 @@ gw_config_load_buffer(const char *label, const char *dir, const char *text,
 	struct cfg_load l = { { label, report, arg, 0 }, NULL, 0 };
 
 	l.c = config_new(label, dir);
+	l.c->source = malloc(len + 1);
+	if (l.c->source == NULL)
+		abort();
+	memcpy(l.c->source, text, len);
+	l.c->source[len] = '\0';
+	l.c->source_len = len;
 	return config_run(&l, ydoc_parse_buffer(&l.cx, text, len, load_root, &l));
 }
 
@@ -1039,10 +1045,132 @@ gw_config_load(const char *path, pol_report_fn report, void *arg)
 {
 	struct cfg_load l = { { path, report, arg, 0 }, NULL, 0 };
 	char *copy = xstrdup(path);
+	char *text;
+	size_t len;
 
 	l.c = config_new(path, dirname(copy));
 	free(copy);
-	return config_run(&l, ydoc_parse_file(&l.cx, path, load_root, &l));
+	if (ydoc_read_file(&l.cx, path, &text, &len) != 0)
+		return config_run(&l, -1);
+	/* Kept, so that a reload can tell an edit it does not apply. */
+	l.c->source = text;
+	l.c->source_len = len;
+	return config_run(&l, ydoc_parse_buffer(&l.cx, text, len, load_root, &l));
+}
+
+/* key is one of the names in out ("a, b"). */
+static int
+listed(const char *out, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = out; (p = strstr(p, key)) != NULL; p += k)
+		if ((p == out || p[-1] == ' ') && (p[k] == ',' || p[k] == '\0'))
+			return 1;
+	return 0;
+}
+
+/* Appends key to out ("a, b"). */
+static void
+changed_add(char *out, size_t outlen, const char *key)
+{
+	size_t used = strlen(out);
+
+	snprintf(out + used, outlen - used, "%s%s", used > 0 ? ", " : "", key);
+}
+
+static const struct ydoc_section *
+section_find(const struct ydoc_section *s, int n, const char *key)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(s[i].key, key) == 0)
+			return &s[i];
+	return NULL;
+}
+
+/* The sections of a that b lacks or holds other text for. */
+static void
+sections_diff(const char *at, const struct ydoc_section *a, int na,
+    const char *bt, const struct ydoc_section *b, int nb, char *out,
+    size_t outlen)
+{
+	for (int i = 0; i < na; i++) {
+		const struct ydoc_section *o = section_find(b, nb, a[i].key);
+
+		if (o != NULL && o->end - o->start == a[i].end - a[i].start &&
+		    memcmp(at + a[i].start, bt + o->start,
+		    a[i].end - a[i].start) == 0)
+			continue;
+		if (!listed(out, a[i].key))
+			changed_add(out, outlen, a[i].key);
+	}
+}
+
+#define GW_SECTIONS_MAX 64
+
+struct changed_why {
+	char *out;
+	size_t outlen;
+};
+
+/* Why the file could not be read, for the caller's message. */
+static void
+changed_report(void *arg, enum pol_severity sev, const char *file,
+    unsigned line, unsigned col, const char *msg)
+{
+	struct changed_why *w = arg;
+
+	(void)sev;
+	(void)file;
+	(void)line;
+	(void)col;
+	snprintf(w->out, w->outlen, "it cannot be read (%s)", msg);
+}
+
+/* Names the sections that differ between the text c was read from and
+ * text, or says the new text does not parse. */
+static void
+changed_sections(const struct gw_config *c, const char *text, size_t len,
+    char *out, size_t outlen)
+{
+	struct ydoc_section *was, *now;
+	int nw, nn;
+
+	was = calloc(2 * GW_SECTIONS_MAX, sizeof(*was));
+	if (was == NULL)
+		abort();
+	now = was + GW_SECTIONS_MAX;
+	nw = ydoc_sections(c->source, c->source_len, was, GW_SECTIONS_MAX);
+	nn = ydoc_sections(text, len, now, GW_SECTIONS_MAX);
+	if (nn < 0) {
+		snprintf(out, outlen, "it no longer parses");
+	} else {
+		sections_diff(c->source, was, nw, text, now, nn, out, outlen);
+		sections_diff(text, now, nn, c->source, was, nw, out, outlen);
+		if (out[0] == '\0')
+			snprintf(out, outlen, "comments or layout only");
+	}
+	free(was);
+}
+
+int
+gw_config_changed(const struct gw_config *c, char *out, size_t outlen)
+{
+	struct changed_why why = { out, outlen };
+	struct ydoc_ctx cx = { NULL, changed_report, &why, 0 };
+	char *text;
+	size_t len;
+
+	out[0] = '\0';
+	if (ydoc_read_file(&cx, c->path, &text, &len) != 0)
+		return 1;
+	if (len == c->source_len && memcmp(text, c->source, len) == 0) {
+		free(text);
+		return 0;
+	}
+	changed_sections(c, text, len, out, outlen);
+	free(text);
+	return 1;
 }
 
 void
@@ -1074,6 +1202,7 @@ gw_config_free(struct gw_config *c)
 	free(c->evidence_path);
 	free(c->upstream_ca_file);
 	free(c->dir);
+	free(c->source);
 	free(c->path);
 	free(c);
 }

@@ -196,6 +196,8 @@ struct gw_status {
 	const struct gw_shared *shared; /* the evidence writer's counters */
 	uint64_t admin_refused;         /* admin connections closed at once:
 	                                 * admin.max_connections were open */
+	int config_changed;             /* at the last reload, the configuration
+	                                 * file differed from the running one */
 };
 
 /*

@@ -71,6 +71,8 @@ struct gw_admin_addr {
 struct gw_config {
 	char *path;                     /* the file, as given */
 	char *dir;                      /* its directory, for relative paths */
+	char *source;                   /* the text it was read from */
+	size_t source_len;
 	size_t nlisteners;
 	struct gw_listener_conf listeners[GW_MAX_LISTENERS];
 	int workers;                    /* resolved: "auto" is the core count */
@@ -115,6 +117,16 @@ struct gw_config *gw_config_load(const char *path, pol_report_fn report, void *a
 struct gw_config *gw_config_load_buffer(const char *label, const char *dir,
     const char *text, size_t len, pol_report_fn report, void *arg);
 void gw_config_free(struct gw_config *c);
+
+/*
+ * Has the file changed since c was read from it? The daemon reads its
+ * configuration at start only; a reload asks this so that an edit it will
+ * not apply is said, not silently ignored. Returns 0 when the file holds
+ * the text c was read from; 1 when it differs, with out naming the
+ * top-level sections whose text differs ("dns, namespaces"), or saying the
+ * file no longer parses or cannot be read (why, from ydoc_read_file).
+ */
+int gw_config_changed(const struct gw_config *c, char *out, size_t outlen);
 
 /* The options pol_load_ex needs to read this configuration's policy. */
 void gw_config_policy_opts(const struct gw_config *c, struct pol_load_opts *out);

@@ -522,6 +522,26 @@ on_drain(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->delay_ev, &tv);
 }
 
+/*
+ * The configuration file is read at start only (its listeners, workers and
+ * identity cannot change under a running daemon). An edit to it would be
+ * ignored by a reload while egressctl, reading the file, answered with it:
+ * say so at every reload until the file and the running settings agree.
+ */
+static void
+config_drift(struct daemon *d, const char *why)
+{
+	char what[512];
+
+	d->st.config_changed = gw_config_changed(d->cfg, what, sizeof(what));
+	if (d->st.config_changed)
+		log_notice_level(d->log, LOG_LEVEL_WARNING, "reload (%s): %s has "
+		    "changed since egressd started (%s); it is read only at "
+		    "start, so those settings are not applied: restart egressd "
+		    "to apply them. The policy files are reloaded with the "
+		    "running settings", why, d->cfg->path, what);
+}
+
 /* Build a new snapshot off the connection path; swap it in only whole. */
 static void
 reload(struct daemon *d, const char *why)
@@ -532,6 +552,7 @@ reload(struct daemon *d, const char *why)
 
 	if (!d->st.draining)
 		gw_notify("RELOADING=1");
+	config_drift(d, why);
 	d->reloading = 1;
 	s = load_policy(d, d->cfg);
 	d->reloading = 0;

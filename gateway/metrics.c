@@ -1069,6 +1069,10 @@ render_policy(struct render *rd, const struct gw_status *st)
 	    "the last reload worked (or none was tried: the policy loaded at "
 	    "start), 0 when it failed and an older policy is running.",
 	    (uint64_t)(st->last_reload_ok != 0));
+	simple(rd, "egressd_config_file_changed", "gauge", "1 when, at the "
+	    "last reload, the configuration file differed from the one "
+	    "egressd started with (read at start only: restart to apply it).",
+	    (uint64_t)(st->config_changed != 0));
 	head(rd, "egressd_config_last_reload_success_timestamp_seconds",
 	    "gauge", "When the running policy was loaded (at start or by the "
 	    "last successful reload), seconds since the epoch.");

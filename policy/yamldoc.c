@@ -264,12 +264,13 @@ out:
 }
 
 int
-ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
+ydoc_read_file(struct ydoc_ctx *cx, const char *path, char **text,
+    size_t *len)
 {
 	const char *saved = cx->file;
 	struct stat st;
 	char *buf = NULL;
-	size_t len = 0;
+	size_t n = 0;
 	int fd, rc = -1;
 
 	if (cx->file == NULL)
@@ -294,7 +295,7 @@ ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
 		goto out;
 	}
 	for (;;) {
-		ssize_t got = read(fd, buf + len, YDOC_MAX_FILE + 1 - len);
+		ssize_t got = read(fd, buf + n, YDOC_MAX_FILE + 1 - n);
 
 		if (got < 0) {
 			if (errno == EINTR)
@@ -305,20 +306,79 @@ ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
 		}
 		if (got == 0)
 			break;
-		len += (size_t)got;
-		if (len > YDOC_MAX_FILE) {
+		n += (size_t)got;
+		if (n > YDOC_MAX_FILE) {
 			ydoc_report_at(cx, POL_ERROR, 0, 0,
 			    "file is larger than 16 MiB");
 			goto out;
 		}
 	}
-	rc = ydoc_parse_buffer(cx, buf, len, fn, arg);
+	*text = buf;
+	*len = n;
+	buf = NULL;
+	rc = 0;
 out:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
 	cx->file = saved;
 	return rc;
+}
+
+int
+ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg)
+{
+	const char *saved = cx->file;
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (cx->file == NULL)
+		cx->file = path;
+	rc = ydoc_read_file(cx, path, &buf, &len);
+	if (rc == 0) {
+		rc = ydoc_parse_buffer(cx, buf, len, fn, arg);
+		free(buf);
+	}
+	cx->file = saved;
+	return rc;
+}
+
+int
+ydoc_sections(const char *text, size_t len, struct ydoc_section *out,
+    size_t max)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	int n = -1;
+
+	if (!yaml_parser_initialize(&parser))
+		return -1;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		yaml_parser_delete(&parser);
+		return -1;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (root != NULL && root->type == YAML_MAPPING_NODE) {
+		n = 0;
+		YDOC_FOREACH_PAIR(&doc, root, p) {
+			yaml_node_t *k = yaml_document_get_node(&doc, p->key);
+			yaml_node_t *v = yaml_document_get_node(&doc, p->value);
+			const char *t = ydoc_text(k);
+
+			if ((size_t)n == max || t == NULL || v == NULL)
+				continue;
+			snprintf(out[n].key, sizeof(out[n].key), "%s", t);
+			out[n].start = v->start_mark.index;
+			out[n].end = v->end_mark.index;
+			n++;
+		}
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return n;
 }
 
 const char *

@@ -41,6 +41,24 @@ int ydoc_parse_buffer(struct ydoc_ctx *cx, const char *text, size_t len,
     ydoc_fn fn, void *arg);
 /* Reads the file (at most 16 MiB) and parses it; open errors are reported. */
 int ydoc_parse_file(struct ydoc_ctx *cx, const char *path, ydoc_fn fn, void *arg);
+/* Reads the file as ydoc_parse_file does: 0 with *text (malloc'd, the
+ * caller frees it) and *len, or -1 after reporting why. */
+int ydoc_read_file(struct ydoc_ctx *cx, const char *path, char **text,
+    size_t *len);
+
+/*
+ * The top-level keys of a stream's first document, when it is a mapping,
+ * and where each key's value lies in the text: to say which sections of a
+ * file differ from another version of it. Returns how many (at most max;
+ * keys longer than the field are cut), or -1 when the text does not parse
+ * or its first document is not a mapping. Reports nothing.
+ */
+struct ydoc_section {
+	char key[32];
+	size_t start, end;      /* the value's bytes: text[start..end) */
+};
+int ydoc_sections(const char *text, size_t len, struct ydoc_section *out,
+    size_t max);
 
 /* Typed accessors: each returns 0, or reports "<what> must be ..." and -1. */
 int ydoc_scalar(struct ydoc_ctx *cx, yaml_node_t *n, const char *what, const char **out);

@@ -147,6 +147,7 @@ sys.exit(1 if errors else 0)
 EOF
 ok $? "config_dump parses as JSON and lists every rule with file:line, name, pattern, action, origin"
 
+CURL_ONE="curl -sS --max-time 5 --cacert $T/pki/ca.pem"
 # A reload shows in the dump and the metrics.
 kill -HUP "$EGRESSD_PID"
 wait_for "$LOG" "policy generation 1" 10 || bail "the reload did not happen"
@@ -156,6 +157,37 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 sys.exit(0 if d["generation"] == 1 and d["reloads"] == {"ok": 1, "failed": 0} else 1)' "$T/body"
 ok $? "after SIGHUP the dump says generation 1, reloads ok 1"
+
+# egressd.yaml is read at start only: a reload says when it has changed,
+# names the sections, and keeps the running settings.
+gauge() {
+	curl -s --max-time 5 "http://127.0.0.1:$P/stats/prometheus" |
+	    sed -n 's/^egressd_config_file_changed \([0-9]*\)$/\1/p'
+}
+[ "$(gauge)" = 0 ] && ! grep -q 'has changed since egressd started' "$LOG"
+ok $? "an unchanged egressd.yaml: egressd_config_file_changed 0, no warning"
+cp "$T/egressd.yaml" "$T/egressd.yaml.orig"
+sed -i 's|^dns: {servers: \(.*\)}$|dns: {servers: \1, deny_ranges: ["127.0.0.2/32"]}|' "$T/egressd.yaml"
+printf 'namespaces: {shop: ["10.1.0.0/16"]}\n' >> "$T/egressd.yaml"
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" "policy generation 2" 10 || bail "the second reload did not happen"
+grep -qF "\"msg\":\"reload (SIGHUP): $T/egressd.yaml has changed since egressd started (dns, namespaces); it is read only at start, so those settings are not applied: restart egressd to apply them. The policy files are reloaded with the running settings\"" "$LOG"
+ok $? "an edited egressd.yaml: the reload's warning names dns and namespaces" ||
+    grep 'has changed' "$LOG" | sed 's/^/# /'
+[ "$(gauge)" = 1 ]
+ok $? "and egressd_config_file_changed is 1"
+$CURL_ONE --connect-to "one.test:$UP:127.0.0.1:$GW" "https://one.test:$UP/" 2>&1 | grep -q s_server
+ok $? "the running settings stay: the new deny_ranges does not refuse one.test (127.0.0.2)"
+printf 'listeners: [\n' > "$T/egressd.yaml"
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" "policy generation 3" 10 || bail "the third reload did not happen"
+grep -qF "has changed since egressd started (it no longer parses)" "$LOG"
+ok $? "an egressd.yaml that no longer parses: the warning says so, the policy still reloads"
+mv "$T/egressd.yaml.orig" "$T/egressd.yaml"
+kill -HUP "$EGRESSD_PID"
+wait_for "$LOG" "policy generation 4" 10 || bail "the fourth reload did not happen"
+[ "$(gauge)" = 0 ] && [ "$(grep -c 'has changed since egressd started' "$LOG")" = 2 ]
+ok $? "put back as it was: egressd_config_file_changed 0 again, no new warning"
 
 # ---- drain: readiness 503 at once, listeners open for drain.delay -------
 CURL="curl -sS --max-time 5 --cacert $T/pki/ca.pem"

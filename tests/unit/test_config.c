@@ -7,6 +7,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include "gateway/gwconfig.h"
 #include "tap.h"
@@ -330,6 +331,67 @@ test_errors(void)
 	}
 }
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		abort();
+}
+
+/* A reload's question: has the file changed since it was read, where? */
+static void
+test_changed(void)
+{
+	static const char base[] =
+	    "# the gateway\n"
+	    "listeners:\n"
+	    "  - {name: tls, address: \"127.0.0.1:8443\"}\n"
+	    "dns: {servers: [\"127.0.0.1:53\"]}\n"
+	    "policy: {files: [p.yaml]}\n";
+	static const struct { const char *text, *want; int changed; } cases[] = {
+		{ base, "", 0 },
+		{ "# the gateway, commented\n"
+		  "listeners:\n"
+		  "  - {name: tls, address: \"127.0.0.1:8443\"}\n"
+		  "dns: {servers: [\"127.0.0.1:53\"]}\n"
+		  "policy: {files: [p.yaml]}\n", "comments or layout only", 1 },
+		{ "listeners:\n"
+		  "  - {name: tls, address: \"127.0.0.1:8443\"}\n"
+		  "dns: {servers: [\"127.0.0.1:53\"], deny_ranges: [10.0.0.0/8]}\n"
+		  "policy: {files: [p.yaml]}\n"
+		  "namespaces: {shop: [10.1.0.0/16]}\n", "dns, namespaces", 1 },
+		{ "listeners:\n"
+		  "  - {name: tls, address: \"127.0.0.1:9443\"}\n"
+		  "policy: {files: [p.yaml]}\n", "listeners, dns", 1 },
+		{ "listeners: [\n", "it no longer parses", 1 },
+	};
+	char dir[] = "/tmp/egressd-test-changed.XXXXXX", path[64], out[256];
+	struct gw_config *c;
+
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/egressd.yaml", dir);
+	write_file(path, base);
+	c = gw_config_load(path, NULL, NULL);
+	tap_ok(c != NULL, "the base configuration loads");
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(path, cases[i].text);
+		tap_is_int(gw_config_changed(c, out, sizeof(out)), cases[i].changed,
+		    "changed %zu", i);
+		tap_is_str(out, cases[i].want, "changed %zu: what", i);
+	}
+	unlink(path);
+	tap_is_int(gw_config_changed(c, out, sizeof(out)), 1, "a file gone is a change");
+	tap_is_str(out, "it cannot be read (cannot open: No such file or directory)",
+	    "and says why");
+	rmdir(dir);
+	gw_config_free(c);
+}
+
 int
 main(void)
 {
@@ -338,5 +400,6 @@ main(void)
 	test_proxy_from();
 	test_switches();
 	test_errors();
+	test_changed();
 	return tap_done();
 }
