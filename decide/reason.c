@@ -42,7 +42,8 @@ static const struct dc_reason_info reasons[DC_REASON_COUNT] = {
 	[DC_BAD_HTTP] = { "bad_http", DC_EV_DENY, NONE, 400,
 	    "the HTTP request does not parse or cannot be decided here" },
 	[DC_SNI_MISMATCH] = { "sni_mismatch", DC_EV_DENY, A_DENIED, 403,
-	    "a CONNECT tunnel carries another name than CONNECT said, or none" },
+	    "a CONNECT tunnel carries another name than CONNECT said, or none; "
+	    "or a second ClientHello names another server than the first" },
 	[DC_ECH_REFUSED] = { "ech_refused", DC_EV_DENY, A_DENIED, 403,
 	    "the ClientHello offers ECH and refuse_ech is on" },
 	[DC_UPSTREAM_TLS_FAILED] = { "upstream_tls_failed", DC_EV_DENY, NONE, 502,

@@ -699,8 +699,9 @@ connect_cb(evutil_socket_t fd, short what, void *arg)
 static int
 conn_send_early(struct gw_conn *c)
 {
+	/* The hello only: what follows it goes through the relay's watch. */
 	size_t len = c->ops == &gw_tls_ops && c->w->cfg->relay_splice ?
-	    c->peek_len : 0;
+	    (c->hello_raw < c->peek_len ? c->hello_raw : c->peek_len) : 0;
 	ssize_t n;
 
 	/* With nothing to send, a send of no bytes asks the same question:
@@ -716,6 +717,7 @@ conn_send_early(struct gw_conn *c)
 	if (len > 0) {
 		memmove(c->peek, c->peek + n, c->peek_len - (size_t)n);
 		c->peek_len -= (size_t)n;
+		c->hello_raw -= (size_t)n;
 	}
 	c->ops->connected(c);
 	return 1;
@@ -1279,6 +1281,7 @@ tls_decide(struct gw_conn *c, const struct sni_hello *h)
 	conn_take_hello(c, h);
 	gw_conn_set_state(c, GW_CONN_DECIDED);
 	c->hello_bytes = (uint32_t)c->peek_len;
+	c->hello_raw = h->raw_len;
 	c->decide_us = mono_us_since(&c->start_mono);
 	memset(&c->facts, 0, sizeof(c->facts));
 	c->facts.from = DC_FROM_SNI;

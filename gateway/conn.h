@@ -27,6 +27,7 @@ struct dns_ticket;
 struct dns_answer;
 struct gw_http;
 struct gw_splice;
+struct gw_watch;
 struct gw_conn;
 struct log_record;
 
@@ -96,6 +97,8 @@ struct gw_conn {
 	struct event *timer;            /* the current state's timeout */
 	struct bufferevent *cbev, *ubev;
 	struct gw_splice *splice;       /* the splice relay, when relaying so */
+	struct gw_watch *watch;         /* the relay still reads what follows
+	                                 * the ClientHello (relay.c) */
 	struct dns_ticket *ticket;
 
 	/* The facts decided on (kept to decide again after a reload) and
@@ -140,10 +143,14 @@ struct gw_conn {
 	unsigned proxied:1;             /* the PROXY header has been read */
 	unsigned dns_stale:1;           /* DNS failed; a stale answer served */
 	unsigned looped:1;              /* registered in the loop table */
+	unsigned splice_later:1;        /* the watch has ended: move the
+	                                 * relay to splice (relay.c) */
 	unsigned peek_dry:1;            /* the read just made left nothing
 	                                 * unread: set only while the peek
 	                                 * it filled is being decided */
 	uint32_t hello_bytes;           /* the ClientHello as decided on */
+	size_t hello_raw;               /* passthrough: the bytes at the start
+	                                 * of peek that are that ClientHello */
 	uint32_t decide_us;             /* accept to policy decision */
 	uint32_t dns_us;                /* waiting for a DNS lookup */
 	struct timespec dns_start;
@@ -214,8 +221,15 @@ void gw_relay_start(struct gw_conn *c);
 /* relay.c: the bufferevent relay over cfd and ufd, peeked bytes first;
  * 0, or -1 when the connection was closed. */
 int gw_relay_bevs_start(struct gw_conn *c);
-/* relay.c: drop the splice relay's events and pipes (if any). */
+/* relay.c: drop the splice relay's events and pipes (if any), and the
+ * watch. */
 void gw_relay_release(struct gw_conn *c);
+/* relay.c: the ClientHello decided on is the first `first` bytes of the
+ * client's bufferevent input (a CONNECT tunnel's); what follows it is
+ * read by the relay until the server has answered, so that a second
+ * ClientHello (after a HelloRetryRequest) is held to the same name. 0, or
+ * -1 out of memory. Passthrough watches by itself (gw_relay_start). */
+int gw_relay_watch(struct gw_conn *c, size_t first);
 /* conn.c: keep the ALPN list and ECH flag of a ClientHello for the log. */
 void gw_conn_take_alpn(struct gw_conn *c, const struct sni_hello *h);
 /* conn.c: the client's bytes of a denied connection to the evidence file. */

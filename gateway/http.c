@@ -1334,6 +1334,13 @@ gh_tunnel_hello(struct gw_conn *c)
 	}
 	/* Decided again later (a reload) on the CONNECT host's name. */
 	f->name = c->name;
+	/* A second ClientHello (after a HelloRetryRequest) is held to the
+	 * same name by the relay. */
+	if (gw_relay_watch(c, hello.raw_len) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return;
+	}
 	gh_relay(c);
 }
 

@@ -12,6 +12,10 @@
  * bufferevents, as for HTTP, for upgraded connections and for CONNECT
  * tunnels, whose first bytes are already in a bufferevent's input.
  *
+ * A relay that starts right after a ClientHello first reads what the
+ * client sends next, on bufferevents, until the server has answered (the
+ * watch, below); then it moves to splice where it can.
+ *
  * Both count bytes as they are taken from a socket (bytes_in from the
  * client, bytes_out from the upstream), pass a FIN on once everything
  * before it is written, and end with one line when both directions are
@@ -32,6 +36,7 @@
 #include <event2/event_struct.h>
 
 #include "gateway/gateway.h"
+#include "sni/sni.h"
 
 /* Relay backpressure (as libevent's le-proxy): stop reading one side while
  * the other's output holds this much, resume when it falls to half. */
@@ -40,6 +45,211 @@
 #define SPLICE_CHUNK    (64 * 1024)
 /* Chunks moved per event before others get their turn. */
 #define SPLICE_BURST    16
+
+/* ---- the watch: a second ClientHello --------------------------------- */
+
+/*
+ * A TLS 1.3 server that answers a ClientHello with a HelloRetryRequest
+ * takes the client's second ClientHello as the one that counts: OpenSSL
+ * picks its certificate and virtual host by that hello's server_name. A
+ * gateway that decided on the first hello alone would relay a handshake
+ * for a name it never decided (its line naming another). So until the
+ * server has answered, the client's bytes are read before they go on
+ * (sni_parse_followup): every ClientHello among them must name what the
+ * first one named (RFC 8446 section 4.1.2 says it must), else the
+ * connection ends with sni_mismatch. The server's first bytes say when
+ * the watch ends: at its answer if that is no HelloRetryRequest, else
+ * once the second hello has gone. TLS 1.2 renegotiation is encrypted and
+ * out of sight (docs/steering.md).
+ */
+#define WATCH_SERVER_MAX 256
+/* What the client may have in flight that is not yet passed on: a whole
+ * ClientHello, or one opaque record. */
+#define WATCH_HOLD_MAX  (SNI_PEEK_MAX + 5 + 16384 + 2048)
+
+struct gw_watch {
+	struct evbuffer *hold;          /* the client's bytes not passed on */
+	size_t first;                   /* bytes of the client's input that
+	                                 * are the hello decided on */
+	uint8_t srv[WATCH_SERVER_MAX];  /* the server's first bytes */
+	size_t srv_len;
+	enum sni_answer answer;
+	unsigned hellos;                /* ClientHellos passed since the first */
+	unsigned splice_after:1;        /* move to splice once it ends */
+};
+
+static void relay_try_splice(struct gw_conn *c);
+
+static void
+watch_free(struct gw_conn *c)
+{
+	if (c->watch == NULL)
+		return;
+	if (c->watch->hold != NULL)
+		evbuffer_free(c->watch->hold);
+	free(c->watch);
+	c->watch = NULL;
+}
+
+int
+gw_relay_watch(struct gw_conn *c, size_t first)
+{
+	struct gw_watch *wt;
+
+	if (c->watch != NULL)
+		return 0;
+	wt = calloc(1, sizeof(*wt));
+	if (wt == NULL)
+		return -1;
+	wt->hold = evbuffer_new();
+	if (wt->hold == NULL) {
+		free(wt);
+		return -1;
+	}
+	wt->first = first;
+	wt->splice_after = c->w->cfg->relay_splice;
+	c->watch = wt;
+	return 0;
+}
+
+/* The server has answered so that no other ClientHello may follow: what
+ * the client sent since goes on, and the relay may move to splice. */
+static void
+watch_end(struct gw_conn *c)
+{
+	struct gw_watch *wt = c->watch;
+
+	if (evbuffer_get_length(wt->hold) > 0 && c->ubev != NULL)
+		evbuffer_add_buffer(bufferevent_get_output(c->ubev), wt->hold);
+	c->splice_later = wt->splice_after;
+	watch_free(c);
+}
+
+static void
+watch_refuse(struct gw_conn *c, enum dc_reason reason, const char *detail)
+{
+	/* The relayed handshake is not the one admitted: the line names no
+	 * rule, and a reload has nothing left to decide again. */
+	c->v.allow = 0;
+	c->v.would_deny = 0;
+	c->v.reason = reason;
+	c->v.rule = NULL;
+	c->detail = detail;
+	gw_conn_close(c, DC_EV_DENY, reason);
+}
+
+/*
+ * A ClientHello after the first: the same server name (normalised), or
+ * why not. DC_ALLOWED when it may go on; the detail in the worker's
+ * detail_buf otherwise.
+ */
+static enum dc_reason
+watch_judge(struct gw_conn *c, const struct sni_hello *h)
+{
+	char name[SNI_NAME_MAX + 1];
+	const char *said = "no server";
+	int same = 0;
+
+	if (h->has_sni) {
+		if (sni_name_normalize(h->name.ptr, h->name.len, name) == 0) {
+			said = name;
+			same = strcmp(name, c->name) == 0;
+		} else {
+			said = "(not a host name)";
+		}
+	}
+	if (!same) {
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "a second "
+		    "ClientHello names %.100s; the first named %.100s", said,
+		    c->name);
+		return DC_SNI_MISMATCH;
+	}
+	if (h->ech && c->w->cfg->refuse_ech) {
+		snprintf(c->w->detail_buf, sizeof(c->w->detail_buf), "a second "
+		    "ClientHello offers ECH");
+		return DC_ECH_REFUSED;
+	}
+	return DC_ALLOWED;
+}
+
+/*
+ * The client's held bytes: whole records that are no handshake go on, a
+ * ClientHello goes on once whole and judged. 0: go on; -1: the
+ * connection was closed. Each turn passes a whole hello or returns.
+ */
+static int
+watch_client(struct gw_conn *c)
+{
+	struct gw_watch *wt = c->watch;
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+
+	while (c->watch != NULL) {
+		size_t len = evbuffer_get_length(wt->hold), pass;
+		struct sni_hello h;
+		enum dc_reason why;
+		const uint8_t *p;
+
+		if (len == 0)
+			return 0;
+		if (len > WATCH_HOLD_MAX) {
+			watch_refuse(c, DC_HELLO_TOO_LARGE, "the client sent more "
+			    "than a ClientHello before the server answered");
+			return -1;
+		}
+		p = evbuffer_pullup(wt->hold, (ev_ssize_t)len);
+		if (p == NULL) {
+			c->detail = "out of memory";
+			gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+			return -1;
+		}
+		switch (sni_parse_followup(p, len, c->w->scratch,
+		    sizeof(c->w->scratch), &pass, &h)) {
+		case SNI_NEED_MORE:
+			evbuffer_remove_buffer(wt->hold, out, pass);
+			return 0;
+		case SNI_ERROR:
+			watch_refuse(c, h.error == SNI_ERR_TOO_LARGE ?
+			    DC_HELLO_TOO_LARGE : DC_MALFORMED_HELLO,
+			    sni_error_str(h.error));
+			return -1;
+		case SNI_OK:
+			break;
+		}
+		if ((why = watch_judge(c, &h)) != DC_ALLOWED) {
+			watch_refuse(c, why, c->w->detail_buf);
+			return -1;
+		}
+		evbuffer_remove_buffer(wt->hold, out, pass + h.raw_len);
+		wt->hellos++;
+		if (wt->answer == SNI_ANSWER_RETRY)
+			watch_end(c);
+	}
+	return 0;
+}
+
+/* The server's first bytes in `in` (not taken from it): has it answered,
+ * and how? */
+static void
+watch_server(struct gw_conn *c, struct evbuffer *in)
+{
+	struct gw_watch *wt = c->watch;
+	size_t room = sizeof(wt->srv) - wt->srv_len;
+	ev_ssize_t n;
+
+	if (wt->answer != SNI_ANSWER_NEED_MORE || room == 0)
+		return;
+	n = evbuffer_copyout(in, wt->srv + wt->srv_len, room);
+	if (n > 0)
+		wt->srv_len += (size_t)n;
+	wt->answer = sni_server_answer(wt->srv, wt->srv_len);
+	/* A server that takes this long to say it is no retry is no
+	 * retry: only a retry lets another hello through. */
+	if (wt->answer == SNI_ANSWER_NEED_MORE && wt->srv_len == sizeof(wt->srv))
+		wt->answer = SNI_ANSWER_OTHER;
+	if (wt->answer == SNI_ANSWER_OTHER ||
+	    (wt->answer == SNI_ANSWER_RETRY && wt->hellos > 0))
+		watch_end(c);
+}
 
 /* ---- bufferevents ------------------------------------------------------ */
 
@@ -84,11 +294,19 @@ relay_read_cb(struct bufferevent *src, void *arg)
 	else
 		c->bytes_out += n;
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
+	if (c->watch != NULL && src == c->cbev) {
+		evbuffer_add_buffer(c->watch->hold, in);
+		if (watch_client(c) != 0)
+			return;
+	} else if (c->watch != NULL) {
+		watch_server(c, in);
+	}
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
 		bufferevent_disable(src, EV_READ);
 		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
 	}
+	relay_try_splice(c);
 }
 
 static void
@@ -104,6 +322,24 @@ relay_write_cb(struct bufferevent *dst, void *arg)
 		bufferevent_enable(src, EV_READ);
 	}
 	bev_pass_fin(c);
+	relay_try_splice(c);
+}
+
+/*
+ * Write what bev's output holds, as far as its socket takes it now. The
+ * bufferevent keeps the start of its output frozen for everyone but
+ * itself.
+ */
+static void
+relay_flush_now(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0)
+		return;
+	evbuffer_unfreeze(out, 1);
+	(void)evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
 }
 
 static void
@@ -114,17 +350,26 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_ERROR) {
 		int err = EVUTIL_SOCKET_ERROR();
+		struct bufferevent *other = client ? c->ubev : c->cbev;
 
+		/* What was read before the error still goes to the other
+		 * side, as far as its socket takes it now (the splice relay
+		 * writes it before it ends, too). */
+		relay_flush_now(other);
 		c->detail = strerror(err);
 		gw_conn_close(c, DC_EV_ALLOW, client ? DC_CLIENT_RESET : DC_UPSTREAM_RESET);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
 		bufferevent_disable(bev, EV_READ);
-		if (client)
+		/* Held bytes are at most an unfinished record, which the
+		 * server could not have read either: dropped. */
+		if (client) {
+			watch_free(c);
 			c->c_eof = 1;
-		else
+		} else {
 			c->u_eof = 1;
+		}
 		bev_pass_fin(c);
 	}
 }
@@ -135,9 +380,16 @@ gw_conn_relay_bevs(struct gw_conn *c)
 	struct evbuffer *cin = bufferevent_get_input(c->cbev);
 	struct evbuffer *uin = bufferevent_get_input(c->ubev);
 
-	/* What either side sent before the switch goes first. */
+	/* What either side sent before the switch goes first; behind a
+	 * ClientHello, through the watch. */
 	c->bytes_in += evbuffer_get_length(cin);
 	c->bytes_out += evbuffer_get_length(uin);
+	if (c->watch != NULL) {
+		evbuffer_remove_buffer(cin, bufferevent_get_output(c->ubev),
+		    c->watch->first);
+		c->watch->first = 0;
+		evbuffer_add_buffer(c->watch->hold, cin);
+	}
 	evbuffer_add_buffer(bufferevent_get_output(c->ubev), cin);
 	evbuffer_add_buffer(bufferevent_get_output(c->cbev), uin);
 	bufferevent_setcb(c->cbev, relay_read_cb, relay_write_cb, relay_event_cb, c);
@@ -147,6 +399,8 @@ gw_conn_relay_bevs(struct gw_conn *c)
 	gw_conn_set_state(c, GW_CONN_RELAYING);
 	clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 	gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	if (c->watch != NULL)
+		(void)watch_client(c);
 }
 
 /* ---- splice ------------------------------------------------------------- */
@@ -212,6 +466,7 @@ gw_relay_release(struct gw_conn *c)
 {
 	struct gw_splice *sp = c->splice;
 
+	watch_free(c);
 	if (sp == NULL)
 		return;
 	for (int i = 0; i < 4; i++)
@@ -467,6 +722,7 @@ int
 gw_relay_bevs_start(struct gw_conn *c)
 {
 	struct event_base *base = c->w->base;
+	size_t first;
 
 	c->cbev = bufferevent_socket_new(base, c->cfd, 0);
 	c->ubev = bufferevent_socket_new(base, c->ufd, 0);
@@ -475,9 +731,14 @@ gw_relay_bevs_start(struct gw_conn *c)
 		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return -1;
 	}
-	/* The peeked bytes go first and unchanged; then everything else. */
-	if (c->peek_len > 0 && evbuffer_add(bufferevent_get_output(c->ubev),
-	    c->peek, c->peek_len) != 0) {
+	/* The peeked bytes go first and unchanged, those behind the hello
+	 * through the watch; then everything else. */
+	first = c->watch != NULL && c->hello_raw < c->peek_len ?
+	    c->hello_raw : c->peek_len;
+	if ((first > 0 && evbuffer_add(bufferevent_get_output(c->ubev),
+	    c->peek, first) != 0) || (c->peek_len > first &&
+	    evbuffer_add(c->watch->hold, c->peek + first,
+	    c->peek_len - first) != 0)) {
 		c->detail = "out of memory";
 		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
 		return -1;
@@ -502,7 +763,7 @@ gw_relay_splice_bevs(struct gw_conn *c)
 	size_t len;
 
 	if (!c->w->cfg->relay_splice || c->cbev == NULL || c->ubev == NULL ||
-	    c->ufd < 0 || c->peek != NULL ||
+	    c->ufd < 0 || c->peek != NULL || c->watch != NULL ||
 	    evbuffer_get_length(bufferevent_get_input(c->ubev)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->ubev)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0)
@@ -541,6 +802,18 @@ gw_relay_splice_bevs(struct gw_conn *c)
 	return 0;
 }
 
+/* The watch has ended: the relay moves to splice once nothing is queued
+ * (gw_relay_splice_bevs checks), and stays on bufferevents after an EOF. */
+static void
+relay_try_splice(struct gw_conn *c)
+{
+	if (!c->splice_later || c->freeing || c->state != GW_CONN_RELAYING ||
+	    c->c_eof || c->u_eof)
+		return;
+	if (gw_relay_splice_bevs(c) == 0)
+		c->splice_later = 0;
+}
+
 void
 gw_relay_start(struct gw_conn *c)
 {
@@ -558,7 +831,14 @@ gw_relay_start(struct gw_conn *c)
 	free(c->addrs);
 	c->addrs = NULL;
 	c->naddrs = c->next_addr = 0;
-	if (splice_start(c) == 0) {
+	/* What follows the hello is read until the server has answered;
+	 * splice comes after that. */
+	if (gw_relay_watch(c, 0) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return;
+	}
+	if (c->watch == NULL && splice_start(c) == 0) {
 		gw_conn_set_state(c, GW_CONN_RELAYING);
 		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 		gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);

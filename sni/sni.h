@@ -80,6 +80,41 @@ enum sni_result sni_parse_hello(const uint8_t *buf, size_t len,
     uint8_t *scratch, size_t scratch_cap, struct sni_hello *out);
 
 /*
+ * What the client sends after the ClientHello that was decided on, while
+ * the server may still ask for another one (TLS 1.3 HelloRetryRequest,
+ * RFC 8446 section 4.1.4). A server takes the second ClientHello as the
+ * one that counts, server_name included: that one must be decided too.
+ * Until the server has answered, a client sends nothing but
+ * change_cipher_spec, early data (application_data records) and, after a
+ * HelloRetryRequest, its second ClientHello.
+ *
+ * sni_parse_followup walks the whole records at the start of buf. Records
+ * of other types than handshake may go on as they are; *pass says how
+ * many bytes of them. At the first handshake record it stops and parses a
+ * ClientHello from there (sni_parse_hello: out->raw_len counts from
+ * buf + *pass). SNI_NEED_MORE: nothing to decide yet (pass *pass bytes,
+ * wait for more); SNI_OK: a whole ClientHello at buf + *pass; SNI_ERROR:
+ * out->error says why (a handshake record that is not a ClientHello, a
+ * record that is not TLS, or one longer than TLS allows, is malformed).
+ */
+enum sni_result sni_parse_followup(const uint8_t *buf, size_t len,
+    uint8_t *scratch, size_t scratch_cap, size_t *pass,
+    struct sni_hello *out);
+
+enum sni_answer {
+	SNI_ANSWER_NEED_MORE = 0,
+	SNI_ANSWER_RETRY,       /* a HelloRetryRequest: another hello follows */
+	SNI_ANSWER_OTHER,       /* a ServerHello, an alert, anything else */
+};
+
+/*
+ * The server's first bytes: does its first handshake message ask for a
+ * second ClientHello? Only the first 38 bytes of the message are read
+ * (type, length, legacy_version, random); they may span records.
+ */
+enum sni_answer sni_server_answer(const uint8_t *buf, size_t len);
+
+/*
  * Validate and normalise a host name taken off the wire: lower case, one
  * trailing dot dropped, letters/digits/hyphens in dot-separated labels of
  * 1..63 bytes, no leading or trailing hyphen in a label, at most 253 bytes,
@@ -91,5 +126,6 @@ int sni_name_normalize(const uint8_t *in, size_t len, char *out);
 
 const char *sni_result_str(enum sni_result r);
 const char *sni_error_str(enum sni_error e);
+const char *sni_answer_str(enum sni_answer a);
 
 #endif

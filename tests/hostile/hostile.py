@@ -496,12 +496,16 @@ def cmd_pusher(a):
     s = connect_hello(a[0], a[1])
     limit, seconds, flag = int(a[2]), float(a[3]), a[4]
     s.setblocking(False)
-    chunk = b"\0" * 65536
+    # What a TLS client sends: application_data records (the gateway reads
+    # the records that follow a hello until the server has answered).
+    chunk = (b"\x17\x03\x03\x40\x00" + b"\0" * 16384) * 4
     sent, t0 = 0, time.monotonic()
     last_progress = t0
     while sent < limit and time.monotonic() - t0 < seconds:
         try:
-            sent += s.send(chunk)
+            # a partial send resumes mid-chunk, so records stay whole
+            n = s.send(chunk[sent % len(chunk):])
+            sent += n
             last_progress = time.monotonic()
         except BlockingIOError:
             # blocked for a full second: backpressure reached the client

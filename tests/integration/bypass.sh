@@ -16,6 +16,9 @@
 #   8  absolute-form without Host: the origin never gets a Host-less request
 #   9  a name that leads back to the gateway: one refusal, not a chain
 #  10  a reload closes tunnels the new policy no longer admits
+#  11  a second ClientHello, the one a server takes after its
+#      HelloRetryRequest, for another name: sni_mismatch, and the origin
+#      never reads it
 # (7, transparent interception, is tests/netns/bypass.sh.)
 #
 # Most rows are one call of `row` in the tables below: a new bypass class
@@ -170,12 +173,14 @@ matches() {
 #   none          no TCP connection at all
 #   nobytes       maybe a connection (a CONNECT tunnel opens one), no byte
 #   at=ADDR:PORT  exactly one connection, there, and bytes arrived
+#   hellos=N,...  exactly one connection, whose ClientHellos named N,...
 origin_got() {
 	ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$1")
 	case $2 in
 	none) case $ORIGIN in "conns=0 "*) return 0 ;; esac ;;
 	nobytes) case $ORIGIN in *" bytes=0 "*) return 0 ;; esac ;;
 	at=*) case $ORIGIN in "conns=1 bytes="[1-9]*" at=${2#at=} "*) return 0 ;; esac ;;
+	hellos=*) case $ORIGIN in "conns=1 "*" $2") return 0 ;; esac ;;
 	esac
 	return 1
 }
@@ -707,7 +712,7 @@ hostless() {
 		ok $? "8.$h_id: forwarded ($h_out), one allow line" ||
 		    logq "$h_log" | tail -n +$((h_total + 1)) | sed 's/^/# /'
 		origin_got "$h_mark" "at=127.0.0.2:$HP"
-		case $ORIGIN in *" heads=1 hostless=0 hosts=ok.test:$HP") true ;; *) false ;; esac
+		case $ORIGIN in *" heads=1 hostless=0 hosts=ok.test:$HP hellos=-") true ;; *) false ;; esac
 		ok $? "8.$h_id: forwarded: the origin got one request, with Host: ok.test:$HP" ||
 		    diag "origins: $ORIGIN"
 		;;
@@ -892,6 +897,30 @@ else
 		ok 1 "10.keep: $d (egressd V2 is not running)"
 	done
 fi
+
+# ------------------------------ 11: a second ClientHello for another name
+# The client offers TLS 1.3 with no key share, so the origin (OpenSSL)
+# answers with a HelloRetryRequest and takes the second hello as the one
+# that counts: directly, it serves evil.test on ok.test's address. Through
+# egressd the second hello must name what the first named.
+row 11.tls.retry-evil B "closed|reset" "hellos=ok.test" \
+    "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP rule=null upstream=127.0.0.2:$UP detail~evil.test;" \
+    tls_py "$B_TLS" --sni ok.test --hello retry:evil.test
+row 11.tls.retry-ahead-evil B "closed|reset" "hellos=ok.test" \
+    "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP detail~evil.test;" \
+    tls_py "$B_TLS" --sni ok.test --hello retry-ahead:evil.test
+row 11.tls.retry-no-name B "closed|reset" "hellos=ok.test" \
+    "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP detail~(not" \
+    tls_py "$B_TLS" --sni ok.test --hello retry:ok..test
+row 11.tls.retry-same-control B "server_hello" "hellos=ok.test,OK.test." \
+    "event=allow listener=tls name=ok.test port=$UP upstream=127.0.0.2:$UP" \
+    tls_py "$B_TLS" --sni ok.test --hello retry:OK.test.
+row 11.connect.retry-evil B "closed|reset" "hellos=ok.test" \
+    "event=deny reason=sni_mismatch listener=connect name=ok.test port=$UP proto=connect detail~evil.test;" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --sni ok.test --hello retry:evil.test
+row 11.connect.retry-same-control B "server_hello" "hellos=ok.test,ok.test" \
+    "event=allow listener=connect name=ok.test port=$UP proto=connect" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --sni ok.test --hello retry:ok.test
 
 # ----------------------------------------------------------------- all done
 for inst in M P R B E L V V2; do

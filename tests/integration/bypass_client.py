@@ -20,6 +20,13 @@ bypass_client.py tls ADDR:PORT [OPTIONS]
                                      then the --sni name as host_name
                            ech    the real hello plus an
                                   encrypted_client_hello (0xfe0d) extension
+                           retry:B   a TLS 1.3 hello for --sni with no key
+                                     share, so that the server asks again
+                                     (HelloRetryRequest); the second hello
+                                     names B. "server_hello" only when the
+                                     second hello is answered with one
+                           retry-ahead:B   the same, both hellos in one
+                                     write, before the server answers
       --hold SECS          (real) after the handshake send one byte every
                            200 ms and read its echo, for at most SECS;
                            prints "echo N" as it goes
@@ -34,6 +41,7 @@ bypass_client.py http ADDR:PORT REQUEST [--src IP] [--proxy SRC:SPORT]
     last line of the body), or "closed"/"reset"/"timeout".
 """
 import argparse
+import os
 import socket
 import ssl
 import struct
@@ -162,6 +170,84 @@ def rewrite(hello, kind, sni):
     return hello[:3] + struct.pack("!H", len(hs)) + hs
 
 
+# RFC 8446 section 4.1.3: the random of a HelloRetryRequest.
+HRR_RANDOM = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+def v8(d):
+    return bytes([len(d)]) + d
+
+
+def v16(d):
+    return struct.pack("!H", len(d)) + d
+
+
+def tls13_hello(sni, share, sid):
+    """A TLS 1.3 ClientHello record: x25519 only, with this key share
+    (none: the server must ask again)."""
+    ex = [(0, v16(b"\x00" + v16(sni.encode()))),
+          (10, v16(struct.pack("!H", 0x001d))),
+          (13, v16(struct.pack("!HHH", 0x0403, 0x0804, 0x0401))),
+          (43, v8(b"\x03\x04")), (45, v8(b"\x01")),
+          (51, v16(struct.pack("!HH", 0x001d, 32) + share if share else b""))]
+    blob = b"".join(struct.pack("!HH", t, len(d)) + d for t, d in ex)
+    body = (b"\x03\x03" + os.urandom(32) + v8(sid) + v16(b"\x13\x01") +
+            v8(b"\x00") + v16(blob))
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + v16(hs)
+
+
+def read_record(s):
+    head = b""
+    while len(head) < 5:
+        b = s.recv(5 - len(head))
+        if not b:
+            return None
+        head += b
+    n = struct.unpack("!H", head[3:5])[0]
+    body = b""
+    while len(body) < n:
+        b = s.recv(n - len(body))
+        if not b:
+            return None
+        body += b
+    return head[0], body
+
+
+def retry_main(s, sni, second, ahead):
+    """CH1 for sni without a key share; CH2 (after a change_cipher_spec,
+    as middlebox compatibility sends it) for second."""
+    sid = os.urandom(32)
+    ch1 = tls13_hello(sni, b"", sid)
+    ch2 = b"\x14\x03\x03\x00\x01\x01" + tls13_hello(second, os.urandom(32), sid)
+    try:
+        s.sendall(ch1 + (ch2 if ahead else b""))
+        r = read_record(s)
+        if r is None:
+            return "closed"
+        if r[0] == 0x15:
+            return "alert " + ALERTS.get(r[1][1], str(r[1][1]))
+        if r[0] != 0x16 or r[1][:1] != b"\x02" or r[1][6:38] != HRR_RANDOM:
+            return "error no HelloRetryRequest"
+        if not ahead:
+            s.sendall(ch2)
+        r = read_record(s)
+        while r is not None and r[0] == 0x14:        # a compatibility CCS
+            r = read_record(s)
+        if r is None:
+            return "closed"
+        if r[0] == 0x15:
+            return "alert " + ALERTS.get(r[1][1], str(r[1][1]))
+        if r[0] == 0x16 and r[1][:1] == b"\x02":
+            return "server_hello"
+        return "error other record %d" % r[0]
+    except ConnectionResetError:
+        return "reset"
+    except socket.timeout:
+        return "timeout"
+
+
 def raw_outcome(s):
     data = b""
     try:
@@ -194,6 +280,14 @@ def tls_main(args):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         raw = None
+        if args.hello.startswith(("retry:", "retry-ahead:")):
+            kind, _, second = args.hello.partition(":")
+            s = connect(args)
+            if args.connect:
+                refused = do_connect(s, args.connect)
+                if refused:
+                    return refused
+            return retry_main(s, args.sni, second, kind == "retry-ahead")
         if args.hello != "real":
             raw = rewrite(make_hello(ctx, args.sni), args.hello, args.sni)
         ahead = raw if args.pipeline and raw is not None else b""

@@ -20,6 +20,8 @@ RECORD gets, appended as they happen (one write each, so lines never mix):
   accept C LOCAL PEER         when accepted, before any byte
   bytes C N                   each read of N raw TCP bytes (TLS records
                               counted as they came off the wire)
+  hello C NAME                TLS: a ClientHello named NAME (each one: a
+                              server that asked again sees a second)
   sni C NAME                  TLS: the handshake finished; NAME or None
   head C REPR                 an HTTP request head (python repr of bytes)
   close C                     the connection is over
@@ -29,6 +31,7 @@ itself after 10 minutes, in case nobody stops it.
 --query RECORD MARK prints what connections accepted after line MARK of
 RECORD got, as one line:
   conns=N bytes=B at=LOCAL,... sni=NAME,... heads=N hostless=N hosts=H,...
+  hellos=NAME,...
 (a connection accepted before MARK is not counted, even when its later
 lines come after MARK), so a test compares one attempt's effect.
 """
@@ -111,6 +114,7 @@ def serve_tls(raw, local, contexts, default):
 
     def on_sni(obj, name, _ctx):
         names["sni"] = name
+        record(raw.path, f"hello {raw.cid} {name}")
         if name in contexts:
             obj.context = contexts[name]
 
@@ -225,7 +229,7 @@ def load_contexts(certdir):
 
 def query(path, mark):
     conns, nbytes = set(), 0
-    at, snis, hosts = [], [], []
+    at, snis, hosts, hellos = [], [], [], []
     heads = hostless = 0
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -245,6 +249,8 @@ def query(path, mark):
             nbytes += int(parts[2])
         elif kind == "sni":
             snis.append(parts[2])
+        elif kind == "hello":
+            hellos.append(parts[2])
         elif kind == "head":
             heads += 1
             h = host_of(ast.literal_eval(parts[2]))
@@ -254,7 +260,7 @@ def query(path, mark):
                 hosts.append(h)
     print(f"conns={len(conns)} bytes={nbytes} at={','.join(at) or '-'} "
           f"sni={','.join(snis) or '-'} heads={heads} hostless={hostless} "
-          f"hosts={','.join(hosts) or '-'}")
+          f"hosts={','.join(hosts) or '-'} hellos={','.join(hellos) or '-'}")
 
 
 def main(argv):

@@ -1252,6 +1252,134 @@ test_followed(void)
 	tap_is_int(h.raw_len, r.len - 6, "hello followed by more: raw_len");
 }
 
+/*
+ * What follows the first hello: opaque records pass whole, a handshake
+ * record is parsed as a ClientHello (the second one, after a
+ * HelloRetryRequest), one byte at a time as much as all at once.
+ */
+static void
+test_followup(void)
+{
+	static struct bb e, m, r;
+	static const uint8_t ccs[] = { 20, 3, 3, 0, 1, 1 };
+	static const uint8_t early[] = { 23, 3, 3, 0, 3, 'a', 'b', 'c' };
+	struct sni_hello h;
+	enum sni_result res;
+	size_t pass, ok_at = 0, bad = 0;
+	char a[SNI_NAME_MAX + 1];
+
+	e.len = 0;
+	ext_sni(&e, "Second.Example");
+	msg_build(&m, &e, 1, 0);
+	r.len = 0;
+	bb_bytes(&r, ccs, sizeof(ccs));
+	bb_bytes(&r, early, sizeof(early));
+	{
+		static struct bb f;
+		size_t sizes[] = { 7 };
+
+		frame(&f, m.p, m.len, sizes, 1);
+		bb_bytes(&r, f.p, f.len);
+	}
+	res = sni_parse_followup(r.p, r.len, scratch, sizeof(scratch), &pass, &h);
+	name_str(&h, a, sizeof(a));
+	tap_is_str(sni_result_str(res), "ok", "followup: a second hello is ok");
+	tap_is_int(pass, sizeof(ccs) + sizeof(early),
+	    "followup: ccs and early data pass before it");
+	tap_is_int(h.raw_len, r.len - pass, "followup: raw_len counts its records");
+	tap_is_str(a, "Second.Example", "followup: its raw name");
+	/* Growth by one byte: need_more, pass never beyond what is whole. */
+	for (size_t n = 0; n <= r.len; n++) {
+		res = sni_parse_followup(r.p, n, scratch, sizeof(scratch), &pass, &h);
+		if (res == SNI_OK && ok_at == 0)
+			ok_at = n;
+		if ((res != SNI_NEED_MORE && n < r.len) || pass > n)
+			bad++;
+	}
+	tap_ok(bad == 0 && ok_at == r.len,
+	    "followup: growth by 1 need_more, first ok at the end");
+	res = sni_parse_followup(r.p, sizeof(ccs) + 3, scratch, sizeof(scratch),
+	    &pass, &h);
+	tap_ok(res == SNI_NEED_MORE && pass == sizeof(ccs),
+	    "followup: a record cut short does not pass");
+
+	res = sni_parse_followup(early, sizeof(early), scratch, sizeof(scratch),
+	    &pass, &h);
+	tap_ok(res == SNI_NEED_MORE && pass == sizeof(early),
+	    "followup: early data alone passes, nothing to decide");
+	{
+		/* A handshake record that is no ClientHello: malformed. */
+		static const uint8_t fin[] = { 22, 3, 3, 0, 5, 20, 0, 0, 1, 0 };
+		static const uint8_t junk[] = { 23, 9, 9, 0, 1, 0 };
+		static const uint8_t huge[] = { 23, 3, 3, 0xff, 0xff };
+		static const uint8_t badver[] = { 22, 4, 3, 0, 1, 1 };
+
+		res = sni_parse_followup(fin, sizeof(fin), scratch,
+		    sizeof(scratch), &pass, &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_MALFORMED,
+		    "followup: a handshake record that is no hello is malformed");
+		res = sni_parse_followup(junk, sizeof(junk), scratch,
+		    sizeof(scratch), &pass, &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_MALFORMED,
+		    "followup: a record that is not TLS is malformed");
+		res = sni_parse_followup(huge, sizeof(huge), scratch,
+		    sizeof(scratch), &pass, &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_MALFORMED,
+		    "followup: a record longer than TLS allows is malformed");
+		res = sni_parse_followup(badver, sizeof(badver), scratch,
+		    sizeof(scratch), &pass, &h);
+		tap_ok(res == SNI_ERROR && h.error == SNI_ERR_MALFORMED,
+		    "followup: a handshake record of major version 4 is malformed");
+	}
+}
+
+/* The server's first handshake message: a HelloRetryRequest or not. */
+static void
+test_server_answer(void)
+{
+	static const uint8_t hrr_random[32] = {
+		0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11,
+		0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+		0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e,
+		0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+	};
+	static struct bb m, r, sh;
+	static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 40 };
+	size_t ones[40];
+	size_t bad = 0;
+
+	m.len = 0;
+	bb_u8(&m, 2);
+	bb_u24(&m, 2 + 32 + 6);
+	bb_u16(&m, 0x0303);
+	bb_bytes(&m, hrr_random, sizeof(hrr_random));
+	bb_fill(&m, 0, 6);
+	frame1(&r, &m);
+	tap_is_str(sni_answer_str(sni_server_answer(r.p, r.len)), "retry",
+	    "server answer: a HelloRetryRequest");
+	for (size_t n = 0; n < 5 + 38; n++)
+		if (sni_server_answer(r.p, n) != SNI_ANSWER_NEED_MORE)
+			bad++;
+	tap_ok(bad == 0, "server answer: every prefix short of the random is need_more");
+	for (size_t i = 0; i < 40; i++)
+		ones[i] = 1;
+	frame(&r, m.p, m.len, ones, 40);
+	tap_is_str(sni_answer_str(sni_server_answer(r.p, r.len)), "retry",
+	    "server answer: a HelloRetryRequest one byte per record");
+	sh = m;
+	sh.p[6 + 31] ^= 1;
+	frame1(&r, &sh);
+	tap_is_str(sni_answer_str(sni_server_answer(r.p, r.len)), "other",
+	    "server answer: another random is a ServerHello");
+	tap_is_str(sni_answer_str(sni_server_answer(alert, sizeof(alert))),
+	    "other", "server answer: an alert");
+	sh = m;
+	sh.p[0] = 11;
+	frame1(&r, &sh);
+	tap_is_str(sni_answer_str(sni_server_answer(r.p, 6)), "other",
+	    "server answer: another handshake message, known at its first byte");
+}
+
 static void
 test_strings(void)
 {
@@ -1378,6 +1506,8 @@ main(void)
 	test_server_name_rules();
 	test_decision_points();
 	test_followed();
+	test_followup();
+	test_server_answer();
 	test_names();
 	return tap_done();
 }
