@@ -426,6 +426,9 @@ struct gw_splice {
 	 * event_add and event_del, even of an event in the state asked for,
 	 * and splice_arm asks for all four after every pump. */
 	unsigned armed;
+	/* The watch, on splice (splice_watch): the server has not answered
+	 * yet, so the client's next bytes must be judged. */
+	unsigned watch:1;
 };
 
 static void splice_cb(evutil_socket_t fd, short what, void *arg);
@@ -587,6 +590,49 @@ splice_fill(struct gw_conn *c, int d, int *dry)
 }
 
 /*
+ * The watch, on splice. Almost always the client sends nothing between its
+ * hello and the server's answer, and that answer is no HelloRetryRequest:
+ * then the watch costs one peek at the server's first bytes. Anything else
+ * (the client's bytes, a retry, an answer too short to tell, an EOF or an
+ * error first) goes to the bufferevent relay's watch, which reads and
+ * judges. Nothing has been moved either way yet, so the pipes are empty
+ * and the sockets hold the whole stream: the hand-over loses nothing.
+ */
+#define WATCH_PEEK      64      /* a ServerHello's first 38 bytes, framed */
+
+static int
+splice_watch_handover(struct gw_conn *c)
+{
+	gw_relay_release(c);
+	if (gw_relay_watch(c, 0) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return 1;
+	}
+	(void)gw_relay_bevs_start(c);
+	return 1;
+}
+
+/* 0: go on with direction d (the watch may have ended); 1: handed over. */
+static int
+splice_watch(struct gw_conn *c, int d)
+{
+	uint8_t buf[WATCH_PEEK];
+	ssize_t n;
+
+	if (d == 0)
+		return splice_watch_handover(c);
+	n = recv(c->ufd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n > 0 && sni_server_answer(buf, (size_t)n) == SNI_ANSWER_OTHER) {
+		c->splice->watch = 0;
+		return 0;
+	}
+	return splice_watch_handover(c);
+}
+
+/*
  * Move what there is in direction d. 0: go on; 1: the connection was
  * closed (or handed to the bufferevent relay) and must not be touched.
  */
@@ -598,6 +644,9 @@ splice_pump(struct gw_conn *c, int d)
 	unsigned int more;
 	ssize_t n;
 	int dry, r;
+
+	if (sp->watch && splice_watch(c, d) != 0)
+		return 1;
 
 	for (int burst = 0; burst < SPLICE_BURST; burst++) {
 		dry = 0;
@@ -674,11 +723,13 @@ splice_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The peeked bytes first, as they were, then everything else. 0: relaying
- * with splice; 1: not possible here (the caller relays otherwise).
+ * The peeked bytes first, as they were, then everything else; watch: the
+ * server has yet to answer a ClientHello among them (splice_watch). 0:
+ * relaying with splice; 1: not possible here (the caller relays
+ * otherwise).
  */
 static int
-splice_start(struct gw_conn *c)
+splice_start(struct gw_conn *c, int watch)
 {
 	struct event_base *base = c->w->base;
 	struct gw_splice *sp;
@@ -695,6 +746,7 @@ splice_start(struct gw_conn *c)
 	if ((size_t)n < c->peek_len) {
 		memmove(c->peek, c->peek + n, c->peek_len - (size_t)n);
 		c->peek_len -= (size_t)n;
+		c->hello_raw = c->hello_raw > (size_t)n ? c->hello_raw - (size_t)n : 0;
 		return 1;
 	}
 	c->peek_len = 0;
@@ -710,6 +762,7 @@ splice_start(struct gw_conn *c)
 	event_assign(&sp->ev[1], base, c->ufd, EV_WRITE | EV_PERSIST, splice_cb, c);
 	event_assign(&sp->ev[2], base, c->ufd, EV_READ | EV_PERSIST, splice_cb, c);
 	event_assign(&sp->ev[3], base, c->cfd, EV_WRITE | EV_PERSIST, splice_cb, c);
+	sp->watch = watch != 0;
 	c->splice = sp;
 	splice_arm(sp, 0);
 	splice_arm(sp, 1);
@@ -763,13 +816,18 @@ gw_relay_splice_bevs(struct gw_conn *c)
 	size_t len;
 
 	if (!c->w->cfg->relay_splice || c->cbev == NULL || c->ubev == NULL ||
-	    c->ufd < 0 || c->peek != NULL || c->watch != NULL ||
+	    c->ufd < 0 || c->peek != NULL ||
 	    evbuffer_get_length(bufferevent_get_input(c->ubev)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->ubev)) != 0 ||
 	    evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0)
 		return 1;
 	cin = bufferevent_get_input(c->cbev);
 	len = evbuffer_get_length(cin);
+	/* A tunnel's ClientHello alone, the server not heard from yet: the
+	 * splice relay's watch takes over from the bufferevents'. */
+	if (c->watch != NULL && (len != c->watch->first ||
+	    evbuffer_get_length(c->watch->hold) != 0 || c->watch->srv_len != 0))
+		return 1;
 	if (len > 0) {
 		c->peek = malloc(len);
 		if (c->peek == NULL)
@@ -777,11 +835,13 @@ gw_relay_splice_bevs(struct gw_conn *c)
 		c->peek_cap = c->peek_len = len;
 		evbuffer_copyout(cin, c->peek, len);
 	}
-	if (splice_start(c) != 0) {
+	if (splice_start(c, c->watch != NULL) != 0) {
 		/* Whatever of it was sent is gone from the buffer too, and
 		 * counted: gw_conn_relay_bevs counts what is left. */
 		evbuffer_drain(cin, len - c->peek_len);
 		c->bytes_in += len - c->peek_len;
+		if (c->watch != NULL)
+			c->watch->first = c->peek_len;
 		free(c->peek);
 		c->peek = NULL;
 		c->peek_len = c->peek_cap = 0;
@@ -791,6 +851,7 @@ gw_relay_splice_bevs(struct gw_conn *c)
 	free(c->peek);
 	c->peek = NULL;
 	c->peek_cap = 0;
+	watch_free(c);
 	/* The splice events on the same sockets are added: they stay in
 	 * epoll when the bufferevents' events go. */
 	gw_bev_free(c->cbev);
@@ -831,17 +892,17 @@ gw_relay_start(struct gw_conn *c)
 	free(c->addrs);
 	c->addrs = NULL;
 	c->naddrs = c->next_addr = 0;
-	/* What follows the hello is read until the server has answered;
-	 * splice comes after that. */
-	if (gw_relay_watch(c, 0) != 0) {
-		c->detail = "out of memory";
-		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
-		return;
-	}
-	if (c->watch == NULL && splice_start(c) == 0) {
+	/* What follows the hello is judged until the server has answered
+	 * (the watch): on splice when nothing follows it yet, else by the
+	 * bufferevent relay, which reads it. */
+	if (c->peek_len <= c->hello_raw && splice_start(c, 1) == 0) {
 		gw_conn_set_state(c, GW_CONN_RELAYING);
 		clock_gettime(CLOCK_MONOTONIC, &c->last_active);
 		gw_conn_timer(c, c->w->cfg->timeouts.idle_ms);
+	} else if (gw_relay_watch(c, 0) != 0) {
+		c->detail = "out of memory";
+		gw_conn_close(c, DC_EV_ERROR, DC_OVERLOADED);
+		return;
 	} else if (gw_relay_bevs_start(c) != 0) {
 		return;
 	}

@@ -174,6 +174,7 @@ matches() {
 #   nobytes       maybe a connection (a CONNECT tunnel opens one), no byte
 #   at=ADDR:PORT  exactly one connection, there, and bytes arrived
 #   hellos=N,...  exactly one connection, whose ClientHellos named N,...
+#   only-hello=A  at most one connection, and no ClientHello there but A's
 origin_got() {
 	ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$1")
 	case $2 in
@@ -181,6 +182,9 @@ origin_got() {
 	nobytes) case $ORIGIN in *" bytes=0 "*) return 0 ;; esac ;;
 	at=*) case $ORIGIN in "conns=1 bytes="[1-9]*" at=${2#at=} "*) return 0 ;; esac ;;
 	hellos=*) case $ORIGIN in "conns=1 "*" $2") return 0 ;; esac ;;
+	# at most one connection, and no ClientHello there but NAME's
+	only-hello=*) case $ORIGIN in "conns=0 "* | "conns=1 "*" hellos=-" | \
+	    "conns=1 "*" hellos=${2#only-hello=}") return 0 ;; esac ;;
 	esac
 	return 1
 }
@@ -909,6 +913,27 @@ row 11.tls.retry-evil B "closed|reset" "hellos=ok.test" \
 row 11.tls.retry-ahead-evil B "closed|reset" "hellos=ok.test" \
     "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP detail~evil.test;" \
     tls_py "$B_TLS" --sni ok.test --hello retry-ahead:evil.test
+row 11.tls.retry-soon-evil B "closed|reset" "hellos=ok.test" \
+    "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP detail~evil.test;" \
+    tls_py "$B_TLS" --sni ok.test --hello retry-soon:evil.test
+# Through CONNECT both hellos are often read with the tunnel's first bytes,
+# and refused before the first goes on: the origin gets ok.test's or none.
+row 11.connect.retry-soon-evil B "closed|reset" "only-hello=ok.test" \
+    "event=deny reason=sni_mismatch listener=connect name=ok.test port=$UP proto=connect detail~evil.test;" \
+    tls_py "$B_CONN" --connect "ok.test:$UP" --sni ok.test --hello retry-soon:evil.test
+# The second hello 0.3 s behind the first, to an origin that answers no
+# TLS (the plain HTTP one): the relay has started, on splice, and the
+# client's next bytes still wait to be judged. A hello for the same name
+# goes on whole, byte for byte.
+row 11.connect.late-evil B "closed|reset" "at=127.0.0.2:$HP" \
+    "event=deny reason=sni_mismatch listener=connect name=ok.test port=$HP proto=connect detail~evil.test;" \
+    tls_py "$B_CONN" --connect "ok.test:$HP" --sni ok.test --hello late:evil.test
+row 11.connect.late-same-control B "sent *" "at=127.0.0.2:$HP" \
+    "event=allow listener=connect name=ok.test port=$HP proto=connect" \
+    tls_py "$B_CONN" --connect "ok.test:$HP" --sni ok.test --hello late:ok.test
+case $ORIGIN in *" bytes=${r_out#sent } "*) true ;; *) false ;; esac
+ok $? "11.connect.late-same-control: the origin got every byte the client sent (${r_out})" ||
+    diag "origins: $ORIGIN"
 row 11.tls.retry-no-name B "closed|reset" "hellos=ok.test" \
     "event=deny reason=sni_mismatch listener=tls name=ok.test port=$UP detail~(not" \
     tls_py "$B_TLS" --sni ok.test --hello retry:ok..test

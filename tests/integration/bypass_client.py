@@ -27,6 +27,15 @@ bypass_client.py tls ADDR:PORT [OPTIONS]
                                      second hello is answered with one
                            retry-ahead:B   the same, both hellos in one
                                      write, before the server answers
+                           late:B    the same two hellos, the second 0.3 s
+                                     after the first, to an origin that
+                                     never answers: the gateway has
+                                     started relaying; prints "sent N"
+                                     (bytes sent) when nothing comes back
+                           retry-soon:B    the same, the second hello in
+                                     a write of its own right behind the
+                                     first: it reaches the gateway after
+                                     the first, before the server answers
       --hold SECS          (real) after the handshake send one byte every
                            200 ms and read its echo, for at most SECS;
                            prints "echo N" as it goes
@@ -215,14 +224,31 @@ def read_record(s):
     return head[0], body
 
 
-def retry_main(s, sni, second, ahead):
+def retry_main(s, sni, second, kind):
     """CH1 for sni without a key share; CH2 (after a change_cipher_spec,
-    as middlebox compatibility sends it) for second."""
+    as middlebox compatibility sends it) for second: after the server's
+    HelloRetryRequest (retry), with CH1 (retry-ahead), or in a write of its
+    own right behind CH1 (retry-soon)."""
     sid = os.urandom(32)
     ch1 = tls13_hello(sni, b"", sid)
     ch2 = b"\x14\x03\x03\x00\x01\x01" + tls13_hello(second, os.urandom(32), sid)
+    ahead = kind != "retry"
     try:
-        s.sendall(ch1 + (ch2 if ahead else b""))
+        if kind == "late":
+            s.sendall(ch1)
+            time.sleep(0.3)
+            s.sendall(ch2)
+            s.settimeout(1)
+            try:
+                return "closed" if not s.recv(100) else "answered"
+            except socket.timeout:
+                return "sent %d" % (len(ch1) + len(ch2))
+        if kind == "retry-soon":
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(ch1)
+            s.sendall(ch2)
+        else:
+            s.sendall(ch1 + (ch2 if ahead else b""))
         r = read_record(s)
         if r is None:
             return "closed"
@@ -280,14 +306,14 @@ def tls_main(args):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         raw = None
-        if args.hello.startswith(("retry:", "retry-ahead:")):
+        if args.hello.startswith(("retry:", "retry-ahead:", "retry-soon:", "late:")):
             kind, _, second = args.hello.partition(":")
             s = connect(args)
             if args.connect:
                 refused = do_connect(s, args.connect)
                 if refused:
                     return refused
-            return retry_main(s, args.sni, second, kind == "retry-ahead")
+            return retry_main(s, args.sni, second, kind)
         if args.hello != "real":
             raw = rewrite(make_hello(ctx, args.sni), args.hello, args.sni)
         ahead = raw if args.pipeline and raw is not None else b""
