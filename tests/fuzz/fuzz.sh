@@ -8,7 +8,7 @@ secs=${2:-60}
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 out="$builddir/fuzz-out"
 mkdir -p "$out"
-for t in hello name policy decide proxy http_request http_response http_body http_location jsonl audit posture; do
+for t in hello follow name policy decide proxy http_request http_response http_body http_location jsonl audit posture; do
 	work=$(mktemp -d)
 	# Seeds only: a corpus folder may also hold how its files were made.
 	find "$srcdir/tests/fuzz/corpus/$t" -maxdepth 1 -type f \
