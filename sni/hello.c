@@ -24,6 +24,11 @@
 #define EXT_ALPN                0x0010
 #define EXT_SUPPORTED_VERSIONS  0x002b
 #define EXT_ECH                 0xfe0d
+/* Earlier ways to hide the name: ECH drafts 08 to 12 (0xfe08 to 0xfe0c)
+ * and ESNI (0xffce). A server that still speaks one of them reads a name
+ * the gateway cannot: for refuse_ech and the log they are ECH too. */
+#define EXT_ECH_DRAFT_FIRST     0xfe08
+#define EXT_ESNI                0xffce
 
 #define SNI_NAME_TYPE_HOST  0
 #define TLS_VERSION_13      0x0304
@@ -203,7 +208,8 @@ ext_seen_test_and_set(struct ext_seen *s, uint16_t type)
  *
  * The extension block must be consumed exactly and nothing may follow it.
  * Extensions read here: server_name (0), ALPN (16), supported_versions
- * (43), encrypted_client_hello (0xfe0d; only its presence is recorded).
+ * (43), encrypted_client_hello (0xfe0d, and the older drafts' codepoints
+ * and ESNI's: only their presence is recorded).
  */
 static enum sni_error
 parse_client_hello(struct cur *body, struct sni_hello *h)
@@ -250,10 +256,10 @@ parse_client_hello(struct cur *body, struct sni_hello *h)
 			if (parse_supported_versions(&data, h) == -1)
 				err = SNI_ERR_MALFORMED;
 			break;
-		case EXT_ECH:
-			h->ech = 1;
-			break;
 		default:
+			if ((type >= EXT_ECH_DRAFT_FIRST && type <= EXT_ECH) ||
+			    type == EXT_ESNI)
+				h->ech = 1;
 			break;
 		}
 		if (err != SNI_ERR_NONE)

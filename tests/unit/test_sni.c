@@ -369,6 +369,29 @@ x_ech(struct bb *e)
 }
 
 static void
+x_esni(struct bb *e)
+{
+	ext_sni(e, "public.example");
+	ext_raw(e, 0xffce, "\x13\x01", 2);    /* ESNI */
+	ext_versions(e, v13, 3);
+}
+
+static void
+x_ech_draft(struct bb *e)
+{
+	ext_sni(e, "public.example");
+	ext_raw(e, 0xfe0a, "\x00", 1);         /* ECH draft 10 */
+}
+
+static void
+x_not_ech(struct bb *e)
+{
+	ext_sni(e, "public.example");
+	ext_raw(e, 0xfe07, "\x00", 1);         /* below the drafts */
+	ext_raw(e, 0xfe0e, "\x00", 1);         /* above the final one */
+}
+
+static void
 x_nosni(struct bb *e)
 {
 	ext_alpn(e, "http/1.1");
@@ -407,6 +430,9 @@ x_long_name(struct bb *e)
 static const struct xcase xcases[] = {
 	{ "sni+alpn+tls13", x_full, 1, 1, "Example.COM", "h2,http/1.1", 2, 1, 0 },
 	{ "ech+grease", x_ech, 1, 1, "public.example", "", 0, 1, 1 },
+	{ "esni", x_esni, 1, 1, "public.example", "", 0, 1, 1 },
+	{ "ech draft 10", x_ech_draft, 1, 1, "public.example", "", 0, 0, 1 },
+	{ "neighbours of ech", x_not_ech, 1, 1, "public.example", "", 0, 0, 0 },
 	{ "no sni", x_nosni, 1, 0, "", "http/1.1", 1, 0, 0 },
 	{ "tls12 versions", x_tls12, 1, 1, "a.b", "", 0, 0, 0 },
 	{ "18 alpn, 16 kept", x_many_alpn, 1, 0, "",
