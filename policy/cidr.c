@@ -134,18 +134,6 @@ pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa)
 }
 
 int
-pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b)
-{
-	uint8_t aa[16], ba[16];
-	unsigned ap, bp;
-
-	as_v6(a, aa, &ap);
-	as_v6(b, ba, &bp);
-	/* Two prefixes share an address when the shorter holds the other. */
-	return prefix_equal(aa, ba, ap < bp ? ap : bp);
-}
-
-int
 pol_cidr_within(const struct pol_cidr *inner, const struct pol_cidr *outer)
 {
 	uint8_t ia[16], oa[16];
@@ -154,6 +142,13 @@ pol_cidr_within(const struct pol_cidr *inner, const struct pol_cidr *outer)
 	as_v6(inner, ia, &ip);
 	as_v6(outer, oa, &op);
 	return ip >= op && prefix_equal(ia, oa, op);
+}
+
+int
+pol_cidr_overlap(const struct pol_cidr *a, const struct pol_cidr *b)
+{
+	/* Two prefixes share an address when one holds the other. */
+	return pol_cidr_within(a, b) || pol_cidr_within(b, a);
 }
 
 void

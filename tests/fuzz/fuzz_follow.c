@@ -18,24 +18,9 @@
 #include <string.h>
 
 #include "sni/sni.h"
+#include "tests/fuzz/fuzzcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-check(int cond)
-{
-	if (!cond)
-		abort();
-}
-
-static int
-inside(struct sni_view v, const uint8_t *base, size_t n)
-{
-	if (v.len == 0)
-		return 1;
-	return base != NULL && v.ptr >= base && v.len <= n &&
-	    (size_t)(v.ptr - base) <= n - v.len;
-}
 
 /* Every record in data[0..pass) is whole and none is a handshake. */
 static int
