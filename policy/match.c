@@ -446,8 +446,9 @@ pol_snapshot_generation(const struct pol_snapshot *s)
 	return s->generation;
 }
 
-static int
-rule_admits_port(const struct pol_rule *r, uint16_t port, enum pol_proto proto)
+int
+pol_rule_admits_port(const struct pol_rule *r, uint16_t port,
+    enum pol_proto proto)
 {
 	if (r->nports == 0) {
 		if (r->action == POL_DENY)
@@ -509,7 +510,7 @@ walk_rule(struct pol_walk *w, const struct pol_rule *r)
 	if (!rule_admits_src(r, w->src))
 		return;
 	hit = &w->layer[r->mode == POL_MODE_REPORT];
-	port_ok = rule_admits_port(r, w->port, w->proto);
+	port_ok = pol_rule_admits_port(r, w->port, w->proto);
 	if (r->action == POL_DENY) {
 		if (port_ok && hit->deny == NULL)
 			hit->deny = r;

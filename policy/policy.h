@@ -240,6 +240,12 @@ enum pol_mode pol_snapshot_mode(const struct pol_snapshot *s);
 const char *pol_pattern_describe(enum pol_pattern_kind kind, const char *suffix,
     char *buf, size_t len);
 
+/* Does r apply to port for proto? A rule without ports: an allow applies
+ * to the protocol's default (443 for TLS and CONNECT, 80 for HTTP), a deny
+ * to every port. The one answer pol_decide and egressctl give. */
+int pol_rule_admits_port(const struct pol_rule *r, uint16_t port,
+    enum pol_proto proto);
+
 /* "10.0.0.0/8", "2001:db8::/32", or a single address. 0, or -1. */
 int pol_cidr_parse(const char *text, struct pol_cidr *out);
 int pol_cidr_contains(const struct pol_cidr *c, const struct sockaddr *sa);

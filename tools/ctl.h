@@ -75,11 +75,6 @@ const char *ctl_ports_str(const struct pol_rule *r, char *buf, size_t len);
 /* "10.0.0.0/8, fd00::/8", or "any" for a rule without sources. */
 const char *ctl_sources_str(const struct pol_rule *r, char *buf, size_t len);
 
-/* Does the rule admit (allow) or cover (deny) this port? As the policy
- * decides (policy.h). */
-int ctl_rule_has_port(const struct pol_rule *r, unsigned port,
-    enum pol_proto proto);
-
 /* JSON string literal of s (quotes included) on f, escaped by the log
  * writer's log_json_fput; null when s is NULL. */
 void ctl_json_str(FILE *f, const char *s);

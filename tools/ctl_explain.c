@@ -209,7 +209,8 @@ why_not(const struct explain *ex, const struct pol_snapshot *snap,
 			    ex->src_text, list);
 		return;
 	}
-	if (!ctl_rule_has_port(m, port, ex->proto)) {
+	if (port > 65535 ||
+	    !pol_rule_admits_port(m, (uint16_t)port, ex->proto)) {
 		if (m->nports == 0) {
 			/* Only allow rules get here: a deny without ports
 			 * covers every port. */

@@ -250,20 +250,6 @@ ctl_sources_str(const struct pol_rule *r, char *buf, size_t len)
 	return buf;
 }
 
-int
-ctl_rule_has_port(const struct pol_rule *r, unsigned port, enum pol_proto proto)
-{
-	if (r->nports == 0) {
-		if (r->action == POL_DENY)
-			return 1;
-		return port == (proto == POL_PROTO_HTTP ? 80u : 443u);
-	}
-	for (size_t i = 0; i < r->nports; i++)
-		if (r->ports[i] == port)
-			return 1;
-	return 0;
-}
-
 /* Through the log writer's escaping: one way to write JSON strings. */
 void
 ctl_json_str(FILE *f, const char *s)
