@@ -12,9 +12,11 @@
  * bufferevents, as for HTTP, for upgraded connections and for CONNECT
  * tunnels, whose first bytes are already in a bufferevent's input.
  *
- * A relay that starts right after a ClientHello first reads what the
- * client sends next, on bufferevents, until the server has answered (the
- * watch, below); then it moves to splice where it can.
+ * A relay that starts right after a ClientHello watches until the server
+ * has answered (below): on splice, with one peek at the server's first
+ * bytes, when the client sends nothing meanwhile and no second hello is
+ * asked for; otherwise on bufferevents, which read and judge the client's
+ * bytes, and then it moves to splice where it can.
  *
  * Both count bytes as they are taken from a socket (bytes_in from the
  * client, bytes_out from the upstream), pass a FIN on once everything
@@ -613,7 +615,8 @@ splice_watch_handover(struct gw_conn *c)
 	return 1;
 }
 
-/* 0: go on with direction d (the watch may have ended); 1: handed over. */
+/* 0: the watch is over, go on with direction d; 1: handed over; 2:
+ * nothing to read yet (no byte may move unseen meanwhile). */
 static int
 splice_watch(struct gw_conn *c, int d)
 {
@@ -624,7 +627,7 @@ splice_watch(struct gw_conn *c, int d)
 		return splice_watch_handover(c);
 	n = recv(c->ufd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
+		return 2;
 	if (n > 0 && sni_server_answer(buf, (size_t)n) == SNI_ANSWER_OTHER) {
 		c->splice->watch = 0;
 		return 0;
@@ -645,8 +648,8 @@ splice_pump(struct gw_conn *c, int d)
 	ssize_t n;
 	int dry, r;
 
-	if (sp->watch && splice_watch(c, d) != 0)
-		return 1;
+	if (sp->watch && (r = splice_watch(c, d)) != 0)
+		return r == 1;
 
 	for (int burst = 0; burst < SPLICE_BURST; burst++) {
 		dry = 0;
