@@ -25,10 +25,6 @@
 need dnsmasq openssl curl python3
 HH="python3 $top_srcdir/tests/hostile/http_hostile.py"
 N=500
-is_asan=0
-if nm "$EGRESSD" 2>/dev/null | grep -q __asan_init || grep -q __asan_init "$EGRESSD" 2>/dev/null; then
-	is_asan=1
-fi
 
 # The attacker holds up to N sockets; the daemon raises its own limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null

@@ -17,10 +17,6 @@
 # Real egressd, dnsmasq and origins on 127.0.0.0/8; every client bounded.
 . "$(dirname "$0")/../integration/lib.sh"
 need dnsmasq python3 curl
-is_asan=0
-if nm "$EGRESSD" 2>/dev/null | grep -q __asan_init || grep -q __asan_init "$EGRESSD" 2>/dev/null; then
-	is_asan=1
-fi
 
 DNS_PORT=$(free_port)
 UP=$(free_port)

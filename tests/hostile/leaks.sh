@@ -90,11 +90,6 @@ expect() {
 nfd() { ls "/proc/$EGRESSD_PID/fd" | wc -l; }
 npipes() { ls -l "/proc/$EGRESSD_PID/fd" | grep -c 'pipe:'; }
 
-is_asan=0
-if nm "$EGRESSD" 2>/dev/null | grep -q __asan_init || grep -q __asan_init "$EGRESSD" 2>/dev/null; then
-	is_asan=1
-fi
-
 # --- descriptors ---------------------------------------------------------------
 K=10
 start_egressd "$T/egressd.yaml"

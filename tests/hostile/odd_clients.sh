@@ -156,8 +156,13 @@ pushed=$(awk '{ print $2 }' "$T/pushed")
 diag "pushed $pushed bytes; daemon VmRSS before $before kB, while blocked $during kB, after $after kB; $(cat "$T/pusher.out")"
 [ "$pushed" -lt $LIMIT ]
 ok $? "backpressure reaches the client: it could push only $pushed of $LIMIT bytes"
-[ $((during - before)) -lt 16384 ]
-ok $? "the daemon's RSS grew by less than 16 MiB while the client pushed ($((during - before)) kB)"
+# The pusher's records follow its hello before the silent upstream has
+# answered, so they pass through the relay's watch in userspace: under ASan
+# (quarantine) a wider bound, still far below what it pushed.
+RSS_MAX=16384
+[ "$is_asan" = 1 ] && RSS_MAX=49152
+[ $((during - before)) -lt $RSS_MAX ]
+ok $? "the daemon's RSS grew by less than $((RSS_MAX / 1024)) MiB while the client pushed ($((during - before)) kB)"
 wait_log "$LOG" 1 event=allow reason=idle_timeout name=noread.up.test
 ok $? "the connection ends with one idle_timeout line"
 got=$(logq "$LOG" event=allow name=noread.up.test | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["bytes_in"])')
