@@ -176,13 +176,13 @@ err=$($CURL --interface 127.0.0.11 --connect-to "known.test:$UP:127.0.0.1:$GW" \
 echo "$err" | grep -q "alert access denied"
 ok $? "a deny whose sources say ::ffff:127.0.0.11/128 refuses the IPv4 client 127.0.0.11"
 wait_log "$LOG" 1 event=deny reason=denied_by_rule name=known.test \
-    rule_name=mapped-client rule="$P/50-mapped.yaml:3"
-ok $? "by that rule"
+    rule_name=mapped-client rule="$P/50-mapped.yaml:3" upstream=null
+ok $? "by that rule, before any upstream connection"
 err=$($CURL --connect-to "mfenced.test:$UP:127.0.0.1:$GW" "https://mfenced.test:$UP/" 2>&1)
 echo "$err" | grep -q "alert access denied"
 ok $? "dns.deny_ranges ::ffff:127.0.0.12/128 refuses the IPv4 answer 127.0.0.12"
 wait_log "$LOG" 1 event=deny reason=private_address name=mfenced.test \
-    detail="mfenced.test resolves to 127.0.0.12 (in dns.deny_ranges)"
-ok $? "with a private_address line naming dns.deny_ranges"
+    detail="mfenced.test resolves to 127.0.0.12 (in dns.deny_ranges)" upstream=null
+ok $? "with a private_address line naming dns.deny_ranges, no upstream connected"
 
 finish

@@ -62,42 +62,33 @@ origin_since() {
 	ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$mark")
 }
 
+# refused SRC NAME WHY: one not_allowed line, access_denied, no connection
+refused() {
+	try "$1" "$2"
+	wait_log "$LOG" 1 event=deny reason=not_allowed name="$2" src~"$1":
+	ok $? "$3: one deny line, not_allowed"
+	origin_since
+	case $GOT in "alert access_denied") ;; *) false ;; esac &&
+	    case $ORIGIN in "conns=0 "*) ;; *) false ;; esac
+	ok $? "... the client got access_denied, the origin no connection" ||
+	    diag "client: $GOT; origin: $ORIGIN"
+}
+# reaches SRC NAME WHY: the origin got one connection for NAME
+reaches() {
+	try "$1" "$2"
+	origin_since
+	case $GOT in "reached hello from $2"*) ;; *) false ;; esac &&
+	    case $ORIGIN in "conns=1 "*"sni=$2"*) ;; *) false ;; esac
+	ok $? "$3: reaches the origin" || diag "client: $GOT; origin: $ORIGIN"
+}
+
 for name in foo.example.com bar.example.com api.us2.example.com; do
-	try 127.0.4.5 "$name"
-	wait_log "$LOG" 1 event=deny reason=not_allowed name="$name" src~127.0.4.5:
-	ok $? "prod-us1 pod, $name (excluded): one deny line, not_allowed"
-	origin_since
-	case $GOT in "alert access_denied") ;; *) false ;; esac &&
-	    case $ORIGIN in "conns=0 "*) ;; *) false ;; esac
-	ok $? "... the client got access_denied, the origin no connection" ||
-	    diag "client: $GOT; origin: $ORIGIN"
+	refused 127.0.4.5 "$name" "prod-us1 pod, $name (excluded)"
 done
-try 127.0.4.5 baz.example.com
-origin_since
-case $GOT in "reached hello from baz.example.com"*) ;; *) false ;; esac &&
-    case $ORIGIN in "conns=1 "*"sni=baz.example.com"*) ;; *) false ;; esac
-ok $? "prod-us1 pod, baz.example.com (still imported): reaches the origin" ||
-	diag "client: $GOT; origin: $ORIGIN"
-try 127.0.5.5 foo.example.com
-origin_since
-case $GOT in "reached hello from foo.example.com"*) ;; *) false ;; esac &&
-    case $ORIGIN in "conns=1 "*"sni=foo.example.com"*) ;; *) false ;; esac
-ok $? "prod-us2 pod (no Sidecar), foo.example.com: reaches the origin" ||
-	diag "client: $GOT; origin: $ORIGIN"
+reaches 127.0.4.5 baz.example.com "prod-us1 pod, baz.example.com (still imported)"
+reaches 127.0.5.5 foo.example.com "prod-us2 pod (no Sidecar), foo.example.com"
 for name in secret.example.com nginx.example.com; do
-	try 127.0.5.5 "$name"
-	wait_log "$LOG" 1 event=deny reason=not_allowed name="$name" src~127.0.5.5:
-	ok $? "$name (a route no egress Gateway carries): one deny line, not_allowed"
-	origin_since
-	case $GOT in "alert access_denied") ;; *) false ;; esac &&
-	    case $ORIGIN in "conns=0 "*) ;; *) false ;; esac
-	ok $? "... the client got access_denied, the origin no connection" ||
-	    diag "client: $GOT; origin: $ORIGIN"
+	refused 127.0.5.5 "$name" "$name (a route no egress Gateway carries)"
 done
-try 127.0.5.5 api.example.com
-origin_since
-case $GOT in "reached hello from api.example.com"*) ;; *) false ;; esac &&
-    case $ORIGIN in "conns=1 "*"sni=api.example.com"*) ;; *) false ;; esac
-ok $? "api.example.com (the route the Gateway's server carries): reaches the origin" ||
-	diag "client: $GOT; origin: $ORIGIN"
+reaches 127.0.5.5 api.example.com "api.example.com (the route the Gateway's server carries)"
 finish
