@@ -177,14 +177,28 @@ matches() {
 #   only-hello=A  at most one connection, and no ClientHello there but A's
 origin_got() {
 	ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$1")
-	case $2 in
+	# The origin records a ClientHello after its TLS stack has read it,
+	# which may be after the client saw the answer: wait (bounded) for
+	# the hellos to be written down before judging them.
+	case $2 in hellos=*)
+		og_i=0
+		while [ $og_i -lt 40 ] && ! origin_match "$2"; do
+			sleep 0.05
+			ORIGIN=$(python3 "$H/bypass_origin.py" --query "$REC" "$1")
+			og_i=$((og_i + 1))
+		done ;;
+	esac
+	origin_match "$2"
+}
+origin_match() {
+	case $1 in
 	none) case $ORIGIN in "conns=0 "*) return 0 ;; esac ;;
 	nobytes) case $ORIGIN in *" bytes=0 "*) return 0 ;; esac ;;
-	at=*) case $ORIGIN in "conns=1 bytes="[1-9]*" at=${2#at=} "*) return 0 ;; esac ;;
-	hellos=*) case $ORIGIN in "conns=1 "*" $2") return 0 ;; esac ;;
+	at=*) case $ORIGIN in "conns=1 bytes="[1-9]*" at=${1#at=} "*) return 0 ;; esac ;;
+	hellos=*) case $ORIGIN in "conns=1 "*" $1") return 0 ;; esac ;;
 	# at most one connection, and no ClientHello there but NAME's
 	only-hello=*) case $ORIGIN in "conns=0 "* | "conns=1 "*" hellos=-" | \
-	    "conns=1 "*" hellos=${2#only-hello=}") return 0 ;; esac ;;
+	    "conns=1 "*" hellos=${1#only-hello=}") return 0 ;; esac ;;
 	esac
 	return 1
 }
